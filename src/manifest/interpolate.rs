@@ -1,0 +1,132 @@
+//! `${env:NAME}` and `${file:PATH}` in manifest values. Lookups go through `Environment`, so the
+//! loader stays testable and the demo can supply its own values. `$$` is a literal `$`.
+//!
+//! Errors name the variable or the file, never a value that was read.
+
+use std::path::{Path, PathBuf};
+
+/// Where interpolated values come from.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &Path) -> std::io::Result<String>;
+}
+
+/// The process environment and the file system, with `${file:...}` relative to `base_dir`.
+#[derive(Debug, Clone)]
+pub struct SystemEnvironment {
+    pub base_dir: PathBuf,
+}
+
+impl Environment for SystemEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(self.base_dir.join(path))
+    }
+}
+
+/// A fixed set of variables and no files: for the demo and for tests.
+#[derive(Debug, Clone, Default)]
+pub struct MapEnvironment(pub std::collections::BTreeMap<String, String>);
+
+impl Environment for MapEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no file `{}` here", path.display())))
+    }
+}
+
+/// Why a value could not be interpolated; `offset` points at the `${` in the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterpolationError {
+    pub offset: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Replaces every `${env:NAME}` and `${file:PATH}` in `text`.
+pub fn interpolate(text: &str, env: &dyn Environment) -> Result<String, InterpolationError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut consumed = 0;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let offset = consumed + dollar;
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            consumed += dollar + 2;
+            rest = stripped;
+            continue;
+        }
+        let Some(body) = after.strip_prefix('{') else {
+            out.push('$');
+            consumed += dollar + 1;
+            rest = after;
+            continue;
+        };
+        let close = body.find('}').ok_or_else(|| InterpolationError {
+            offset,
+            message: "`${` is never closed by `}`".into(),
+            hint: Some("write `$$` for a literal `$`".into()),
+        })?;
+        let reference = &body[..close];
+        let value = match reference.split_once(':') {
+            Some(("env", name)) if !name.is_empty() => env.var(name).ok_or_else(|| InterpolationError {
+                offset,
+                message: format!("environment variable `{name}` is not set"),
+                hint: Some(format!("set `{name}` in the environment that runs scimform")),
+            })?,
+            Some(("file", path)) if !path.is_empty() => env
+                .read_file(Path::new(path))
+                .map(|content| content.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| InterpolationError {
+                    offset,
+                    message: format!("cannot read `{path}` for `${{file:{path}}}`: {}", e.kind()),
+                    hint: Some("paths are relative to the manifest's directory".into()),
+                })?,
+            _ => {
+                return Err(InterpolationError {
+                    offset,
+                    message: format!("`${{{reference}}}` is not a known reference"),
+                    hint: Some("use `${env:NAME}` or `${file:PATH}`".into()),
+                });
+            }
+        };
+        out.push_str(&value);
+        consumed += dollar + 2 + close + 1;
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> MapEnvironment {
+        MapEnvironment([("TOKEN".to_owned(), "s3cret".to_owned())].into_iter().collect())
+    }
+
+    #[test]
+    fn replaces_references() {
+        assert_eq!(interpolate("Bearer ${env:TOKEN}!", &env()).unwrap(), "Bearer s3cret!");
+        assert_eq!(interpolate("a $$ b $x", &env()).unwrap(), "a $ b $x");
+    }
+
+    #[test]
+    fn errors_name_the_variable_not_a_value() {
+        let error = interpolate("x ${env:MISSING}", &env()).unwrap_err();
+        assert_eq!(error.offset, 2);
+        assert_eq!(error.message, "environment variable `MISSING` is not set");
+        assert!(interpolate("${env:TOKEN", &env()).unwrap_err().message.contains("never closed"));
+        assert!(interpolate("${vault:x}", &env()).unwrap_err().message.contains("not a known reference"));
+        assert!(interpolate("${file:nope}", &env()).unwrap_err().message.contains("cannot read `nope`"));
+    }
+}

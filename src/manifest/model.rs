@@ -1,0 +1,150 @@
+//! The checked manifest: references resolved, paths and templates parsed, secrets interpolated.
+//! Everything downstream of `manifest` works with these types only.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+pub use super::raw::{DeprovisionAction, LdapScope, MembershipMethod, OnEmpty, Profile};
+use crate::mapping::Mapping;
+use crate::scim::ScimPath;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub sources: BTreeMap<String, SourceConfig>,
+    pub target: TargetConfig,
+    pub users: UserMapping,
+    pub groups: Vec<GroupPairing>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    File(FileConfig),
+    Ldap(LdapConfig),
+    Graph(GraphConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    /// Resolved against the manifest's directory.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapConfig {
+    pub url: String,
+    pub bind_dn: String,
+    pub password: Secret,
+    pub base_dn: String,
+    pub filter: Option<String>,
+    pub scope: LdapScope,
+    pub page_size: u32,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub allow_insecure: bool,
+    pub timeout_seconds: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub authority: Option<String>,
+    pub graph_url: Option<String>,
+    pub filter: Option<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub profile: Profile,
+    pub base_url: String,
+    pub auth: TargetAuth,
+    pub concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetAuth {
+    BearerToken(Secret),
+    OAuth2ClientCredentials { token_url: String, client_id: String, client_secret: Secret, scope: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct UserMapping {
+    pub source: String,
+    /// The target attribute that identifies a user; one of `attributes`.
+    pub match_path: ScimPath,
+    /// The ownership marker written to `externalId`.
+    pub external_id: Option<Mapping>,
+    /// Managed attributes, sorted by path.
+    pub attributes: Vec<AttributeMapping>,
+    pub create_disabled: bool,
+    pub deprovision: Deprovision,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttributeMapping {
+    pub path: ScimPath,
+    pub mapping: Mapping,
+    pub on_empty: OnEmpty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deprovision {
+    pub action: DeprovisionAction,
+    pub max: Option<usize>,
+    pub max_percent: Option<f64>,
+}
+
+impl Default for Deprovision {
+    fn default() -> Self {
+        Self { action: DeprovisionAction::Disable, max: None, max_percent: None }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupPairing {
+    pub name: String,
+    pub source: String,
+    pub from: GroupSelector,
+    pub to: TargetGroupRef,
+    pub method: MembershipMethod,
+}
+
+/// How a source group is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSelector {
+    Id(String),
+    Name(String),
+    Dn(String),
+}
+
+impl fmt::Display for GroupSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupSelector::Id(id) => write!(f, "id `{id}`"),
+            GroupSelector::Name(name) => write!(f, "name `{name}`"),
+            GroupSelector::Dn(dn) => write!(f, "dn `{dn}`"),
+        }
+    }
+}
+
+/// How a target group is found.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TargetGroupRef {
+    Id(String),
+    DisplayName(String),
+}
+
+impl fmt::Display for TargetGroupRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetGroupRef::Id(id) => write!(f, "id `{id}`"),
+            TargetGroupRef::DisplayName(name) => write!(f, "displayName `{name}`"),
+        }
+    }
+}

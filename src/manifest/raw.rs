@@ -1,0 +1,307 @@
+//! The manifest as written: serde + schemars types mirroring the YAML, and the source of
+//! `schema/manifest.schema.json`. Nothing here is checked beyond shape; `validate` turns these
+//! into the checked `model`. String fields that may hold secrets or `${env:...}` references stay
+//! raw strings here, so serde's own errors can never echo an interpolated value.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A scimform manifest: where people come from, how they map onto SCIM, and where they go.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "scimform manifest")]
+pub struct RawManifest {
+    /// Manifest format version. Only `1` exists.
+    pub version: u32,
+    /// Named sources of people and groups.
+    pub sources: BTreeMap<String, RawSource>,
+    /// The SCIM service to provision.
+    pub target: RawTarget,
+    /// How source records become SCIM users.
+    pub users: RawUsers,
+    /// Pairings of source groups with target groups.
+    #[serde(default)]
+    pub groups: Vec<RawGroupPairing>,
+}
+
+/// One source, selected by `kind`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RawSource {
+    /// Active Directory or any LDAPv3 directory.
+    Ldap(RawLdapSource),
+    /// Microsoft Entra ID through Microsoft Graph.
+    Graph(RawGraphSource),
+    /// A YAML, JSON or CSV file of people (and, for YAML/JSON, groups).
+    File(RawFileSource),
+}
+
+/// Names of the source kinds, for messages.
+pub const SOURCE_KINDS: &[&str] = &["ldap", "graph", "file"];
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLdapSource {
+    /// `ldap://host:389` or `ldaps://host:636`.
+    pub url: String,
+    /// Bind DN or UPN (`svc@corp.example`).
+    pub bind_dn: String,
+    /// Bind password; use `${env:NAME}` or `${file:PATH}`.
+    pub password: String,
+    /// Where the user search starts.
+    pub base_dn: String,
+    /// LDAP filter for users (RFC 4515).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Search scope.
+    #[serde(default)]
+    pub scope: Option<LdapScope>,
+    /// Page size for the Simple Paged Results control (at most 1000, AD's MaxPageSize).
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    /// Upgrade `ldap://` with StartTLS.
+    #[serde(default)]
+    pub starttls: Option<bool>,
+    /// PEM file of extra CA certificates.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Allow a simple bind over unencrypted `ldap://` to a non-loopback host.
+    #[serde(default)]
+    pub allow_insecure: Option<bool>,
+    /// Connect and operation timeout in seconds.
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LdapScope {
+    Base,
+    One,
+    Sub,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGraphSource {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// Client secret; use `${env:NAME}` or `${file:PATH}`.
+    pub client_secret: String,
+    /// OAuth2 token endpoint (default: Microsoft's global authority for `tenant_id`).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Graph base URL (default `https://graph.microsoft.com/v1.0`).
+    #[serde(default)]
+    pub graph_url: Option<String>,
+    /// OData `$filter` for users.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// PEM file of extra CA certificates.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSource {
+    /// Path to a `.yaml`, `.yml`, `.json` or `.csv` file, relative to the manifest.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Scim,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Any RFC 7644 server.
+    #[default]
+    Generic,
+    /// Genesys Cloud's SCIM API and its quirks.
+    Genesys,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub kind: TargetKind,
+    #[serde(default)]
+    pub profile: Profile,
+    /// The SCIM base URL (the resource endpoints are `{base_url}/Users` and `{base_url}/Groups`).
+    pub base_url: String,
+    pub auth: RawAuth,
+    /// Requests sent at once during apply (default 4).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    #[serde(default)]
+    pub rate_limit: Option<RawRateLimit>,
+    /// PEM file of extra CA certificates.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawAuth {
+    /// A static bearer token; use `${env:NAME}`.
+    BearerToken(String),
+    /// OAuth2 client credentials.
+    Oauth2ClientCredentials(RawOAuth2),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth2 {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsers {
+    /// The source that users come from.
+    pub source: String,
+    /// The SCIM attribute that identifies a user in the target (default `userName`).
+    #[serde(rename = "match", default)]
+    pub match_attribute: Option<String>,
+    /// Ownership marker written to `externalId`: an attribute name or a template. scimform only
+    /// deprovisions users whose `externalId` this template could have produced.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// SCIM path -> mapping.
+    pub attributes: BTreeMap<String, RawMapping>,
+    /// Create users whose source account is disabled (default false).
+    #[serde(default)]
+    pub create_disabled: bool,
+    #[serde(default)]
+    pub deprovision: Option<RawDeprovision>,
+}
+
+/// A source attribute name, a template (`"{{ mail | lower }}"`), a constant, or the long form.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged, expecting = "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`")]
+pub enum RawMapping {
+    Short(String),
+    Bool(bool),
+    Number(serde_json::Number),
+    Full(RawMappingSpec),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMappingSpec {
+    /// A source attribute name or a template.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A fixed value.
+    #[serde(default)]
+    pub constant: Option<serde_json::Value>,
+    /// What an empty source value does to the target attribute.
+    #[serde(default)]
+    pub on_empty: Option<OnEmpty>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnEmpty {
+    /// Leave the target value as it is.
+    #[default]
+    Keep,
+    /// Remove the target value.
+    Remove,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeprovision {
+    /// What happens to an owned user that is in no source (default `disable`).
+    #[serde(default)]
+    pub action: DeprovisionAction,
+    /// Refuse a plan that would deprovision more users than this.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// Refuse a plan that would deprovision more than this percentage of owned users.
+    #[serde(default)]
+    pub max_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeprovisionAction {
+    /// Set `active` to false (keeps roles; the default).
+    #[default]
+    Disable,
+    /// DELETE the user.
+    Delete,
+    /// Leave the user alone.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroupPairing {
+    /// The pairing's name, shown in plans.
+    pub name: String,
+    /// The source the group comes from.
+    pub source: String,
+    /// The source group.
+    pub from: RawGroupSelector,
+    /// The target group.
+    pub to: RawTargetGroup,
+    /// `patch` sends member additions and removals; `put` replaces the member list.
+    #[serde(default)]
+    pub method: MembershipMethod,
+}
+
+/// Exactly one of `id`, `name`, `dn`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroupSelector {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub dn: Option<String>,
+}
+
+/// Exactly one of `id`, `display_name`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargetGroup {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipMethod {
+    #[default]
+    Patch,
+    Put,
+}
+
+/// The JSON Schema of the manifest, as `scimform schema` prints it.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RawManifest);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,552 @@
+//! Raw manifest -> checked `Manifest`. Collects every problem rather than stopping at the first,
+//! each located in the document (ripgrep's config reader does the same for its lines).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::error::{Diagnostic, did_you_mean, key_path};
+use super::interpolate::{Environment, interpolate};
+use super::model::{
+    AttributeMapping, Deprovision, FileConfig, GraphConfig, GroupPairing, GroupSelector, LdapConfig,
+    Manifest, SourceConfig, TargetAuth, TargetConfig, TargetGroupRef, UserMapping,
+};
+use super::raw::{
+    LdapScope, RawAuth, RawFileSource, RawGraphSource, RawGroupPairing, RawLdapSource, RawMapping,
+    RawTarget, RawUsers, SOURCE_KINDS,
+};
+use crate::mapping::Mapping;
+use crate::scim::ScimPath;
+use crate::secret::Secret;
+use crate::yaml::{Location, Node, NodeKind, Segment};
+
+const TOP_LEVEL_KEYS: &[&str] = &["version", "sources", "target", "users", "groups"];
+
+/// Core User attributes (RFC 7643 §4.1) a manifest may map.
+const USER_ATTRIBUTES: &[&str] = &[
+    "userName", "name", "displayName", "nickName", "profileUrl", "title", "userType",
+    "preferredLanguage", "locale", "timezone", "active", "password", "emails", "phoneNumbers", "ims",
+    "photos", "addresses", "entitlements", "roles", "x509Certificates",
+];
+const NAME_SUB_ATTRIBUTES: &[&str] =
+    &["formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"];
+const MULTI_VALUED_SUB_ATTRIBUTES: &[&str] = &[
+    "value", "display", "type", "primary", "formatted", "streetAddress", "locality", "region",
+    "postalCode", "country",
+];
+
+fn key(k: &str) -> Segment {
+    Segment::Key(k.to_owned())
+}
+
+struct Checker<'a> {
+    root: &'a Node,
+    env: &'a dyn Environment,
+    base_dir: &'a Path,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Checks a parsed document and builds the model, or returns every problem found.
+pub fn validate(root: &Node, env: &dyn Environment, base_dir: &Path) -> Result<Manifest, Vec<Diagnostic>> {
+    let mut checker = Checker { root, env, base_dir, diagnostics: Vec::new() };
+    let manifest = checker.manifest();
+    let mut diagnostics = checker.diagnostics;
+    diagnostics.sort_by(|a, b| (a.location, &a.message).cmp(&(b.location, &b.message)));
+    diagnostics.dedup();
+    match manifest {
+        Some(manifest) if diagnostics.is_empty() => Ok(manifest),
+        _ => Err(diagnostics),
+    }
+}
+
+impl Checker<'_> {
+    fn report(&mut self, location: Location, path: &[Segment], message: impl Into<String>, hint: Option<String>) {
+        self.diagnostics.push(Diagnostic { location, key_path: key_path(path), message: message.into(), hint });
+    }
+
+    fn node(&self, path: &[Segment]) -> &Node {
+        self.root.descend(path)
+    }
+
+    fn manifest(&mut self) -> Option<Manifest> {
+        if !matches!(self.root.kind, NodeKind::Map(_)) {
+            self.report(self.root.location, &[], "a manifest must be a mapping with `version`, `sources`, `target` and `users`", None);
+            return None;
+        }
+        for (k, _) in self.root.entries() {
+            if !TOP_LEVEL_KEYS.contains(&k.text.as_str()) {
+                let hint = did_you_mean(&k.text, TOP_LEVEL_KEYS.iter().copied());
+                self.report(k.location, &[key(&k.text)], format!("unknown key `{}`", k.text), hint);
+            }
+        }
+        for required in ["version", "sources", "target", "users"] {
+            if self.root.get(required).is_none() {
+                self.report(self.root.location, &[], format!("missing key `{required}`"), None);
+            }
+        }
+        let version: Option<u32> = self.root.get("version").and_then(|_| self.deserialize(&[key("version")]));
+        if let Some(v) = version.filter(|v| *v != 1) {
+            let at = self.node(&[key("version")]).location;
+            self.report(at, &[key("version")], format!("unsupported manifest version `{v}`"), Some("this scimform reads version 1".into()));
+        }
+        let sources = self.sources();
+        let target = self.root.get("target").and_then(|_| self.target());
+        let users = self.root.get("users").and_then(|_| self.users());
+        let groups = self.groups();
+        Some(Manifest { sources, target: target?, users: users?, groups })
+    }
+
+    /// Deserializes the node at `path`, reporting a located error on failure.
+    fn deserialize<T: DeserializeOwned>(&mut self, path: &[Segment]) -> Option<T> {
+        let node = self.node(path);
+        let json = node.to_json();
+        match serde_path_to_error::deserialize::<_, T>(json) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let mut full: Vec<Segment> = path.to_vec();
+                for segment in error.path().iter() {
+                    match segment {
+                        serde_path_to_error::Segment::Seq { index } => full.push(Segment::Index(*index)),
+                        serde_path_to_error::Segment::Map { key } => full.push(Segment::Key(key.clone())),
+                        _ => {}
+                    }
+                }
+                let message = error.inner().to_string();
+                self.report_serde(&full, &message);
+                None
+            }
+        }
+    }
+
+    fn report_serde(&mut self, path: &[Segment], message: &str) {
+        if let Some((field, expected)) = parse_unknown_field(message) {
+            let mut container = path.to_vec();
+            if container.last() == Some(&Segment::Key(field.clone())) {
+                container.pop();
+            }
+            let node = self.node(&container);
+            let location = node.key(&field).map_or(node.location, |k| k.location);
+            container.push(Segment::Key(field.clone()));
+            let hint = did_you_mean(&field, expected.iter().map(String::as_str))
+                .or_else(|| (!expected.is_empty()).then(|| format!("expected one of {}", backticked(&expected))));
+            self.report(location, &container, format!("unknown key `{field}`"), hint);
+            return;
+        }
+        let location = self.node(path).location;
+        self.report(location, path, message.to_owned(), None);
+    }
+
+    /// Interpolates `${env:...}`/`${file:...}` in the string at `path`.
+    fn interpolated(&mut self, path: &[Segment], text: &str) -> Option<String> {
+        match interpolate(text, self.env) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let location = self.node(path).location_within(error.offset);
+                self.report(location, path, error.message, error.hint);
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, path: &[Segment], text: &str) -> Option<Secret> {
+        self.interpolated(path, text).map(Secret::new)
+    }
+
+    fn optional(&mut self, path: &[Segment], text: Option<&String>) -> Option<Option<String>> {
+        match text {
+            None => Some(None),
+            Some(text) => self.interpolated(path, text).map(Some),
+        }
+    }
+
+    fn relative_path(&self, path: &str) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    fn sources(&mut self) -> std::collections::BTreeMap<String, SourceConfig> {
+        let mut sources = std::collections::BTreeMap::new();
+        let Some(node) = self.root.get("sources") else { return sources };
+        if !matches!(node.kind, NodeKind::Map(_)) {
+            self.report(node.location, &[key("sources")], "`sources` must be a mapping of names to sources", None);
+            return sources;
+        }
+        let names: Vec<String> = node.entries().iter().map(|(k, _)| k.text.clone()).collect();
+        for name in names {
+            let path = [key("sources"), key(&name)];
+            if let Some(config) = self.source(&path) {
+                sources.insert(name, config);
+            }
+        }
+        sources
+    }
+
+    fn source(&mut self, path: &[Segment]) -> Option<SourceConfig> {
+        let node = self.node(path);
+        let location = node.location;
+        let Some(kind_node) = node.get("kind") else {
+            self.report(location, path, "missing key `kind`", Some(format!("one of {}", backticked(SOURCE_KINDS))));
+            return None;
+        };
+        let kind = kind_node.as_scalar().unwrap_or_default().to_owned();
+        let kind_location = kind_node.location;
+        // Deserialize the variant's own struct so errors keep their exact key path.
+        let mut fields = node.clone();
+        if let NodeKind::Map(entries) = &mut fields.kind {
+            entries.retain(|(k, _)| k.text != "kind");
+        }
+        let json = fields.to_json();
+        let mut kind_path = path.to_vec();
+        kind_path.push(key("kind"));
+        match kind.as_str() {
+            "file" => {
+                let raw: RawFileSource = self.deserialize_value(path, json)?;
+                let file = self.interpolated(&[path, &[key("path")]].concat(), &raw.path)?;
+                Some(SourceConfig::File(FileConfig { path: self.relative_path(&file) }))
+            }
+            "ldap" => {
+                let raw: RawLdapSource = self.deserialize_value(path, json)?;
+                self.ldap(path, raw).map(SourceConfig::Ldap)
+            }
+            "graph" => {
+                let raw: RawGraphSource = self.deserialize_value(path, json)?;
+                self.graph(path, raw).map(SourceConfig::Graph)
+            }
+            other => {
+                let hint = did_you_mean(other, SOURCE_KINDS.iter().copied())
+                    .or_else(|| Some(format!("one of {}", backticked(SOURCE_KINDS))));
+                self.report(kind_location, &kind_path, format!("unknown source kind `{other}`"), hint);
+                None
+            }
+        }
+    }
+
+    fn deserialize_value<T: DeserializeOwned>(&mut self, path: &[Segment], json: serde_json::Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(json) {
+            Ok(v) => Some(v),
+            Err(error) => {
+                let mut full = path.to_vec();
+                for segment in error.path().iter() {
+                    if let serde_path_to_error::Segment::Map { key } = segment {
+                        full.push(Segment::Key(key.clone()));
+                    }
+                }
+                self.report_serde(&full, &error.inner().to_string());
+                None
+            }
+        }
+    }
+
+    fn ldap(&mut self, path: &[Segment], raw: RawLdapSource) -> Option<LdapConfig> {
+        let at = |k: &str| [path, &[key(k)]].concat();
+        let url = self.interpolated(&at("url"), &raw.url);
+        let bind_dn = self.interpolated(&at("bind_dn"), &raw.bind_dn);
+        let password = self.secret(&at("password"), &raw.password);
+        let base_dn = self.interpolated(&at("base_dn"), &raw.base_dn);
+        let ca_file = self.optional(&at("ca_file"), raw.ca_file.as_ref());
+        let page_size = raw.page_size.unwrap_or(500);
+        if !(1..=1000).contains(&page_size) {
+            let location = self.node(&at("page_size")).location;
+            self.report(location, &at("page_size"), format!("page_size `{page_size}` is out of range"), Some("use 1 to 1000 (AD's MaxPageSize is 1000)".into()));
+        }
+        if let Some(url) = &url
+            && !(url.starts_with("ldap://") || url.starts_with("ldaps://"))
+        {
+            let location = self.node(&at("url")).location;
+            self.report(location, &at("url"), "an LDAP url must start with `ldap://` or `ldaps://`", None);
+        }
+        Some(LdapConfig {
+            url: url?,
+            bind_dn: bind_dn?,
+            password: password?,
+            base_dn: base_dn?,
+            filter: raw.filter,
+            scope: raw.scope.unwrap_or(LdapScope::Sub),
+            page_size,
+            starttls: raw.starttls.unwrap_or(false),
+            ca_file: ca_file?.map(|p| self.relative_path(&p)),
+            allow_insecure: raw.allow_insecure.unwrap_or(false),
+            timeout_seconds: raw.timeout_seconds.unwrap_or(30),
+        })
+    }
+
+    fn graph(&mut self, path: &[Segment], raw: RawGraphSource) -> Option<GraphConfig> {
+        let at = |k: &str| [path, &[key(k)]].concat();
+        let tenant_id = self.interpolated(&at("tenant_id"), &raw.tenant_id);
+        let client_id = self.interpolated(&at("client_id"), &raw.client_id);
+        let client_secret = self.secret(&at("client_secret"), &raw.client_secret);
+        let authority = self.optional(&at("authority"), raw.authority.as_ref());
+        let graph_url = self.optional(&at("graph_url"), raw.graph_url.as_ref());
+        let ca_file = self.optional(&at("ca_file"), raw.ca_file.as_ref());
+        Some(GraphConfig {
+            tenant_id: tenant_id?,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            authority: authority?,
+            graph_url: graph_url?,
+            filter: raw.filter,
+            ca_file: ca_file?.map(|p| self.relative_path(&p)),
+        })
+    }
+
+    fn target(&mut self) -> Option<TargetConfig> {
+        let path = [key("target")];
+        let raw: RawTarget = self.deserialize(&path)?;
+        let at = |k: &[&str]| -> Vec<Segment> { path.iter().cloned().chain(k.iter().map(|k| key(k))).collect() };
+        let base_url = self.interpolated(&at(&["base_url"]), &raw.base_url);
+        if let Some(url) = &base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            let location = self.node(&at(&["base_url"])).location;
+            self.report(location, &at(&["base_url"]), "`base_url` must be an http:// or https:// URL", None);
+        }
+        let auth = match &raw.auth {
+            RawAuth::BearerToken(token) => self.secret(&at(&["auth", "bearer_token"]), token).map(TargetAuth::BearerToken),
+            RawAuth::Oauth2ClientCredentials(o) => {
+                let base = ["auth", "oauth2_client_credentials"];
+                let token_url = self.interpolated(&at(&[base[0], base[1], "token_url"]), &o.token_url);
+                let client_id = self.interpolated(&at(&[base[0], base[1], "client_id"]), &o.client_id);
+                let client_secret = self.secret(&at(&[base[0], base[1], "client_secret"]), &o.client_secret);
+                match (token_url, client_id, client_secret) {
+                    (Some(token_url), Some(client_id), Some(client_secret)) => Some(TargetAuth::OAuth2ClientCredentials {
+                        token_url,
+                        client_id,
+                        client_secret,
+                        scope: o.scope.clone(),
+                    }),
+                    _ => None,
+                }
+            }
+        };
+        let concurrency = raw.concurrency.unwrap_or(4);
+        if !(1..=64).contains(&concurrency) {
+            let location = self.node(&at(&["concurrency"])).location;
+            self.report(location, &at(&["concurrency"]), format!("concurrency `{concurrency}` is out of range"), Some("use 1 to 64".into()));
+        }
+        let ca_file = self.optional(&at(&["ca_file"]), raw.ca_file.as_ref());
+        Some(TargetConfig {
+            profile: raw.profile,
+            base_url: base_url?.trim_end_matches('/').to_owned(),
+            auth: auth?,
+            concurrency: usize::try_from(concurrency).unwrap_or(4),
+            requests_per_minute: raw.rate_limit.map(|r| r.requests_per_minute),
+            ca_file: ca_file?.map(|p| self.relative_path(&p)),
+        })
+    }
+
+    fn source_reference(&mut self, path: &[Segment], name: &str) {
+        let declared = self.root.get("sources").map(|n| n.entries().iter().any(|(k, _)| k.text == name)).unwrap_or(false);
+        if !declared {
+            let candidates: Vec<String> = self.root.get("sources").map(|n| n.entries().iter().map(|(k, _)| k.text.clone()).collect()).unwrap_or_default();
+            let hint = did_you_mean(name, candidates.iter().map(String::as_str))
+                .or_else(|| (!candidates.is_empty()).then(|| format!("declared sources: {}", backticked(&candidates))));
+            let location = self.node(path).location;
+            self.report(location, path, format!("source `{name}` is not declared under `sources`"), hint);
+        }
+    }
+
+    fn users(&mut self) -> Option<UserMapping> {
+        let path = [key("users")];
+        let raw: RawUsers = self.deserialize(&path)?;
+        self.source_reference(&[key("users"), key("source")], &raw.source);
+        let attributes_node = self.node(&[key("users"), key("attributes")]).clone();
+        let mut attributes = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (k, value_node) in attributes_node.entries() {
+            let attr_path = [key("users"), key("attributes"), key(&k.text)];
+            let scim_path = match ScimPath::parse(&k.text) {
+                Ok(p) => p,
+                Err(error) => {
+                    self.report(k.location_within(error.offset), &attr_path, format!("invalid SCIM path `{}`: {error}", k.text), None);
+                    continue;
+                }
+            };
+            if let Some((message, hint)) = check_user_attribute(&scim_path) {
+                self.report(k.location, &attr_path, message, hint);
+                continue;
+            }
+            if !seen.insert(scim_path.clone()) {
+                self.report(k.location, &attr_path, format!("`{}` is mapped twice (SCIM names ignore case)", k.text), None);
+                continue;
+            }
+            let Some(raw_mapping) = raw.attributes.get(&k.text) else { continue };
+            if let Some((mapping, on_empty)) = self.mapping(&attr_path, value_node, raw_mapping) {
+                attributes.push(AttributeMapping { path: scim_path, mapping, on_empty });
+            }
+        }
+        attributes.sort_by(|a, b| a.path.cmp(&b.path));
+        let match_text = raw.match_attribute.clone().unwrap_or_else(|| "userName".into());
+        let match_path = match ScimPath::parse(&match_text) {
+            Ok(p) => Some(p),
+            Err(error) => {
+                let p = [key("users"), key("match")];
+                let location = self.node(&p).location_within(error.offset);
+                self.report(location, &p, format!("invalid SCIM path `{match_text}`: {error}"), None);
+                None
+            }
+        };
+        if let Some(match_path) = &match_path
+            && !seen.contains(match_path)
+        {
+            let p = if raw.match_attribute.is_some() { vec![key("users"), key("match")] } else { vec![key("users"), key("attributes")] };
+            let location = self.node(&p).location;
+            self.report(location, &p, format!("the match attribute `{match_path}` is not mapped"), Some(format!("add a mapping for `{match_path}` under `users.attributes`")));
+        }
+        let external_id = match &raw.external_id {
+            None => Some(None),
+            Some(text) => {
+                let p = [key("users"), key("external_id")];
+                match Mapping::parse(text) {
+                    Ok(m) => Some(Some(m)),
+                    Err(error) => {
+                        let location = self.node(&p).location_within(error.offset);
+                        self.report(location, &p, format!("invalid `external_id`: {error}"), None);
+                        None
+                    }
+                }
+            }
+        };
+        let mut deprovision = Deprovision::default();
+        if let Some(d) = &raw.deprovision {
+            deprovision.action = d.action;
+            deprovision.max = d.max.map(|m| m as usize);
+            deprovision.max_percent = d.max_percent;
+            if let Some(p) = d.max_percent.filter(|p| !(0.0..=100.0).contains(p)) {
+                let path = [key("users"), key("deprovision"), key("max_percent")];
+                let location = self.node(&path).location;
+                self.report(location, &path, format!("max_percent `{p}` is not a percentage"), Some("use 0 to 100".into()));
+            }
+        }
+        Some(UserMapping {
+            source: raw.source,
+            match_path: match_path?,
+            external_id: external_id?,
+            attributes,
+            create_disabled: raw.create_disabled,
+            deprovision,
+        })
+    }
+
+    fn mapping(&mut self, path: &[Segment], node: &Node, raw: &RawMapping) -> Option<(Mapping, super::raw::OnEmpty)> {
+        let parse = |checker: &mut Self, text: &str, node: &Node, path: &[Segment]| match Mapping::parse(text) {
+            Ok(m) => Some(m),
+            Err(error) => {
+                checker.report(node.location_within(error.offset), path, error.message, None);
+                None
+            }
+        };
+        match raw {
+            RawMapping::Short(text) => parse(self, text, node, path).map(|m| (m, super::raw::OnEmpty::Keep)),
+            RawMapping::Bool(b) => Some((Mapping::Constant(serde_json::Value::Bool(*b)), super::raw::OnEmpty::Keep)),
+            RawMapping::Number(n) => Some((Mapping::Constant(serde_json::Value::Number(n.clone())), super::raw::OnEmpty::Keep)),
+            RawMapping::Full(spec) => {
+                let on_empty = spec.on_empty.unwrap_or_default();
+                match (&spec.from, &spec.constant) {
+                    (Some(from), None) => {
+                        let from_path = [path, &[key("from")]].concat();
+                        let from_node = node.get("from").unwrap_or(node).clone();
+                        parse(self, from, &from_node, &from_path).map(|m| (m, on_empty))
+                    }
+                    (None, Some(constant)) => Some((Mapping::Constant(constant.clone()), on_empty)),
+                    _ => {
+                        self.report(node.location, path, "a mapping needs exactly one of `from` and `constant`", None);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn groups(&mut self) -> Vec<GroupPairing> {
+        let mut pairings = Vec::new();
+        let Some(node) = self.root.get("groups") else { return pairings };
+        let NodeKind::Seq(items) = &node.kind else {
+            self.report(node.location, &[key("groups")], "`groups` must be a list of pairings", None);
+            return pairings;
+        };
+        let mut names = BTreeSet::new();
+        for index in 0..items.len() {
+            let path = [key("groups"), Segment::Index(index)];
+            let Some(raw) = self.deserialize::<RawGroupPairing>(&path) else { continue };
+            self.source_reference(&[key("groups"), Segment::Index(index), key("source")], &raw.source);
+            if !names.insert(raw.name.clone()) {
+                let p = [key("groups"), Segment::Index(index), key("name")];
+                let location = self.node(&p).location;
+                self.report(location, &p, format!("group pairing `{}` is declared twice", raw.name), None);
+            }
+            let from = match (&raw.from.id, &raw.from.name, &raw.from.dn) {
+                (Some(id), None, None) => Some(GroupSelector::Id(id.clone())),
+                (None, Some(name), None) => Some(GroupSelector::Name(name.clone())),
+                (None, None, Some(dn)) => Some(GroupSelector::Dn(dn.clone())),
+                _ => {
+                    let p = [key("groups"), Segment::Index(index), key("from")];
+                    let location = self.node(&p).location;
+                    self.report(location, &p, "`from` needs exactly one of `id`, `name` and `dn`", None);
+                    None
+                }
+            };
+            let to = match (&raw.to.id, &raw.to.display_name) {
+                (Some(id), None) => Some(TargetGroupRef::Id(id.clone())),
+                (None, Some(name)) => Some(TargetGroupRef::DisplayName(name.clone())),
+                _ => {
+                    let p = [key("groups"), Segment::Index(index), key("to")];
+                    let location = self.node(&p).location;
+                    self.report(location, &p, "`to` needs exactly one of `id` and `display_name`", None);
+                    None
+                }
+            };
+            if let (Some(from), Some(to)) = (from, to) {
+                pairings.push(GroupPairing { name: raw.name, source: raw.source, from, to, method: raw.method });
+            }
+        }
+        pairings
+    }
+}
+
+/// Checks a mapped user attribute against RFC 7643's User schema (extension attributes are
+/// accepted as written). Returns the problem and a hint.
+fn check_user_attribute(path: &ScimPath) -> Option<(String, Option<String>)> {
+    if path.schema().is_some() {
+        return None;
+    }
+    let name = path.attribute_name();
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "id" | "meta" => return Some((format!("`{name}` is assigned by the server and cannot be mapped"), None)),
+        "externalid" => {
+            return Some((
+                "`externalId` holds scimform's ownership marker".into(),
+                Some("set it with `users.external_id`".into()),
+            ));
+        }
+        "groups" => {
+            return Some((
+                "`groups` is read-only on users".into(),
+                Some("manage membership with `groups:` pairings".into()),
+            ));
+        }
+        _ => {}
+    }
+    if !USER_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        return Some((format!("unknown SCIM attribute `{name}`"), did_you_mean(name, USER_ATTRIBUTES.iter().copied())));
+    }
+    if let Some(sub) = path.sub_attribute() {
+        let allowed = if lower == "name" { NAME_SUB_ATTRIBUTES } else { MULTI_VALUED_SUB_ATTRIBUTES };
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(sub)) {
+            return Some((format!("`{name}` has no sub-attribute `{sub}`"), did_you_mean(sub, allowed.iter().copied())));
+        }
+    }
+    None
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` -> ("x", ["a", "b"]).
+fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    Some((field.to_owned(), expected))
+}
+
+fn backticked<S: AsRef<str>>(items: &[S]) -> String {
+    items.iter().map(|s| format!("`{}`", s.as_ref())).collect::<Vec<_>>().join(", ")
+}

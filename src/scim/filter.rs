@@ -1,0 +1,85 @@
+//! SCIM filters (RFC 7644 §3.4.2.2), limited to what scimform sends: `attr eq "value"`.
+//! Building escapes string literals; parsing exists for the embedded server.
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// Quotes a string literal for a filter or a path: `"` and `\` are escaped (RFC 7644 §3.4.2.2
+/// uses JSON string syntax for literals).
+pub fn quote(value: &str) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\""))
+}
+
+/// `attribute eq value`, the one filter form scimform needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EqFilter {
+    pub attribute: String,
+    pub value: Value,
+}
+
+impl EqFilter {
+    pub fn new(attribute: &str, value: impl Into<Value>) -> Self {
+        Self { attribute: attribute.to_owned(), value: value.into() }
+    }
+
+    /// Parses `attr eq "text"`, `attr eq true|false|null` or `attr eq 42`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (attribute, rest) = text.split_once(char::is_whitespace)?;
+        let rest = rest.trim_start();
+        let (op, literal) = rest.split_once(char::is_whitespace)?;
+        if !op.eq_ignore_ascii_case("eq") {
+            return None;
+        }
+        let value = serde_json::from_str(literal.trim()).ok()?;
+        Some(Self { attribute: attribute.to_owned(), value })
+    }
+
+    /// Whether `candidate` satisfies the filter. Strings compare without case, as `userName`
+    /// and most SCIM string attributes are not case-exact.
+    pub fn matches(&self, candidate: Option<&Value>) -> bool {
+        match (candidate, &self.value) {
+            (Some(Value::String(a)), Value::String(b)) => a.eq_ignore_ascii_case(b),
+            (Some(a), b) => a == b,
+            (None, Value::Null) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+impl fmt::Display for EqFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Value::String(s) => write!(f, "{} eq {}", self.attribute, quote(s)),
+            other => write!(f, "{} eq {other}", self.attribute),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn escapes_quotes_and_backslashes() {
+        let filter = EqFilter::new("userName", r#"a"b\c"#);
+        assert_eq!(filter.to_string(), r#"userName eq "a\"b\\c""#);
+        assert_eq!(EqFilter::parse(&filter.to_string()), Some(filter));
+    }
+
+    #[test]
+    fn parses_boolean_literals() {
+        let filter = EqFilter::parse("active eq false").unwrap();
+        assert_eq!(filter.value, json!(false));
+        assert!(filter.matches(Some(&json!(false))));
+        assert!(!filter.matches(Some(&json!(true))));
+    }
+
+    #[test]
+    fn rejects_other_operators() {
+        assert_eq!(EqFilter::parse(r#"userName sw "a""#), None);
+    }
+}

@@ -1,0 +1,493 @@
+//! `ScimPath`: an attribute path as RFC 7644 §3.5.2 writes it in PATCH operations.
+//!
+//! Supported forms: `title`, `name.givenName`, `emails[type eq "work"].value` and any of these
+//! qualified by a schema URN (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department`).
+//! Attribute names are case-insensitive (RFC 7643 §2.1); the spelling written by the user is kept for
+//! display, and comparisons ignore case.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use serde_json::{Map, Value};
+
+use super::USER_SCHEMA;
+use super::filter::quote;
+
+/// A parsed SCIM attribute path.
+#[derive(Debug, Clone)]
+pub struct ScimPath {
+    /// Schema URN for extension attributes; `None` for core attributes.
+    schema: Option<String>,
+    attribute: String,
+    filter: Option<ValueFilter>,
+    sub_attribute: Option<String>,
+}
+
+/// A value filter selecting one element of a multi-valued attribute: `type eq "work"`.
+#[derive(Debug, Clone)]
+pub struct ValueFilter {
+    pub attribute: String,
+    pub value: String,
+}
+
+/// Why a path did not parse; `offset` is a byte offset into the path text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PathError {
+    pub offset: usize,
+    pub message: String,
+}
+
+fn is_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic()
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$'
+}
+
+fn err(offset: usize, message: impl Into<String>) -> PathError {
+    PathError { offset, message: message.into() }
+}
+
+/// Reads an attribute name (RFC 7643 §2.1 ATTRNAME) starting at `start`; returns its end.
+fn name_end(text: &str, start: usize) -> Result<usize, PathError> {
+    let mut chars = text[start..].char_indices();
+    match chars.next() {
+        Some((_, c)) if is_name_start(c) => {}
+        Some((_, c)) => return Err(err(start, format!("expected an attribute name, found `{c}`"))),
+        None => return Err(err(start, "expected an attribute name")),
+    }
+    let end = chars
+        .find(|&(_, c)| !is_name_char(c))
+        .map_or(text.len(), |(i, _)| start + i);
+    Ok(end)
+}
+
+impl ScimPath {
+    /// Parses a path; see the module documentation for the accepted forms.
+    pub fn parse(text: &str) -> Result<Self, PathError> {
+        if text.trim().is_empty() {
+            return Err(err(0, "the path is empty"));
+        }
+        let (schema, rest_start) = split_schema(text)?;
+        let attr_end = name_end(text, rest_start)?;
+        let attribute = text[rest_start..attr_end].to_owned();
+        let mut pos = attr_end;
+        let mut filter = None;
+        if text[pos..].starts_with('[') {
+            let (f, end) = parse_value_filter(text, pos + 1)?;
+            filter = Some(f);
+            pos = end;
+        }
+        let mut sub_attribute = None;
+        if text[pos..].starts_with('.') {
+            let sub_end = name_end(text, pos + 1)?;
+            sub_attribute = Some(text[pos + 1..sub_end].to_owned());
+            pos = sub_end;
+        }
+        if pos != text.len() {
+            let c = text[pos..].chars().next().unwrap_or(' ');
+            return Err(err(pos, format!("unexpected `{c}` in attribute path")));
+        }
+        if filter.is_some() && sub_attribute.is_none() {
+            return Err(err(
+                pos,
+                "a filtered path must name a sub-attribute, as in `emails[type eq \"work\"].value`",
+            ));
+        }
+        Ok(Self { schema, attribute, filter, sub_attribute })
+    }
+
+    /// A plain top-level core attribute such as `userName`.
+    pub fn attribute(name: &str) -> Self {
+        Self { schema: None, attribute: name.to_owned(), filter: None, sub_attribute: None }
+    }
+
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    pub fn attribute_name(&self) -> &str {
+        &self.attribute
+    }
+
+    pub fn filter(&self) -> Option<&ValueFilter> {
+        self.filter.as_ref()
+    }
+
+    pub fn sub_attribute(&self) -> Option<&str> {
+        self.sub_attribute.as_deref()
+    }
+
+    /// True for the top-level core attribute `name` (case-insensitive), e.g. `userName`.
+    pub fn is(&self, name: &str) -> bool {
+        self.schema.is_none()
+            && self.filter.is_none()
+            && self.sub_attribute.is_none()
+            && self.attribute.eq_ignore_ascii_case(name)
+    }
+
+    /// The path of the multi-valued attribute a filtered path selects from (`emails`).
+    pub fn parent(&self) -> Self {
+        Self { schema: self.schema.clone(), attribute: self.attribute.clone(), filter: None, sub_attribute: None }
+    }
+
+    fn container<'a>(&self, resource: &'a Value) -> Option<&'a Map<String, Value>> {
+        let object = resource.as_object()?;
+        match &self.schema {
+            None => Some(object),
+            Some(urn) => get_ci(object, urn)?.as_object(),
+        }
+    }
+
+    fn container_mut<'a>(&self, resource: &'a mut Value) -> Option<&'a mut Map<String, Value>> {
+        if !resource.is_object() {
+            *resource = Value::Object(Map::new());
+        }
+        let object = resource.as_object_mut()?;
+        match &self.schema {
+            None => Some(object),
+            Some(urn) => {
+                let key = key_ci(object, urn).unwrap_or_else(|| urn.clone());
+                let entry = object.entry(key).or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                entry.as_object_mut()
+            }
+        }
+    }
+
+    /// Reads the value this path names out of a SCIM resource.
+    pub fn get<'a>(&self, resource: &'a Value) -> Option<&'a Value> {
+        let value = get_ci(self.container(resource)?, &self.attribute)?;
+        let value = match &self.filter {
+            None => value,
+            Some(filter) => value.as_array()?.iter().find(|e| filter.matches(e))?,
+        };
+        match &self.sub_attribute {
+            None => Some(value),
+            Some(sub) => get_ci(value.as_object()?, sub),
+        }
+    }
+
+    /// Writes `new` at this path, creating the containers and the filtered element as needed.
+    pub fn set(&self, resource: &mut Value, new: Value) {
+        let Some(container) = self.container_mut(resource) else { return };
+        let key = key_ci(container, &self.attribute).unwrap_or_else(|| self.attribute.clone());
+        let slot = container.entry(key).or_insert(Value::Null);
+        let slot = match &self.filter {
+            None => slot,
+            Some(filter) => {
+                if !slot.is_array() {
+                    *slot = Value::Array(Vec::new());
+                }
+                let Value::Array(elements) = slot else { return };
+                let index = match elements.iter().position(|e| filter.matches(e)) {
+                    Some(i) => i,
+                    None => {
+                        elements.push(filter.new_element());
+                        elements.len() - 1
+                    }
+                };
+                &mut elements[index]
+            }
+        };
+        match &self.sub_attribute {
+            None => *slot = new,
+            Some(sub) => {
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(object) = slot {
+                    let key = key_ci(object, sub).unwrap_or_else(|| sub.clone());
+                    object.insert(key, new);
+                }
+            }
+        }
+    }
+
+    /// Removes the value at this path. A filtered element left with nothing but its selector
+    /// (`{"type": "work"}`) is removed as a whole.
+    pub fn remove(&self, resource: &mut Value) {
+        let Some(container) = self.container_mut(resource) else { return };
+        let Some(key) = key_ci(container, &self.attribute) else { return };
+        match (&self.filter, &self.sub_attribute) {
+            (None, None) => {
+                container.remove(&key);
+            }
+            (None, Some(sub)) => {
+                if let Some(Value::Object(object)) = container.get_mut(&key)
+                    && let Some(k) = key_ci(object, sub)
+                {
+                    object.remove(&k);
+                }
+            }
+            (Some(filter), sub) => {
+                let Some(Value::Array(elements)) = container.get_mut(&key) else { return };
+                for element in elements.iter_mut().filter(|e| filter.matches(e)) {
+                    if let (Some(sub), Value::Object(object)) = (sub, &mut *element)
+                        && let Some(k) = key_ci(object, sub)
+                    {
+                        object.remove(&k);
+                    }
+                }
+                elements.retain(|e| {
+                    !(filter.matches(e) && (sub.is_none() || e.as_object().is_some_and(|o| o.len() <= 1)))
+                });
+                if elements.is_empty() {
+                    container.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn normalized(&self) -> (Option<String>, String, Option<(String, String)>, Option<String>) {
+        (
+            self.schema.as_ref().map(|s| s.to_ascii_lowercase()),
+            self.attribute.to_ascii_lowercase(),
+            self.filter
+                .as_ref()
+                .map(|f| (f.attribute.to_ascii_lowercase(), f.value.to_ascii_lowercase())),
+            self.sub_attribute.as_ref().map(|s| s.to_ascii_lowercase()),
+        )
+    }
+}
+
+impl ValueFilter {
+    /// Whether an element of a multi-valued attribute is the one this filter selects.
+    /// Values such as `type` are compared without regard to case, as most servers do.
+    pub fn matches(&self, element: &Value) -> bool {
+        element
+            .as_object()
+            .and_then(|o| get_ci(o, &self.attribute))
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.eq_ignore_ascii_case(&self.value))
+    }
+
+    /// The element to create when none matches: `{"type": "work"}`.
+    pub fn new_element(&self) -> Value {
+        let mut object = Map::new();
+        object.insert(self.attribute.clone(), Value::String(self.value.clone()));
+        Value::Object(object)
+    }
+}
+
+fn split_schema(text: &str) -> Result<(Option<String>, usize), PathError> {
+    if !text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        return Ok((None, 0));
+    }
+    // The attribute follows the last `:` before any value filter (filter values may hold `:`).
+    let head_end = text.find('[').unwrap_or(text.len());
+    let colon = text[..head_end]
+        .rfind(':')
+        .filter(|&i| i > 4)
+        .ok_or_else(|| err(0, "a schema URN must be followed by `:` and an attribute name"))?;
+    let schema = &text[..colon];
+    if schema.eq_ignore_ascii_case(USER_SCHEMA) {
+        // Core attributes may be written fully qualified; they are still core attributes.
+        return Ok((None, colon + 1));
+    }
+    Ok((Some(schema.to_owned()), colon + 1))
+}
+
+fn parse_value_filter(text: &str, start: usize) -> Result<(ValueFilter, usize), PathError> {
+    let skip_ws = |mut i: usize| {
+        while text[i..].starts_with(' ') {
+            i += 1;
+        }
+        i
+    };
+    let attr_start = skip_ws(start);
+    let attr_end = name_end(text, attr_start)?;
+    let op_start = skip_ws(attr_end);
+    let op_end = text[op_start..].find(' ').map_or(text.len(), |i| op_start + i);
+    let op = &text[op_start..op_end];
+    if !op.eq_ignore_ascii_case("eq") {
+        return Err(err(op_start, format!("only `eq` value filters are supported, found `{op}`")));
+    }
+    let value_start = skip_ws(op_end);
+    if !text[value_start..].starts_with('"') {
+        return Err(err(value_start, "expected a quoted string after `eq`"));
+    }
+    let mut value = String::new();
+    let mut chars = text[value_start + 1..].char_indices();
+    let mut close = None;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, escaped)) => value.push(escaped),
+                None => break,
+            },
+            '"' => {
+                close = Some(value_start + 1 + i);
+                break;
+            }
+            c => value.push(c),
+        }
+    }
+    let close = close.ok_or_else(|| err(value_start, "unterminated string in value filter"))?;
+    let bracket = skip_ws(close + 1);
+    if !text[bracket..].starts_with(']') {
+        return Err(err(bracket, "expected `]` to close the value filter"));
+    }
+    let filter = ValueFilter { attribute: text[attr_start..attr_end].to_owned(), value };
+    Ok((filter, bracket + 1))
+}
+
+/// Looks a key up in a JSON object ignoring ASCII case (SCIM attribute names are case-insensitive).
+pub fn get_ci<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object
+        .get(name)
+        .or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+fn key_ci(object: &Map<String, Value>, name: &str) -> Option<String> {
+    if object.contains_key(name) {
+        return Some(name.to_owned());
+    }
+    object.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+impl fmt::Display for ScimPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(schema) = &self.schema {
+            write!(f, "{schema}:")?;
+        }
+        f.write_str(&self.attribute)?;
+        if let Some(filter) = &self.filter {
+            write!(f, "[{} eq {}]", filter.attribute, quote(&filter.value))?;
+        }
+        if let Some(sub) = &self.sub_attribute {
+            write!(f, ".{sub}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PartialEq for ScimPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized() == other.normalized()
+    }
+}
+
+impl Eq for ScimPath {}
+
+impl Hash for ScimPath {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.normalized().hash(state);
+    }
+}
+
+impl PartialOrd for ScimPath {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ScimPath {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.normalized().cmp(&other.normalized())
+    }
+}
+
+impl serde::Serialize for ScimPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ScimPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_the_supported_forms() {
+        for text in [
+            "title",
+            "name.givenName",
+            r#"emails[type eq "work"].value"#,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+            r#"phoneNumbers[type eq "a\"b"].value"#,
+        ] {
+            let path = ScimPath::parse(text).unwrap();
+            assert_eq!(path.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn core_schema_prefix_is_the_core_attribute() {
+        let path = ScimPath::parse("urn:ietf:params:scim:schemas:core:2.0:User:title").unwrap();
+        assert_eq!(path, ScimPath::parse("TITLE").unwrap());
+    }
+
+    #[test]
+    fn names_compare_without_case() {
+        assert_eq!(
+            ScimPath::parse("Name.GivenName").unwrap(),
+            ScimPath::parse("name.givenName").unwrap()
+        );
+        assert_ne!(ScimPath::parse("name.givenName").unwrap(), ScimPath::parse("name").unwrap());
+    }
+
+    #[test]
+    fn rejects_malformed_paths_with_an_offset() {
+        let cases = [
+            ("", 0),
+            ("1abc", 0),
+            ("name..x", 5),
+            (r#"emails[type ne "work"].value"#, 12),
+            (r#"emails[type eq "work".value"#, 21),
+            (r#"emails[type eq "work"]"#, 22),
+            ("title x", 5),
+        ];
+        for (text, offset) in cases {
+            let error = ScimPath::parse(text).unwrap_err();
+            assert_eq!(error.offset, offset, "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn gets_sets_and_removes_values() {
+        let mut user = json!({
+            "UserName": "a@example.com",
+            "emails": [{"type": "other", "value": "x"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales"}
+        });
+        let user_name = ScimPath::parse("userName").unwrap();
+        assert_eq!(user_name.get(&user), Some(&json!("a@example.com")));
+
+        let work = ScimPath::parse(r#"emails[type eq "work"].value"#).unwrap();
+        assert_eq!(work.get(&user), None);
+        work.set(&mut user, json!("w@example.com"));
+        assert_eq!(work.get(&user), Some(&json!("w@example.com")));
+        assert_eq!(user["emails"].as_array().unwrap().len(), 2);
+
+        let dept =
+            ScimPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").unwrap();
+        assert_eq!(dept.get(&user), Some(&json!("Sales")));
+        dept.set(&mut user, json!("Support"));
+        assert_eq!(dept.get(&user), Some(&json!("Support")));
+
+        let given = ScimPath::parse("name.givenName").unwrap();
+        given.set(&mut user, json!("Ann"));
+        assert_eq!(user["name"], json!({"givenName": "Ann"}));
+
+        work.remove(&mut user);
+        assert_eq!(user["emails"], json!([{"type": "other", "value": "x"}]));
+        given.remove(&mut user);
+        assert_eq!(user["name"], json!({}));
+    }
+}

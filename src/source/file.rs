@@ -1,0 +1,243 @@
+//! `kind: file`: people and groups from a YAML, JSON or CSV file (demos, tests, HR exports).
+//!
+//! YAML/JSON: `{ users: [ {id: ..., mail: ..., disabled: false, ...} ], groups: [ {id, name,
+//! members: [user ids]} ] }`, or a bare list of users. CSV (users only): one row per user; a
+//! column name repeated in the header makes a multi-valued attribute.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
+use crate::manifest::model::GroupSelector;
+
+/// A people file on disk, or (for the demo) its text.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    name: String,
+    path: PathBuf,
+    text: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Contents {
+    users: Vec<SourceRecord>,
+    groups: Vec<SourceGroup>,
+}
+
+impl FileSource {
+    pub fn new(name: &str, path: PathBuf) -> Self {
+        Self { name: name.to_owned(), path, text: None }
+    }
+
+    /// A file source whose contents are given rather than read (`path` still picks the format).
+    pub fn from_text(name: &str, path: PathBuf, text: String) -> Self {
+        Self { name: name.to_owned(), path, text: Some(text) }
+    }
+
+    fn read(&self) -> Result<Contents, SourceError> {
+        let text = match &self.text {
+            Some(text) => text.clone(),
+            None => std::fs::read_to_string(&self.path).map_err(|source| SourceError::Read {
+                source_name: self.name.clone(),
+                path: self.path.display().to_string(),
+                source,
+            })?,
+        };
+        let extension = self.path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let (format, parsed) = match extension.as_str() {
+            "csv" => ("CSV", parse_csv(&text)),
+            "json" => ("JSON", serde_json::from_str(&text).map_err(|e| e.to_string()).and_then(|v| parse_value(&v))),
+            _ => (
+                "YAML",
+                crate::yaml::parse(&text)
+                    .map_err(|e| format!("line {}: {}", e.location, e.message))
+                    .and_then(|node| parse_value(&node.to_json())),
+            ),
+        };
+        parsed.map_err(|detail| SourceError::Parse {
+            source_name: self.name.clone(),
+            path: self.path.display().to_string(),
+            format,
+            detail,
+        })
+    }
+
+    pub async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
+        Ok(self.read()?.users)
+    }
+
+    pub async fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
+        let groups = self.read()?.groups;
+        groups
+            .into_iter()
+            .find(|g| match selector {
+                GroupSelector::Id(id) => &g.id == id,
+                GroupSelector::Name(name) => g.name.eq_ignore_ascii_case(name),
+                GroupSelector::Dn(dn) => g.id.eq_ignore_ascii_case(dn),
+            })
+            .ok_or_else(|| SourceError::GroupNotFound { source_name: self.name.clone(), selector: selector.to_string() })
+    }
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_value(value: &Value) -> Result<Contents, String> {
+    let (users, groups) = match value {
+        Value::Array(users) => (users.as_slice(), &[][..]),
+        Value::Object(object) => {
+            if let Some(key) = object.keys().find(|k| !matches!(k.as_str(), "users" | "groups")) {
+                return Err(format!("unknown top-level key `{key}` (expected `users` and `groups`)"));
+            }
+            let list = |key: &str| match object.get(key) {
+                None | Some(Value::Null) => Ok(&[][..]),
+                Some(Value::Array(items)) => Ok(items.as_slice()),
+                Some(_) => Err(format!("`{key}` must be a list")),
+            };
+            (list("users")?, list("groups")?)
+        }
+        _ => return Err("expected a list of users or a mapping with `users` and `groups`".into()),
+    };
+    let mut contents = Contents::default();
+    for (index, user) in users.iter().enumerate() {
+        contents.users.push(parse_user(user).map_err(|e| format!("users[{index}]: {e}"))?);
+    }
+    for (index, group) in groups.iter().enumerate() {
+        contents.groups.push(parse_group(group).map_err(|e| format!("groups[{index}]: {e}"))?);
+    }
+    Ok(contents)
+}
+
+fn parse_user(value: &Value) -> Result<SourceRecord, String> {
+    let object = value.as_object().ok_or("a user must be a mapping of attribute names to values")?;
+    let id = object.get("id").and_then(scalar_text).ok_or("a user needs an `id`")?;
+    let mut record = SourceRecord::new(id);
+    for (name, value) in object {
+        let attr = match value {
+            Value::Null => continue,
+            Value::Bool(b) => AttrValue::Bool(*b),
+            Value::Array(items) => AttrValue::List(
+                items
+                    .iter()
+                    .map(|item| scalar_text(item).ok_or_else(|| format!("`{name}` must be a list of plain values")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(_) => return Err(format!("`{name}` is a mapping; attributes hold plain values or lists")),
+            other => AttrValue::Text(scalar_text(other).unwrap_or_default()),
+        };
+        record.insert(name, attr);
+    }
+    record.disabled = is_disabled(&record)?;
+    Ok(record)
+}
+
+/// `disabled: true` or `accountEnabled: false` (Graph's spelling) marks a disabled account.
+fn is_disabled(record: &SourceRecord) -> Result<bool, String> {
+    let flag = |name: &str| match record.get(name) {
+        None => Ok(None),
+        Some(AttrValue::Bool(b)) => Ok(Some(*b)),
+        Some(AttrValue::Text(t)) => match t.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" | "" => Ok(Some(false)),
+            _ => Err(format!("`{name}` must be true or false, found `{t}`")),
+        },
+        Some(AttrValue::List(_)) => Err(format!("`{name}` must be true or false, found a list")),
+    };
+    Ok(flag("disabled")?.unwrap_or(false) || flag("accountEnabled")? == Some(false))
+}
+
+fn parse_group(value: &Value) -> Result<SourceGroup, String> {
+    let object = value.as_object().ok_or("a group must be a mapping with `id`, `name` and `members`")?;
+    let id = object.get("id").and_then(scalar_text).ok_or("a group needs an `id`")?;
+    let name = object.get("name").and_then(scalar_text).unwrap_or_else(|| id.clone());
+    let members = match object.get("members") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|m| scalar_text(m).ok_or("`members` must list user ids")).collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err("`members` must be a list of user ids".into()),
+    };
+    Ok(SourceGroup { id, name, members })
+}
+
+fn parse_csv(text: &str) -> Result<Contents, String> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    if !headers.iter().any(|h| h == "id") {
+        return Err("the header row needs an `id` column".into());
+    }
+    let mut contents = Contents::default();
+    for (index, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| e.to_string())?;
+        let line = row.position().map_or(index + 2, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        let mut object = serde_json::Map::new();
+        for (header, cell) in headers.iter().zip(row.iter()) {
+            if cell.is_empty() {
+                continue;
+            }
+            match object.get_mut(header) {
+                None => {
+                    object.insert(header.to_owned(), Value::String(cell.to_owned()));
+                }
+                Some(Value::Array(items)) => items.push(Value::String(cell.to_owned())),
+                Some(existing) => *existing = Value::Array(vec![existing.take(), Value::String(cell.to_owned())]),
+            }
+        }
+        contents.users.push(parse_user(&Value::Object(object)).map_err(|e| format!("line {line}: {e}"))?);
+    }
+    Ok(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, text: &str) -> FileSource {
+        FileSource::from_text("people", PathBuf::from(name), text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn reads_yaml_users_and_groups() {
+        let file = source(
+            "people.yaml",
+            "users:\n  - {id: 1, mail: a@x, proxyAddresses: [p1, p2], disabled: true}\n  - {id: u2, accountEnabled: false}\n  - {id: u3}\ngroups:\n  - {id: g1, name: Sales, members: [1, u2]}\n",
+        );
+        let users = file.users().await.unwrap();
+        assert_eq!(users.len(), 3);
+        assert_eq!(users[0].id, "1");
+        assert_eq!(users[0].get("PROXYADDRESSES"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
+        assert!(users[0].disabled && users[1].disabled && !users[2].disabled);
+        let group = file.group(&GroupSelector::Name("sales".into())).await.unwrap();
+        assert_eq!(group.members, vec!["1", "u2"]);
+        assert!(matches!(
+            file.group(&GroupSelector::Id("nope".into())).await,
+            Err(SourceError::GroupNotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn reads_json_and_csv() {
+        let json = source("p.json", r#"[{"id": "1", "mail": "a@x"}]"#);
+        assert_eq!(json.users().await.unwrap()[0].get("mail"), Some(&AttrValue::Text("a@x".into())));
+        let csv = source("p.csv", "id,mail,proxy,proxy,disabled\n1,a@x,p1,p2,false\n2,b@x,,,true\n");
+        let users = csv.users().await.unwrap();
+        assert_eq!(users[0].get("proxy"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
+        assert_eq!(users[1].get("proxy"), None);
+        assert!(users[1].disabled);
+    }
+
+    #[tokio::test]
+    async fn bad_files_name_the_record() {
+        let error = source("p.yaml", "users:\n  - {mail: a}\n").users().await.unwrap_err();
+        assert!(error.to_string().contains("users[0]: a user needs an `id`"), "{error}");
+        let error = source("p.csv", "id,disabled\n1,maybe\n").users().await.unwrap_err();
+        assert!(error.to_string().contains("line 2: `disabled` must be true or false"), "{error}");
+    }
+}
