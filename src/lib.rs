@@ -15,3 +15,63 @@ pub mod manifest;
 pub mod mapping;
 pub mod scim;
 pub mod source;
+pub mod desired;
+pub mod target;
+pub mod plan;
+pub mod apply;
+pub mod commands;
+pub mod cli;
+pub mod exit;
+pub mod report;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::commands::Console;
+use crate::exit::ExitStatus;
+
+/// Runs scimform with the given arguments; the binary's `main` is only this.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 1 } else { 0 });
+        }
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let stdin = std::io::stdin();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let mut input = stdin.lock();
+    let interactive = std::io::stdin().is_terminal();
+    let mut console = Console { out: &mut out, err: &mut err, input: interactive.then_some(&mut input as &mut dyn std::io::BufRead) };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(dispatch(cli.command, &mut console)));
+    match result {
+        Ok(status) => status.into(),
+        Err(error) => {
+            let _ = console.out.flush();
+            let _ = console.err.write_all(report::render_error(&error).as_bytes());
+            ExitStatus::Failure.into()
+        }
+    }
+}
+
+async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
+    match command {
+        Command::Validate(args) => commands::validate::run(&args.file, console),
+        Command::Plan(args) => commands::plan::run(&args.manifest.file, args.detailed_exitcode, console).await,
+        Command::Apply(args) => commands::apply::run(&args.manifest.file, args.auto_approve, console).await,
+        Command::Schema => commands::schema::run(console),
+        Command::Demo => commands::demo::run(console).await,
+    }
+}

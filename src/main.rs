@@ -1,1 +1,5 @@
-fn main() {}
+//! The `scimform` binary: everything happens in the library.
+
+fn main() -> std::process::ExitCode {
+    scimform::run(std::env::args_os())
+}

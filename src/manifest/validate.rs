@@ -530,6 +530,12 @@ fn check_user_attribute(path: &ScimPath) -> Option<(String, Option<String>)> {
     if !USER_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(name)) {
         return Some((format!("unknown SCIM attribute `{name}`"), did_you_mean(name, USER_ATTRIBUTES.iter().copied())));
     }
+    if path.filter().is_some() && path.sub_attribute().is_none() {
+        return Some((
+            format!("`{path}` selects a whole element; map one of its sub-attributes"),
+            Some(format!("for example `{path}.value`")),
+        ));
+    }
     if let Some(sub) = path.sub_attribute() {
         let allowed = if lower == "name" { NAME_SUB_ATTRIBUTES } else { MULTI_VALUED_SUB_ATTRIBUTES };
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(sub)) {

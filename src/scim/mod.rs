@@ -4,11 +4,13 @@
 pub mod filter;
 pub mod patch;
 pub mod path;
+pub mod request;
 pub mod resource;
 
 pub use filter::EqFilter;
 pub use patch::{PatchOp, PatchOperation, PatchRequest};
 pub use path::ScimPath;
+pub use request::{Method, ScimRequest, ScimResponse};
 
 /// The core User schema URN; attributes of this schema live at the top level of a resource.
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

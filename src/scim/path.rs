@@ -1,6 +1,7 @@
 //! `ScimPath`: an attribute path as RFC 7644 §3.5.2 writes it in PATCH operations.
 //!
-//! Supported forms: `title`, `name.givenName`, `emails[type eq "work"].value` and any of these
+//! Supported forms: `title`, `name.givenName`, `emails[type eq "work"].value`,
+//! `members[value eq "id"]` (a whole element) and any of these
 //! qualified by a schema URN (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department`).
 //! Attribute names are case-insensitive (RFC 7643 §2.1); the spelling written by the user is kept for
 //! display, and comparisons ignore case.
@@ -90,12 +91,6 @@ impl ScimPath {
         if pos != text.len() {
             let c = text[pos..].chars().next().unwrap_or(' ');
             return Err(err(pos, format!("unexpected `{c}` in attribute path")));
-        }
-        if filter.is_some() && sub_attribute.is_none() {
-            return Err(err(
-                pos,
-                "a filtered path must name a sub-attribute, as in `emails[type eq \"work\"].value`",
-            ));
         }
         Ok(Self { schema, attribute, filter, sub_attribute })
     }
@@ -450,7 +445,6 @@ mod tests {
             ("name..x", 5),
             (r#"emails[type ne "work"].value"#, 12),
             (r#"emails[type eq "work".value"#, 21),
-            (r#"emails[type eq "work"]"#, 22),
             ("title x", 5),
         ];
         for (text, offset) in cases {

@@ -1,0 +1,127 @@
+//! Executes a plan against a `TargetWriter`: creates first, then updates and adoptions, then
+//! group memberships (resolving members created moments ago), then deprovisioning. A failed
+//! request is recorded and the run goes on with everything that does not depend on it.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use futures_util::StreamExt;
+use futures_util::stream;
+
+use crate::plan::requests::{group_request, user_request};
+use crate::plan::{Action, ActionReason, Plan, UserChange};
+use crate::scim::resource::id_of;
+use crate::target::TargetWriter;
+
+/// What happened to one planned change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// `user "jdoe@corp.example"` or `group "Support"`.
+    pub resource: String,
+    /// `PATCH /Users/{id}`.
+    pub request: String,
+    /// The HTTP status on success, or why it failed.
+    pub result: Result<u16, String>,
+}
+
+/// Every outcome, in plan order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl ApplyReport {
+    pub fn failures(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes.iter().filter(|o| o.result.is_err())
+    }
+
+    pub fn succeeded(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.result.is_ok()).count()
+    }
+}
+
+fn label(change: &UserChange) -> String {
+    format!("user {}", serde_json::to_string(&change.key).unwrap_or_default())
+}
+
+/// Sends `changes` with at most `concurrency` requests in flight; returns outcomes in input order
+/// and the ids the server assigned to created users.
+async fn run_users<W: TargetWriter>(changes: &[&UserChange], writer: &W, concurrency: usize) -> (Vec<Outcome>, BTreeMap<String, String>) {
+    let created = Mutex::new(BTreeMap::new());
+    let mut results: Vec<(usize, Outcome)> = stream::iter(changes.iter().enumerate())
+        .map(|(index, change)| {
+            let created = &created;
+            async move {
+                let request = user_request(change);
+                let result = match writer.send(&request).await {
+                    Ok(response) => {
+                        if change.action == Action::Create
+                            && let Some(id) = response.body.as_ref().and_then(id_of)
+                        {
+                            created.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(change.key.clone(), id.to_owned());
+                        }
+                        Ok(response.status)
+                    }
+                    Err(error) => Err(error_chain(&error)),
+                };
+                (index, Outcome { resource: label(change), request: request.to_string(), result })
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(index, _)| *index);
+    let created = created.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    (results.into_iter().map(|(_, o)| o).collect(), created)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Applies the plan. The caller checks `plan.blocked` first.
+pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usize) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let deprovisioning = |c: &&UserChange| c.reason == Some(ActionReason::NotInAnySource) || c.action == Action::Delete;
+
+    let creates: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
+    let (outcomes, created) = run_users(&creates, writer, concurrency).await;
+    report.outcomes.extend(outcomes);
+
+    let updates: Vec<&UserChange> = plan.users.iter().filter(|c| c.action != Action::Create && !deprovisioning(c)).collect();
+    report.outcomes.extend(run_users(&updates, writer, concurrency).await.0);
+
+    for change in &plan.groups {
+        let (request, unresolved) = group_request(change, |key| created.get(key).cloned());
+        let resource = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
+        for key in unresolved {
+            report.outcomes.push(Outcome {
+                resource: resource.clone(),
+                request: request.to_string(),
+                result: Err(format!("member `{key}` was not added: creating the user failed")),
+            });
+        }
+        let has_operations = request
+            .body
+            .as_ref()
+            .and_then(|b| b.get("Operations"))
+            .and_then(serde_json::Value::as_array)
+            .is_none_or(|ops| !ops.is_empty());
+        if !has_operations {
+            continue;
+        }
+        let result = writer.send(&request).await.map(|r| r.status).map_err(|e| error_chain(&e));
+        report.outcomes.push(Outcome { resource, request: request.to_string(), result });
+    }
+
+    let removals: Vec<&UserChange> = plan.users.iter().filter(deprovisioning).collect();
+    report.outcomes.extend(run_users(&removals, writer, concurrency).await.0);
+    report
+}

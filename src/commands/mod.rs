@@ -1,0 +1,62 @@
+//! One module per subcommand: orchestration only. The pipeline shared by `plan`, `apply` and
+//! `demo` lives here: sources -> desired state, target -> current state, then the planner.
+
+pub mod apply;
+pub mod demo;
+pub mod plan;
+pub mod schema;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, bail};
+
+use crate::desired;
+use crate::manifest::Manifest;
+use crate::plan::Plan;
+use crate::source::{AnySource, Source};
+use crate::target::TargetReader;
+
+/// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
+/// terminal to ask for confirmation on, when there is one.
+pub struct Console<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub input: Option<&'a mut dyn BufRead>,
+}
+
+/// The adapters a manifest's sources describe.
+pub fn sources_for(manifest: &Manifest) -> BTreeMap<String, AnySource> {
+    manifest.sources.iter().map(|(name, config)| (name.clone(), AnySource::from_config(name, config))).collect()
+}
+
+/// Reads the sources and the target and computes the plan.
+pub async fn read_and_plan<R: TargetReader>(
+    manifest: &Manifest,
+    sources: &BTreeMap<String, AnySource>,
+    target: &R,
+) -> anyhow::Result<Plan> {
+    let source = |name: &str| sources.get(name).with_context(|| format!("source `{name}` is not configured"));
+    let records = source(&manifest.users.source)?.users().await?;
+    let mut groups = Vec::new();
+    for pairing in &manifest.groups {
+        let group = source(&pairing.source)?
+            .group(&pairing.from)
+            .await
+            .with_context(|| format!("cannot read the source group of pairing `{}`", pairing.name))?;
+        groups.push((pairing.clone(), group));
+    }
+    let desired = desired::build(&manifest.users, &records, &groups);
+    if !desired.errors.is_empty() {
+        let mut message = format!("the desired state has {} problem(s); nothing was planned", desired.errors.len());
+        for error in &desired.errors {
+            message.push_str("\n  - ");
+            message.push_str(error);
+        }
+        bail!(message);
+    }
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let current = target.current_state(&refs).await.context("cannot read the current state of the target")?;
+    Ok(crate::plan::plan(&manifest.users, &desired, &current))
+}

@@ -1,0 +1,158 @@
+//! Source records × mappings -> `DesiredState`: the world as it should be, in SCIM terms. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::manifest::model::{GroupPairing, MembershipMethod, OnEmpty, TargetGroupRef, UserMapping};
+use crate::mapping::evaluate;
+use crate::scim::ScimPath;
+use crate::source::{SourceGroup, SourceRecord};
+
+/// Normalises a match value: SCIM `userName` (and the other string attributes one would match
+/// on) are not case-exact, so keys compare in lower case.
+pub fn match_key(value: &str) -> String {
+    value.to_lowercase()
+}
+
+/// One user as the manifest says it should be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredUser {
+    /// The match value, normalised (see `match_key`).
+    pub key: String,
+    /// The source record's id, for messages.
+    pub source_id: String,
+    pub source_disabled: bool,
+    /// The ownership marker for `externalId`.
+    pub external_id: Option<String>,
+    /// Managed attributes with a value, by path (`active` is kept apart in `active`).
+    pub attributes: BTreeMap<ScimPath, Value>,
+    /// Managed attributes whose source value is empty and whose mapping says `on_empty: remove`.
+    pub removals: BTreeSet<ScimPath>,
+    pub active: bool,
+}
+
+/// One group pairing's desired membership, as user keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredGroup {
+    pub pairing: String,
+    pub target: TargetGroupRef,
+    pub method: MembershipMethod,
+    pub members: BTreeSet<String>,
+    /// Source member ids that are not among the source's users.
+    pub unresolved: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredState {
+    pub users: BTreeMap<String, DesiredUser>,
+    pub groups: Vec<DesiredGroup>,
+    /// Problems that make the desired state untrustworthy (a mapping that fails, two records
+    /// with one key). Planning refuses to go on with any of these.
+    pub errors: Vec<String>,
+}
+
+/// Builds the desired state. `groups` pairs each pairing with the group its source returned.
+pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPairing, SourceGroup)]) -> DesiredState {
+    let mut state = DesiredState::default();
+    let mut sorted: Vec<&SourceRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut key_by_source_id = BTreeMap::new();
+    for record in sorted {
+        match desired_user(mapping, record) {
+            Ok(user) => {
+                if let Some(existing) = state.users.get(&user.key) {
+                    state.errors.push(format!(
+                        "source records `{}` and `{}` both map to `{}` = `{}`",
+                        existing.source_id, record.id, mapping.match_path, user.key
+                    ));
+                    continue;
+                }
+                key_by_source_id.insert(record.id.clone(), user.key.clone());
+                state.users.insert(user.key.clone(), user);
+            }
+            Err(message) => state.errors.push(format!("source record `{}`: {message}", record.id)),
+        }
+    }
+    for (pairing, group) in groups {
+        let mut members = BTreeSet::new();
+        let mut unresolved = Vec::new();
+        for member in &group.members {
+            match key_by_source_id.get(member) {
+                Some(key) => {
+                    members.insert(key.clone());
+                }
+                None => unresolved.push(member.clone()),
+            }
+        }
+        unresolved.sort();
+        unresolved.dedup();
+        state.groups.push(DesiredGroup {
+            pairing: pairing.name.clone(),
+            target: pairing.to.clone(),
+            method: pairing.method,
+            members,
+            unresolved,
+        });
+    }
+    state.groups.sort_by(|a, b| a.pairing.cmp(&b.pairing));
+    state
+}
+
+fn desired_user(mapping: &UserMapping, record: &SourceRecord) -> Result<DesiredUser, String> {
+    let mut attributes = BTreeMap::new();
+    let mut removals = BTreeSet::new();
+    let mut active = !record.disabled;
+    for attribute in &mapping.attributes {
+        let value = evaluate(&attribute.mapping, record).map_err(|e| format!("`{}`: {e}", attribute.path))?;
+        if attribute.path.is("active") {
+            if let Some(value) = value {
+                active = as_bool(&value).ok_or_else(|| format!("`active` must be true or false, found {value}"))?;
+            }
+            continue;
+        }
+        match value {
+            Some(value) => {
+                attributes.insert(attribute.path.clone(), value);
+            }
+            None if attribute.on_empty == OnEmpty::Remove => {
+                removals.insert(attribute.path.clone());
+            }
+            None => {}
+        }
+    }
+    let key_value = attributes
+        .get(&mapping.match_path)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("the match attribute `{}` is empty", mapping.match_path))?;
+    let external_id = match &mapping.external_id {
+        None => None,
+        Some(m) => Some(
+            evaluate(m, record)
+                .map_err(|e| format!("`external_id`: {e}"))?
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .ok_or("the ownership marker `external_id` is empty")?,
+        ),
+    };
+    Ok(DesiredUser {
+        key: match_key(key_value),
+        source_id: record.id.clone(),
+        source_disabled: record.disabled,
+        external_id,
+        attributes,
+        removals,
+        active,
+    })
+}
+
+fn as_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}

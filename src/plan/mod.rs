@@ -1,0 +1,154 @@
+//! The plan: what must change in the target to make it match the desired state.
+//!
+//! `diff::plan` computes it (pure, deterministic: sorted everywhere, no clock); `requests` turns
+//! it into SCIM requests; `render` shows it. `Action` drives apply; `ActionReason` only explains
+//! a choice to the reader and must never steer apply.
+
+pub mod diff;
+pub mod render;
+pub mod requests;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use diff::plan;
+
+use crate::manifest::model::MembershipMethod;
+use crate::scim::ScimPath;
+
+/// What happens to one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// POST a new user.
+    Create,
+    /// PATCH the differing managed attributes.
+    Update,
+    /// PATCH a matching user without our ownership marker: set the marker and the differing
+    /// attributes, instead of creating a duplicate.
+    Adopt,
+    /// PATCH `active` from true to false (and any other differing attribute).
+    Disable,
+    /// DELETE the user.
+    Delete,
+}
+
+/// Why an action was chosen. Only for the renderers; apply must not read this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionReason {
+    /// The user carries our ownership marker and is in no source.
+    NotInAnySource,
+    /// The source account is disabled.
+    SourceDisabled,
+}
+
+/// One managed attribute that differs. `before: None` means the target has no value; `after:
+/// None` means the value is removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttributeChange {
+    pub path: ScimPath,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// One user to change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserChange {
+    /// The user's match value (`userName`), normalised.
+    pub key: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ActionReason>,
+    /// The target's id; `None` for a create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// `meta.version` as read, sent as `If-Match`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// For a create: every attribute it is created with.
+    pub changes: Vec<AttributeChange>,
+}
+
+/// A member in a membership change: the user's key and, when it exists yet, its target id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Member {
+    pub key: String,
+    /// `None`: the user is created by this plan ("known after apply").
+    pub id: Option<String>,
+}
+
+/// One paired group whose membership changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupChange {
+    /// The pairing's name.
+    pub name: String,
+    pub target_id: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub method: MembershipMethod,
+    pub add: Vec<Member>,
+    pub remove: Vec<Member>,
+    /// The whole desired membership, for `method: put`.
+    #[serde(skip)]
+    pub members: Vec<Member>,
+}
+
+/// A target user left untouched because it belongs to someone else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub key: String,
+    pub target_id: String,
+    pub message: String,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    /// Sorted by key.
+    pub users: Vec<UserChange>,
+    /// Sorted by pairing name.
+    pub groups: Vec<GroupChange>,
+    pub conflicts: Vec<Conflict>,
+    /// Things the reader should know that change nothing (unresolved members, disabled source
+    /// users not created).
+    pub warnings: Vec<String>,
+    /// Set when a safety rail refuses the plan (too many deprovisions); apply refuses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub adopt: usize,
+    pub disable: usize,
+    pub delete: usize,
+    pub groups: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary { groups: self.groups.len(), ..Summary::default() };
+        for change in &self.users {
+            match change.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Adopt => s.adopt += 1,
+                Action::Disable => s.disable += 1,
+                Action::Delete => s.delete += 1,
+            }
+        }
+        s
+    }
+
+    /// Whether applying the plan would send anything.
+    pub fn has_changes(&self) -> bool {
+        !self.users.is_empty() || !self.groups.is_empty()
+    }
+}

@@ -1,0 +1,141 @@
+//! The plan as text, in Terraform's conventions: a comment line saying what will happen, a
+//! block with `+`/`~`/`-` markers, aligned attribute names, and a summary line.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::plan::{Action, ActionReason, AttributeChange, GroupChange, Plan, UserChange};
+
+/// Renders the whole plan. Deterministic: no colours, no clock, no paths.
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.has_changes() {
+        out.push_str("scimform will perform the following actions:\n");
+        // Shown in apply order: creates and updates, memberships, then deprovisioning.
+        let last = |c: &&UserChange| c.reason == Some(ActionReason::NotInAnySource);
+        for change in plan.users.iter().filter(|c| !last(c)) {
+            out.push('\n');
+            user(&mut out, change);
+        }
+        for change in &plan.groups {
+            out.push('\n');
+            group(&mut out, change);
+        }
+        for change in plan.users.iter().filter(last) {
+            out.push('\n');
+            user(&mut out, change);
+        }
+        let s = plan.summary();
+        let _ = writeln!(
+            out,
+            "\nPlan: {} to create, {} to update, {} to adopt, {} to disable, {} to delete, {} {} to change.",
+            s.create,
+            s.update,
+            s.adopt,
+            s.disable,
+            s.delete,
+            s.groups,
+            if s.groups == 1 { "group" } else { "groups" },
+        );
+    } else {
+        out.push_str("No changes. The target matches the manifest.\n");
+    }
+    if !plan.conflicts.is_empty() {
+        out.push_str("\nConflicts (left untouched):\n");
+        for conflict in &plan.conflicts {
+            let _ = writeln!(out, "  ! user {} (id {}): {}", quoted(&conflict.key), conflict.target_id, conflict.message);
+        }
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "\nWarning: {warning}");
+    }
+    if let Some(reason) = &plan.blocked {
+        let _ = writeln!(out, "\nError: this plan is blocked: {reason}.");
+    }
+    out
+}
+
+/// Names longer than this are not used to align the others.
+const MAX_ALIGN: usize = 32;
+
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| format!("\"{text}\""))
+}
+
+fn value(value: &Value) -> String {
+    value.to_string()
+}
+
+/// Attribute names with characters Terraform would not print bare are single-quoted.
+fn path_label(change: &AttributeChange) -> String {
+    let text = change.path.to_string();
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
+        text
+    } else {
+        format!("'{text}'")
+    }
+}
+
+fn user(out: &mut String, change: &UserChange) {
+    let name = quoted(&change.key);
+    let (what, marker) = match (change.action, change.reason) {
+        (Action::Create, _) => ("will be created".to_owned(), '+'),
+        (Action::Update, _) => ("will be updated in place".to_owned(), '~'),
+        (Action::Adopt, _) => ("will be adopted (it matches but carries no ownership marker)".to_owned(), '~'),
+        (Action::Disable, Some(ActionReason::NotInAnySource)) => ("will be disabled (not in any source)".to_owned(), '-'),
+        (Action::Disable, _) => ("will be disabled (disabled in the source)".to_owned(), '-'),
+        (Action::Delete, _) => ("will be deleted (not in any source)".to_owned(), '-'),
+    };
+    let _ = writeln!(out, "  # user {name} {what}");
+    if change.action == Action::Delete {
+        let _ = writeln!(out, "  - user {name}");
+        return;
+    }
+    if let [only] = change.changes.as_slice()
+        && change.action == Action::Disable
+        && only.path.is("active")
+    {
+        let _ = writeln!(out, "  - user {name} {{ active = true -> false }}");
+        return;
+    }
+    let _ = writeln!(out, "  {marker} user {name} {{");
+    // Align the `=` signs as Terraform does, but let an unusually long name (an extension URN)
+    // stand out rather than push every other line far to the right.
+    let width = change
+        .changes
+        .iter()
+        .map(|c| path_label(c).chars().count())
+        .filter(|w| *w <= MAX_ALIGN)
+        .max()
+        .unwrap_or(0);
+    for c in &change.changes {
+        let label = path_label(c);
+        let pad = " ".repeat(width.saturating_sub(label.chars().count()));
+        let line = match (&c.before, &c.after) {
+            (None, Some(after)) => format!("+ {label}{pad} = {}", value(after)),
+            (Some(before), None) => format!("- {label}{pad} = {} -> null", value(before)),
+            (Some(before), Some(after)) => format!("~ {label}{pad} = {} -> {}", value(before), value(after)),
+            (None, None) => continue,
+        };
+        let _ = writeln!(out, "      {line}");
+    }
+    out.push_str("    }\n");
+}
+
+fn group(out: &mut String, change: &GroupChange) {
+    let name = quoted(&change.name);
+    let _ = writeln!(out, "  # group {name} membership will change");
+    let _ = writeln!(out, "  ~ group {name} {{");
+    if !change.display_name.is_empty() && change.display_name != change.name {
+        let _ = writeln!(out, "      # target group {} (id {})", quoted(&change.display_name), change.target_id);
+    }
+    for member in &change.add {
+        let after = if member.id.is_none() { " (known after apply)" } else { "" };
+        let _ = writeln!(out, "      + member {}{after}", quoted(&member.key));
+    }
+    for member in &change.remove {
+        let _ = writeln!(out, "      - member {}", quoted(&member.key));
+    }
+    out.push_str("    }\n");
+}

@@ -1,0 +1,95 @@
+//! `Plan` -> SCIM requests, as values (kube-core style: built here, sent by the client).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::{Action, GroupChange, UserChange};
+use crate::manifest::model::MembershipMethod;
+use crate::scim::filter::quote;
+use crate::scim::{GROUP_SCHEMA, Method, PatchOperation, PatchRequest, ScimRequest, USER_SCHEMA};
+
+/// The request that carries out one user change.
+pub fn user_request(change: &UserChange) -> ScimRequest {
+    let id = change.target_id.as_deref().unwrap_or_default();
+    match change.action {
+        Action::Create => ScimRequest::new(Method::Post, "/Users").with_body(create_body(change)),
+        Action::Delete => ScimRequest::new(Method::Delete, format!("/Users/{id}")).with_if_match(change.version.clone()),
+        Action::Update | Action::Adopt | Action::Disable => {
+            let operations = change
+                .changes
+                .iter()
+                .map(|c| match (&c.before, &c.after) {
+                    (_, None) => PatchOperation::remove(&c.path),
+                    (None, Some(after)) => PatchOperation::add(&c.path, after.clone()),
+                    (Some(_), Some(after)) => PatchOperation::replace(&c.path, after.clone()),
+                })
+                .collect();
+            ScimRequest::new(Method::Patch, format!("/Users/{id}"))
+                .with_body(to_json(&PatchRequest::new(operations)))
+                .with_if_match(change.version.clone())
+        }
+    }
+}
+
+fn create_body(change: &UserChange) -> Value {
+    let mut schemas: BTreeSet<String> = BTreeSet::new();
+    let mut body = json!({});
+    for c in &change.changes {
+        if let Some(after) = &c.after {
+            c.path.set(&mut body, after.clone());
+            if let Some(schema) = c.path.schema() {
+                schemas.insert(schema.to_owned());
+            }
+        }
+    }
+    let mut list = vec![Value::String(USER_SCHEMA.to_owned())];
+    list.extend(schemas.into_iter().map(Value::String));
+    if let Value::Object(object) = &mut body {
+        object.insert("schemas".into(), Value::Array(list));
+    }
+    body
+}
+
+/// The request that carries out one group change, with members resolved by `resolve` (key ->
+/// target id, for users created earlier in the same apply). Returns the keys it could not resolve.
+pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<String>) -> (ScimRequest, Vec<String>) {
+    let mut unresolved = Vec::new();
+    let mut id_of = |m: &super::Member| match m.id.clone().or_else(|| resolve(&m.key)) {
+        Some(id) => Some(id),
+        None => {
+            unresolved.push(m.key.clone());
+            None
+        }
+    };
+    let path = format!("/Groups/{}", change.target_id);
+    let request = match change.method {
+        MembershipMethod::Patch => {
+            let added: Vec<Value> = change.add.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
+            let mut operations = Vec::new();
+            if !added.is_empty() {
+                operations.push(PatchOperation { op: crate::scim::PatchOp::Add, path: Some("members".into()), value: Some(Value::Array(added)) });
+            }
+            for member in &change.remove {
+                if let Some(id) = &member.id {
+                    operations.push(PatchOperation {
+                        op: crate::scim::PatchOp::Remove,
+                        path: Some(format!("members[value eq {}]", quote(id))),
+                        value: None,
+                    });
+                }
+            }
+            ScimRequest::new(Method::Patch, path).with_body(to_json(&PatchRequest::new(operations)))
+        }
+        MembershipMethod::Put => {
+            let members: Vec<Value> = change.members.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
+            let body = json!({"schemas": [GROUP_SCHEMA], "id": change.target_id, "displayName": change.display_name, "members": members});
+            ScimRequest::new(Method::Put, path).with_body(body)
+        }
+    };
+    (request.with_if_match(change.version.clone()), unresolved)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}

@@ -1,0 +1,59 @@
+//! How errors reach a person: `error:` with the cause chain as `Caused by:` lines, and manifest
+//! problems with the offending line and a caret, like rustc, uv and Terraform.
+
+use std::fmt::Write;
+
+use crate::manifest::{Diagnostic, ManifestError};
+
+/// Renders any error with its chain of causes.
+pub fn render_error(error: &anyhow::Error) -> String {
+    if let Some(manifest) = error.downcast_ref::<ManifestError>() {
+        return render_manifest_error(manifest);
+    }
+    if let Some(crate::manifest::LoadError::Invalid(manifest)) = error.downcast_ref::<crate::manifest::LoadError>() {
+        return render_manifest_error(manifest);
+    }
+    let mut out = format!("error: {error}\n");
+    for cause in error.chain().skip(1) {
+        let _ = writeln!(out, "  Caused by: {cause}");
+    }
+    out
+}
+
+/// Every problem of a manifest, each with its location and source line.
+pub fn render_manifest_error(error: &ManifestError) -> String {
+    let mut out = format!("error: {error}\n");
+    let lines: Vec<&str> = error.text.lines().collect();
+    for diagnostic in &error.diagnostics {
+        out.push('\n');
+        render_diagnostic(&mut out, &error.origin, &lines, diagnostic);
+    }
+    out
+}
+
+fn render_diagnostic(out: &mut String, origin: &str, lines: &[&str], d: &Diagnostic) {
+    let at = if d.key_path.is_empty() { String::new() } else { format!(" (at `{}`)", d.key_path) };
+    let _ = writeln!(out, "  --> {origin}:{}:{}{at}", d.location.line, d.location.column);
+    let number = d.location.line.to_string();
+    let gutter = " ".repeat(number.len());
+    match lines.get(d.location.line.wrapping_sub(1)) {
+        Some(line) => {
+            let _ = writeln!(out, "{gutter} |");
+            let _ = writeln!(out, "{number} | {line}");
+            let start = d.location.column.saturating_sub(1);
+            let width = line
+                .chars()
+                .skip(start)
+                .take_while(|c| !c.is_whitespace() && *c != ':' && *c != ',')
+                .count()
+                .max(1);
+            let _ = writeln!(out, "{gutter} | {}{} {}", " ".repeat(start), "^".repeat(width), d.message);
+        }
+        None => {
+            let _ = writeln!(out, "{gutter} | {}", d.message);
+        }
+    }
+    if let Some(hint) = &d.hint {
+        let _ = writeln!(out, "{gutter} = hint: {hint}");
+    }
+}

@@ -1,0 +1,80 @@
+//! A SCIM request as a value: what will be sent, built by pure code and sent by the client.
+//! Keeping requests as data lets tests assert on them without HTTP.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        })
+    }
+}
+
+/// One request. `path` is relative to the target's base URL (`/Users/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScimRequest {
+    pub method: Method,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// `If-Match`: the resource version the change was planned against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+}
+
+impl ScimRequest {
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self { method, path: path.into(), body: None, if_match: None }
+    }
+
+    #[must_use]
+    pub fn with_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    #[must_use]
+    pub fn with_if_match(mut self, version: Option<String>) -> Self {
+        self.if_match = version;
+        self
+    }
+
+    /// Whether the request changes the target.
+    pub fn is_write(&self) -> bool {
+        self.method != Method::Get
+    }
+}
+
+impl fmt::Display for ScimRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// What the server answered to a request that succeeded (any 2xx).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimResponse {
+    pub status: u16,
+    /// The resource, when the server sent one (PATCH may answer 204 with no body).
+    pub body: Option<Value>,
+    /// The `ETag` header, when present.
+    pub etag: Option<String>,
+}
