@@ -46,7 +46,11 @@ fn label(change: &UserChange) -> String {
 
 /// Sends `changes` with at most `concurrency` requests in flight; returns outcomes in input order
 /// and the ids the server assigned to created users.
-async fn run_users<W: TargetWriter>(changes: &[&UserChange], writer: &W, concurrency: usize) -> (Vec<Outcome>, BTreeMap<String, String>) {
+async fn run_users<W: TargetWriter>(
+    changes: &[&UserChange],
+    writer: &W,
+    concurrency: usize,
+) -> (Vec<Outcome>, BTreeMap<String, String>) {
     let created = Mutex::new(BTreeMap::new());
     let mut results: Vec<(usize, Outcome)> = stream::iter(changes.iter().enumerate())
         .map(|(index, change)| {
@@ -58,7 +62,10 @@ async fn run_users<W: TargetWriter>(changes: &[&UserChange], writer: &W, concurr
                         if change.action == Action::Create
                             && let Some(id) = response.body.as_ref().and_then(id_of)
                         {
-                            created.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(change.key.clone(), id.to_owned());
+                            created
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .insert(change.key.clone(), id.to_owned());
                         }
                         Ok(response.status)
                     }
@@ -91,11 +98,12 @@ pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usiz
     let mut report = ApplyReport::default();
     let deprovisioning = |c: &&UserChange| c.reason == Some(ActionReason::NotInAnySource) || c.action == Action::Delete;
 
-    let creates: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
-    let (outcomes, created) = run_users(&creates, writer, concurrency).await;
-    report.outcomes.extend(outcomes);
+    let to_create: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
+    let (create_outcomes, created) = run_users(&to_create, writer, concurrency).await;
+    report.outcomes.extend(create_outcomes);
 
-    let updates: Vec<&UserChange> = plan.users.iter().filter(|c| c.action != Action::Create && !deprovisioning(c)).collect();
+    let updates: Vec<&UserChange> =
+        plan.users.iter().filter(|c| c.action != Action::Create && !deprovisioning(c)).collect();
     report.outcomes.extend(run_users(&updates, writer, concurrency).await.0);
 
     for change in &plan.groups {
@@ -124,4 +132,69 @@ pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usiz
     let removals: Vec<&UserChange> = plan.users.iter().filter(deprovisioning).collect();
     report.outcomes.extend(run_users(&removals, writer, concurrency).await.0);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::render::text::tests::realistic_plan;
+    use crate::scim::{Method, ScimRequest, ScimResponse};
+    use crate::target::TargetError;
+
+    /// Records requests; refuses those with the method `fail`.
+    struct FakeTarget {
+        sent: Mutex<Vec<ScimRequest>>,
+        fail: Option<Method>,
+    }
+
+    impl TargetWriter for FakeTarget {
+        async fn send(&self, request: &ScimRequest) -> Result<ScimResponse, TargetError> {
+            self.sent.lock().unwrap().push(request.clone());
+            if self.fail == Some(request.method) {
+                return Err(TargetError::Status { request: request.to_string(), status: 409, body: None });
+            }
+            let body = (request.method == Method::Post).then(|| json!({"id": "new-id"}));
+            Ok(ScimResponse { status: if body.is_some() { 201 } else { 204 }, body, etag: None })
+        }
+    }
+
+    #[tokio::test]
+    async fn applies_in_safe_order_and_resolves_new_members() {
+        let target = FakeTarget { sent: Mutex::new(Vec::new()), fail: None };
+        let report = execute(&realistic_plan(), &target, 1).await;
+        assert_eq!(report.failures().count(), 0);
+        let sent = target.sent.into_inner().unwrap();
+        let order: Vec<String> = sent.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            order,
+            [
+                "POST /Users",
+                "PATCH /Users/t1",
+                "PATCH /Users/t2",
+                "PATCH /Users/t4",
+                "PATCH /Groups/g1",
+                "PATCH /Users/t5"
+            ]
+        );
+        let group = sent[4].body.as_ref().unwrap();
+        assert_eq!(group["Operations"][0]["value"], json!([{"value": "t1"}, {"value": "new-id"}]));
+    }
+
+    #[tokio::test]
+    async fn keeps_going_past_a_failure_and_reports_it() {
+        let target = FakeTarget { sent: Mutex::new(Vec::new()), fail: Some(Method::Post) };
+        let report = execute(&realistic_plan(), &target, 4).await;
+        let failures: Vec<&Outcome> = report.failures().collect();
+        // The create failed, so its group membership cannot be added: two failures.
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(failures[0].result.as_ref().unwrap_err().contains("HTTP 409"));
+        assert!(failures[1].result.as_ref().unwrap_err().contains("member `cy.do@x.example` was not added"));
+        // Everything else was still sent, the deprovisioning last.
+        assert_eq!(report.succeeded(), 5);
+        assert_eq!(target.sent.lock().unwrap().last().unwrap().path, "/Users/t5");
+    }
 }

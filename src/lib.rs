@@ -9,20 +9,20 @@
 //! Modules in pipeline order. `yaml`, `manifest` (parsing and checks), `mapping`, `scim`,
 //! `desired` and `plan` do no I/O; `source`, `target` and `apply` are the edges.
 
-pub mod yaml;
-pub mod secret;
+pub mod apply;
+pub mod cli;
+pub mod commands;
+pub mod desired;
+pub mod exit;
 pub mod manifest;
 pub mod mapping;
-pub mod scim;
-pub mod source;
-pub mod desired;
-pub mod target;
 pub mod plan;
-pub mod apply;
-pub mod commands;
-pub mod cli;
-pub mod exit;
 pub mod report;
+pub mod scim;
+pub mod secret;
+pub mod source;
+pub mod target;
+pub mod yaml;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -40,7 +40,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { 1 } else { 0 });
+            return ExitCode::from(u8::from(error.use_stderr()));
         }
     };
     let stdout = std::io::stdout();
@@ -50,7 +50,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut err = stderr.lock();
     let mut input = stdin.lock();
     let interactive = std::io::stdin().is_terminal();
-    let mut console = Console { out: &mut out, err: &mut err, input: interactive.then_some(&mut input as &mut dyn std::io::BufRead) };
+    let mut console =
+        Console { out: &mut out, err: &mut err, input: interactive.then_some(&mut input as &mut dyn std::io::BufRead) };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

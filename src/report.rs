@@ -33,20 +33,16 @@ pub fn render_manifest_error(error: &ManifestError) -> String {
 
 fn render_diagnostic(out: &mut String, origin: &str, lines: &[&str], d: &Diagnostic) {
     let at = if d.key_path.is_empty() { String::new() } else { format!(" (at `{}`)", d.key_path) };
-    let _ = writeln!(out, "  --> {origin}:{}:{}{at}", d.location.line, d.location.column);
     let number = d.location.line.to_string();
     let gutter = " ".repeat(number.len());
+    let _ = writeln!(out, "{gutter}--> {origin}:{}:{}{at}", d.location.line, d.location.column);
     match lines.get(d.location.line.wrapping_sub(1)) {
         Some(line) => {
             let _ = writeln!(out, "{gutter} |");
             let _ = writeln!(out, "{number} | {line}");
             let start = d.location.column.saturating_sub(1);
-            let width = line
-                .chars()
-                .skip(start)
-                .take_while(|c| !c.is_whitespace() && *c != ':' && *c != ',')
-                .count()
-                .max(1);
+            let word = || line.chars().skip(start).take_while(|c| !c.is_whitespace() && *c != ':' && *c != ',').count();
+            let width = d.width.unwrap_or_else(word).max(1);
             let _ = writeln!(out, "{gutter} | {}{} {}", " ".repeat(start), "^".repeat(width), d.message);
         }
         None => {

@@ -36,7 +36,11 @@ pub enum NodeKind {
     /// A scalar; `quoted` scalars are always strings, plain ones are resolved by YAML 1.2's core
     /// schema (`true`, `42`, `null`, ...). `offset` is where the text begins relative to
     /// `location` (1 for quoted scalars), so errors can point inside it.
-    Scalar { text: String, quoted: bool, offset: usize },
+    Scalar {
+        text: String,
+        quoted: bool,
+        offset: usize,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Key, Node)>),
 }
@@ -126,7 +130,10 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             Some(Frame::Map(_, entries, pending, _)) => match pending.take() {
                 None => {
                     let NodeKind::Scalar { text, offset, .. } = node.kind else {
-                        return Err(YamlError { location: node.location, message: "mapping keys must be plain strings".into() });
+                        return Err(YamlError {
+                            location: node.location,
+                            message: "mapping keys must be plain strings".into(),
+                        });
                     };
                     if let Some((first, _)) = entries.iter().find(|(k, _)| k.text == text) {
                         return Err(YamlError {

@@ -35,9 +35,14 @@ pub async fn apply_plan(
     }
     if !auto_approve {
         let Some(input) = console.input.as_mut() else {
-            bail!("apply needs confirmation, and there is no terminal to ask on; pass `--auto-approve` to apply without asking");
+            bail!(
+                "apply needs confirmation, and there is no terminal to ask on; pass `--auto-approve` to apply without asking"
+            );
         };
-        write!(console.err, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")?;
+        write!(
+            console.err,
+            "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+        )?;
         console.err.flush()?;
         let mut answer = String::new();
         input.read_line(&mut answer)?;
@@ -63,7 +68,11 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
         writeln!(console.err, "\nApply complete! {} operation(s) applied.", report.succeeded())?;
         Ok(ExitStatus::Success)
     } else {
-        writeln!(console.err, "\nApply finished with errors: {failed} operation(s) failed, {} applied:", report.succeeded())?;
+        writeln!(
+            console.err,
+            "\nApply finished with errors: {failed} operation(s) failed, {} applied:",
+            report.succeeded()
+        )?;
         for failure in report.failures() {
             if let Err(error) = &failure.result {
                 writeln!(console.err, "  - {}: {error}", failure.resource)?;

@@ -45,16 +45,38 @@ pub fn seeded_store() -> MemoryStore {
     ada["nickName"] = json!("Countess");
     ada["phoneNumbers"] = json!([{"type": "mobile", "value": "tel:+15555550100"}]);
     let ada = store.insert_user(ada);
-    let grace = store.insert_user(user("grace.hopper@corp.example", "Grace", "Hopper", "Team Lead", "Support", Some("hr-1002")));
-    let alan = store.insert_user(user("alan.turing@corp.example", "Alan", "Turing", "Analyst", "Research", Some("hr-1003")));
+    let grace = store.insert_user(user(
+        "grace.hopper@corp.example",
+        "Grace",
+        "Hopper",
+        "Team Lead",
+        "Support",
+        Some("hr-1002"),
+    ));
+    let alan =
+        store.insert_user(user("alan.turing@corp.example", "Alan", "Turing", "Analyst", "Research", Some("hr-1003")));
     // Disabled in HR, still active here.
-    store.insert_user(user("edsger.dijkstra@corp.example", "Edsger", "Dijkstra", "Architect", "Research", Some("hr-1005")));
+    store.insert_user(user(
+        "edsger.dijkstra@corp.example",
+        "Edsger",
+        "Dijkstra",
+        "Architect",
+        "Research",
+        Some("hr-1005"),
+    ));
     // Created by hand before scimform: no ownership marker, so it is adopted, not duplicated.
     store.insert_user(user("barbara.liskov@corp.example", "Barbara", "Liskov", "Principal Engineer", "Research", None));
     // Ours, but gone from HR: disabled.
     store.insert_user(user("old.user@corp.example", "Old", "User", "Agent", "Support", Some("hr-0999")));
     // Someone else's: never touched.
-    store.insert_user(user("contractor@partner.example", "Casey", "Contractor", "Consultant", "External", Some("partner-7")));
+    store.insert_user(user(
+        "contractor@partner.example",
+        "Casey",
+        "Contractor",
+        "Consultant",
+        "External",
+        Some("partner-7"),
+    ));
     // Alan does not belong in Support_Tier1; Grace and Katherine do.
     store.insert_group("Support_Tier1", &[&ada, &alan]);
     let _ = grace;
@@ -90,7 +112,10 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     // The demo is a transcript: everything goes to stdout, in the order it happens.
     let out = &mut *console.out;
     writeln!(out, "Embedded SCIM server listening at {}", server.base_url())?;
-    writeln!(out, "seeded with drift: a stale title, a missing user, a leaver, an unowned match, a wrong group member.")?;
+    writeln!(
+        out,
+        "seeded with drift: a stale title, a missing user, a leaver, an unowned match, a wrong group member."
+    )?;
 
     writeln!(out, "\n$ scimform plan -f {MANIFEST_PATH}\n")?;
     let plan = read_and_plan(&manifest, &sources, &client).await?;

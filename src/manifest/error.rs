@@ -1,6 +1,6 @@
 //! Manifest errors: every problem found, each with its location, key path and a hint.
 
-use std::fmt;
+use std::fmt::{self, Write};
 
 use crate::yaml::{Location, Segment};
 
@@ -12,6 +12,8 @@ pub struct Diagnostic {
     pub key_path: String,
     pub message: String,
     pub hint: Option<String>,
+    /// How many characters the problem spans, when known (else the word at `location`).
+    pub width: Option<usize>,
 }
 
 /// A manifest that could not be loaded. Holds its text so the report can show snippets.
@@ -38,7 +40,9 @@ pub fn key_path(segments: &[Segment]) -> String {
     let mut out = String::new();
     for segment in segments {
         match segment {
-            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            Segment::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
             Segment::Key(k) => {
                 if !out.is_empty() {
                     out.push('.');

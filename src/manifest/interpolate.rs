@@ -45,6 +45,8 @@ impl Environment for MapEnvironment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterpolationError {
     pub offset: usize,
+    /// Length of the offending reference, in characters.
+    pub len: usize,
     pub message: String,
     pub hint: Option<String>,
 }
@@ -72,13 +74,16 @@ pub fn interpolate(text: &str, env: &dyn Environment) -> Result<String, Interpol
         };
         let close = body.find('}').ok_or_else(|| InterpolationError {
             offset,
+            len: 2,
             message: "`${` is never closed by `}`".into(),
             hint: Some("write `$$` for a literal `$`".into()),
         })?;
         let reference = &body[..close];
+        let len = reference.chars().count() + 3;
         let value = match reference.split_once(':') {
             Some(("env", name)) if !name.is_empty() => env.var(name).ok_or_else(|| InterpolationError {
                 offset,
+                len,
                 message: format!("environment variable `{name}` is not set"),
                 hint: Some(format!("set `{name}` in the environment that runs scimform")),
             })?,
@@ -87,12 +92,14 @@ pub fn interpolate(text: &str, env: &dyn Environment) -> Result<String, Interpol
                 .map(|content| content.trim_end_matches(['\n', '\r']).to_owned())
                 .map_err(|e| InterpolationError {
                     offset,
+                    len,
                     message: format!("cannot read `{path}` for `${{file:{path}}}`: {}", e.kind()),
                     hint: Some("paths are relative to the manifest's directory".into()),
                 })?,
             _ => {
                 return Err(InterpolationError {
                     offset,
+                    len,
                     message: format!("`${{{reference}}}` is not a known reference"),
                     hint: Some("use `${env:NAME}` or `${file:PATH}`".into()),
                 });

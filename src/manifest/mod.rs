@@ -30,15 +30,21 @@ pub enum LoadError {
 pub fn parse(text: &str, origin: &str, env: &dyn Environment, base_dir: &Path) -> Result<Manifest, ManifestError> {
     let invalid = |diagnostics| ManifestError { origin: origin.to_owned(), text: text.to_owned(), diagnostics };
     let root = crate::yaml::parse(text).map_err(|e| {
-        invalid(vec![Diagnostic { location: e.location, key_path: String::new(), message: format!("YAML syntax error: {}", e.message), hint: None }])
+        invalid(vec![Diagnostic {
+            location: e.location,
+            key_path: String::new(),
+            message: format!("YAML syntax error: {}", e.message),
+            hint: None,
+            width: None,
+        }])
     })?;
     validate::validate(&root, env, base_dir).map_err(invalid)
 }
 
 /// Reads a manifest file and checks it against the process environment.
 pub fn load(path: &Path) -> Result<Manifest, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let env = SystemEnvironment { base_dir: base_dir.clone() };
     Ok(parse(&text, &path.display().to_string(), &env, &base_dir)?)

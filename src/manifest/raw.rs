@@ -29,6 +29,7 @@ pub struct RawManifest {
 /// One source, selected by `kind`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[schemars(rename = "Source")]
 pub enum RawSource {
     /// Active Directory or any LDAPv3 directory.
     Ldap(RawLdapSource),
@@ -43,6 +44,7 @@ pub const SOURCE_KINDS: &[&str] = &["ldap", "graph", "file"];
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "LdapSource")]
 pub struct RawLdapSource {
     /// `ldap://host:389` or `ldaps://host:636`.
     pub url: String,
@@ -85,6 +87,7 @@ pub enum LdapScope {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "GraphSource")]
 pub struct RawGraphSource {
     pub tenant_id: String,
     pub client_id: String,
@@ -106,6 +109,7 @@ pub struct RawGraphSource {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "FileSource")]
 pub struct RawFileSource {
     /// Path to a `.yaml`, `.yml`, `.json` or `.csv` file, relative to the manifest.
     pub path: String,
@@ -129,6 +133,7 @@ pub enum Profile {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Target")]
 pub struct RawTarget {
     pub kind: TargetKind,
     #[serde(default)]
@@ -148,6 +153,7 @@ pub struct RawTarget {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(rename = "Auth")]
 pub enum RawAuth {
     /// A static bearer token; use `${env:NAME}`.
     BearerToken(String),
@@ -157,6 +163,7 @@ pub enum RawAuth {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "OAuth2")]
 pub struct RawOAuth2 {
     pub token_url: String,
     pub client_id: String,
@@ -167,12 +174,14 @@ pub struct RawOAuth2 {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RateLimit")]
 pub struct RawRateLimit {
     pub requests_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Users")]
 pub struct RawUsers {
     /// The source that users come from.
     pub source: String,
@@ -194,7 +203,11 @@ pub struct RawUsers {
 
 /// A source attribute name, a template (`"{{ mail | lower }}"`), a constant, or the long form.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged, expecting = "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`")]
+#[serde(
+    untagged,
+    expecting = "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`"
+)]
+#[schemars(rename = "Mapping")]
 pub enum RawMapping {
     Short(String),
     Bool(bool),
@@ -204,6 +217,7 @@ pub enum RawMapping {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "MappingSpec")]
 pub struct RawMappingSpec {
     /// A source attribute name or a template.
     #[serde(default)]
@@ -228,6 +242,7 @@ pub enum OnEmpty {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Deprovision")]
 pub struct RawDeprovision {
     /// What happens to an owned user that is in no source (default `disable`).
     #[serde(default)]
@@ -254,6 +269,7 @@ pub enum DeprovisionAction {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "GroupPairing")]
 pub struct RawGroupPairing {
     /// The pairing's name, shown in plans.
     pub name: String,
@@ -271,6 +287,7 @@ pub struct RawGroupPairing {
 /// Exactly one of `id`, `name`, `dn`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "GroupSelector")]
 pub struct RawGroupSelector {
     #[serde(default)]
     pub id: Option<String>,
@@ -283,6 +300,7 @@ pub struct RawGroupSelector {
 /// Exactly one of `id`, `display_name`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "TargetGroup")]
 pub struct RawTargetGroup {
     #[serde(default)]
     pub id: Option<String>,

@@ -9,12 +9,12 @@ use serde::de::DeserializeOwned;
 use super::error::{Diagnostic, did_you_mean, key_path};
 use super::interpolate::{Environment, interpolate};
 use super::model::{
-    AttributeMapping, Deprovision, FileConfig, GraphConfig, GroupPairing, GroupSelector, LdapConfig,
-    Manifest, SourceConfig, TargetAuth, TargetConfig, TargetGroupRef, UserMapping,
+    AttributeMapping, Deprovision, FileConfig, GraphConfig, GroupPairing, GroupSelector, LdapConfig, Manifest,
+    SourceConfig, TargetAuth, TargetConfig, TargetGroupRef, UserMapping,
 };
 use super::raw::{
-    LdapScope, RawAuth, RawFileSource, RawGraphSource, RawGroupPairing, RawLdapSource, RawMapping,
-    RawTarget, RawUsers, SOURCE_KINDS,
+    LdapScope, RawAuth, RawFileSource, RawGraphSource, RawGroupPairing, RawLdapSource, RawMapping, RawTarget, RawUsers,
+    SOURCE_KINDS,
 };
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
@@ -25,15 +25,40 @@ const TOP_LEVEL_KEYS: &[&str] = &["version", "sources", "target", "users", "grou
 
 /// Core User attributes (RFC 7643 §4.1) a manifest may map.
 const USER_ATTRIBUTES: &[&str] = &[
-    "userName", "name", "displayName", "nickName", "profileUrl", "title", "userType",
-    "preferredLanguage", "locale", "timezone", "active", "password", "emails", "phoneNumbers", "ims",
-    "photos", "addresses", "entitlements", "roles", "x509Certificates",
+    "userName",
+    "name",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "active",
+    "password",
+    "emails",
+    "phoneNumbers",
+    "ims",
+    "photos",
+    "addresses",
+    "entitlements",
+    "roles",
+    "x509Certificates",
 ];
 const NAME_SUB_ATTRIBUTES: &[&str] =
     &["formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"];
 const MULTI_VALUED_SUB_ATTRIBUTES: &[&str] = &[
-    "value", "display", "type", "primary", "formatted", "streetAddress", "locality", "region",
-    "postalCode", "country",
+    "value",
+    "display",
+    "type",
+    "primary",
+    "formatted",
+    "streetAddress",
+    "locality",
+    "region",
+    "postalCode",
+    "country",
 ];
 
 fn key(k: &str) -> Segment {
@@ -62,7 +87,13 @@ pub fn validate(root: &Node, env: &dyn Environment, base_dir: &Path) -> Result<M
 
 impl Checker<'_> {
     fn report(&mut self, location: Location, path: &[Segment], message: impl Into<String>, hint: Option<String>) {
-        self.diagnostics.push(Diagnostic { location, key_path: key_path(path), message: message.into(), hint });
+        self.diagnostics.push(Diagnostic {
+            location,
+            key_path: key_path(path),
+            message: message.into(),
+            hint,
+            width: None,
+        });
     }
 
     fn node(&self, path: &[Segment]) -> &Node {
@@ -71,7 +102,12 @@ impl Checker<'_> {
 
     fn manifest(&mut self) -> Option<Manifest> {
         if !matches!(self.root.kind, NodeKind::Map(_)) {
-            self.report(self.root.location, &[], "a manifest must be a mapping with `version`, `sources`, `target` and `users`", None);
+            self.report(
+                self.root.location,
+                &[],
+                "a manifest must be a mapping with `version`, `sources`, `target` and `users`",
+                None,
+            );
             return None;
         }
         for (k, _) in self.root.entries() {
@@ -88,7 +124,12 @@ impl Checker<'_> {
         let version: Option<u32> = self.root.get("version").and_then(|_| self.deserialize(&[key("version")]));
         if let Some(v) = version.filter(|v| *v != 1) {
             let at = self.node(&[key("version")]).location;
-            self.report(at, &[key("version")], format!("unsupported manifest version `{v}`"), Some("this scimform reads version 1".into()));
+            self.report(
+                at,
+                &[key("version")],
+                format!("unsupported manifest version `{v}`"),
+                Some("this scimform reads version 1".into()),
+            );
         }
         let sources = self.sources();
         let target = self.root.get("target").and_then(|_| self.target());
@@ -105,7 +146,7 @@ impl Checker<'_> {
             Ok(value) => Some(value),
             Err(error) => {
                 let mut full: Vec<Segment> = path.to_vec();
-                for segment in error.path().iter() {
+                for segment in error.path() {
                     match segment {
                         serde_path_to_error::Segment::Seq { index } => full.push(Segment::Index(*index)),
                         serde_path_to_error::Segment::Map { key } => full.push(Segment::Key(key.clone())),
@@ -144,6 +185,9 @@ impl Checker<'_> {
             Err(error) => {
                 let location = self.node(path).location_within(error.offset);
                 self.report(location, path, error.message, error.hint);
+                if let Some(last) = self.diagnostics.last_mut() {
+                    last.width = Some(error.len);
+                }
                 None
             }
         }
@@ -153,6 +197,7 @@ impl Checker<'_> {
         self.interpolated(path, text).map(Secret::new)
     }
 
+    #[expect(clippy::option_option, reason = "outer `None`: a problem was reported; inner `None`: not set")]
     fn optional(&mut self, path: &[Segment], text: Option<&String>) -> Option<Option<String>> {
         match text {
             None => Some(None),
@@ -226,7 +271,7 @@ impl Checker<'_> {
             Ok(v) => Some(v),
             Err(error) => {
                 let mut full = path.to_vec();
-                for segment in error.path().iter() {
+                for segment in error.path() {
                     if let serde_path_to_error::Segment::Map { key } = segment {
                         full.push(Segment::Key(key.clone()));
                     }
@@ -247,7 +292,12 @@ impl Checker<'_> {
         let page_size = raw.page_size.unwrap_or(500);
         if !(1..=1000).contains(&page_size) {
             let location = self.node(&at("page_size")).location;
-            self.report(location, &at("page_size"), format!("page_size `{page_size}` is out of range"), Some("use 1 to 1000 (AD's MaxPageSize is 1000)".into()));
+            self.report(
+                location,
+                &at("page_size"),
+                format!("page_size `{page_size}` is out of range"),
+                Some("use 1 to 1000 (AD's MaxPageSize is 1000)".into()),
+            );
         }
         if let Some(url) = &url
             && !(url.starts_with("ldap://") || url.starts_with("ldaps://"))
@@ -301,19 +351,23 @@ impl Checker<'_> {
             self.report(location, &at(&["base_url"]), "`base_url` must be an http:// or https:// URL", None);
         }
         let auth = match &raw.auth {
-            RawAuth::BearerToken(token) => self.secret(&at(&["auth", "bearer_token"]), token).map(TargetAuth::BearerToken),
+            RawAuth::BearerToken(token) => {
+                self.secret(&at(&["auth", "bearer_token"]), token).map(TargetAuth::BearerToken)
+            }
             RawAuth::Oauth2ClientCredentials(o) => {
                 let base = ["auth", "oauth2_client_credentials"];
                 let token_url = self.interpolated(&at(&[base[0], base[1], "token_url"]), &o.token_url);
                 let client_id = self.interpolated(&at(&[base[0], base[1], "client_id"]), &o.client_id);
                 let client_secret = self.secret(&at(&[base[0], base[1], "client_secret"]), &o.client_secret);
                 match (token_url, client_id, client_secret) {
-                    (Some(token_url), Some(client_id), Some(client_secret)) => Some(TargetAuth::OAuth2ClientCredentials {
-                        token_url,
-                        client_id,
-                        client_secret,
-                        scope: o.scope.clone(),
-                    }),
+                    (Some(token_url), Some(client_id), Some(client_secret)) => {
+                        Some(TargetAuth::OAuth2ClientCredentials {
+                            token_url,
+                            client_id,
+                            client_secret,
+                            scope: o.scope.clone(),
+                        })
+                    }
                     _ => None,
                 }
             }
@@ -321,7 +375,12 @@ impl Checker<'_> {
         let concurrency = raw.concurrency.unwrap_or(4);
         if !(1..=64).contains(&concurrency) {
             let location = self.node(&at(&["concurrency"])).location;
-            self.report(location, &at(&["concurrency"]), format!("concurrency `{concurrency}` is out of range"), Some("use 1 to 64".into()));
+            self.report(
+                location,
+                &at(&["concurrency"]),
+                format!("concurrency `{concurrency}` is out of range"),
+                Some("use 1 to 64".into()),
+            );
         }
         let ca_file = self.optional(&at(&["ca_file"]), raw.ca_file.as_ref());
         Some(TargetConfig {
@@ -335,9 +394,13 @@ impl Checker<'_> {
     }
 
     fn source_reference(&mut self, path: &[Segment], name: &str) {
-        let declared = self.root.get("sources").map(|n| n.entries().iter().any(|(k, _)| k.text == name)).unwrap_or(false);
+        let declared = self.root.get("sources").is_some_and(|n| n.entries().iter().any(|(k, _)| k.text == name));
         if !declared {
-            let candidates: Vec<String> = self.root.get("sources").map(|n| n.entries().iter().map(|(k, _)| k.text.clone()).collect()).unwrap_or_default();
+            let candidates: Vec<String> = self
+                .root
+                .get("sources")
+                .map(|n| n.entries().iter().map(|(k, _)| k.text.clone()).collect())
+                .unwrap_or_default();
             let hint = did_you_mean(name, candidates.iter().map(String::as_str))
                 .or_else(|| (!candidates.is_empty()).then(|| format!("declared sources: {}", backticked(&candidates))));
             let location = self.node(path).location;
@@ -357,7 +420,12 @@ impl Checker<'_> {
             let scim_path = match ScimPath::parse(&k.text) {
                 Ok(p) => p,
                 Err(error) => {
-                    self.report(k.location_within(error.offset), &attr_path, format!("invalid SCIM path `{}`: {error}", k.text), None);
+                    self.report(
+                        k.location_within(error.offset),
+                        &attr_path,
+                        format!("invalid SCIM path `{}`: {error}", k.text),
+                        None,
+                    );
                     continue;
                 }
             };
@@ -366,7 +434,12 @@ impl Checker<'_> {
                 continue;
             }
             if !seen.insert(scim_path.clone()) {
-                self.report(k.location, &attr_path, format!("`{}` is mapped twice (SCIM names ignore case)", k.text), None);
+                self.report(
+                    k.location,
+                    &attr_path,
+                    format!("`{}` is mapped twice (SCIM names ignore case)", k.text),
+                    None,
+                );
                 continue;
             }
             let Some(raw_mapping) = raw.attributes.get(&k.text) else { continue };
@@ -388,9 +461,18 @@ impl Checker<'_> {
         if let Some(match_path) = &match_path
             && !seen.contains(match_path)
         {
-            let p = if raw.match_attribute.is_some() { vec![key("users"), key("match")] } else { vec![key("users"), key("attributes")] };
+            let p = if raw.match_attribute.is_some() {
+                vec![key("users"), key("match")]
+            } else {
+                vec![key("users"), key("attributes")]
+            };
             let location = self.node(&p).location;
-            self.report(location, &p, format!("the match attribute `{match_path}` is not mapped"), Some(format!("add a mapping for `{match_path}` under `users.attributes`")));
+            self.report(
+                location,
+                &p,
+                format!("the match attribute `{match_path}` is not mapped"),
+                Some(format!("add a mapping for `{match_path}` under `users.attributes`")),
+            );
         }
         let external_id = match &raw.external_id {
             None => Some(None),
@@ -414,7 +496,12 @@ impl Checker<'_> {
             if let Some(p) = d.max_percent.filter(|p| !(0.0..=100.0).contains(p)) {
                 let path = [key("users"), key("deprovision"), key("max_percent")];
                 let location = self.node(&path).location;
-                self.report(location, &path, format!("max_percent `{p}` is not a percentage"), Some("use 0 to 100".into()));
+                self.report(
+                    location,
+                    &path,
+                    format!("max_percent `{p}` is not a percentage"),
+                    Some("use 0 to 100".into()),
+                );
             }
         }
         Some(UserMapping {
@@ -438,7 +525,9 @@ impl Checker<'_> {
         match raw {
             RawMapping::Short(text) => parse(self, text, node, path).map(|m| (m, super::raw::OnEmpty::Keep)),
             RawMapping::Bool(b) => Some((Mapping::Constant(serde_json::Value::Bool(*b)), super::raw::OnEmpty::Keep)),
-            RawMapping::Number(n) => Some((Mapping::Constant(serde_json::Value::Number(n.clone())), super::raw::OnEmpty::Keep)),
+            RawMapping::Number(n) => {
+                Some((Mapping::Constant(serde_json::Value::Number(n.clone())), super::raw::OnEmpty::Keep))
+            }
             RawMapping::Full(spec) => {
                 let on_empty = spec.on_empty.unwrap_or_default();
                 match (&spec.from, &spec.constant) {
@@ -539,13 +628,16 @@ fn check_user_attribute(path: &ScimPath) -> Option<(String, Option<String>)> {
     if let Some(sub) = path.sub_attribute() {
         let allowed = if lower == "name" { NAME_SUB_ATTRIBUTES } else { MULTI_VALUED_SUB_ATTRIBUTES };
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(sub)) {
-            return Some((format!("`{name}` has no sub-attribute `{sub}`"), did_you_mean(sub, allowed.iter().copied())));
+            return Some((
+                format!("`{name}` has no sub-attribute `{sub}`"),
+                did_you_mean(sub, allowed.iter().copied()),
+            ));
         }
     }
     None
 }
 
-/// `unknown field `x`, expected one of `a`, `b`` -> ("x", ["a", "b"]).
+/// Reads serde's "unknown field \`x\`, expected one of \`a\`, \`b\`" into `("x", ["a", "b"])`.
 fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;

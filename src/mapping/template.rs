@@ -291,7 +291,9 @@ mod tests {
         let t = Template::parse("{{ not disabled }}").unwrap();
         assert!(matches!(&t.parts[0], Part::Expr(Expr { negated: true, .. })));
         let t = Template::parse(r#"{{ title | default("Agent") | trim }}"#).unwrap();
-        assert!(matches!(&t.parts[0], Part::Expr(e) if e.filters == vec![Filter::Default("Agent".into()), Filter::Trim]));
+        assert!(
+            matches!(&t.parts[0], Part::Expr(e) if e.filters == vec![Filter::Default("Agent".into()), Filter::Trim])
+        );
     }
 
     #[test]

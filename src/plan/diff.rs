@@ -51,7 +51,11 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
                     plan.conflicts.push(Conflict {
                         key: want.key.clone(),
                         target_id: users[candidates[0]].id.clone(),
-                        message: format!("{} target users match `{}`; resolve the duplicates in the target", candidates.len(), want.key),
+                        message: format!(
+                            "{} target users match `{}`; resolve the duplicates in the target",
+                            candidates.len(),
+                            want.key
+                        ),
                     });
                 }
                 continue;
@@ -64,7 +68,9 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
                     plan.conflicts.push(Conflict {
                         key: want.key.clone(),
                         target_id: found.id.clone(),
-                        message: format!("the target user carries externalId `{theirs}`, not this source's `{ours}`; left untouched"),
+                        message: format!(
+                            "the target user carries externalId `{theirs}`, not this source's `{ours}`; left untouched"
+                        ),
                     });
                     continue;
                 }
@@ -108,9 +114,17 @@ fn create(want: &DesiredUser) -> UserChange {
         .map(|(path, value)| AttributeChange { path: path.clone(), before: None, after: Some(value.clone()) })
         .collect();
     if let Some(marker) = &want.external_id {
-        changes.push(AttributeChange { path: ScimPath::attribute("externalId"), before: None, after: Some(Value::String(marker.clone())) });
+        changes.push(AttributeChange {
+            path: ScimPath::attribute("externalId"),
+            before: None,
+            after: Some(Value::String(marker.clone())),
+        });
     }
-    changes.push(AttributeChange { path: ScimPath::attribute("active"), before: None, after: Some(Value::Bool(want.active)) });
+    changes.push(AttributeChange {
+        path: ScimPath::attribute("active"),
+        before: None,
+        after: Some(Value::Bool(want.active)),
+    });
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     UserChange { key: want.key.clone(), action: Action::Create, reason: None, target_id: None, version: None, changes }
 }
@@ -176,7 +190,13 @@ fn is_ours(marker_mapping: &Mapping, marker: &str) -> bool {
     }
 }
 
-fn deprovision(mapping: &UserMapping, desired: &DesiredState, users: &[&CurrentUser], claimed: &BTreeSet<usize>, plan: &mut Plan) {
+fn deprovision(
+    mapping: &UserMapping,
+    desired: &DesiredState,
+    users: &[&CurrentUser],
+    claimed: &BTreeSet<usize>,
+    plan: &mut Plan,
+) {
     let Some(marker_mapping) = &mapping.external_id else { return };
     let desired_markers: BTreeSet<&str> = desired.users.values().filter_map(|u| u.external_id.as_deref()).collect();
     let owned = users.iter().filter(|u| u.external_id().is_some_and(|m| is_ours(marker_mapping, m))).count();
@@ -186,11 +206,8 @@ fn deprovision(mapping: &UserMapping, desired: &DesiredState, users: &[&CurrentU
         if claimed.contains(&index) || !is_ours(marker_mapping, marker) || desired_markers.contains(marker) {
             continue;
         }
-        let key = mapping
-            .match_path
-            .get(&user.resource)
-            .and_then(Value::as_str)
-            .map_or_else(|| user.id.clone(), match_key);
+        let key =
+            mapping.match_path.get(&user.resource).and_then(Value::as_str).map_or_else(|| user.id.clone(), match_key);
         let change = match mapping.deprovision.action {
             DeprovisionAction::Ignore => continue,
             DeprovisionAction::Disable if !user.active() => continue,
@@ -246,10 +263,14 @@ fn groups(
         .collect();
     for group in &desired.groups {
         for member in &group.unresolved {
-            plan.warnings.push(format!("group `{}`: source member `{member}` is not among the users read from the source; skipped", group.pairing));
+            plan.warnings.push(format!(
+                "group `{}`: source member `{member}` is not among the users read from the source; skipped",
+                group.pairing
+            ));
         }
         let Some(target) = current.groups.get(&group.target) else {
-            plan.warnings.push(format!("group `{}`: target group {} was not read; skipped", group.pairing, group.target));
+            plan.warnings
+                .push(format!("group `{}`: target group {} was not read; skipped", group.pairing, group.target));
             continue;
         };
         let mut members = Vec::new();
@@ -266,12 +287,16 @@ fn groups(
             }
         }
         let wanted_ids: BTreeSet<&str> = members.iter().filter_map(|m| m.id.as_deref()).collect();
-        let add: Vec<Member> = members.iter().filter(|m| m.id.as_deref().is_none_or(|id| !target.members.contains(id))).cloned().collect();
+        let add: Vec<Member> =
+            members.iter().filter(|m| m.id.as_deref().is_none_or(|id| !target.members.contains(id))).cloned().collect();
         let mut remove: Vec<Member> = target
             .members
             .iter()
             .filter(|id| !wanted_ids.contains(id.as_str()))
-            .map(|id| Member { key: key_by_id.get(id.as_str()).cloned().unwrap_or_else(|| id.clone()), id: Some(id.clone()) })
+            .map(|id| Member {
+                key: key_by_id.get(id.as_str()).cloned().unwrap_or_else(|| id.clone()),
+                id: Some(id.clone()),
+            })
             .collect();
         remove.sort();
         if add.is_empty() && remove.is_empty() {
@@ -296,13 +321,339 @@ fn groups(
 fn values_equal(desired: &Value, current: &Value, case_insensitive: bool) -> bool {
     match (desired, current) {
         (Value::String(a), Value::String(b)) => a == b || (case_insensitive && a.to_lowercase() == b.to_lowercase()),
-        (Value::String(a), Value::Number(_) | Value::Bool(_)) => *a == current.to_string(),
-        (Value::Number(_) | Value::Bool(_), Value::String(b)) => desired.to_string() == *b,
+        (Value::String(text), Value::Number(_) | Value::Bool(_))
+        | (Value::Number(_) | Value::Bool(_), Value::String(text)) => {
+            let other = if matches!(desired, Value::String(_)) { current } else { desired };
+            text.as_str() == other.to_string().as_str()
+        }
         (Value::Array(a), Value::Array(b)) => {
-            let set = |items: &[Value]| items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<BTreeSet<_>>();
+            let set = |items: &[Value]| {
+                items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<BTreeSet<_>>()
+            };
             set(a) == set(b)
         }
         (Value::Array(a), b) if a.len() == 1 => values_equal(&a[0], b, case_insensitive),
         _ => desired == current,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::desired::build;
+    use crate::manifest::model::{GroupPairing, GroupSelector, MembershipMethod, TargetGroupRef};
+    use crate::manifest::{Manifest, MapEnvironment};
+    use crate::plan::render::render_text;
+    use crate::source::{AttrValue, SourceGroup, SourceRecord};
+    use crate::target::CurrentGroup;
+
+    pub(crate) const MANIFEST: &str = r#"
+version: 1
+sources:
+  hr: { kind: file, path: people.yaml }
+target:
+  kind: scim
+  base_url: http://127.0.0.1:1/scim/v2
+  auth: { bearer_token: t }
+users:
+  source: hr
+  external_id: "hr-{{ id }}"
+  attributes:
+    userName: "{{ mail | lower }}"
+    displayName: "{{ givenName }} {{ sn }}"
+    title: { from: title, on_empty: remove }
+    'emails[type eq "work"].value': "{{ mail | lower }}"
+  deprovision: { action: disable }
+groups:
+  - { name: Support, source: hr, from: { id: support }, to: { id: g1 } }
+"#;
+
+    pub(crate) fn manifest(text: &str) -> Manifest {
+        crate::manifest::parse(text, "test.yaml", &MapEnvironment::default(), Path::new(".")).unwrap()
+    }
+
+    pub(crate) fn person(id: &str, mail: &str, title: &str) -> SourceRecord {
+        let mut r = SourceRecord::new(id);
+        r.insert("mail", AttrValue::Text(mail.into()));
+        let (given, sn) = mail.split_once('@').unwrap().0.split_once('.').unwrap_or(("X", "Y"));
+        r.insert("givenName", AttrValue::Text(given.into()));
+        r.insert("sn", AttrValue::Text(sn.into()));
+        r.insert("title", AttrValue::Text(title.into()));
+        r
+    }
+
+    /// A target user in sync with `person(id, mail, title)` as planned above.
+    pub(crate) fn target_user(id: &str, source_id: Option<&str>, mail: &str, title: &str) -> CurrentUser {
+        let (given, sn) = mail.split_once('@').unwrap().0.split_once('.').unwrap_or(("X", "Y"));
+        let mut resource = json!({
+            "id": id, "userName": mail, "displayName": format!("{given} {sn}"), "title": title,
+            "emails": [{"type": "work", "value": mail}], "active": true, "meta": {"version": "W/\"1\""},
+            "nickName": "unmanaged",
+        });
+        if let Some(source_id) = source_id {
+            resource["externalId"] = json!(format!("hr-{source_id}"));
+        }
+        CurrentUser::from_resource(resource).unwrap()
+    }
+
+    fn support(members: &[&str]) -> (GroupPairing, SourceGroup) {
+        (
+            GroupPairing {
+                name: "Support".into(),
+                source: "hr".into(),
+                from: GroupSelector::Id("support".into()),
+                to: TargetGroupRef::Id("g1".into()),
+                method: MembershipMethod::Patch,
+            },
+            SourceGroup {
+                id: "support".into(),
+                name: "Support".into(),
+                members: members.iter().map(|m| (*m).to_owned()).collect(),
+            },
+        )
+    }
+
+    fn target_group(members: &[&str]) -> CurrentGroup {
+        CurrentGroup {
+            id: "g1".into(),
+            display_name: "Support".into(),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            version: None,
+        }
+    }
+
+    fn run(records: &[SourceRecord], users: Vec<CurrentUser>) -> Plan {
+        let m = manifest(MANIFEST);
+        let desired = build(&m.users, records, &[]);
+        assert!(desired.errors.is_empty(), "{:?}", desired.errors);
+        plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() })
+    }
+
+    fn actions(plan: &Plan) -> Vec<(String, Action)> {
+        plan.users.iter().map(|c| (c.key.clone(), c.action)).collect()
+    }
+
+    #[test]
+    fn in_sync_is_no_change_and_unmanaged_attributes_are_ignored() {
+        let plan = run(
+            &[person("1", "ann.lee@x.example", "Agent")],
+            vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")],
+        );
+        assert!(!plan.has_changes(), "{}", render_text(&plan));
+    }
+
+    #[test]
+    fn user_name_compares_without_case() {
+        let plan = run(
+            &[person("1", "ann.lee@x.example", "Agent")],
+            vec![target_user("t1", Some("1"), "Ann.Lee@X.example", "Agent")],
+        );
+        let changed: Vec<String> =
+            plan.users.iter().flat_map(|u| u.changes.iter().map(|c| c.path.to_string())).collect();
+        assert!(!changed.contains(&"userName".to_owned()), "{changed:?}");
+    }
+
+    #[test]
+    fn updates_only_the_differing_attribute() {
+        let plan = run(
+            &[person("1", "ann.lee@x.example", "Lead")],
+            vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")],
+        );
+        assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Update)]);
+        let change = &plan.users[0];
+        assert_eq!(
+            change.changes,
+            vec![AttributeChange {
+                path: ScimPath::attribute("title"),
+                before: Some(json!("Agent")),
+                after: Some(json!("Lead"))
+            }]
+        );
+        assert_eq!(change.version.as_deref(), Some("W/\"1\""));
+    }
+
+    #[test]
+    fn on_empty_remove_removes_the_target_value() {
+        let plan = run(
+            &[person("1", "ann.lee@x.example", "")],
+            vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")],
+        );
+        assert_eq!(
+            plan.users[0].changes,
+            vec![AttributeChange { path: ScimPath::attribute("title"), before: Some(json!("Agent")), after: None }]
+        );
+    }
+
+    #[test]
+    fn creates_missing_users_but_not_disabled_ones() {
+        let mut leaver = person("2", "bo.ek@x.example", "Agent");
+        leaver.disabled = true;
+        let plan = run(&[person("1", "ann.lee@x.example", "Agent"), leaver], vec![]);
+        assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Create)]);
+        let created: Vec<String> = plan.users[0].changes.iter().map(|c| c.path.to_string()).collect();
+        assert_eq!(
+            created,
+            ["active", "displayName", "emails[type eq \"work\"].value", "externalId", "title", "userName"]
+        );
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+    }
+
+    #[test]
+    fn adopts_an_unmarked_match_and_refuses_a_foreign_marker() {
+        let mut foreign = target_user("t2", None, "bo.ek@x.example", "Agent");
+        foreign.resource["externalId"] = json!("other-tool-9");
+        let plan = run(
+            &[person("1", "ann.lee@x.example", "Agent"), person("2", "bo.ek@x.example", "Agent")],
+            vec![target_user("t1", None, "ann.lee@x.example", "Agent"), foreign],
+        );
+        assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Adopt)]);
+        assert_eq!(plan.users[0].changes[0].path, ScimPath::attribute("externalId"));
+        assert_eq!(plan.conflicts.len(), 1);
+        assert_eq!(plan.conflicts[0].target_id, "t2");
+    }
+
+    #[test]
+    fn the_ownership_marker_follows_a_renamed_user() {
+        let plan = run(
+            &[person("1", "ann.smith@x.example", "Agent")],
+            vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")],
+        );
+        assert_eq!(actions(&plan), vec![("ann.smith@x.example".into(), Action::Update)]);
+        assert!(plan.users[0].changes.iter().any(|c| c.path.is("userName")));
+    }
+
+    #[test]
+    fn disables_a_disabled_source_account_and_reactivates_it() {
+        let mut ann = person("1", "ann.lee@x.example", "Agent");
+        ann.disabled = true;
+        let plan = run(std::slice::from_ref(&ann), vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")]);
+        assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Disable)]);
+        assert_eq!(plan.users[0].reason, Some(ActionReason::SourceDisabled));
+
+        ann.disabled = false;
+        let mut inactive = target_user("t1", Some("1"), "ann.lee@x.example", "Agent");
+        inactive.resource["active"] = json!(false);
+        let plan = run(&[ann], vec![inactive]);
+        assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Update)]);
+        assert_eq!(plan.users[0].changes[0].after, Some(json!(true)));
+    }
+
+    #[test]
+    fn deprovisions_only_owned_users_in_no_source() {
+        let mut unmarked = target_user("t3", None, "cy.do@x.example", "Agent");
+        unmarked.resource["externalId"] = json!(null);
+        let mut foreign = target_user("t4", None, "di.ro@x.example", "Agent");
+        foreign.resource["externalId"] = json!("partner-1");
+        let mut already = target_user("t5", Some("5"), "ed.wu@x.example", "Agent");
+        already.resource["active"] = json!(false);
+        let plan = run(
+            &[person("1", "ann.lee@x.example", "Agent")],
+            vec![
+                target_user("t1", Some("1"), "ann.lee@x.example", "Agent"),
+                target_user("t2", Some("2"), "bo.ek@x.example", "Agent"),
+                unmarked,
+                foreign,
+                already,
+            ],
+        );
+        assert_eq!(actions(&plan), vec![("bo.ek@x.example".into(), Action::Disable)]);
+        assert_eq!(plan.users[0].reason, Some(ActionReason::NotInAnySource));
+        assert!(plan.blocked.is_none());
+    }
+
+    #[test]
+    fn too_many_deprovisions_block_the_plan() {
+        let text = MANIFEST.replace("deprovision: { action: disable }", "deprovision: { action: delete, max: 1 }");
+        let m = manifest(&text);
+        let desired = build(&m.users, &[], &[]);
+        let users = vec![
+            target_user("t1", Some("1"), "a.a@x.example", "A"),
+            target_user("t2", Some("2"), "b.b@x.example", "B"),
+        ];
+        let plan = plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() });
+        assert_eq!(plan.summary().delete, 2);
+        assert!(
+            plan.blocked.as_deref().is_some_and(|b| b.contains("more than `users.deprovision.max` (1)")),
+            "{:?}",
+            plan.blocked
+        );
+    }
+
+    #[test]
+    fn group_members_resolve_through_the_user_mapping() {
+        let m = manifest(MANIFEST);
+        let records = [
+            person("1", "ann.lee@x.example", "A"),
+            person("2", "bo.ek@x.example", "B"),
+            person("3", "cy.do@x.example", "C"),
+        ];
+        let desired = build(&m.users, &records, &[support(&["1", "3", "404"])]);
+        let users = vec![
+            target_user("t1", Some("1"), "ann.lee@x.example", "A"),
+            target_user("t2", Some("2"), "bo.ek@x.example", "B"),
+        ];
+        let current = CurrentState {
+            users,
+            groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), target_group(&["t2", "stranger"]))]),
+        };
+        let plan = plan(&m.users, &desired, &current);
+        let group = &plan.groups[0];
+        assert_eq!(
+            group.add,
+            vec![
+                Member { key: "ann.lee@x.example".into(), id: Some("t1".into()) },
+                Member { key: "cy.do@x.example".into(), id: None }
+            ]
+        );
+        assert_eq!(
+            group.remove,
+            vec![
+                Member { key: "bo.ek@x.example".into(), id: Some("t2".into()) },
+                Member { key: "stranger".into(), id: Some("stranger".into()) }
+            ]
+        );
+        assert!(plan.warnings.iter().any(|w| w.contains("`404`")), "{:?}", plan.warnings);
+    }
+
+    #[test]
+    fn same_inputs_in_any_order_give_the_same_bytes() {
+        let m = manifest(MANIFEST);
+        let mut records: Vec<SourceRecord> = (0..40)
+            .map(|i| person(&i.to_string(), &format!("u.{i}@x.example"), if i % 3 == 0 { "Lead" } else { "Agent" }))
+            .collect();
+        let mut users: Vec<CurrentUser> = (10..60)
+            .map(|i| {
+                target_user(
+                    &format!("t{i}"),
+                    (i % 7 != 0).then(|| i.to_string()).as_deref(),
+                    &format!("u.{i}@x.example"),
+                    "Agent",
+                )
+            })
+            .collect();
+        let members: Vec<String> = (0..40).step_by(2).map(|i| i.to_string()).collect();
+        let member_refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        let groups = [support(&member_refs)];
+        let current_group = target_group(&["t11", "t13", "t15"]);
+        let render = |records: &[SourceRecord], users: &[CurrentUser]| {
+            let desired = build(&m.users, records, &groups);
+            let current = CurrentState {
+                users: users.to_vec(),
+                groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), current_group.clone())]),
+            };
+            render_text(&plan(&m.users, &desired, &current))
+        };
+        let first = render(&records, &users);
+        // A fixed permutation (no randomness in tests either): reverse, then rotate.
+        records.reverse();
+        records.rotate_left(7);
+        users.reverse();
+        users.rotate_left(11);
+        assert_eq!(first, render(&records, &users));
+        assert!(first.contains("to create"), "{first}");
     }
 }

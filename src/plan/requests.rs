@@ -14,7 +14,9 @@ pub fn user_request(change: &UserChange) -> ScimRequest {
     let id = change.target_id.as_deref().unwrap_or_default();
     match change.action {
         Action::Create => ScimRequest::new(Method::Post, "/Users").with_body(create_body(change)),
-        Action::Delete => ScimRequest::new(Method::Delete, format!("/Users/{id}")).with_if_match(change.version.clone()),
+        Action::Delete => {
+            ScimRequest::new(Method::Delete, format!("/Users/{id}")).with_if_match(change.version.clone())
+        }
         Action::Update | Action::Adopt | Action::Disable => {
             let operations = change
                 .changes
@@ -55,12 +57,12 @@ fn create_body(change: &UserChange) -> Value {
 /// target id, for users created earlier in the same apply). Returns the keys it could not resolve.
 pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<String>) -> (ScimRequest, Vec<String>) {
     let mut unresolved = Vec::new();
-    let mut id_of = |m: &super::Member| match m.id.clone().or_else(|| resolve(&m.key)) {
-        Some(id) => Some(id),
-        None => {
+    let mut id_of = |m: &super::Member| {
+        let id = m.id.clone().or_else(|| resolve(&m.key));
+        if id.is_none() {
             unresolved.push(m.key.clone());
-            None
         }
+        id
     };
     let path = format!("/Groups/{}", change.target_id);
     let request = match change.method {
@@ -68,7 +70,11 @@ pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<Stri
             let added: Vec<Value> = change.add.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
             let mut operations = Vec::new();
             if !added.is_empty() {
-                operations.push(PatchOperation { op: crate::scim::PatchOp::Add, path: Some("members".into()), value: Some(Value::Array(added)) });
+                operations.push(PatchOperation {
+                    op: crate::scim::PatchOp::Add,
+                    path: Some("members".into()),
+                    value: Some(Value::Array(added)),
+                });
             }
             for member in &change.remove {
                 if let Some(id) = &member.id {
@@ -82,7 +88,8 @@ pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<Stri
             ScimRequest::new(Method::Patch, path).with_body(to_json(&PatchRequest::new(operations)))
         }
         MembershipMethod::Put => {
-            let members: Vec<Value> = change.members.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
+            let members: Vec<Value> =
+                change.members.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
             let body = json!({"schemas": [GROUP_SCHEMA], "id": change.target_id, "displayName": change.display_name, "members": members});
             ScimRequest::new(Method::Put, path).with_body(body)
         }
@@ -92,4 +99,31 @@ pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<Stri
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::render::text::tests::realistic_plan;
+
+    #[test]
+    fn builds_the_wire_requests_of_a_plan() {
+        let plan = realistic_plan();
+        let mut requests: Vec<ScimRequest> = plan.users.iter().map(user_request).collect();
+        let (group, unresolved) =
+            group_request(&plan.groups[0], |key| (key == "cy.do@x.example").then(|| "new-id".to_owned()));
+        assert!(unresolved.is_empty());
+        requests.push(group);
+        let text = serde_json::to_string_pretty(&requests).unwrap();
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn reports_members_it_cannot_resolve() {
+        let plan = realistic_plan();
+        let (request, unresolved) = group_request(&plan.groups[0], |_| None);
+        assert_eq!(unresolved, vec!["cy.do@x.example".to_owned()]);
+        let ops = request.body.unwrap()["Operations"].clone();
+        assert_eq!(ops[0]["value"], json!([{"value": "t1"}]));
+    }
 }

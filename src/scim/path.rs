@@ -60,9 +60,7 @@ fn name_end(text: &str, start: usize) -> Result<usize, PathError> {
         Some((_, c)) => return Err(err(start, format!("expected an attribute name, found `{c}`"))),
         None => return Err(err(start, "expected an attribute name")),
     }
-    let end = chars
-        .find(|&(_, c)| !is_name_char(c))
-        .map_or(text.len(), |(i, _)| start + i);
+    let end = chars.find(|&(_, c)| !is_name_char(c)).map_or(text.len(), |(i, _)| start + i);
     Ok(end)
 }
 
@@ -125,6 +123,7 @@ impl ScimPath {
     }
 
     /// The path of the multi-valued attribute a filtered path selects from (`emails`).
+    #[must_use]
     pub fn parent(&self) -> Self {
         Self { schema: self.schema.clone(), attribute: self.attribute.clone(), filter: None, sub_attribute: None }
     }
@@ -180,12 +179,11 @@ impl ScimPath {
                     *slot = Value::Array(Vec::new());
                 }
                 let Value::Array(elements) = slot else { return };
-                let index = match elements.iter().position(|e| filter.matches(e)) {
-                    Some(i) => i,
-                    None => {
-                        elements.push(filter.new_element());
-                        elements.len() - 1
-                    }
+                let index = if let Some(i) = elements.iter().position(|e| filter.matches(e)) {
+                    i
+                } else {
+                    elements.push(filter.new_element());
+                    elements.len() - 1
                 };
                 &mut elements[index]
             }
@@ -229,9 +227,8 @@ impl ScimPath {
                         object.remove(&k);
                     }
                 }
-                elements.retain(|e| {
-                    !(filter.matches(e) && (sub.is_none() || e.as_object().is_some_and(|o| o.len() <= 1)))
-                });
+                elements
+                    .retain(|e| !(filter.matches(e) && (sub.is_none() || e.as_object().is_some_and(|o| o.len() <= 1))));
                 if elements.is_empty() {
                     container.remove(&key);
                 }
@@ -239,17 +236,18 @@ impl ScimPath {
         }
     }
 
-    fn normalized(&self) -> (Option<String>, String, Option<(String, String)>, Option<String>) {
+    /// The path with every name lower-cased: what equality, ordering and hashing compare.
+    fn normalized(&self) -> NormalizedPath {
         (
             self.schema.as_ref().map(|s| s.to_ascii_lowercase()),
             self.attribute.to_ascii_lowercase(),
-            self.filter
-                .as_ref()
-                .map(|f| (f.attribute.to_ascii_lowercase(), f.value.to_ascii_lowercase())),
+            self.filter.as_ref().map(|f| (f.attribute.to_ascii_lowercase(), f.value.to_ascii_lowercase())),
             self.sub_attribute.as_ref().map(|s| s.to_ascii_lowercase()),
         )
     }
 }
+
+type NormalizedPath = (Option<String>, String, Option<(String, String)>, Option<String>);
 
 impl ValueFilter {
     /// Whether an element of a multi-valued attribute is the one this filter selects.
@@ -334,9 +332,7 @@ fn parse_value_filter(text: &str, start: usize) -> Result<(ValueFilter, usize), 
 
 /// Looks a key up in a JSON object ignoring ASCII case (SCIM attribute names are case-insensitive).
 pub fn get_ci<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object
-        .get(name)
-        .or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+    object.get(name).or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 fn key_ci(object: &Map<String, Value>, name: &str) -> Option<String> {
@@ -430,10 +426,7 @@ mod tests {
 
     #[test]
     fn names_compare_without_case() {
-        assert_eq!(
-            ScimPath::parse("Name.GivenName").unwrap(),
-            ScimPath::parse("name.givenName").unwrap()
-        );
+        assert_eq!(ScimPath::parse("Name.GivenName").unwrap(), ScimPath::parse("name.givenName").unwrap());
         assert_ne!(ScimPath::parse("name.givenName").unwrap(), ScimPath::parse("name").unwrap());
     }
 
@@ -469,8 +462,7 @@ mod tests {
         assert_eq!(work.get(&user), Some(&json!("w@example.com")));
         assert_eq!(user["emails"].as_array().unwrap().len(), 2);
 
-        let dept =
-            ScimPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").unwrap();
+        let dept = ScimPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").unwrap();
         assert_eq!(dept.get(&user), Some(&json!("Sales")));
         dept.set(&mut user, json!("Support"));
         assert_eq!(dept.get(&user), Some(&json!("Support")));

@@ -63,11 +63,11 @@ impl FileSource {
         })
     }
 
-    pub async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
+    pub fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
         Ok(self.read()?.users)
     }
 
-    pub async fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
+    pub fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
         let groups = self.read()?.groups;
         groups
             .into_iter()
@@ -76,7 +76,10 @@ impl FileSource {
                 GroupSelector::Name(name) => g.name.eq_ignore_ascii_case(name),
                 GroupSelector::Dn(dn) => g.id.eq_ignore_ascii_case(dn),
             })
-            .ok_or_else(|| SourceError::GroupNotFound { source_name: self.name.clone(), selector: selector.to_string() })
+            .ok_or_else(|| SourceError::GroupNotFound {
+                source_name: self.name.clone(),
+                selector: selector.to_string(),
+            })
     }
 }
 
@@ -203,41 +206,38 @@ mod tests {
         FileSource::from_text("people", PathBuf::from(name), text.to_owned())
     }
 
-    #[tokio::test]
-    async fn reads_yaml_users_and_groups() {
+    #[test]
+    fn reads_yaml_users_and_groups() {
         let file = source(
             "people.yaml",
             "users:\n  - {id: 1, mail: a@x, proxyAddresses: [p1, p2], disabled: true}\n  - {id: u2, accountEnabled: false}\n  - {id: u3}\ngroups:\n  - {id: g1, name: Sales, members: [1, u2]}\n",
         );
-        let users = file.users().await.unwrap();
+        let users = file.users().unwrap();
         assert_eq!(users.len(), 3);
         assert_eq!(users[0].id, "1");
         assert_eq!(users[0].get("PROXYADDRESSES"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
         assert!(users[0].disabled && users[1].disabled && !users[2].disabled);
-        let group = file.group(&GroupSelector::Name("sales".into())).await.unwrap();
+        let group = file.group(&GroupSelector::Name("sales".into())).unwrap();
         assert_eq!(group.members, vec!["1", "u2"]);
-        assert!(matches!(
-            file.group(&GroupSelector::Id("nope".into())).await,
-            Err(SourceError::GroupNotFound { .. })
-        ));
+        assert!(matches!(file.group(&GroupSelector::Id("nope".into())), Err(SourceError::GroupNotFound { .. })));
     }
 
-    #[tokio::test]
-    async fn reads_json_and_csv() {
+    #[test]
+    fn reads_json_and_csv() {
         let json = source("p.json", r#"[{"id": "1", "mail": "a@x"}]"#);
-        assert_eq!(json.users().await.unwrap()[0].get("mail"), Some(&AttrValue::Text("a@x".into())));
+        assert_eq!(json.users().unwrap()[0].get("mail"), Some(&AttrValue::Text("a@x".into())));
         let csv = source("p.csv", "id,mail,proxy,proxy,disabled\n1,a@x,p1,p2,false\n2,b@x,,,true\n");
-        let users = csv.users().await.unwrap();
+        let users = csv.users().unwrap();
         assert_eq!(users[0].get("proxy"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
         assert_eq!(users[1].get("proxy"), None);
         assert!(users[1].disabled);
     }
 
-    #[tokio::test]
-    async fn bad_files_name_the_record() {
-        let error = source("p.yaml", "users:\n  - {mail: a}\n").users().await.unwrap_err();
+    #[test]
+    fn bad_files_name_the_record() {
+        let error = source("p.yaml", "users:\n  - {mail: a}\n").users().unwrap_err();
         assert!(error.to_string().contains("users[0]: a user needs an `id`"), "{error}");
-        let error = source("p.csv", "id,disabled\n1,maybe\n").users().await.unwrap_err();
+        let error = source("p.csv", "id,disabled\n1,maybe\n").users().unwrap_err();
         assert!(error.to_string().contains("line 2: `disabled` must be true or false"), "{error}");
     }
 }

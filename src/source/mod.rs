@@ -84,7 +84,10 @@ pub trait Source {
 pub enum AnySource {
     File(FileSource),
     /// `ldap` and `graph` are accepted by the manifest; their adapters land in later versions.
-    Unsupported { name: String, kind: &'static str },
+    Unsupported {
+        name: String,
+        kind: &'static str,
+    },
 }
 
 impl AnySource {
@@ -96,25 +99,20 @@ impl AnySource {
             SourceConfig::Graph(_) => AnySource::Unsupported { name: name.to_owned(), kind: "graph" },
         }
     }
-
 }
 
 impl Source for AnySource {
     async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
         match self {
-            AnySource::File(file) => file.users().await,
-            AnySource::Unsupported { name, kind } => {
-                Err(SourceError::Unsupported { source_name: name.clone(), kind })
-            }
+            AnySource::File(file) => file.users(),
+            AnySource::Unsupported { name, kind } => Err(SourceError::Unsupported { source_name: name.clone(), kind }),
         }
     }
 
     async fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
         match self {
-            AnySource::File(file) => file.group(selector).await,
-            AnySource::Unsupported { name, kind } => {
-                Err(SourceError::Unsupported { source_name: name.clone(), kind })
-            }
+            AnySource::File(file) => file.group(selector),
+            AnySource::Unsupported { name, kind } => Err(SourceError::Unsupported { source_name: name.clone(), kind }),
         }
     }
 }

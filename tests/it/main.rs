@@ -1,1 +1,14 @@
+//! scimform's integration tests: one binary, so CI links once.
 
+// Test support code panics on broken fixtures by design; the lints for product code do not apply.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// Helpers: run the binary, temporary manifests, the embedded SCIM server.
+mod common;
+
+// Generated and shipped artefacts: the JSON schema and the examples.
+mod artefacts;
+// The command line: validate, plan exit codes, apply confirmation, secrets, the demo.
+mod cli;
+// End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
+mod end_to_end;

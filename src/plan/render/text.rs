@@ -44,7 +44,8 @@ pub fn render_text(plan: &Plan) -> String {
     if !plan.conflicts.is_empty() {
         out.push_str("\nConflicts (left untouched):\n");
         for conflict in &plan.conflicts {
-            let _ = writeln!(out, "  ! user {} (id {}): {}", quoted(&conflict.key), conflict.target_id, conflict.message);
+            let _ =
+                writeln!(out, "  ! user {} (id {}): {}", quoted(&conflict.key), conflict.target_id, conflict.message);
         }
     }
     for warning in &plan.warnings {
@@ -70,11 +71,7 @@ fn value(value: &Value) -> String {
 /// Attribute names with characters Terraform would not print bare are single-quoted.
 fn path_label(change: &AttributeChange) -> String {
     let text = change.path.to_string();
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
-        text
-    } else {
-        format!("'{text}'")
-    }
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') { text } else { format!("'{text}'") }
 }
 
 fn user(out: &mut String, change: &UserChange) {
@@ -83,7 +80,9 @@ fn user(out: &mut String, change: &UserChange) {
         (Action::Create, _) => ("will be created".to_owned(), '+'),
         (Action::Update, _) => ("will be updated in place".to_owned(), '~'),
         (Action::Adopt, _) => ("will be adopted (it matches but carries no ownership marker)".to_owned(), '~'),
-        (Action::Disable, Some(ActionReason::NotInAnySource)) => ("will be disabled (not in any source)".to_owned(), '-'),
+        (Action::Disable, Some(ActionReason::NotInAnySource)) => {
+            ("will be disabled (not in any source)".to_owned(), '-')
+        }
         (Action::Disable, _) => ("will be disabled (disabled in the source)".to_owned(), '-'),
         (Action::Delete, _) => ("will be deleted (not in any source)".to_owned(), '-'),
     };
@@ -102,13 +101,8 @@ fn user(out: &mut String, change: &UserChange) {
     let _ = writeln!(out, "  {marker} user {name} {{");
     // Align the `=` signs as Terraform does, but let an unusually long name (an extension URN)
     // stand out rather than push every other line far to the right.
-    let width = change
-        .changes
-        .iter()
-        .map(|c| path_label(c).chars().count())
-        .filter(|w| *w <= MAX_ALIGN)
-        .max()
-        .unwrap_or(0);
+    let width =
+        change.changes.iter().map(|c| path_label(c).chars().count()).filter(|w| *w <= MAX_ALIGN).max().unwrap_or(0);
     for c in &change.changes {
         let label = path_label(c);
         let pad = " ".repeat(width.saturating_sub(label.chars().count()));
@@ -138,4 +132,64 @@ fn group(out: &mut String, change: &GroupChange) {
         let _ = writeln!(out, "      - member {}", quoted(&member.key));
     }
     out.push_str("    }\n");
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::desired::build;
+    use crate::manifest::model::TargetGroupRef;
+    use crate::plan::diff::tests::{MANIFEST, manifest, person, target_user};
+    use crate::source::SourceGroup;
+    use crate::target::{CurrentGroup, CurrentState};
+
+    /// One plan with every kind of change.
+    pub(crate) fn realistic_plan() -> Plan {
+        let m = manifest(MANIFEST);
+        let mut leaver = person("4", "di.ro@x.example", "Agent");
+        leaver.disabled = true;
+        let records = [
+            person("1", "ann.lee@x.example", "Team Lead"),
+            person("2", "bo.ek@x.example", "Agent"),
+            person("3", "cy.do@x.example", "Agent"),
+            leaver,
+            person("6", "fay.yu@x.example", "Agent"),
+        ];
+        let groups = [(
+            m.groups[0].clone(),
+            SourceGroup { id: "support".into(), name: "Support".into(), members: vec!["1".into(), "3".into()] },
+        )];
+        let desired = build(&m.users, &records, &groups);
+        let mut foreign = target_user("t6", None, "fay.yu@x.example", "Agent");
+        foreign.resource["externalId"] = json!("partner-6");
+        let users = vec![
+            target_user("t1", Some("1"), "ann.lee@x.example", "Agent"),
+            target_user("t2", None, "bo.ek@x.example", "Agent"),
+            target_user("t4", Some("4"), "di.ro@x.example", "Agent"),
+            target_user("t5", Some("5"), "old.user@x.example", "Agent"),
+            foreign,
+        ];
+        let group = CurrentGroup {
+            id: "g1".into(),
+            display_name: "Support Tier 1".into(),
+            members: ["t2".to_owned()].into(),
+            version: None,
+        };
+        let current = CurrentState { users, groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), group)]) };
+        crate::plan::plan(&m.users, &desired, &current)
+    }
+
+    #[test]
+    fn renders_every_kind_of_change() {
+        insta::assert_snapshot!(render_text(&realistic_plan()));
+    }
+
+    #[test]
+    fn renders_no_changes() {
+        assert_eq!(render_text(&Plan::default()), "No changes. The target matches the manifest.\n");
+    }
 }

@@ -1,0 +1,192 @@
+use scimform::target::memory::{MemoryServer, MemoryStore};
+use serde_json::json;
+
+use crate::common::{run, run_async, workspace};
+
+const PEOPLE: &str = "users:\n  - {id: '1', mail: ann.lee@x.example, title: Agent}\n";
+
+fn manifest(token_ref: &str, base_url: &str) -> String {
+    format!(
+        r#"version: 1
+sources:
+  hr: {{ kind: file, path: people.yaml }}
+target:
+  kind: scim
+  base_url: {base_url}
+  auth:
+    bearer_token: {token_ref}
+users:
+  source: hr
+  external_id: "hr-{{{{ id }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+    title: title
+"#
+    )
+}
+
+#[test]
+fn validate_reports_every_mistake_with_its_location() {
+    let bad = r#"version: 1
+sources:
+  hr: { kind: file, path: people.yaml }
+target:
+  kind: scim
+  base_url: https://scim.example/v2
+  auth:
+    bearer_token: ${env:SCIMFORM_TEST_UNSET_TOKEN}
+users:
+  source: hrr
+  attributes:
+    userName: "{{ mail | lower }}"
+    titel: title
+"#;
+    let dir = workspace(&[("bad.yaml", bad)]);
+    let result = run(dir.path(), &["validate", "-f", "bad.yaml"], &[]);
+    assert_eq!(result.code, 1);
+    assert_eq!(result.stdout, "");
+    insta::assert_snapshot!(result.stderr, @r"
+    error: invalid manifest `bad.yaml` (3 problems)
+
+     --> bad.yaml:8:19 (at `target.auth.bearer_token`)
+      |
+    8 |     bearer_token: ${env:SCIMFORM_TEST_UNSET_TOKEN}
+      |                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ environment variable `SCIMFORM_TEST_UNSET_TOKEN` is not set
+      = hint: set `SCIMFORM_TEST_UNSET_TOKEN` in the environment that runs scimform
+
+      --> bad.yaml:10:11 (at `users.source`)
+       |
+    10 |   source: hrr
+       |           ^^^ source `hrr` is not declared under `sources`
+       = hint: did you mean `hr`?
+
+      --> bad.yaml:13:5 (at `users.attributes.titel`)
+       |
+    13 |     titel: title
+       |     ^^^^^ unknown SCIM attribute `titel`
+       = hint: did you mean `title`?
+    ");
+}
+
+#[test]
+fn validate_names_unknown_keys_and_bad_templates() {
+    let bad = r#"version: 1
+sources:
+  hr: { kind: file, pth: people.yaml }
+target:
+  kind: scim
+  base_url: https://scim.example/v2
+  auth: { bearer_token: t }
+users:
+  source: hr
+  attributes:
+    userName: "{{ mail | lowr }}"
+    'emails[type eq "work".value': mail
+"#;
+    let dir = workspace(&[("bad.yaml", bad)]);
+    let result = run(dir.path(), &["validate", "-f", "bad.yaml"], &[]);
+    assert_eq!(result.code, 1);
+    assert!(result.stderr.contains("bad.yaml:3:21 (at `sources.hr.pth`)"), "{}", result.stderr);
+    assert!(result.stderr.contains("unknown key `pth`"), "{}", result.stderr);
+    assert!(result.stderr.contains("did you mean `path`?"), "{}", result.stderr);
+    assert!(result.stderr.contains("bad.yaml:11:26 (at `users.attributes.userName`)"), "{}", result.stderr);
+    assert!(result.stderr.contains("unknown filter `lowr`"), "{}", result.stderr);
+    assert!(result.stderr.contains("bad.yaml:12:27 (at `users.attributes"), "{}", result.stderr);
+}
+
+#[test]
+fn validate_accepts_a_good_manifest() {
+    let dir = workspace(&[("ok.yaml", &manifest("${env:TOKEN}", "https://scim.example/v2")), ("people.yaml", PEOPLE)]);
+    let result = run(dir.path(), &["validate", "-f", "ok.yaml"], &[("TOKEN", "t")]);
+    assert_eq!((result.code, result.stdout.as_str()), (0, "The manifest `ok.yaml` is valid.\n"), "{}", result.stderr);
+}
+
+#[test]
+fn a_missing_manifest_is_one_clear_error() {
+    let dir = workspace(&[]);
+    let result = run(dir.path(), &["plan", "-f", "nope.yaml"], &[]);
+    assert_eq!(result.code, 1);
+    assert!(result.stderr.starts_with("error: cannot read manifest `nope.yaml`\n  Caused by:"), "{}", result.stderr);
+}
+
+fn store_with_ann(token: &str) -> MemoryStore {
+    let mut store = MemoryStore::new(Some(token));
+    store.insert_user(
+        json!({"userName": "ann.lee@x.example", "title": "Trainee", "externalId": "hr-1", "active": true}),
+    );
+    store
+}
+
+#[tokio::test]
+async fn plan_detailed_exitcode_follows_terraform() {
+    let server = MemoryServer::start(store_with_ann("tok")).await.unwrap();
+    let dir = workspace(&[("m.yaml", &manifest("${env:TOKEN}", server.base_url())), ("people.yaml", PEOPLE)]);
+    let env = [("TOKEN", "tok")];
+    let plain = run_async(dir.path(), &["plan", "-f", "m.yaml"], &env).await;
+    assert_eq!(plain.code, 0, "{}", plain.all());
+    let detailed = run_async(dir.path(), &["plan", "-f", "m.yaml", "--detailed-exitcode"], &env).await;
+    assert_eq!(detailed.code, 2, "{}", detailed.all());
+    assert!(detailed.stdout.contains(r#"~ title = "Trainee" -> "Agent""#), "{}", detailed.stdout);
+    let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    let after = run_async(dir.path(), &["plan", "-f", "m.yaml", "--detailed-exitcode"], &env).await;
+    assert_eq!((after.code, after.stdout.as_str()), (0, "No changes. The target matches the manifest.\n"));
+    assert_eq!(server.writes(), 1);
+}
+
+#[tokio::test]
+async fn apply_without_a_terminal_asks_for_auto_approve_and_writes_nothing() {
+    let server = MemoryServer::start(store_with_ann("tok")).await.unwrap();
+    let dir = workspace(&[("m.yaml", &manifest("${env:TOKEN}", server.base_url())), ("people.yaml", PEOPLE)]);
+    let result = run_async(dir.path(), &["apply", "-f", "m.yaml"], &[("TOKEN", "tok")]).await;
+    assert_eq!(result.code, 1);
+    assert!(result.stdout.contains("1 to update"), "{}", result.stdout);
+    assert!(result.stderr.contains("there is no terminal to ask on; pass `--auto-approve`"), "{}", result.stderr);
+    assert_eq!(server.writes(), 0);
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_any_output() {
+    const SECRET: &str = "tok-3f9a1c77-never-print-me";
+    let server = MemoryServer::start(store_with_ann(SECRET)).await.unwrap();
+    let good = manifest("${env:SCIMFORM_SECRET}", server.base_url());
+    // The same secret, refused by a server that expects another token.
+    let other = MemoryServer::start(store_with_ann("another-token")).await.unwrap();
+    let refused = manifest("${env:SCIMFORM_SECRET}", other.base_url());
+    // And a manifest with problems elsewhere while the secret is set.
+    let broken = good.replace("title: title", "title: '{{ nope'").replace("kind: scim", "kind: scim\n  concurrency: 0");
+    let dir = workspace(&[
+        ("good.yaml", &good),
+        ("refused.yaml", &refused),
+        ("broken.yaml", &broken),
+        ("people.yaml", PEOPLE),
+    ]);
+    let env = [("SCIMFORM_SECRET", SECRET)];
+    let runs = [
+        run_async(dir.path(), &["validate", "-f", "good.yaml"], &env).await,
+        run_async(dir.path(), &["plan", "-f", "good.yaml"], &env).await,
+        run_async(dir.path(), &["apply", "-f", "good.yaml", "--auto-approve"], &env).await,
+        run_async(dir.path(), &["plan", "-f", "refused.yaml"], &env).await,
+        run_async(dir.path(), &["validate", "-f", "broken.yaml"], &env).await,
+    ];
+    let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+    assert_eq!(codes, [0, 0, 0, 1, 1], "{runs:#?}");
+    assert!(runs[3].stderr.contains("HTTP 401"), "{}", runs[3].stderr);
+    for run in &runs {
+        assert!(!run.all().contains(SECRET), "the secret leaked:\n{}", run.all());
+    }
+}
+
+#[test]
+fn demo_runs_the_whole_loop() {
+    let result = run(&crate::common::repo_root(), &["demo"], &[]);
+    assert_eq!(result.code, 0, "{}", result.all());
+    let out = &result.stdout;
+    assert!(
+        out.contains("Plan: 1 to create, 1 to update, 1 to adopt, 2 to disable, 0 to delete, 1 group to change."),
+        "{out}"
+    );
+    let last_run = out.rsplit_once("# the next scheduled run").map(|(_, tail)| tail).unwrap_or_default();
+    assert!(last_run.contains("No changes."), "{out}");
+    assert!(last_run.contains("The SCIM server received 0 write(s) during the scheduled run."), "{out}");
+}
