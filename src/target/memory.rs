@@ -1,0 +1,490 @@
+//! An in-memory SCIM 2.0 service (RFC 7644), served over HTTP on 127.0.0.1 with a random port.
+//!
+//! It backs `scimform demo` and the apply tests. It is a test double, not a product: Users and
+//! Groups, `eq` filters, paging, PATCH with the path forms scimform sends, ETags in
+//! `meta.version` with `If-Match` (412 when stale), and a counter of the writes it received.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::scim::patch::{PatchOp, PatchRequest};
+use crate::scim::path::get_ci;
+use crate::scim::resource::{LIST_RESPONSE_SCHEMA, ScimErrorBody};
+use crate::scim::{EqFilter, GROUP_SCHEMA, ScimPath, USER_SCHEMA};
+
+/// Where the embedded server mounts its endpoints.
+pub const BASE_PATH: &str = "/scim/v2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Users,
+    Groups,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Users => "User",
+            Kind::Groups => "Group",
+        }
+    }
+}
+
+/// The server's data. Build one, seed it, then `MemoryServer::start` it.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    users: BTreeMap<String, Value>,
+    groups: BTreeMap<String, Value>,
+    next_id: u64,
+    writes: u64,
+    token: Option<String>,
+}
+
+impl MemoryStore {
+    /// A store that requires `Authorization: Bearer {token}` when `token` is given.
+    pub fn new(token: Option<&str>) -> Self {
+        Self { token: token.map(str::to_owned), ..Self::default() }
+    }
+
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("00000000-0000-4000-8000-{:012x}", self.next_id)
+    }
+
+    fn collection(&mut self, kind: Kind) -> &mut BTreeMap<String, Value> {
+        match kind {
+            Kind::Users => &mut self.users,
+            Kind::Groups => &mut self.groups,
+        }
+    }
+
+    fn stamp(kind: Kind, id: &str, resource: &mut Value, version: u64) {
+        if let Value::Object(object) = resource {
+            object.insert("id".into(), Value::String(id.to_owned()));
+            object.insert(
+                "meta".into(),
+                json!({"resourceType": kind.name(), "version": format!("W/\"{version}\""),
+                       "location": format!("{BASE_PATH}/{}s/{id}", kind.name())}),
+            );
+        }
+    }
+
+    fn insert(&mut self, kind: Kind, mut resource: Value) -> String {
+        let id = self.new_id();
+        Self::stamp(kind, &id, &mut resource, 1);
+        self.collection(kind).insert(id.clone(), resource);
+        id
+    }
+
+    /// Adds a user (a SCIM resource without `id`); returns its id.
+    pub fn insert_user(&mut self, mut resource: Value) -> String {
+        if let Value::Object(o) = &mut resource {
+            o.entry("schemas").or_insert_with(|| json!([USER_SCHEMA]));
+        }
+        self.insert(Kind::Users, resource)
+    }
+
+    /// Adds a group with the given member ids; returns its id.
+    pub fn insert_group(&mut self, display_name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        self.insert(Kind::Groups, json!({"schemas": [GROUP_SCHEMA], "displayName": display_name, "members": members}))
+    }
+}
+
+type Shared = Arc<Mutex<MemoryStore>>;
+
+/// A running embedded server; stops when dropped.
+#[derive(Debug)]
+pub struct MemoryServer {
+    base_url: String,
+    store: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl MemoryServer {
+    /// Serves `store` on 127.0.0.1 with a port chosen by the OS.
+    pub async fn start(store: MemoryStore) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let store: Shared = Arc::new(Mutex::new(store));
+        let router = Router::new()
+            .route(&format!("{BASE_PATH}/ServiceProviderConfig"), get(service_provider_config))
+            .route(&format!("{BASE_PATH}/Users"), get(list_users).post(create_user))
+            .route(
+                &format!("{BASE_PATH}/Users/{{id}}"),
+                get(get_user).put(put_user).patch(patch_user).delete(delete_user),
+            )
+            .route(&format!("{BASE_PATH}/Groups"), get(list_groups).post(create_group))
+            .route(
+                &format!("{BASE_PATH}/Groups/{{id}}"),
+                get(get_group).put(put_group).patch(patch_group).delete(delete_group),
+            )
+            .with_state(store.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self { base_url: format!("http://{address}{BASE_PATH}"), store, shutdown: Some(tx) })
+    }
+
+    /// The SCIM base URL, e.g. `http://127.0.0.1:40123/scim/v2`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryStore> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes (POST, PUT, PATCH, DELETE) received since start or the last `reset_writes`.
+    pub fn writes(&self) -> u64 {
+        self.lock().writes
+    }
+
+    pub fn reset_writes(&self) {
+        self.lock().writes = 0;
+    }
+
+    /// All users, sorted by id.
+    pub fn users(&self) -> Vec<Value> {
+        self.lock().users.values().cloned().collect()
+    }
+
+    /// A user by `userName` (case-insensitive).
+    pub fn user(&self, user_name: &str) -> Option<Value> {
+        self.lock()
+            .users
+            .values()
+            .find(|u| u.get("userName").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(user_name)))
+            .cloned()
+    }
+
+    pub fn group(&self, id: &str) -> Option<Value> {
+        self.lock().groups.get(id).cloned()
+    }
+
+    /// Changes a resource behind a client's back (tests of drift and stale plans).
+    pub fn edit_user(&self, id: &str, edit: impl FnOnce(&mut Value)) {
+        let mut store = self.lock();
+        if let Some(user) = store.users.get_mut(id) {
+            edit(user);
+            bump_version(user);
+        }
+    }
+}
+
+impl Drop for MemoryServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn scim_error(status: StatusCode, scim_type: Option<&str>, detail: impl Into<String>) -> Response {
+    (status, axum::Json(ScimErrorBody::new(status.as_u16(), scim_type, detail))).into_response()
+}
+
+fn resource_response(status: StatusCode, resource: &Value) -> Response {
+    let mut response = (status, axum::Json(resource.clone())).into_response();
+    if let Some(version) = resource.pointer("/meta/version").and_then(Value::as_str)
+        && let Ok(value) = HeaderValue::from_str(version)
+    {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn version_number(resource: &Value) -> u64 {
+    resource
+        .pointer("/meta/version")
+        .and_then(Value::as_str)
+        .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok())
+        .unwrap_or(0)
+}
+
+fn bump_version(resource: &mut Value) {
+    let next = version_number(resource) + 1;
+    if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+        meta.insert("version".into(), Value::String(format!("W/\"{next}\"")));
+    }
+}
+
+/// Checks the bearer token, counts writes, and runs `f` on the locked store.
+fn with_store(
+    store: &Shared,
+    headers: &HeaderMap,
+    write: bool,
+    f: impl FnOnce(&mut MemoryStore) -> Response,
+) -> Response {
+    let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+    if write {
+        store.writes += 1;
+    }
+    if let Some(token) = &store.token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if given != Some(format!("Bearer {token}").as_str()) {
+            return scim_error(StatusCode::UNAUTHORIZED, None, "missing or wrong bearer token");
+        }
+    }
+    f(&mut store)
+}
+
+fn precondition(headers: &HeaderMap, current: &Value) -> Option<Response> {
+    let wanted = headers.get(header::IF_MATCH)?.to_str().ok()?;
+    let have = current.pointer("/meta/version").and_then(Value::as_str).unwrap_or_default();
+    (wanted != "*" && wanted != have)
+        .then(|| scim_error(StatusCode::PRECONDITION_FAILED, None, format!("version is {have}, not {wanted}")))
+}
+
+async fn service_provider_config() -> Response {
+    axum::Json(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": 200},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token", "description": "Bearer token"}]
+    }))
+    .into_response()
+}
+
+fn list(store: &Shared, headers: &HeaderMap, kind: Kind, query: &BTreeMap<String, String>) -> Response {
+    with_store(store, headers, false, |store| {
+        let filter = match query.get("filter") {
+            None => None,
+            Some(text) => match EqFilter::parse(text) {
+                Some(f) => Some(f),
+                None => {
+                    return scim_error(
+                        StatusCode::BAD_REQUEST,
+                        Some("invalidFilter"),
+                        format!("unsupported filter `{text}`"),
+                    );
+                }
+            },
+        };
+        let matching: Vec<&Value> = store
+            .collection(kind)
+            .values()
+            .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r.as_object().and_then(|o| get_ci(o, &f.attribute)))))
+            .collect();
+        let start = query.get("startIndex").and_then(|s| s.parse::<usize>().ok()).unwrap_or(1).max(1);
+        let count = query.get("count").and_then(|s| s.parse::<usize>().ok()).unwrap_or(100).min(200);
+        let page: Vec<Value> = matching.iter().skip(start - 1).take(count).map(|r| (*r).clone()).collect();
+        axum::Json(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": matching.len(),
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        }))
+        .into_response()
+    })
+}
+
+fn create(store: &Shared, headers: &HeaderMap, kind: Kind, body: Value) -> Response {
+    with_store(store, headers, true, |store| {
+        if !body.is_object() {
+            return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "expected a JSON object");
+        }
+        let unique = if kind == Kind::Users { "userName" } else { "displayName" };
+        let Some(name) = body.get(unique).and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+            return scim_error(StatusCode::BAD_REQUEST, Some("invalidValue"), format!("`{unique}` is required"));
+        };
+        let taken = store
+            .collection(kind)
+            .values()
+            .any(|r| r.get(unique).and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(name)));
+        if taken {
+            return scim_error(StatusCode::CONFLICT, Some("uniqueness"), format!("{unique} `{name}` already exists"));
+        }
+        let id = store.insert(kind, body);
+        let resource = store.collection(kind).get(&id).cloned().unwrap_or_default();
+        resource_response(StatusCode::CREATED, &resource)
+    })
+}
+
+fn read(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str) -> Response {
+    with_store(store, headers, false, |store| match store.collection(kind).get(id) {
+        Some(resource) => resource_response(StatusCode::OK, resource),
+        None => scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name())),
+    })
+}
+
+fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value) -> Response {
+    with_store(store, headers, true, |store| {
+        let Some(current) = store.collection(kind).get_mut(id) else {
+            return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
+        };
+        if let Some(refused) = precondition(headers, current) {
+            return refused;
+        }
+        if !body.is_object() {
+            return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "expected a JSON object");
+        }
+        let version = version_number(current) + 1;
+        let mut next = body;
+        MemoryStore::stamp(kind, id, &mut next, version);
+        *current = next;
+        resource_response(StatusCode::OK, current)
+    })
+}
+
+fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value) -> Response {
+    with_store(store, headers, true, |store| {
+        let Some(current) = store.collection(kind).get_mut(id) else {
+            return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
+        };
+        if let Some(refused) = precondition(headers, current) {
+            return refused;
+        }
+        let request: PatchRequest = match serde_json::from_value(body) {
+            Ok(r) => r,
+            Err(e) => return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), e.to_string()),
+        };
+        // Operations apply all-or-nothing (RFC 7644 §3.5.2).
+        let mut next = current.clone();
+        for operation in &request.operations {
+            if let Err(response) = apply_operation(&mut next, operation) {
+                return response;
+            }
+        }
+        bump_version(&mut next);
+        *current = next;
+        resource_response(StatusCode::OK, current)
+    })
+}
+
+#[expect(clippy::result_large_err, reason = "the error is the HTTP response to send; it is built once per request")]
+fn apply_operation(resource: &mut Value, operation: &crate::scim::PatchOperation) -> Result<(), Response> {
+    let bad_path = |detail: String| scim_error(StatusCode::BAD_REQUEST, Some("invalidPath"), detail);
+    let Some(path_text) = &operation.path else {
+        // No path: the value is an object of attributes to add or replace.
+        let Some(Value::Object(values)) = &operation.value else {
+            return Err(scim_error(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                "an operation without a path needs an object value",
+            ));
+        };
+        for (k, v) in values {
+            ScimPath::parse(k).map_err(|e| bad_path(e.to_string()))?.set(resource, v.clone());
+        }
+        return Ok(());
+    };
+    let path = ScimPath::parse(path_text).map_err(|e| bad_path(format!("`{path_text}`: {e}")))?;
+    if path.attribute_name().eq_ignore_ascii_case("id") || path.attribute_name().eq_ignore_ascii_case("meta") {
+        return Err(scim_error(StatusCode::BAD_REQUEST, Some("mutability"), format!("`{path_text}` is read-only")));
+    }
+    match operation.op {
+        PatchOp::Remove => path.remove(resource),
+        PatchOp::Add | PatchOp::Replace => {
+            let Some(value) = operation.value.clone() else {
+                return Err(scim_error(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidValue"),
+                    format!("`{path_text}` needs a value"),
+                ));
+            };
+            if path.filter().is_some() && path.get(resource).is_none() && operation.op == PatchOp::Replace {
+                return Err(scim_error(
+                    StatusCode::BAD_REQUEST,
+                    Some("noTarget"),
+                    format!("`{path_text}` matches nothing"),
+                ));
+            }
+            match (operation.op, path.get(resource), &value) {
+                // `add` to a multi-valued attribute appends the new elements (RFC 7644 §3.5.2.1).
+                (PatchOp::Add, Some(Value::Array(existing)), Value::Array(new)) => {
+                    let mut merged = existing.clone();
+                    for element in new {
+                        let same = |e: &Value| {
+                            e == element || (e.get("value").is_some() && e.get("value") == element.get("value"))
+                        };
+                        if !merged.iter().any(same) {
+                            merged.push(element.clone());
+                        }
+                    }
+                    path.set(resource, Value::Array(merged));
+                }
+                _ => path.set(resource, value),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn delete(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str) -> Response {
+    with_store(store, headers, true, |store| {
+        let Some(current) = store.collection(kind).get(id) else {
+            return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
+        };
+        if let Some(refused) = precondition(headers, current) {
+            return refused;
+        }
+        store.collection(kind).remove(id);
+        if kind == Kind::Users {
+            for group in store.groups.values_mut() {
+                if let Some(Value::Array(members)) = group.get_mut("members") {
+                    members.retain(|m| m.get("value").and_then(Value::as_str) != Some(id));
+                }
+            }
+        }
+        StatusCode::NO_CONTENT.into_response()
+    })
+}
+
+type Q = Query<BTreeMap<String, String>>;
+type Body = axum::Json<Value>;
+
+async fn list_users(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Response {
+    list(&s, &h, Kind::Users, &q)
+}
+async fn list_groups(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Response {
+    list(&s, &h, Kind::Groups, &q)
+}
+async fn create_user(State(s): State<Shared>, h: HeaderMap, axum::Json(b): Body) -> Response {
+    create(&s, &h, Kind::Users, b)
+}
+async fn create_group(State(s): State<Shared>, h: HeaderMap, axum::Json(b): Body) -> Response {
+    create(&s, &h, Kind::Groups, b)
+}
+async fn get_user(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    read(&s, &h, Kind::Users, &id)
+}
+async fn get_group(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    read(&s, &h, Kind::Groups, &id)
+}
+async fn put_user(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>, axum::Json(b): Body) -> Response {
+    replace(&s, &h, Kind::Users, &id, b)
+}
+async fn put_group(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>, axum::Json(b): Body) -> Response {
+    replace(&s, &h, Kind::Groups, &id, b)
+}
+async fn patch_user(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>, axum::Json(b): Body) -> Response {
+    patch(&s, &h, Kind::Users, &id, b)
+}
+async fn patch_group(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>, axum::Json(b): Body) -> Response {
+    patch(&s, &h, Kind::Groups, &id, b)
+}
+async fn delete_user(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    delete(&s, &h, Kind::Users, &id)
+}
+async fn delete_group(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    delete(&s, &h, Kind::Groups, &id)
+}

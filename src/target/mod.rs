@@ -1,0 +1,133 @@
+//! The target: the world as it is. `TargetReader` reads the current state for `plan`;
+//! `TargetWriter` sends prepared requests for `apply`. A `plan` run only ever holds a reader.
+
+pub mod client;
+pub mod memory;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use client::ScimClient;
+use serde_json::Value;
+
+use crate::manifest::model::TargetGroupRef;
+use crate::scim::resource::{ScimErrorBody, id_of, version_of};
+use crate::scim::{ScimRequest, ScimResponse};
+
+/// A user as the target holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentUser {
+    pub id: String,
+    /// The whole resource as read; only managed attributes are ever compared.
+    pub resource: Value,
+    /// `meta.version`, when the server keeps ETags.
+    pub version: Option<String>,
+}
+
+impl CurrentUser {
+    /// Builds from a SCIM resource; `None` without an `id`.
+    pub fn from_resource(resource: Value) -> Option<Self> {
+        let id = id_of(&resource)?.to_owned();
+        let version = version_of(&resource);
+        Some(Self { id, resource, version })
+    }
+
+    pub fn external_id(&self) -> Option<&str> {
+        crate::scim::path::get_ci(self.resource.as_object()?, "externalId")?.as_str().filter(|s| !s.is_empty())
+    }
+
+    /// SCIM's default for a missing `active` is "active".
+    pub fn active(&self) -> bool {
+        self.resource
+            .as_object()
+            .and_then(|o| crate::scim::path::get_ci(o, "active"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    }
+}
+
+/// A group as the target holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentGroup {
+    pub id: String,
+    pub display_name: String,
+    /// Member ids (`members[].value`).
+    pub members: BTreeSet<String>,
+    pub version: Option<String>,
+}
+
+impl CurrentGroup {
+    pub fn from_resource(resource: &Value) -> Option<Self> {
+        let id = id_of(resource)?.to_owned();
+        let object = resource.as_object()?;
+        let display_name =
+            crate::scim::path::get_ci(object, "displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let members = crate::scim::path::get_ci(object, "members")
+            .and_then(Value::as_array)
+            .map(|members| members.iter().filter_map(|m| m.get("value")?.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        Some(Self { id, display_name, members, version: version_of(resource) })
+    }
+}
+
+/// Everything `plan` needs to know about the target.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CurrentState {
+    pub users: Vec<CurrentUser>,
+    pub groups: BTreeMap<TargetGroupRef, CurrentGroup>,
+}
+
+/// A target request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("cannot reach the SCIM service for {request}")]
+    Transport {
+        request: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{request} was refused with HTTP {status}{}", describe(.body.as_deref()))]
+    Status { request: String, status: u16, body: Option<Box<ScimErrorBody>> },
+    #[error("{request} answered something that is not SCIM: {detail}")]
+    Protocol { request: String, detail: String },
+    #[error("target group {group} was not found")]
+    GroupNotFound { group: TargetGroupRef },
+    #[error("target group {group} matches {count} groups")]
+    GroupAmbiguous { group: TargetGroupRef, count: usize },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn describe(body: Option<&ScimErrorBody>) -> String {
+    let Some(body) = body else { return String::new() };
+    match (&body.scim_type, &body.detail) {
+        (Some(t), Some(d)) => format!(" ({t}): {d}"),
+        (None, Some(d)) => format!(": {d}"),
+        (Some(t), None) => format!(" ({t})"),
+        (None, None) => String::new(),
+    }
+}
+
+impl TargetError {
+    /// Whether the resource changed since it was read (RFC 7644 412, Genesys 400 `invalidVers`).
+    pub fn is_stale(&self) -> bool {
+        match self {
+            TargetError::Status { status: 412, .. } => true,
+            TargetError::Status { status: 400, body: Some(b), .. } => b.scim_type.as_deref() == Some("invalidVers"),
+            _ => false,
+        }
+    }
+}
+
+/// The world as it is. `plan` only ever holds one of these.
+pub trait TargetReader {
+    /// All users, and the groups named by `groups`.
+    fn current_state(
+        &self,
+        groups: &[TargetGroupRef],
+    ) -> impl Future<Output = Result<CurrentState, TargetError>> + Send;
+}
+
+/// Sends one prepared request. Only `apply` holds one of these.
+pub trait TargetWriter {
+    fn send(&self, request: &ScimRequest) -> impl Future<Output = Result<ScimResponse, TargetError>> + Send;
+}
