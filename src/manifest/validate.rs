@@ -21,6 +21,9 @@ use crate::scim::ScimPath;
 use crate::secret::Secret;
 use crate::yaml::{Location, Node, NodeKind, Segment};
 
+const RAW_MAPPING_EXPECTED: &str =
+    "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`";
+
 const TOP_LEVEL_KEYS: &[&str] = &["version", "sources", "target", "users", "groups"];
 
 /// Core User attributes (RFC 7643 §4.1) a manifest may map.
@@ -410,9 +413,28 @@ impl Checker<'_> {
 
     fn users(&mut self) -> Option<UserMapping> {
         let path = [key("users")];
-        let raw: RawUsers = self.deserialize(&path)?;
-        self.source_reference(&[key("users"), key("source")], &raw.source);
-        let attributes_node = self.node(&[key("users"), key("attributes")]).clone();
+        // Each attribute is checked on its own, so one bad mapping does not hide the others:
+        // the section is deserialized with its `attributes` emptied.
+        let users_node = self.node(&path).clone();
+        let attributes_node = users_node.get("attributes").cloned();
+        if let Some(node) = attributes_node.as_ref().filter(|n| !matches!(n.kind, NodeKind::Map(_))) {
+            self.report(
+                node.location,
+                &[key("users"), key("attributes")],
+                "`attributes` must map SCIM paths to mappings",
+                None,
+            );
+        }
+        let mut section = users_node.to_json();
+        if let Some(attributes) = section.get_mut("attributes") {
+            *attributes = serde_json::json!({});
+        }
+        let raw: Option<RawUsers> = self.deserialize_value(&path, section);
+        if let Some(raw) = &raw {
+            self.source_reference(&[key("users"), key("source")], &raw.source);
+        }
+        let attributes_node =
+            attributes_node.unwrap_or(Node { location: users_node.location, kind: NodeKind::Map(Vec::new()) });
         let mut attributes = Vec::new();
         let mut seen = BTreeSet::new();
         for (k, value_node) in attributes_node.entries() {
@@ -442,12 +464,18 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let Some(raw_mapping) = raw.attributes.get(&k.text) else { continue };
-            if let Some((mapping, on_empty)) = self.mapping(&attr_path, value_node, raw_mapping) {
+            if matches!(value_node.kind, NodeKind::Seq(_)) {
+                // serde would read a list positionally into the long form; say what is expected.
+                self.report(value_node.location, &attr_path, RAW_MAPPING_EXPECTED, None);
+                continue;
+            }
+            let Some(raw_mapping) = self.deserialize::<RawMapping>(&attr_path) else { continue };
+            if let Some((mapping, on_empty)) = self.mapping(&attr_path, value_node, &raw_mapping) {
                 attributes.push(AttributeMapping { path: scim_path, mapping, on_empty });
             }
         }
         attributes.sort_by(|a, b| a.path.cmp(&b.path));
+        let raw = raw?;
         let match_text = raw.match_attribute.clone().unwrap_or_else(|| "userName".into());
         let match_path = match ScimPath::parse(&match_text) {
             Ok(p) => Some(p),
@@ -647,4 +675,160 @@ fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
 
 fn backticked<S: AsRef<str>>(items: &[S]) -> String {
     items.iter().map(|s| format!("`{}`", s.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::manifest::{MapEnvironment, parse};
+
+    const GOOD: &str = r#"version: 1
+sources:
+  hr: { kind: file, path: people.yaml }
+target:
+  kind: scim
+  base_url: https://scim.example/v2
+  auth: { bearer_token: "${env:TOKEN}" }
+users:
+  source: hr
+  external_id: "hr-{{ id }}"
+  attributes:
+    userName: "{{ mail | lower }}"
+    title: title
+    active: "{{ not disabled }}"
+groups:
+  - { name: Support, source: hr, from: { id: s }, to: { id: g1 } }
+"#;
+
+    /// `(line:column, key path, message)` of every problem, or the empty list.
+    fn problems(text: &str) -> Vec<(String, String, String)> {
+        let env = MapEnvironment([("TOKEN".to_owned(), "t".to_owned())].into_iter().collect());
+        match parse(text, "m.yaml", &env, Path::new("/etc/scimform")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.diagnostics.into_iter().map(|d| (d.location.to_string(), d.key_path, d.message)).collect(),
+        }
+    }
+
+    fn one(text: &str) -> (String, String, String) {
+        let mut all = problems(text);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        all.remove(0)
+    }
+
+    #[test]
+    fn the_good_manifest_loads() {
+        assert_eq!(problems(GOOD), Vec::new());
+        let env = MapEnvironment([("TOKEN".to_owned(), "t".to_owned())].into_iter().collect());
+        let manifest = parse(GOOD, "m.yaml", &env, Path::new("/etc/scimform")).unwrap();
+        let crate::manifest::model::SourceConfig::File(file) = &manifest.sources["hr"] else { panic!() };
+        assert_eq!(file.path, Path::new("/etc/scimform/people.yaml"));
+        assert_eq!(manifest.users.attributes.len(), 3);
+        assert_eq!(manifest.target.concurrency, 4);
+    }
+
+    #[test]
+    fn each_mistake_is_located() {
+        let cases: &[(&str, &str, (&str, &str, &str))] = &[
+            ("version: 1", "version: 2", ("1:10", "version", "unsupported manifest version `2`")),
+            ("groups:", "grups:", ("15:1", "grups", "unknown key `grups`")),
+            ("kind: file, path", "kind: fiel, path", ("3:15", "sources.hr.kind", "unknown source kind `fiel`")),
+            ("  kind: scim\n", "  kind: scum\n", ("5:9", "target.kind", "unknown variant `scum`, expected `scim`")),
+            (
+                "    title: title\n",
+                "    title: title\n    Title: sn\n",
+                ("14:5", "users.attributes.Title", "`Title` is mapped twice (SCIM names ignore case)"),
+            ),
+            (
+                "    title: title\n",
+                "    id: objectGUID\n",
+                ("13:5", "users.attributes.id", "`id` is assigned by the server and cannot be mapped"),
+            ),
+            (
+                "    title: title\n",
+                "    groups: memberOf\n",
+                ("13:5", "users.attributes.groups", "`groups` is read-only on users"),
+            ),
+            (
+                "    title: title\n",
+                "    title: Team Lead\n",
+                (
+                    "13:12",
+                    "users.attributes.title",
+                    "`Team Lead` is neither a source attribute name nor a template; write a constant as `{ constant: \"Team Lead\" }`",
+                ),
+            ),
+            (
+                "    title: title\n",
+                "    title: [a, b]\n",
+                (
+                    "13:12",
+                    "users.attributes.title",
+                    "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`",
+                ),
+            ),
+            (
+                "    title: title\n",
+                "    title: { from: title, constant: x }\n",
+                ("13:12", "users.attributes.title", "a mapping needs exactly one of `from` and `constant`"),
+            ),
+            (
+                "  source: hr\n",
+                "  source: hr\n  match: displayName\n",
+                ("10:10", "users.match", "the match attribute `displayName` is not mapped"),
+            ),
+            (
+                "  external_id: \"hr-{{ id }}\"",
+                "  external_id: \"hr-{{ id \"",
+                ("10:20", "users.external_id", "invalid `external_id`: `{{` is never closed by `}}`"),
+            ),
+            (
+                "from: { id: s }",
+                "from: { id: s, name: t }",
+                ("16:40", "groups[0].from", "`from` needs exactly one of `id`, `name` and `dn`"),
+            ),
+            (
+                "source: hr, from",
+                "source: ad, from",
+                ("16:30", "groups[0].source", "source `ad` is not declared under `sources`"),
+            ),
+            (
+                "${env:TOKEN}",
+                "${env:NOPE}",
+                ("7:26", "target.auth.bearer_token", "environment variable `NOPE` is not set"),
+            ),
+            (
+                "  base_url: https",
+                "  base_url: ftp",
+                ("6:13", "target.base_url", "`base_url` must be an http:// or https:// URL"),
+            ),
+        ];
+        for (from, to, (at, path, message)) in cases {
+            assert!(GOOD.contains(from), "{from}");
+            let got = one(&GOOD.replacen(from, to, 1));
+            assert_eq!((got.0.as_str(), got.1.as_str(), got.2.as_str()), (*at, *path, *message), "{to}");
+        }
+    }
+
+    #[test]
+    fn reports_every_problem_not_just_the_first() {
+        let text = GOOD
+            .replace("title: title", "titel: title\n    displayName: '{{ x | nope }}'")
+            .replace("version: 1", "version: 1\nextra: true")
+            .replace("kind: file, path: people.yaml", "kind: file");
+        let all = problems(&text);
+        let messages: Vec<&str> = all.iter().map(|p| p.2.as_str()).collect();
+        assert_eq!(messages.len(), 4, "{all:#?}");
+        assert!(messages.contains(&"unknown key `extra`"));
+        assert!(messages.contains(&"missing field `path`"));
+        assert!(messages.contains(&"unknown SCIM attribute `titel`"));
+        assert!(messages.iter().any(|m| m.starts_with("unknown filter `nope`")));
+    }
+
+    #[test]
+    fn yaml_syntax_errors_are_located() {
+        let all = problems("version: 1\nsources: [\n");
+        assert_eq!(all.len(), 1);
+        assert!(all[0].2.starts_with("YAML syntax error"), "{all:?}");
+    }
 }

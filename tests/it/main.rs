@@ -1,7 +1,7 @@
 //! scimform's integration tests: one binary, so CI links once.
 
 // Test support code panics on broken fixtures by design; the lints for product code do not apply.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 // Helpers: run the binary, temporary manifests, the embedded SCIM server.
 mod common;
@@ -12,3 +12,5 @@ mod artefacts;
 mod cli;
 // End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
 mod end_to_end;
+// The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.
+mod target;

@@ -1,0 +1,112 @@
+use scimform::manifest::model::{Profile, TargetAuth, TargetConfig, TargetGroupRef};
+use scimform::scim::{Method, PatchOperation, PatchRequest, ScimPath, ScimRequest};
+use scimform::secret::Secret;
+use scimform::target::memory::{MemoryServer, MemoryStore};
+use scimform::target::{ScimClient, TargetError, TargetReader, TargetWriter};
+use serde_json::json;
+
+fn client(server: &MemoryServer) -> ScimClient {
+    client_with_token(server, "t")
+}
+
+fn client_with_token(server: &MemoryServer, token: &str) -> ScimClient {
+    ScimClient::new(&TargetConfig {
+        profile: Profile::Generic,
+        base_url: server.base_url().to_owned(),
+        auth: TargetAuth::BearerToken(Secret::new(token)),
+        concurrency: 1,
+        requests_per_minute: None,
+        ca_file: None,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn lists_every_page() {
+    let mut store = MemoryStore::new(Some("t"));
+    for i in 0..450 {
+        store.insert_user(json!({"userName": format!("u{i}@x.example")}));
+    }
+    let server = MemoryServer::start(store).await.unwrap();
+    let state = client(&server).current_state(&[]).await.unwrap();
+    assert_eq!(state.users.len(), 450);
+    let mut names: Vec<String> =
+        state.users.iter().map(|u| u.resource["userName"].as_str().unwrap().to_owned()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 450, "no user is read twice");
+}
+
+#[tokio::test]
+async fn a_resource_changed_since_it_was_read_is_reported_stale() {
+    let mut store = MemoryStore::new(Some("t"));
+    let id = store.insert_user(json!({"userName": "ann@x.example", "title": "Agent"}));
+    let server = MemoryServer::start(store).await.unwrap();
+    let client = client(&server);
+    let state = client.current_state(&[]).await.unwrap();
+    let read_version = state.users[0].version.clone();
+    assert!(read_version.is_some());
+    server.edit_user(&id, |u| u["title"] = json!("Edited by hand"));
+    let patch = PatchRequest::new(vec![PatchOperation::replace(&ScimPath::parse("title").unwrap(), json!("Lead"))]);
+    let request = ScimRequest::new(Method::Patch, format!("/Users/{id}"))
+        .with_body(serde_json::to_value(patch).unwrap())
+        .with_if_match(read_version);
+    let error = client.send(&request).await.unwrap_err();
+    assert!(error.is_stale(), "{error}");
+    assert_eq!(server.user("ann@x.example").unwrap()["title"], "Edited by hand");
+}
+
+#[tokio::test]
+async fn adding_a_filtered_value_creates_the_element() {
+    let mut store = MemoryStore::new(Some("t"));
+    let id = store.insert_user(json!({"userName": "ann@x.example", "emails": [{"type": "other", "value": "o@x"}]}));
+    let server = MemoryServer::start(store).await.unwrap();
+    let path = ScimPath::parse(r#"emails[type eq "work"].value"#).unwrap();
+    let send = |op: PatchOperation| {
+        let request = ScimRequest::new(Method::Patch, format!("/Users/{id}"))
+            .with_body(serde_json::to_value(PatchRequest::new(vec![op])).unwrap());
+        let client = client(&server);
+        async move { client.send(&request).await }
+    };
+    // RFC 7644: `replace` through a filter that matches nothing is `noTarget`...
+    let error = send(PatchOperation::replace(&path, json!("w@x"))).await.unwrap_err();
+    assert!(
+        matches!(&error, TargetError::Status { status: 400, body: Some(b), .. } if b.scim_type.as_deref() == Some("noTarget")),
+        "{error}"
+    );
+    // ...so a new element is added to the parent, which the planner does.
+    send(PatchOperation::add(&path, json!("w@x"))).await.unwrap();
+    assert_eq!(
+        server.user("ann@x.example").unwrap()["emails"],
+        json!([{"type": "other", "value": "o@x"}, {"type": "work", "value": "w@x"}])
+    );
+}
+
+#[tokio::test]
+async fn paired_groups_are_found_by_id_or_display_name() {
+    let mut store = MemoryStore::new(Some("t"));
+    let ann = store.insert_user(json!({"userName": "ann@x.example"}));
+    let sales = store.insert_group("Sales", &[&ann]);
+    store.insert_group("Twice", &[]);
+    store.insert_group("twice", &[]);
+    let server = MemoryServer::start(store).await.unwrap();
+    let client = client(&server);
+    let refs = [TargetGroupRef::Id(sales.clone()), TargetGroupRef::DisplayName("sales".into())];
+    let state = client.current_state(&refs).await.unwrap();
+    assert_eq!(state.groups.len(), 2);
+    assert!(state.groups.values().all(|g| g.id == sales && g.members.contains(&ann)));
+    let missing = client.current_state(&[TargetGroupRef::Id("nope".into())]).await.unwrap_err();
+    assert_eq!(missing.to_string(), "target group id `nope` was not found");
+    let ambiguous = client.current_state(&[TargetGroupRef::DisplayName("Twice".into())]).await.unwrap_err();
+    assert_eq!(ambiguous.to_string(), "target group displayName `Twice` matches 2 groups");
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_with_the_scim_error() {
+    let server = MemoryServer::start(MemoryStore::new(Some("right"))).await.unwrap();
+    let error = client_with_token(&server, "wrong").current_state(&[]).await.unwrap_err();
+    assert!(
+        error.to_string().starts_with("GET /Users was refused with HTTP 401: missing or wrong bearer token"),
+        "{error}"
+    );
+}
