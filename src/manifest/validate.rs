@@ -143,24 +143,8 @@ impl Checker<'_> {
 
     /// Deserializes the node at `path`, reporting a located error on failure.
     fn deserialize<T: DeserializeOwned>(&mut self, path: &[Segment]) -> Option<T> {
-        let node = self.node(path);
-        let json = node.to_json();
-        match serde_path_to_error::deserialize::<_, T>(json) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                let mut full: Vec<Segment> = path.to_vec();
-                for segment in error.path() {
-                    match segment {
-                        serde_path_to_error::Segment::Seq { index } => full.push(Segment::Index(*index)),
-                        serde_path_to_error::Segment::Map { key } => full.push(Segment::Key(key.clone())),
-                        _ => {}
-                    }
-                }
-                let message = error.inner().to_string();
-                self.report_serde(&full, &message);
-                None
-            }
-        }
+        let json = self.node(path).to_json();
+        self.deserialize_value(path, json)
     }
 
     fn report_serde(&mut self, path: &[Segment], message: &str) {
@@ -269,14 +253,17 @@ impl Checker<'_> {
         }
     }
 
+    /// Deserializes `json`, which stands at `path` in the document, reporting a located error.
     fn deserialize_value<T: DeserializeOwned>(&mut self, path: &[Segment], json: serde_json::Value) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(json) {
-            Ok(v) => Some(v),
+            Ok(value) => Some(value),
             Err(error) => {
                 let mut full = path.to_vec();
                 for segment in error.path() {
-                    if let serde_path_to_error::Segment::Map { key } = segment {
-                        full.push(Segment::Key(key.clone()));
+                    match segment {
+                        serde_path_to_error::Segment::Seq { index } => full.push(Segment::Index(*index)),
+                        serde_path_to_error::Segment::Map { key } => full.push(Segment::Key(key.clone())),
+                        _ => {}
                     }
                 }
                 self.report_serde(&full, &error.inner().to_string());
