@@ -28,7 +28,12 @@ pub struct Console<'a> {
 
 /// The adapters a manifest's sources describe.
 pub fn sources_for(manifest: &Manifest) -> BTreeMap<String, AnySource> {
-    manifest.sources.iter().map(|(name, config)| (name.clone(), AnySource::from_config(name, config))).collect()
+    let wanted = manifest.users.source_attributes();
+    manifest
+        .sources
+        .iter()
+        .map(|(name, config)| (name.clone(), AnySource::from_config(name, config, &wanted)))
+        .collect()
 }
 
 /// Reads the sources and the target and computes the plan.
@@ -42,7 +47,7 @@ pub async fn read_and_plan<R: TargetReader>(
     let mut groups = Vec::new();
     for pairing in &manifest.groups {
         let group = source(&pairing.source)?
-            .group(&pairing.from)
+            .group(&pairing.from, pairing.nested)
             .await
             .with_context(|| format!("cannot read the source group of pairing `{}`", pairing.name))?;
         groups.push((pairing.clone(), group));

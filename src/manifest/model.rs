@@ -86,6 +86,19 @@ pub struct UserMapping {
     pub deprovision: Deprovision,
 }
 
+impl UserMapping {
+    /// Every source attribute the mappings read.
+    pub fn source_attributes(&self) -> std::collections::BTreeSet<String> {
+        self.attributes
+            .iter()
+            .map(|a| &a.mapping)
+            .chain(&self.external_id)
+            .flat_map(Mapping::attributes)
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AttributeMapping {
     pub path: ScimPath,
@@ -113,6 +126,8 @@ pub struct GroupPairing {
     pub from: GroupSelector,
     pub to: TargetGroupRef,
     pub method: MembershipMethod,
+    /// Expand nested source groups.
+    pub nested: bool,
 }
 
 /// How a source group is found.

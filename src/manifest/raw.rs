@@ -282,6 +282,9 @@ pub struct RawGroupPairing {
     /// `patch` sends member additions and removals; `put` replaces the member list.
     #[serde(default)]
     pub method: MembershipMethod,
+    /// Expand nested groups: members of member groups are members too (default false).
+    #[serde(default)]
+    pub nested: bool,
 }
 
 /// Exactly one of `id`, `name`, `dn`.

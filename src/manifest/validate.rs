@@ -600,7 +600,14 @@ impl Checker<'_> {
                 }
             };
             if let (Some(from), Some(to)) = (from, to) {
-                pairings.push(GroupPairing { name: raw.name, source: raw.source, from, to, method: raw.method });
+                pairings.push(GroupPairing {
+                    name: raw.name,
+                    source: raw.source,
+                    from,
+                    to,
+                    method: raw.method,
+                    nested: raw.nested,
+                });
             }
         }
         pairings

@@ -408,6 +408,7 @@ groups:
                 from: GroupSelector::Id("support".into()),
                 to: TargetGroupRef::Id("g1".into()),
                 method: MembershipMethod::Patch,
+                nested: false,
             },
             SourceGroup {
                 id: "support".into(),

@@ -1,11 +1,14 @@
 //! Sources: the world as it should be. Each source reads records (people and groups) from one
 //! directory; `desired` turns them into the desired state. The planner never sees a source.
 
+pub mod ad;
 pub mod file;
+pub mod ldap;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use file::FileSource;
+pub use ldap::LdapSource;
 
 use crate::manifest::model::{GroupSelector, SourceConfig};
 
@@ -69,20 +72,34 @@ pub enum SourceError {
     GroupNotFound { source_name: String, selector: String },
     #[error("source `{source_name}` is of kind `{kind}`, which this version of scimform cannot read yet")]
     Unsupported { source_name: String, kind: &'static str },
+    /// An LDAP operation failed; `hint` says what to check.
+    #[error("source `{source_name}`: {what}; {hint}")]
+    Ldap {
+        source_name: String,
+        what: String,
+        hint: String,
+        #[source]
+        source: Option<Box<ldap3::LdapError>>,
+    },
 }
 
 /// The world as it should be: people and groups from one directory.
 pub trait Source {
     /// Every user record in scope.
     fn users(&self) -> impl Future<Output = Result<Vec<SourceRecord>, SourceError>> + Send;
-    /// One group and its members.
-    fn group(&self, selector: &GroupSelector) -> impl Future<Output = Result<SourceGroup, SourceError>> + Send;
+    /// One group and its members (with `nested`, the members of member groups too).
+    fn group(
+        &self,
+        selector: &GroupSelector,
+        nested: bool,
+    ) -> impl Future<Output = Result<SourceGroup, SourceError>> + Send;
 }
 
 /// The sources a manifest can name, dispatched statically (`async fn` in traits is not `dyn`).
 #[derive(Debug)]
 pub enum AnySource {
     File(FileSource),
+    Ldap(LdapSource),
     /// `ldap` and `graph` are accepted by the manifest; their adapters land in later versions.
     Unsupported {
         name: String,
@@ -91,11 +108,12 @@ pub enum AnySource {
 }
 
 impl AnySource {
-    /// Builds the adapter a manifest's source entry describes.
-    pub fn from_config(name: &str, config: &SourceConfig) -> Self {
+    /// Builds the adapter a manifest's source entry describes; `wanted` names the attributes the
+    /// mappings read (sources that can ask for less fetch only these).
+    pub fn from_config(name: &str, config: &SourceConfig, wanted: &BTreeSet<String>) -> Self {
         match config {
             SourceConfig::File(file) => AnySource::File(FileSource::new(name, file.path.clone())),
-            SourceConfig::Ldap(_) => AnySource::Unsupported { name: name.to_owned(), kind: "ldap" },
+            SourceConfig::Ldap(ldap) => AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted)),
             SourceConfig::Graph(_) => AnySource::Unsupported { name: name.to_owned(), kind: "graph" },
         }
     }
@@ -105,13 +123,15 @@ impl Source for AnySource {
     async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
         match self {
             AnySource::File(file) => file.users(),
+            AnySource::Ldap(ldap) => ldap.users().await,
             AnySource::Unsupported { name, kind } => Err(SourceError::Unsupported { source_name: name.clone(), kind }),
         }
     }
 
-    async fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
+    async fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
         match self {
             AnySource::File(file) => file.group(selector),
+            AnySource::Ldap(ldap) => ldap.group(selector, nested).await,
             AnySource::Unsupported { name, kind } => Err(SourceError::Unsupported { source_name: name.clone(), kind }),
         }
     }

@@ -171,6 +171,17 @@ impl MemoryServer {
             .cloned()
     }
 
+    /// Member ids of the group with this display name (empty when there is none).
+    pub fn group_members(&self, display_name: &str) -> Vec<String> {
+        self.lock()
+            .groups
+            .values()
+            .filter(|g| g.get("displayName").and_then(Value::as_str) == Some(display_name))
+            .flat_map(|g| g.get("members").and_then(Value::as_array).cloned().unwrap_or_default())
+            .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    }
+
     pub fn group(&self, id: &str) -> Option<Value> {
         self.lock().groups.get(id).cloned()
     }

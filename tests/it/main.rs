@@ -12,5 +12,7 @@ mod artefacts;
 mod cli;
 // End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
 mod end_to_end;
+// The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.
+mod ldap;
 // The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.
 mod target;

@@ -1,0 +1,399 @@
+//! The LDAP source against a real Active Directory: Samba's AD DC, started and seeded by
+//! `scripts/samba/ad` (see `scripts/test`), which exports the `SCIMFORM_TEST_AD_*` variables.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use scimform::manifest::model::{GroupSelector, LdapConfig, LdapScope};
+use scimform::secret::Secret;
+use scimform::source::{AttrValue, LdapSource, SourceRecord};
+
+pub struct Ad {
+    pub url: String,
+    pub ldaps_url: String,
+    pub bind_dn: String,
+    pub password: String,
+    pub ca_file: PathBuf,
+    pub other_ca_file: PathBuf,
+    pub users: usize,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with `scripts/test`, which starts Samba's AD DC on 127.0.0.1")
+    })
+}
+
+pub fn ad() -> Ad {
+    Ad {
+        url: var("SCIMFORM_TEST_AD_URL"),
+        ldaps_url: var("SCIMFORM_TEST_AD_LDAPS_URL"),
+        bind_dn: var("SCIMFORM_TEST_AD_BIND_DN"),
+        password: var("SCIMFORM_TEST_AD_PASSWORD"),
+        ca_file: var("SCIMFORM_TEST_AD_CA_FILE").into(),
+        other_ca_file: var("SCIMFORM_TEST_AD_OTHER_CA_FILE").into(),
+        users: var("SCIMFORM_TEST_AD_USERS").parse().unwrap(),
+    }
+}
+
+pub const DOMAIN: &str = "DC=corp,DC=test";
+
+pub fn config(ad: &Ad, base_dn: &str) -> LdapConfig {
+    LdapConfig {
+        url: ad.url.clone(),
+        bind_dn: ad.bind_dn.clone(),
+        password: Secret::new(ad.password.clone()),
+        base_dn: base_dn.to_owned(),
+        filter: None,
+        scope: LdapScope::Sub,
+        page_size: 500,
+        starttls: false,
+        ca_file: None,
+        allow_insecure: false,
+        timeout_seconds: 30,
+    }
+}
+
+fn source(config: LdapConfig, wanted: &[&str]) -> LdapSource {
+    let wanted: BTreeSet<String> = wanted.iter().map(|s| (*s).to_owned()).collect();
+    LdapSource::new("corp_ad", config, &wanted)
+}
+
+fn text<'a>(record: &'a SourceRecord, name: &str) -> Option<&'a str> {
+    match record.get(name) {
+        Some(AttrValue::Text(t)) => Some(t),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn reads_every_user_in_pages_with_only_the_mapped_attributes() {
+    let ad = ad();
+    let users = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail", "givenName", "sn"]).users().await.unwrap();
+    assert_eq!(users.len(), ad.users, "every user, and no computer account");
+    assert_eq!(users.iter().filter(|u| u.disabled).count(), ad.users / 10, "every 10th seeded user is disabled");
+    let ids: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids.len(), users.len(), "objectGUIDs are unique");
+    let u42 = users.iter().find(|u| text(u, "mail") == Some("User00042@corp.test")).unwrap();
+    assert_eq!(text(u42, "givenName"), Some("Given42"));
+    assert_eq!(u42.get("title"), None, "`title` is not mapped, so it is not requested");
+    assert!(
+        users.iter().all(|u| !text(u, "dn").unwrap_or_default().starts_with("CN=WS")),
+        "computers are filtered out"
+    );
+}
+
+/// The GUID as `ldapsearch` shows it (base64 of the raw bytes), converted independently by
+/// Python's `uuid.UUID(bytes_le=...)`.
+#[tokio::test]
+async fn object_guid_is_in_canonical_form() {
+    let ad = ad();
+    let output = std::process::Command::new("ldapsearch")
+        .args([
+            "-LLL",
+            "-x",
+            "-H",
+            &ad.url,
+            "-D",
+            &ad.bind_dn,
+            "-w",
+            &ad.password,
+            "-b",
+            &format!("OU=Staff,{DOMAIN}"),
+            "(sAMAccountName=user00010)",
+            "objectGUID",
+        ])
+        .output()
+        .unwrap();
+    let ldif = String::from_utf8(output.stdout).unwrap();
+    let b64 = ldif.lines().find_map(|l| l.strip_prefix("objectGUID:: ")).unwrap().trim().to_owned();
+    let script = format!("import base64, uuid; print(uuid.UUID(bytes_le=base64.b64decode('{b64}')))");
+    let expected = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
+    let expected = String::from_utf8(expected.stdout).unwrap().trim().to_owned();
+    let mut config = config(&ad, &format!("OU=Staff,{DOMAIN}"));
+    config.filter = Some("(sAMAccountName=user00010)".into());
+    let users = source(config, &["objectSid"]).users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, expected);
+    assert!(users[0].disabled, "user00010 is disabled (userAccountControl 514)");
+    assert!(text(&users[0], "objectSid").unwrap().starts_with("S-1-5-21-"), "{:?}", users[0].get("objectSid"));
+}
+
+#[tokio::test]
+async fn reads_a_3000_member_group_through_ranged_retrieval() {
+    let ad = ad();
+    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let users = source.users().await.unwrap();
+    let group = source.group(&GroupSelector::Name("Big Group".into()), false).await.unwrap();
+    assert_eq!(group.name, "Big Group");
+    assert_eq!(group.members.len(), 3000, "two full windows of 1,500 and the rest");
+    let ids: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    assert!(group.members.iter().all(|m| ids.contains(m.as_str())), "every member resolves to a user record");
+    // By DN and by sAMAccountName too.
+    let by_dn = source.group(&GroupSelector::Dn(format!("CN=Big Group,OU=Groups,{DOMAIN}")), false).await.unwrap();
+    let by_sam = source.group(&GroupSelector::Name("big-group".into()), false).await.unwrap();
+    assert_eq!((by_dn.members.len(), by_sam.members.len()), (3000, 3000));
+}
+
+fn mails(group: &[String], users: &[SourceRecord]) -> Vec<String> {
+    let mut out: Vec<String> = group
+        .iter()
+        .map(|m| {
+            users.iter().find(|u| &u.id == m).and_then(|u| text(u, "mail")).map_or_else(|| m.clone(), str::to_owned)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn expands_nested_groups_and_survives_a_cycle() {
+    let ad = ad();
+    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let users = source.users().await.unwrap();
+    let nested = source.group(&GroupSelector::Name("Parent".into()), true).await.unwrap();
+    assert_eq!(mails(&nested.members, &users), ["User09990@corp.test", "User09991@corp.test", "User09992@corp.test"]);
+    let direct = source.group(&GroupSelector::Name("Parent".into()), false).await.unwrap();
+    assert_eq!(
+        mails(&direct.members, &users),
+        [format!("CN=Child,OU=Groups,{DOMAIN}"), "User09990@corp.test".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn members_outside_the_user_search_are_reported_not_invented() {
+    let ad = ad();
+    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let users = source.users().await.unwrap();
+    let group = source.group(&GroupSelector::Name("Mixed".into()), true).await.unwrap();
+    assert_eq!(
+        mails(&group.members, &users),
+        [
+            format!("CN=Outsider,OU=Outside,{DOMAIN}"),
+            format!("CN=WS00,OU=Staff,{DOMAIN}"),
+            "User00001@corp.test".to_owned()
+        ]
+    );
+}
+
+/// RFC 4515: `*`, `(`, `)` and `\` in a value are escaped, so each name finds exactly itself.
+#[tokio::test]
+async fn filter_values_are_escaped() {
+    let ad = ad();
+    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let users = source.users().await.unwrap();
+    for (name, member) in
+        [("Ops*(x)\\y", "User00013@corp.test"), ("Ops*", "User00012@corp.test"), ("Ops", "User00011@corp.test")]
+    {
+        let group = source.group(&GroupSelector::Name(name.into()), false).await.unwrap();
+        assert_eq!(group.name, name);
+        assert_eq!(mails(&group.members, &users), [member], "{name}");
+    }
+    let error = source.group(&GroupSelector::Name("Op*".into()), false).await.unwrap_err();
+    assert_eq!(error.to_string(), "source `corp_ad`: no group matches name `Op*`");
+}
+
+#[tokio::test]
+async fn ldaps_and_starttls_verify_the_server_with_the_given_ca() {
+    let ad = ad();
+    let mut ldaps = config(&ad, &format!("OU=Outside,{DOMAIN}"));
+    ldaps.url = ad.ldaps_url.clone();
+    ldaps.ca_file = Some(ad.ca_file.clone());
+    assert_eq!(source(ldaps.clone(), &["mail"]).users().await.unwrap().len(), 1);
+
+    let mut starttls = config(&ad, &format!("OU=Outside,{DOMAIN}"));
+    starttls.starttls = true;
+    starttls.ca_file = Some(ad.ca_file.clone());
+    assert_eq!(source(starttls, &["mail"]).users().await.unwrap().len(), 1);
+
+    ldaps.ca_file = Some(ad.other_ca_file.clone());
+    let error = source(ldaps, &["mail"]).users().await.unwrap_err();
+    let message =
+        format!("{error}: {}", std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default());
+    assert!(message.starts_with(&format!("source `corp_ad`: cannot connect to `{}`", ad.ldaps_url)), "{message}");
+    assert!(message.contains("ca_file"), "{message}");
+    assert!(message.to_lowercase().contains("unknownissuer") || message.contains("UnknownIssuer"), "{message}");
+}
+
+#[tokio::test]
+async fn each_failure_names_the_source_and_what_to_check() {
+    let ad = ad();
+    let staff = format!("OU=Staff,{DOMAIN}");
+    let mut wrong_password = config(&ad, &staff);
+    wrong_password.password = Secret::new("not-the-password");
+    let mut unreachable = config(&ad, &staff);
+    unreachable.url = "ldap://127.0.0.1:1".into();
+    unreachable.timeout_seconds = 5;
+    let no_base = config(&ad, &format!("OU=Nope,{DOMAIN}"));
+    let mut bad_filter = config(&ad, &staff);
+    bad_filter.filter = Some("(objectClass=user".into());
+    let mut insecure = config(&ad, &staff);
+    insecure.url = "ldap://192.0.2.10".into(); // refused before any packet is sent
+    let cases = [
+        (
+            wrong_password,
+            "source `corp_ad`: bind as `Administrator@corp.test` to `ldap://127.0.0.1:389` failed; check `bind_dn`",
+        ),
+        (
+            unreachable,
+            "source `corp_ad`: cannot connect to `ldap://127.0.0.1:1`; check that the host and port are right",
+        ),
+        (no_base, "source `corp_ad`: the base DN `OU=Nope,DC=corp,DC=test` does not exist; check `base_dn`"),
+        (bad_filter, "source `corp_ad`: the filter `(objectClass=user` is malformed; check the parentheses"),
+        (insecure, "source `corp_ad`: refusing a simple bind over unencrypted `ldap://192.0.2.10`"),
+    ];
+    for (config, expected) in cases {
+        let error = source(config, &["mail"]).users().await.unwrap_err().to_string();
+        assert!(error.starts_with(expected), "{error}\n  expected: {expected}");
+        assert!(!error.contains(&ad.password) && !error.contains("not-the-password"));
+    }
+}
+
+mod end_to_end {
+    use std::collections::HashSet;
+
+    use ldap3::{LdapConnAsync, Mod};
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+
+    use super::{DOMAIN, ad};
+    use crate::common::{run_async, workspace};
+
+    async fn admin() -> ldap3::Ldap {
+        let ad = ad();
+        let (conn, mut ldap) = LdapConnAsync::new(&ad.url).await.unwrap();
+        tokio::spawn(async move { conn.drive().await });
+        ldap.simple_bind(&ad.bind_dn, &ad.password).await.unwrap().success().unwrap();
+        ldap
+    }
+
+    /// NORMAL_ACCOUNT | PASSWD_NOTREQD; with ACCOUNTDISABLE (0x2) added, a disabled account.
+    const ENABLED: &str = "544";
+    const DISABLED: &str = "546";
+
+    #[tokio::test]
+    async fn ad_to_scim_converges_and_a_disabled_account_is_one_patch() {
+        let ad = ad();
+        let mut ldap = admin().await;
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        );
+        let ou = format!("OU=E2E-{unique},{DOMAIN}");
+        ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();
+        let mut dns = Vec::new();
+        for (sam, given, sn, title) in
+            [("e2e-ann", "Ann", "Lee", "Agent"), ("e2e-bob", "Bob", "Ek", "Lead"), ("e2e-cy", "Cy", "Do", "Agent")]
+        {
+            let dn = format!("CN={given} {sn},{ou}");
+            let sam = format!("{sam}-{}", &unique[unique.len() - 6..]);
+            let mail = format!("{sam}@corp.test");
+            ldap.add(
+                &dn,
+                vec![
+                    ("objectClass", HashSet::from(["user"])),
+                    ("sAMAccountName", HashSet::from([sam.as_str()])),
+                    ("mail", HashSet::from([mail.as_str()])),
+                    ("givenName", HashSet::from([given])),
+                    ("sn", HashSet::from([sn])),
+                    ("title", HashSet::from([title])),
+                    ("userAccountControl", HashSet::from([ENABLED])),
+                ],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+            dns.push(dn);
+        }
+        let team = format!("CN=Team,{ou}");
+        ldap.add(
+            &team,
+            vec![
+                ("objectClass", HashSet::from(["group"])),
+                ("member", HashSet::from([dns[0].as_str(), dns[1].as_str()])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+
+        let mut store = MemoryStore::new(Some("tok"));
+        store.insert_group("E2E Team", &[]);
+        let server = MemoryServer::start(store).await.unwrap();
+        let manifest = format!(
+            r#"version: 1
+sources:
+  corp_ad:
+    kind: ldap
+    url: {url}
+    bind_dn: {bind_dn}
+    password: ${{env:AD_PASSWORD}}
+    base_dn: "{ou}"
+    page_size: 2
+target:
+  kind: scim
+  base_url: {base_url}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+users:
+  source: corp_ad
+  external_id: "{{{{ objectGUID }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+    displayName: "{{{{ givenName }}}} {{{{ sn }}}}"
+    name.givenName: givenName
+    name.familyName: sn
+    title: title
+groups:
+  - name: Team
+    source: corp_ad
+    from: {{ dn: "{team}" }}
+    to: {{ display_name: E2E Team }}
+"#,
+            url = ad.url,
+            bind_dn = ad.bind_dn,
+            base_url = server.base_url(),
+        );
+        let dir = workspace(&[("ad.yaml", &manifest)]);
+        let env = [("AD_PASSWORD", ad.password.as_str()), ("SCIM_TOKEN", "tok")];
+
+        let first = run_async(dir.path(), &["apply", "-f", "ad.yaml", "--auto-approve"], &env).await;
+        assert_eq!(first.code, 0, "{}", first.all());
+        assert!(
+            first
+                .stdout
+                .contains("Plan: 3 to create, 0 to update, 0 to adopt, 0 to disable, 0 to delete, 1 group to change."),
+            "{}",
+            first.stdout
+        );
+        assert_eq!(server.group_members("E2E Team").len(), 2);
+
+        server.reset_writes();
+        let second = run_async(dir.path(), &["plan", "-f", "ad.yaml", "--detailed-exitcode"], &env).await;
+        assert_eq!(
+            (second.code, second.stdout.as_str()),
+            (0, "No changes. The target matches the manifest.\n"),
+            "{}",
+            second.stderr
+        );
+
+        ldap.modify(&dns[1], vec![Mod::Replace("userAccountControl", HashSet::from([DISABLED]))])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let third = run_async(dir.path(), &["apply", "-f", "ad.yaml", "--auto-approve"], &env).await;
+        assert_eq!(third.code, 0, "{}", third.all());
+        assert!(
+            third
+                .stdout
+                .contains("Plan: 0 to create, 0 to update, 0 to adopt, 1 to disable, 0 to delete, 0 groups to change."),
+            "{}",
+            third.stdout
+        );
+        assert_eq!(server.writes(), 1, "exactly one write: the PATCH that sets active=false");
+        let bob = server.users().into_iter().find(|u| u["name"]["givenName"] == "Bob").unwrap();
+        assert_eq!(bob["active"], false);
+    }
+}
