@@ -83,6 +83,19 @@ async fn reads_every_user_in_pages_with_only_the_mapped_attributes() {
     );
 }
 
+/// From the domain root AD answers with search references (Configuration, DNS zones); they are
+/// skipped, not a failure.
+#[tokio::test]
+async fn search_references_from_the_domain_root_are_skipped() {
+    let ad = ad();
+    let mut config = config(&ad, DOMAIN);
+    config.filter = Some("(|(sAMAccountName=user00042)(sAMAccountName=outsider))".into());
+    let users = source(config, &["mail"]).users().await.unwrap();
+    let mut mails: Vec<&str> = users.iter().filter_map(|u| text(u, "mail")).collect();
+    mails.sort_unstable();
+    assert_eq!(mails, ["User00042@corp.test", "outsider@corp.test"]);
+}
+
 /// The GUID as `ldapsearch` shows it (base64 of the raw bytes), converted independently by
 /// Python's `uuid.UUID(bytes_le=...)`.
 #[tokio::test]
