@@ -43,6 +43,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(u8::from(error.use_stderr()));
         }
     };
+    init_logging(cli.verbose);
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let stdin = std::io::stdin();
@@ -65,6 +66,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             ExitStatus::Failure.into()
         }
     }
+}
+
+/// Warnings (retries, throttling) always reach stderr; `-v` adds every request line and status.
+fn init_logging(verbose: bool) {
+    let level = if verbose { tracing::Level::INFO } else { tracing::Level::WARN };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {

@@ -13,7 +13,7 @@ use crate::target::ScimClient;
 
 pub async fn run(file: &Path, auto_approve: bool, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     let manifest = crate::manifest::load(file)?;
-    let client = ScimClient::new(&manifest.target)?;
+    let client = super::client_for(&manifest)?;
     let plan = read_and_plan(&manifest, &sources_for(&manifest), &client).await?;
     apply_plan(&plan, &client, manifest.target.concurrency, auto_approve, console).await
 }
@@ -52,7 +52,23 @@ pub async fn apply_plan(
         }
     }
     let report = execute(plan, client, concurrency).await;
-    render_report(&report, console)
+    let status = render_report(&report, console)?;
+    writeln!(console.err, "{}", describe_requests(&client.stats()))?;
+    Ok(status)
+}
+
+/// `Requests: 2 GET 200, 1 PATCH 204; 1 retry, 0 throttled waits, 0 token refreshes.`
+fn describe_requests(stats: &crate::target::client::RequestStats) -> String {
+    let counts: Vec<String> =
+        stats.by_status.iter().map(|((method, status), n)| format!("{n} {method} {status}")).collect();
+    format!(
+        "Requests: {}; {} retr{}, {} throttled wait(s), {} token refresh(es).",
+        if counts.is_empty() { "none".to_owned() } else { counts.join(", ") },
+        stats.retries,
+        if stats.retries == 1 { "y" } else { "ies" },
+        stats.throttled_waits,
+        stats.token_refreshes
+    )
 }
 
 fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {

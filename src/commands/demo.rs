@@ -12,7 +12,6 @@ use crate::exit::ExitStatus;
 use crate::manifest::MapEnvironment;
 use crate::plan::render::render_text;
 use crate::source::{AnySource, FileSource};
-use crate::target::ScimClient;
 use crate::target::memory::{MemoryServer, MemoryStore};
 
 const MANIFEST: &str = include_str!("../../examples/quickstart/scimform.yaml");
@@ -106,7 +105,7 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
         "people".to_owned(),
         AnySource::File(FileSource::from_text("people", PathBuf::from("people.yaml"), PEOPLE.to_owned())),
     )]);
-    let client = ScimClient::new(&manifest.target)?;
+    let client = super::client_for(&manifest)?;
     let concurrency = manifest.target.concurrency;
 
     // The demo is a transcript: everything goes to stdout, in the order it happens.

@@ -16,7 +16,7 @@ use crate::desired;
 use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::source::{AnySource, Source};
-use crate::target::TargetReader;
+use crate::target::{ScimClient, TargetReader};
 
 /// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
 /// terminal to ask for confirmation on, when there is one.
@@ -34,6 +34,11 @@ pub fn sources_for(manifest: &Manifest) -> BTreeMap<String, AnySource> {
         .iter()
         .map(|(name, config)| (name.clone(), AnySource::from_config(name, config, &wanted)))
         .collect()
+}
+
+/// The SCIM client for a manifest's target.
+pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
+    Ok(ScimClient::new(&manifest.target, &manifest.users.managed_paths())?)
 }
 
 /// Reads the sources and the target and computes the plan.

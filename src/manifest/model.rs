@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use super::raw::{DeprovisionAction, LdapScope, MembershipMethod, OnEmpty, Profile};
+pub use super::raw::{ClientAuth, DeprovisionAction, LdapScope, MembershipMethod, OnEmpty, Profile};
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
 use crate::secret::Secret;
@@ -65,12 +65,20 @@ pub struct TargetConfig {
     pub concurrency: usize,
     pub requests_per_minute: Option<u32>,
     pub ca_file: Option<PathBuf>,
+    pub timeout_seconds: u32,
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone)]
 pub enum TargetAuth {
     BearerToken(Secret),
-    OAuth2ClientCredentials { token_url: String, client_id: String, client_secret: Secret, scope: Option<String> },
+    OAuth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        scope: Option<String>,
+        client_auth: ClientAuth,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +95,19 @@ pub struct UserMapping {
 }
 
 impl UserMapping {
+    /// Every target attribute scimform compares or writes on users.
+    pub fn managed_paths(&self) -> Vec<ScimPath> {
+        let mut paths: Vec<ScimPath> = self.attributes.iter().map(|a| a.path.clone()).collect();
+        paths.push(self.match_path.clone());
+        paths.push(ScimPath::attribute("active"));
+        if self.external_id.is_some() {
+            paths.push(ScimPath::attribute("externalId"));
+        }
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
     /// Every source attribute the mappings read.
     pub fn source_attributes(&self) -> std::collections::BTreeSet<String> {
         self.attributes

@@ -139,8 +139,19 @@ pub struct RawTarget {
     #[serde(default)]
     pub profile: Profile,
     /// The SCIM base URL (the resource endpoints are `{base_url}/Users` and `{base_url}/Groups`).
-    pub base_url: String,
+    /// With `profile: genesys` and `region`, it defaults to `https://api.{region}/api/v2/scim/v2`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Genesys Cloud region domain, e.g. `mypurecloud.ie` or `usw2.pure.cloud` (`profile: genesys`).
+    #[serde(default)]
+    pub region: Option<String>,
     pub auth: RawAuth,
+    /// Per-request timeout in seconds (default 30).
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
+    /// Attempts per request, retries included, for 429, 502-504, timeouts and resets (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
     /// Requests sent at once during apply (default 4).
     #[serde(default)]
     pub concurrency: Option<u32>,
@@ -165,11 +176,28 @@ pub enum RawAuth {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "OAuth2")]
 pub struct RawOAuth2 {
-    pub token_url: String,
+    /// The token endpoint. With `profile: genesys` and `region`, it defaults to
+    /// `https://login.{region}/oauth/token`.
+    #[serde(default)]
+    pub token_url: Option<String>,
     pub client_id: String,
     pub client_secret: String,
     #[serde(default)]
     pub scope: Option<String>,
+    /// How the client authenticates to the token endpoint (default `basic`).
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Client authentication at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Form,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::error::{Diagnostic, did_you_mean, key_path};
 use super::interpolate::{Environment, interpolate};
 use super::model::{
-    AttributeMapping, Deprovision, FileConfig, GraphConfig, GroupPairing, GroupSelector, LdapConfig, Manifest,
+    AttributeMapping, Deprovision, FileConfig, GraphConfig, GroupPairing, GroupSelector, LdapConfig, Manifest, Profile,
     SourceConfig, TargetAuth, TargetConfig, TargetGroupRef, UserMapping,
 };
 use super::raw::{
@@ -333,7 +333,26 @@ impl Checker<'_> {
         let path = [key("target")];
         let raw: RawTarget = self.deserialize(&path)?;
         let at = |k: &[&str]| -> Vec<Segment> { path.iter().cloned().chain(k.iter().map(|k| key(k))).collect() };
-        let base_url = self.interpolated(&at(&["base_url"]), &raw.base_url);
+        let region = self.optional(&at(&["region"]), raw.region.as_ref())?;
+        if region.is_some() && raw.profile != Profile::Genesys {
+            let location = self.node(&at(&["region"])).location;
+            self.report(location, &at(&["region"]), "`region` applies to `profile: genesys` only", None);
+        }
+        // Genesys derives both URLs from the region; either may still be given (tests, proxies).
+        let genesys_region = region.as_deref().filter(|_| raw.profile == Profile::Genesys);
+        let base_url = match (&raw.base_url, genesys_region) {
+            (Some(url), _) => self.interpolated(&at(&["base_url"]), url),
+            (None, Some(region)) => Some(format!("https://api.{region}/api/v2/scim/v2")),
+            (None, None) => {
+                self.report(
+                    self.node(&path).location,
+                    &path,
+                    "missing key `base_url`",
+                    Some("give the SCIM base URL, or `profile: genesys` with `region`".into()),
+                );
+                None
+            }
+        };
         if let Some(url) = &base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -345,10 +364,24 @@ impl Checker<'_> {
                 self.secret(&at(&["auth", "bearer_token"]), token).map(TargetAuth::BearerToken)
             }
             RawAuth::Oauth2ClientCredentials(o) => {
-                let base = ["auth", "oauth2_client_credentials"];
-                let token_url = self.interpolated(&at(&[base[0], base[1], "token_url"]), &o.token_url);
-                let client_id = self.interpolated(&at(&[base[0], base[1], "client_id"]), &o.client_id);
-                let client_secret = self.secret(&at(&[base[0], base[1], "client_secret"]), &o.client_secret);
+                let here = |k: &str| at(&["auth", "oauth2_client_credentials", k]);
+                let token_url = match (&o.token_url, genesys_region) {
+                    (Some(url), _) => self.interpolated(&here("token_url"), url),
+                    (None, Some(region)) => Some(format!("https://login.{region}/oauth/token")),
+                    (None, None) => {
+                        let p = at(&["auth", "oauth2_client_credentials"]);
+                        let location = self.node(&p).location;
+                        self.report(
+                            location,
+                            &p,
+                            "missing key `token_url`",
+                            Some("give the OAuth2 token endpoint, or `profile: genesys` with `region`".into()),
+                        );
+                        None
+                    }
+                };
+                let client_id = self.interpolated(&here("client_id"), &o.client_id);
+                let client_secret = self.secret(&here("client_secret"), &o.client_secret);
                 match (token_url, client_id, client_secret) {
                     (Some(token_url), Some(client_id), Some(client_secret)) => {
                         Some(TargetAuth::OAuth2ClientCredentials {
@@ -356,6 +389,7 @@ impl Checker<'_> {
                             client_id,
                             client_secret,
                             scope: o.scope.clone(),
+                            client_auth: o.client_auth,
                         })
                     }
                     _ => None,
@@ -372,14 +406,33 @@ impl Checker<'_> {
                 Some("use 1 to 64".into()),
             );
         }
+        let max_attempts = raw.max_attempts.unwrap_or(5);
+        if !(1..=20).contains(&max_attempts) {
+            let location = self.node(&at(&["max_attempts"])).location;
+            self.report(
+                location,
+                &at(&["max_attempts"]),
+                format!("max_attempts `{max_attempts}` is out of range"),
+                Some("use 1 to 20".into()),
+            );
+        }
+        if let Some(rate) = &raw.rate_limit
+            && rate.requests_per_minute == 0
+        {
+            let p = at(&["rate_limit", "requests_per_minute"]);
+            let location = self.node(&p).location;
+            self.report(location, &p, "requests_per_minute must be at least 1", None);
+        }
         let ca_file = self.optional(&at(&["ca_file"]), raw.ca_file.as_ref());
         Some(TargetConfig {
             profile: raw.profile,
             base_url: base_url?.trim_end_matches('/').to_owned(),
             auth: auth?,
             concurrency: usize::try_from(concurrency).unwrap_or(4),
-            requests_per_minute: raw.rate_limit.map(|r| r.requests_per_minute),
+            requests_per_minute: raw.rate_limit.map(|r| r.requests_per_minute).filter(|r| *r > 0),
             ca_file: ca_file?.map(|p| self.relative_path(&p)),
+            timeout_seconds: raw.timeout_seconds.unwrap_or(30).max(1),
+            max_attempts: max_attempts.clamp(1, 20),
         })
     }
 

@@ -122,6 +122,13 @@ impl ScimPath {
             && self.attribute.eq_ignore_ascii_case(name)
     }
 
+    /// The top-level attribute the path lives in, with its schema (`name.givenName` -> `name`,
+    /// `emails[type eq "work"].value` -> `emails`).
+    #[must_use]
+    pub fn parent_attribute(&self) -> Self {
+        self.parent()
+    }
+
     /// The path of the multi-valued attribute a filtered path selects from (`emails`).
     #[must_use]
     pub fn parent(&self) -> Self {

@@ -57,6 +57,25 @@ impl ScimRequest {
         self
     }
 
+    /// The `Idempotency-Key` for this write: the sha256 of method, path and canonical body, so
+    /// the same write from two overlapping runs carries the same key.
+    pub fn idempotency_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.method.to_string());
+        hasher.update(b"\n");
+        hasher.update(&self.path);
+        hasher.update(b"\n");
+        // serde_json's maps are sorted: the same value always serialises to the same bytes.
+        if let Some(body) = &self.body {
+            hasher.update(body.to_string());
+        }
+        hasher.finalize().iter().fold(String::with_capacity(64), |mut out, byte| {
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{byte:02x}"));
+            out
+        })
+    }
+
     /// Whether the request changes the target.
     pub fn is_write(&self) -> bool {
         self.method != Method::Get

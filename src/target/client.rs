@@ -1,51 +1,134 @@
-//! `ScimClient`: a generic RFC 7644 client over reqwest. It lists users page by page, reads the
-//! paired groups, and sends prepared `ScimRequest`s. Every 2xx is success (PATCH may answer 204).
+//! `ScimClient`: an RFC 7644 client over reqwest that an operator can leave running against
+//! 50,000 users. Every request is paced (`pacing`), authenticated (`auth`), retried on 429,
+//! 502-504, timeouts and resets with jittered backoff (`retry`), carries `If-Match` where the
+//! service keeps ETags and an `Idempotency-Key` on writes, and is counted for the apply summary.
+//! Every 2xx is success (PATCH may answer 204 with the new version only in `ETag`).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderValue, IF_MATCH};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH, RETRY_AFTER};
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
+use super::auth::Auth;
+use super::pacing::Pacer;
+use super::profile::ProfileSettings;
+use super::retry::{Backoff, Verdict, retry_after, verdict};
 use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, TargetWriter};
-use crate::manifest::model::{TargetAuth, TargetConfig, TargetGroupRef};
-use crate::scim::resource::{ListResponse, ScimErrorBody};
-use crate::scim::{EqFilter, Method, ScimRequest, ScimResponse};
-use crate::secret::Secret;
+use crate::manifest::model::{TargetConfig, TargetGroupRef};
+use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
+use crate::scim::{EqFilter, Method, ScimPath, ScimRequest, ScimResponse};
 
 const SCIM_JSON: &str = "application/scim+json";
-/// Page size for listing; servers may answer with fewer per page.
-const PAGE_SIZE: usize = 100;
 /// Guards against a server whose `totalResults` never ends.
 const MAX_PAGES: usize = 100_000;
 
-#[derive(Debug, Clone)]
+/// What the service supports, from `/ServiceProviderConfig` (generic) or the profile (Genesys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub etag: bool,
+    pub max_results: Option<usize>,
+}
+
+/// Requests by method and final status, retries, and waits the server imposed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    pub by_status: BTreeMap<(Method, u16), usize>,
+    pub retries: usize,
+    pub throttled_waits: usize,
+    pub token_refreshes: usize,
+}
+
+#[derive(Debug)]
 pub struct ScimClient {
     http: reqwest::Client,
     base_url: String,
-    token: Secret,
+    auth: Auth,
+    pacer: Pacer,
+    backoff: Backoff,
+    max_attempts: u32,
+    profile: ProfileSettings,
+    capabilities: OnceCell<Capabilities>,
+    stats: Mutex<RequestStats>,
 }
 
 impl ScimClient {
-    pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
-        let token = match &config.auth {
-            TargetAuth::BearerToken(token) => token.clone(),
-            TargetAuth::OAuth2ClientCredentials { .. } => {
-                return Err(TargetError::Unsupported(
-                    "`oauth2_client_credentials` is not supported by this version of scimform; use `bearer_token`"
-                        .into(),
-                ));
-            }
-        };
+    /// A client for `config`. `managed` are the user attributes the manifest compares; profiles
+    /// that trim list responses never trim these.
+    pub fn new(config: &TargetConfig, managed: &[ScimPath]) -> Result<Self, TargetError> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(u64::from(config.timeout_seconds)))
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("scimform/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| TargetError::Transport { request: "client setup".into(), source })?;
-        Ok(Self { http, base_url: config.base_url.clone(), token })
+        Ok(Self {
+            auth: Auth::new(&config.auth, http.clone()),
+            http,
+            base_url: config.base_url.clone(),
+            pacer: Pacer::new(config.requests_per_minute),
+            backoff: Backoff::default(),
+            max_attempts: config.max_attempts.max(1),
+            profile: ProfileSettings::new(config.profile, managed),
+            capabilities: OnceCell::new(),
+            stats: Mutex::new(RequestStats::default()),
+        })
     }
 
-    async fn execute(&self, request: &ScimRequest, query: &[(&str, String)]) -> Result<ScimResponse, TargetError> {
+    /// Shorter waits between retries (tests).
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// What has been sent so far.
+    pub fn stats(&self) -> RequestStats {
+        self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut RequestStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// The service's capabilities, read once per run.
+    pub async fn capabilities(&self) -> Capabilities {
+        *self
+            .capabilities
+            .get_or_init(|| async {
+                if !self.profile.read_service_provider_config {
+                    return Capabilities { etag: true, max_results: None };
+                }
+                let request = ScimRequest::new(Method::Get, "/ServiceProviderConfig");
+                match self.execute(&request, &[], false).await {
+                    Ok(ScimResponse { body: Some(config), .. }) => Capabilities {
+                        etag: config.pointer("/etag/supported").and_then(Value::as_bool).unwrap_or(false),
+                        max_results: config
+                            .pointer("/filter/maxResults")
+                            .and_then(Value::as_u64)
+                            .and_then(|m| usize::try_from(m).ok())
+                            .filter(|m| *m > 0),
+                    },
+                    other => {
+                        tracing::warn!("cannot read /ServiceProviderConfig ({other:?}); assuming no ETags");
+                        Capabilities { etag: false, max_results: None }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Sends one request: paced, authenticated, retried; `if_match` says whether the request's
+    /// `If-Match` may be sent (the service keeps ETags).
+    async fn execute(
+        &self,
+        request: &ScimRequest,
+        query: &[(&str, String)],
+        if_match: bool,
+    ) -> Result<ScimResponse, TargetError> {
+        let label = request.to_string();
         let url = format!("{}{}", self.base_url, request.path);
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -54,52 +137,132 @@ impl ScimClient {
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
         };
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
-            TargetError::Unsupported("the bearer token holds characters that cannot be sent in a header".into())
-        })?;
-        auth.set_sensitive(true);
-        let mut builder = self.http.request(method, &url).header(AUTHORIZATION, auth).header(ACCEPT, SCIM_JSON);
-        if !query.is_empty() {
-            builder = builder.query(query);
+        let idempotency_key = request.is_write().then(|| request.idempotency_key());
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if self.pacer.ready().await {
+                self.count(|s| s.throttled_waits += 1);
+            }
+            // Built anew on every attempt, so a refreshed token is the one sent.
+            let authorization = self.auth.header().await?;
+            let mut builder = self
+                .http
+                .request(method.clone(), &url)
+                .header(AUTHORIZATION, authorization.clone())
+                .header(ACCEPT, SCIM_JSON);
+            if !query.is_empty() {
+                builder = builder.query(query);
+            }
+            if let (true, Some(version)) = (if_match, &request.if_match) {
+                builder = builder.header(IF_MATCH, version);
+            }
+            if let Some(key) = &idempotency_key {
+                builder = builder.header("Idempotency-Key", key);
+            }
+            if let Some(body) = &request.body {
+                builder = builder.header(CONTENT_TYPE, SCIM_JSON).body(body.to_string());
+            }
+            let response = match builder.send().await {
+                Ok(response) => response,
+                Err(source) => {
+                    let retryable =
+                        source.is_timeout() || source.is_connect() || source.is_request() || source.is_body();
+                    tracing::warn!("{label}: {source}");
+                    if !retryable || attempt >= self.max_attempts {
+                        return Err(TargetError::Transport { request: label, source });
+                    }
+                    // The server may have created the user before the answer was lost: look
+                    // before sending the POST again, so a retry never makes a duplicate.
+                    if request.method == Method::Post
+                        && let Some(found) = Box::pin(self.lookup(request)).await?
+                    {
+                        return Ok(found);
+                    }
+                    self.count(|s| s.retries += 1);
+                    tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            self.pacer.learn(&headers);
+            tracing::info!("{label} -> {status}");
+            match verdict(status) {
+                Verdict::Success => {
+                    self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
+                    let bytes = response
+                        .bytes()
+                        .await
+                        .map_err(|source| TargetError::Transport { request: label.clone(), source })?;
+                    return parse_success(&label, status, &headers, &bytes);
+                }
+                Verdict::Unauthorized if self.auth.can_refresh() && !refreshed => {
+                    // One refresh and one retry: the token may have expired in flight.
+                    self.auth.reject(&authorization).await;
+                    refreshed = true;
+                    self.count(|s| s.token_refreshes += 1);
+                }
+                Verdict::Throttled if attempt < self.max_attempts => {
+                    let wait = headers
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry_after(v, now()))
+                        .unwrap_or_else(|| self.backoff.delay(attempt, fastrand::f64()));
+                    tracing::warn!("{label} was throttled (429); every request waits {wait:?}");
+                    self.pacer.pause(wait);
+                    self.count(|s| s.retries += 1);
+                }
+                Verdict::Transient if attempt < self.max_attempts => {
+                    self.count(|s| s.retries += 1);
+                    tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
+                }
+                _ => {
+                    self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
+                    let bytes = response.bytes().await.unwrap_or_default();
+                    let body = serde_json::from_slice::<ScimErrorBody>(&bytes).ok().map(Box::new);
+                    return Err(TargetError::Status { request: label, status, body });
+                }
+            }
         }
-        if let Some(version) = &request.if_match {
-            builder = builder.header(IF_MATCH, version);
-        }
-        if let Some(body) = &request.body {
-            builder = builder.header(CONTENT_TYPE, SCIM_JSON).body(body.to_string());
-        }
-        let label = request.to_string();
-        let response =
-            builder.send().await.map_err(|source| TargetError::Transport { request: label.clone(), source })?;
-        let status = response.status().as_u16();
-        let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bytes =
-            response.bytes().await.map_err(|source| TargetError::Transport { request: label.clone(), source })?;
-        if !(200..300).contains(&status) {
-            let body = serde_json::from_slice::<ScimErrorBody>(&bytes).ok().map(Box::new);
-            return Err(TargetError::Status { request: label, status, body });
-        }
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            Some(
-                serde_json::from_slice::<Value>(&bytes)
-                    .map_err(|e| TargetError::Protocol { request: label, detail: e.to_string() })?,
-            )
-        };
-        Ok(ScimResponse { status, body, etag })
     }
 
-    async fn list(&self, path: &str, filter: Option<&EqFilter>) -> Result<Vec<Value>, TargetError> {
+    /// Finds the user a POST would have created (by its `userName`).
+    async fn lookup(&self, request: &ScimRequest) -> Result<Option<ScimResponse>, TargetError> {
+        let Some(user_name) = request.body.as_ref().and_then(|b| b.get("userName")).and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let filter = EqFilter::new("userName", user_name);
+        let query = [("filter", filter.to_string())];
+        let found = self.execute(&ScimRequest::new(Method::Get, "/Users"), &query, false).await?;
+        let page: Option<ListResponse<Value>> = found.body.and_then(|b| serde_json::from_value(b).ok());
+        Ok(page.and_then(|p| p.resources.into_iter().find(|r| id_of(r).is_some())).map(|resource| {
+            tracing::warn!("{request} timed out, but the user exists: not sending it again");
+            ScimResponse { status: 200, body: Some(resource), etag: None }
+        }))
+    }
+
+    async fn list(
+        &self,
+        path: &str,
+        filter: Option<&EqFilter>,
+        excluded: &[String],
+    ) -> Result<Vec<Value>, TargetError> {
+        let capabilities = self.capabilities().await;
+        let page_size = capabilities.max_results.map_or(self.profile.page_size, |m| m.min(self.profile.page_size));
         let mut resources = Vec::new();
         let mut start_index = 1;
         for _ in 0..MAX_PAGES {
-            let mut query = vec![("startIndex", start_index.to_string()), ("count", PAGE_SIZE.to_string())];
+            let mut query = vec![("startIndex", start_index.to_string()), ("count", page_size.to_string())];
             if let Some(filter) = filter {
                 query.push(("filter", filter.to_string()));
             }
+            if !excluded.is_empty() {
+                query.push(("excludedAttributes", excluded.join(",")));
+            }
             let request = ScimRequest::new(Method::Get, path);
-            let response = self.execute(&request, &query).await?;
+            let response = self.execute(&request, &query, false).await?;
             let page: ListResponse<Value> = response
                 .body
                 .map(serde_json::from_value)
@@ -119,18 +282,31 @@ impl ScimClient {
         Ok(resources)
     }
 
+    async fn users(&self) -> Result<Vec<CurrentUser>, TargetError> {
+        let excluded = &self.profile.excluded_attributes;
+        let mut resources = self.list("/Users", None, excluded).await?;
+        if self.profile.list_inactive_separately {
+            // Genesys lists only active users unless asked for the others.
+            resources.extend(self.list("/Users", Some(&EqFilter::new("active", false)), excluded).await?);
+        }
+        let mut users: Vec<CurrentUser> = resources.into_iter().filter_map(CurrentUser::from_resource).collect();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users.dedup_by(|a, b| a.id == b.id);
+        Ok(users)
+    }
+
     async fn group(&self, reference: &TargetGroupRef) -> Result<CurrentGroup, TargetError> {
         let resource = match reference {
             TargetGroupRef::Id(id) => {
                 let request = ScimRequest::new(Method::Get, format!("/Groups/{id}"));
-                match self.execute(&request, &[]).await {
+                match self.execute(&request, &[], false).await {
                     Ok(response) => response.body,
                     Err(TargetError::Status { status: 404, .. }) => None,
                     Err(e) => return Err(e),
                 }
             }
             TargetGroupRef::DisplayName(name) => {
-                let mut found = self.list("/Groups", Some(&EqFilter::new("displayName", name.as_str()))).await?;
+                let mut found = self.list("/Groups", Some(&EqFilter::new("displayName", name.as_str())), &[]).await?;
                 if found.len() > 1 {
                     return Err(TargetError::GroupAmbiguous { group: reference.clone(), count: found.len() });
                 }
@@ -144,10 +320,27 @@ impl ScimClient {
     }
 }
 
+fn parse_success(label: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<ScimResponse, TargetError> {
+    let etag = headers.get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice::<Value>(bytes)
+                .map_err(|e| TargetError::Protocol { request: label.to_owned(), detail: e.to_string() })?,
+        )
+    };
+    Ok(ScimResponse { status, body, etag })
+}
+
+#[expect(clippy::disallowed_methods, reason = "an HTTP-date in Retry-After is relative to the wall clock")]
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
 impl TargetReader for ScimClient {
     async fn current_state(&self, groups: &[TargetGroupRef]) -> Result<CurrentState, TargetError> {
-        let users = self.list("/Users", None).await?.into_iter().filter_map(CurrentUser::from_resource).collect();
-        let mut state = CurrentState { users, groups: std::collections::BTreeMap::new() };
+        let mut state = CurrentState { users: self.users().await?, groups: BTreeMap::new() };
         for reference in groups {
             if !state.groups.contains_key(reference) {
                 let group = self.group(reference).await?;
@@ -160,6 +353,7 @@ impl TargetReader for ScimClient {
 
 impl TargetWriter for ScimClient {
     async fn send(&self, request: &ScimRequest) -> Result<ScimResponse, TargetError> {
-        self.execute(request, &[]).await
+        let etag = self.capabilities().await.etag;
+        self.execute(request, &[], etag).await
     }
 }

@@ -1,8 +1,12 @@
 //! The target: the world as it is. `TargetReader` reads the current state for `plan`;
 //! `TargetWriter` sends prepared requests for `apply`. A `plan` run only ever holds a reader.
 
+pub mod auth;
 pub mod client;
 pub mod memory;
+pub mod pacing;
+pub mod profile;
+pub mod retry;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,6 +99,8 @@ pub enum TargetError {
     GroupAmbiguous { group: TargetGroupRef, count: usize },
     #[error("{0}")]
     Unsupported(String),
+    #[error("cannot get an OAuth2 token from `{token_url}`: {detail}")]
+    Auth { token_url: String, detail: String },
 }
 
 fn describe(body: Option<&ScimErrorBody>) -> String {

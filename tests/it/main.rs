@@ -10,6 +10,8 @@ mod common;
 mod artefacts;
 // The command line: validate, plan exit codes, apply confirmation, secrets, the demo.
 mod cli;
+// The production SCIM client against wiremock: auth, retries, throttling, ETags, pacing.
+mod client;
 // End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
 mod end_to_end;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.

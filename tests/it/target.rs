@@ -10,14 +10,19 @@ fn client(server: &MemoryServer) -> ScimClient {
 }
 
 fn client_with_token(server: &MemoryServer, token: &str) -> ScimClient {
-    ScimClient::new(&TargetConfig {
-        profile: Profile::Generic,
-        base_url: server.base_url().to_owned(),
-        auth: TargetAuth::BearerToken(Secret::new(token)),
-        concurrency: 1,
-        requests_per_minute: None,
-        ca_file: None,
-    })
+    ScimClient::new(
+        &TargetConfig {
+            profile: Profile::Generic,
+            base_url: server.base_url().to_owned(),
+            auth: TargetAuth::BearerToken(Secret::new(token)),
+            concurrency: 1,
+            requests_per_minute: None,
+            ca_file: None,
+            timeout_seconds: 10,
+            max_attempts: 3,
+        },
+        &[],
+    )
     .unwrap()
 }
 

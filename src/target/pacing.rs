@@ -1,0 +1,67 @@
+//! Pacing: at most `requests_per_minute`, spread evenly (a GCRA limiter from `governor`), and a
+//! shared pause the server can impose: a 429's `Retry-After`, or Genesys's
+//! `inin-ratelimit-count/-allowed/-reset` headers when the budget is nearly spent. Every request
+//! waits for both, so one refusal slows all of them down before the next is refused too.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct Pacer {
+    limiter: Option<DefaultDirectRateLimiter>,
+    resume_at: Mutex<Option<Instant>>,
+}
+
+/// Below this many requests left in Genesys's window, wait for the window to reset.
+const LOW_WATER: u64 = 2;
+
+impl Pacer {
+    pub fn new(requests_per_minute: Option<u32>) -> Self {
+        let limiter = requests_per_minute.and_then(NonZeroU32::new).map(|rpm| {
+            // No bursts: requests are spread evenly over the minute.
+            RateLimiter::direct(Quota::per_minute(rpm).allow_burst(NonZeroU32::MIN))
+        });
+        Self { limiter, resume_at: Mutex::new(None) }
+    }
+
+    /// Waits until a request may be sent. Returns whether it had to wait for a server-imposed
+    /// pause (a throttled wait, counted in the apply summary).
+    pub async fn ready(&self) -> bool {
+        let resume_at = *self.resume_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut paused = false;
+        if let Some(at) = resume_at.filter(|at| *at > Instant::now()) {
+            tokio::time::sleep_until(at).await;
+            paused = true;
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        paused
+    }
+
+    /// Holds every request back for `delay`.
+    pub fn pause(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        let mut resume_at = self.resume_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if resume_at.is_none_or(|at| at < until) {
+            *resume_at = Some(until);
+        }
+    }
+
+    /// Learns from Genesys's rate-limit headers: when the window is nearly used up, pause until
+    /// it resets rather than wait to be refused.
+    pub fn learn(&self, headers: &HeaderMap) {
+        let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        if let (Some(count), Some(allowed), Some(reset)) =
+            (number("inin-ratelimit-count"), number("inin-ratelimit-allowed"), number("inin-ratelimit-reset"))
+            && allowed.saturating_sub(count) <= LOW_WATER
+        {
+            self.pause(Duration::from_secs(reset.min(120)));
+        }
+    }
+}

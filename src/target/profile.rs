@@ -1,0 +1,75 @@
+//! What differs between SCIM services, as data: page sizes, listing passes, attributes to leave
+//! out of lists, how a stale `If-Match` is answered.
+
+use crate::manifest::model::Profile;
+use crate::scim::ScimPath;
+
+/// Genesys's extension schema.
+pub const GENESYS_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User";
+
+/// Attributes Genesys computes per user on every list; a page over 25 can be refused with 429
+/// unless they are excluded.
+const GENESYS_EXPENSIVE: &[&str] = &[
+    "externalId",
+    "roles",
+    "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingSkills",
+    "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingLanguages",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSettings {
+    /// Users per list request.
+    pub page_size: usize,
+    /// Genesys lists only active users without a filter: list `active eq false` as a second pass.
+    pub list_inactive_separately: bool,
+    /// `excludedAttributes` for user lists.
+    pub excluded_attributes: Vec<String>,
+    /// Whether to trust the service's `/ServiceProviderConfig` (generic) or known facts (Genesys).
+    pub read_service_provider_config: bool,
+}
+
+impl ProfileSettings {
+    /// Settings for a profile; `managed` are the attributes the manifest compares, which are never
+    /// excluded from lists.
+    pub fn new(profile: Profile, managed: &[ScimPath]) -> Self {
+        match profile {
+            Profile::Generic => Self {
+                page_size: 100,
+                list_inactive_separately: false,
+                excluded_attributes: Vec::new(),
+                read_service_provider_config: true,
+            },
+            Profile::Genesys => Self {
+                page_size: 25,
+                list_inactive_separately: true,
+                excluded_attributes: GENESYS_EXPENSIVE
+                    .iter()
+                    .filter(|expensive| {
+                        let expensive = ScimPath::parse(expensive).ok();
+                        !managed
+                            .iter()
+                            .any(|m| Some(m.parent_attribute()) == expensive.as_ref().map(ScimPath::parent_attribute))
+                    })
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                read_service_provider_config: false,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genesys_excludes_only_what_is_not_managed() {
+        let managed = [ScimPath::parse("externalId").unwrap(), ScimPath::parse("title").unwrap()];
+        let settings = ProfileSettings::new(Profile::Genesys, &managed);
+        assert_eq!(settings.page_size, 25);
+        assert!(!settings.excluded_attributes.contains(&"externalId".to_owned()));
+        assert!(settings.excluded_attributes.contains(&"roles".to_owned()));
+        assert_eq!(settings.excluded_attributes.len(), 3);
+        assert!(ProfileSettings::new(Profile::Generic, &managed).excluded_attributes.is_empty());
+    }
+}
