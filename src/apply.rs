@@ -69,6 +69,10 @@ async fn run_users<W: TargetWriter>(
                         }
                         Ok(response.status)
                     }
+                    Err(error) if error.is_stale() => Err(format!(
+                        "{}: it changed in the target since it was read; nothing was written, plan again",
+                        error_chain(&error)
+                    )),
                     Err(error) => Err(error_chain(&error)),
                 };
                 (index, Outcome { resource: label(change), request: request.to_string(), result })

@@ -59,3 +59,70 @@ pub fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A scim2-server process (the third-party RFC 7644 server from PyPI) on a free port of
+/// 127.0.0.1, killed when dropped. `scripts/test` installs it and sets `SCIMFORM_TEST_SCIM2_SERVER`.
+pub struct Scim2Server {
+    child: std::process::Child,
+    pub base_url: String,
+    pub token: String,
+}
+
+impl Scim2Server {
+    pub async fn start() -> Self {
+        let program = std::env::var("SCIMFORM_TEST_SCIM2_SERVER").unwrap_or_else(|_| {
+            panic!(
+                "SCIMFORM_TEST_SCIM2_SERVER is not set: run the suite with `scripts/test`, which installs scim2-server"
+            )
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let token = "scim2-test-token".to_owned();
+        let child = Command::new(program)
+            .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", &token])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("scim2-server starts");
+        let server = Self { child, base_url: format!("http://127.0.0.1:{port}/v2"), token };
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            let ready = http
+                .get(format!("{}/ServiceProviderConfig", server.base_url))
+                .bearer_auth(&server.token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("scim2-server did not answer on port {port}");
+    }
+
+    /// Sends a request as a person with other tools would (behind scimform's back).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/scim+json");
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Drop for Scim2Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

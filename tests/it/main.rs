@@ -16,5 +16,7 @@ mod client;
 mod end_to_end;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.
 mod ldap;
+// End to end against scim2-server, a third-party SCIM server.
+mod scim2;
 // The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.
 mod target;

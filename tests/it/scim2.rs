@@ -1,0 +1,134 @@
+//! End to end against scim2-server, a third-party RFC 7644 implementation: PATCH answered 204
+//! with only an `ETag`, weak ETags, 412 for a stale `If-Match`, members removed by
+//! `members[value eq "id"]`.
+
+use std::fmt::Write;
+
+use scimform::apply::execute;
+use scimform::commands::{client_for, read_and_plan, sources_for};
+use serde_json::json;
+
+use crate::common::{Scim2Server, run_async, workspace};
+
+fn people(count: usize, changed_title: Option<usize>) -> String {
+    let mut out = String::from("users:\n");
+    for i in 0..count {
+        let title = if changed_title == Some(i) { "Team Lead" } else { "Agent" };
+        let _ = writeln!(
+            out,
+            "  - {{id: '{i}', mail: 'p{i:04}@corp.example', givenName: 'P{i}', sn: 'Person', title: {title}}}"
+        );
+    }
+    out.push_str("groups:\n  - {id: first-ten, name: First ten, members: [");
+    out.push_str(&(0..10).map(|i| format!("'{i}'")).collect::<Vec<_>>().join(", "));
+    out.push_str("]}\n");
+    out
+}
+
+fn manifest(base_url: &str) -> String {
+    format!(
+        r#"version: 1
+sources:
+  hr: {{ kind: file, path: people.yaml }}
+target:
+  kind: scim
+  base_url: {base_url}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+  concurrency: 4
+users:
+  source: hr
+  external_id: "hr-{{{{ id }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+    displayName: "{{{{ givenName }}}} {{{{ sn }}}}"
+    name.givenName: givenName
+    name.familyName: sn
+    'emails[type eq "work"].value': mail
+    title: title
+groups:
+  - {{ name: First ten, source: hr, from: {{ id: first-ten }}, to: {{ display_name: First ten }} }}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_thousand_users_converge_and_one_changed_title_is_one_patch() {
+    let server = Scim2Server::start().await;
+    server
+        .request(
+            reqwest::Method::POST,
+            "/Groups",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "First ten"})),
+        )
+        .await;
+    let dir = workspace(&[("m.yaml", &manifest(&server.base_url)), ("people.yaml", &people(1000, None))]);
+    let env = [("SCIM_TOKEN", server.token.as_str())];
+
+    let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("Plan: 1000 to create, 0 to update, 0 to adopt, 0 to disable, 0 to delete, 1 group to change.")
+    );
+    assert!(first.stderr.contains("1000 POST 201"), "{}", first.stderr.lines().last().unwrap_or_default());
+
+    let second = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(
+        (second.code, second.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        second.stderr
+    );
+
+    std::fs::write(dir.path().join("people.yaml"), people(1000, Some(7))).unwrap();
+    let third = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(third.stdout.contains("~ title = \"Agent\" -> \"Team Lead\""), "{}", third.stdout);
+    let requests = third.stderr.lines().find(|l| l.starts_with("Requests:")).unwrap();
+    assert!(requests.contains(" 1 PATCH 204;") && !requests.contains("POST"), "{requests}");
+}
+
+#[tokio::test]
+async fn a_resource_changed_behind_the_plan_is_reported_stale_not_overwritten() {
+    let server = Scim2Server::start().await;
+    server
+        .request(
+            reqwest::Method::POST,
+            "/Groups",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "First ten"})),
+        )
+        .await;
+    let dir = workspace(&[("m.yaml", &manifest(&server.base_url)), ("people.yaml", &people(3, None))]);
+    let env = [("SCIM_TOKEN", server.token.as_str())];
+    let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // Plan a title change, then let someone edit the same user before it is applied.
+    std::fs::write(dir.path().join("people.yaml"), people(3, Some(1))).unwrap();
+    let manifest = scimform::manifest::parse(
+        &manifest(&server.base_url),
+        "m.yaml",
+        &scimform::manifest::MapEnvironment([("SCIM_TOKEN".to_owned(), server.token.clone())].into_iter().collect()),
+        dir.path(),
+    )
+    .unwrap();
+    let client = client_for(&manifest).unwrap();
+    let plan = read_and_plan(&manifest, &sources_for(&manifest), &client).await.unwrap();
+    assert_eq!(plan.users.len(), 1);
+    let id = plan.users[0].target_id.clone().unwrap();
+    server
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "Edited by hand"}]})),
+        )
+        .await;
+    let report = execute(&plan, &client, 1).await;
+    let failures: Vec<_> = report.failures().collect();
+    assert_eq!(failures.len(), 1);
+    let message = failures[0].result.as_ref().unwrap_err();
+    assert!(message.contains("changed in the target since it was read"), "{message}");
+    let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(user["title"], "Edited by hand", "the edit is not overwritten");
+}
