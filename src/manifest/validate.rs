@@ -873,6 +873,30 @@ groups:
     }
 
     #[test]
+    fn genesys_derives_its_urls_from_the_region() {
+        let text = GOOD.replace(
+            "  base_url: https://scim.example/v2\n  auth: { bearer_token: \"${env:TOKEN}\" }",
+            "  profile: genesys\n  region: mypurecloud.ie\n  auth:\n    oauth2_client_credentials: { client_id: c, client_secret: \"${env:TOKEN}\" }",
+        );
+        let env = MapEnvironment([("TOKEN".to_owned(), "t".to_owned())].into_iter().collect());
+        let manifest = parse(&text, "m.yaml", &env, Path::new(".")).unwrap();
+        assert_eq!(manifest.target.base_url, "https://api.mypurecloud.ie/api/v2/scim/v2");
+        let crate::manifest::model::TargetAuth::OAuth2ClientCredentials { token_url, .. } = &manifest.target.auth
+        else {
+            panic!("oauth2 expected")
+        };
+        assert_eq!(token_url, "https://login.mypurecloud.ie/oauth/token");
+
+        let generic = GOOD.replace("  base_url: https://scim.example/v2\n", "");
+        assert_eq!(one(&generic).2, "missing key `base_url`");
+        let region_without_genesys = GOOD.replace(
+            "  base_url: https://scim.example/v2\n",
+            "  base_url: https://scim.example/v2\n  region: mypurecloud.ie\n",
+        );
+        assert_eq!(one(&region_without_genesys).2, "`region` applies to `profile: genesys` only");
+    }
+
+    #[test]
     fn yaml_syntax_errors_are_located() {
         let all = problems("version: 1\nsources: [\n");
         assert_eq!(all.len(), 1);

@@ -164,7 +164,7 @@ async fn secrets_never_appear_in_any_output() {
     let env = [("SCIMFORM_SECRET", SECRET)];
     let runs = [
         run_async(dir.path(), &["validate", "-f", "good.yaml"], &env).await,
-        run_async(dir.path(), &["plan", "-f", "good.yaml"], &env).await,
+        run_async(dir.path(), &["plan", "-v", "-f", "good.yaml"], &env).await,
         run_async(dir.path(), &["apply", "-f", "good.yaml", "--auto-approve"], &env).await,
         run_async(dir.path(), &["plan", "-f", "refused.yaml"], &env).await,
         run_async(dir.path(), &["validate", "-f", "broken.yaml"], &env).await,
@@ -172,6 +172,8 @@ async fn secrets_never_appear_in_any_output() {
     let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
     assert_eq!(codes, [0, 0, 0, 1, 1], "{runs:#?}");
     assert!(runs[3].stderr.contains("HTTP 401"), "{}", runs[3].stderr);
+    // `-v` logs every request line and status, and nothing else.
+    assert!(runs[1].stderr.contains("GET /Users -> 200"), "{}", runs[1].stderr);
     for run in &runs {
         assert!(!run.all().contains(SECRET), "the secret leaked:\n{}", run.all());
     }

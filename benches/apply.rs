@@ -1,0 +1,108 @@
+//! Applies 5,000 user updates (one PATCH each) at concurrency 1, 4 and 16, to the embedded
+//! server and, when `SCIM2_SERVER_URL` is set (see `benches/apply.sh`), to scim2-server, and
+//! reports requests per second and the ratio to the sequential run.
+// A benchmark program: it prints and stops at the first failure.
+#![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
+
+use std::time::Instant;
+
+use scimform::apply::execute;
+use scimform::manifest::model::{Profile, TargetAuth, TargetConfig};
+use scimform::plan::{Action, AttributeChange, Plan, UserChange};
+use scimform::scim::{Method, ScimPath, ScimRequest};
+use scimform::secret::Secret;
+use scimform::target::memory::{MemoryServer, MemoryStore};
+use scimform::target::{ScimClient, TargetReader, TargetWriter};
+use serde_json::json;
+
+const USERS: usize = 5000;
+
+fn client(base_url: &str, token: &str, concurrency: usize) -> ScimClient {
+    let config = TargetConfig {
+        profile: Profile::Generic,
+        base_url: base_url.to_owned(),
+        auth: TargetAuth::BearerToken(Secret::new(token)),
+        concurrency,
+        requests_per_minute: None,
+        ca_file: None,
+        timeout_seconds: 60,
+        max_attempts: 3,
+    };
+    ScimClient::new(&config, &[]).expect("a client")
+}
+
+/// Creates the users (if the target has none yet) and returns their ids.
+async fn seed(base_url: &str, token: &str) -> Vec<String> {
+    let client = client(base_url, token, 4);
+    let existing = client.current_state(&[]).await.expect("a listing").users;
+    if existing.len() >= USERS {
+        return existing.into_iter().map(|u| u.id).take(USERS).collect();
+    }
+    let requests: Vec<ScimRequest> = (0..USERS)
+        .map(|i| {
+            ScimRequest::new(Method::Post, "/Users").with_body(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": format!("bench{i:05}@corp.example"), "title": "start", "active": true}))
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(USERS);
+    // Four at a time: scim2-server's single-threaded WSGI server keeps a listen backlog of 5.
+    for chunk in requests.chunks(4) {
+        let sent = futures_util::future::join_all(chunk.iter().map(|r| client.send(r))).await;
+        for response in sent {
+            let body = response.expect("a create").body.expect("a created user");
+            ids.push(body["id"].as_str().expect("an id").to_owned());
+        }
+    }
+    ids
+}
+
+fn updates(ids: &[String], title: &str) -> Plan {
+    let users = ids
+        .iter()
+        .map(|id| UserChange {
+            key: id.clone(),
+            action: Action::Update,
+            reason: None,
+            target_id: Some(id.clone()),
+            version: None,
+            changes: vec![AttributeChange {
+                path: ScimPath::attribute("title"),
+                before: Some(json!("x")),
+                after: Some(json!(title)),
+            }],
+        })
+        .collect();
+    Plan { users, ..Plan::default() }
+}
+
+async fn run(name: &str, base_url: &str, token: &str) {
+    let ids = seed(base_url, token).await;
+    let mut sequential = None;
+    for concurrency in [1, 4, 16] {
+        let client = client(base_url, token, concurrency);
+        let plan = updates(&ids, &format!("title at {concurrency}"));
+        let started = Instant::now();
+        let report = execute(&plan, &client, concurrency).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(report.failures().count(), 0, "every update applies");
+        let rate = USERS as f64 / elapsed;
+        let ratio = rate / *sequential.get_or_insert(rate);
+        println!(
+            "{name:<10} concurrency {concurrency:>2}: {USERS} PATCH in {elapsed:>6.2} s = {rate:>7.0} req/s ({ratio:.2}x sequential)"
+        );
+    }
+}
+
+fn main() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let server = MemoryServer::start(MemoryStore::new(Some("bench"))).await.expect("the embedded server");
+        run("embedded", server.base_url(), "bench").await;
+        match (std::env::var("SCIM2_SERVER_URL"), std::env::var("SCIM2_SERVER_TOKEN")) {
+            (Ok(url), Ok(token)) => run("scim2", &url, &token).await,
+            _ => println!("scim2-server skipped: run benches/apply.sh"),
+        }
+    });
+}
