@@ -69,6 +69,65 @@ impl PatchOperation {
     }
 }
 
+/// Why an operation cannot be applied: a SCIM `scimType` (RFC 7644 §3.12) and a detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{scim_type}: {detail}")]
+pub struct PatchError {
+    pub scim_type: &'static str,
+    pub detail: String,
+}
+
+fn patch_error(scim_type: &'static str, detail: impl Into<String>) -> PatchError {
+    PatchError { scim_type, detail: detail.into() }
+}
+
+/// Applies one operation to a resource as RFC 7644 §3.5.2 describes it. Used by the embedded
+/// server, and by the client to turn a PATCH into a PUT for services without PATCH.
+pub fn apply(resource: &mut Value, operation: &PatchOperation) -> Result<(), PatchError> {
+    let Some(path_text) = &operation.path else {
+        // No path: the value is an object of attributes to add or replace.
+        let Some(Value::Object(values)) = &operation.value else {
+            return Err(patch_error("invalidValue", "an operation without a path needs an object value"));
+        };
+        for (k, v) in values {
+            ScimPath::parse(k).map_err(|e| patch_error("invalidPath", e.to_string()))?.set(resource, v.clone());
+        }
+        return Ok(());
+    };
+    let path = ScimPath::parse(path_text).map_err(|e| patch_error("invalidPath", format!("`{path_text}`: {e}")))?;
+    if path.attribute_name().eq_ignore_ascii_case("id") || path.attribute_name().eq_ignore_ascii_case("meta") {
+        return Err(patch_error("mutability", format!("`{path_text}` is read-only")));
+    }
+    match operation.op {
+        PatchOp::Remove => path.remove(resource),
+        PatchOp::Add | PatchOp::Replace => {
+            let Some(value) = operation.value.clone() else {
+                return Err(patch_error("invalidValue", format!("`{path_text}` needs a value")));
+            };
+            if path.filter().is_some() && path.get(resource).is_none() && operation.op == PatchOp::Replace {
+                return Err(patch_error("noTarget", format!("`{path_text}` matches nothing")));
+            }
+            match (operation.op, path.get(resource), &value) {
+                // `add` to a multi-valued attribute appends the new elements (RFC 7644 §3.5.2.1).
+                (PatchOp::Add, Some(Value::Array(existing)), Value::Array(new)) => {
+                    let mut merged = existing.clone();
+                    for element in new {
+                        let same = |e: &Value| {
+                            e == element || (e.get("value").is_some() && e.get("value") == element.get("value"))
+                        };
+                        if !merged.iter().any(same) {
+                            merged.push(element.clone());
+                        }
+                    }
+                    path.set(resource, Value::Array(merged));
+                }
+                _ => path.set(resource, value),
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -29,6 +29,7 @@ const MAX_PAGES: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     pub etag: bool,
+    pub patch: bool,
     pub max_results: Option<usize>,
 }
 
@@ -99,12 +100,13 @@ impl ScimClient {
             .capabilities
             .get_or_init(|| async {
                 if !self.profile.read_service_provider_config {
-                    return Capabilities { etag: true, max_results: None };
+                    return Capabilities { etag: true, patch: true, max_results: None };
                 }
                 let request = ScimRequest::new(Method::Get, "/ServiceProviderConfig");
                 match self.execute(&request, &[], false).await {
                     Ok(ScimResponse { body: Some(config), .. }) => Capabilities {
                         etag: config.pointer("/etag/supported").and_then(Value::as_bool).unwrap_or(false),
+                        patch: config.pointer("/patch/supported").and_then(Value::as_bool).unwrap_or(true),
                         max_results: config
                             .pointer("/filter/maxResults")
                             .and_then(Value::as_u64)
@@ -113,7 +115,7 @@ impl ScimClient {
                     },
                     other => {
                         tracing::warn!("cannot read /ServiceProviderConfig ({other:?}); assuming no ETags");
-                        Capabilities { etag: false, max_results: None }
+                        Capabilities { etag: false, patch: true, max_results: None }
                     }
                 }
             })
@@ -353,7 +355,37 @@ impl TargetReader for ScimClient {
 
 impl TargetWriter for ScimClient {
     async fn send(&self, request: &ScimRequest) -> Result<ScimResponse, TargetError> {
-        let etag = self.capabilities().await.etag;
-        self.execute(request, &[], etag).await
+        let capabilities = self.capabilities().await;
+        if request.method == Method::Patch && !capabilities.patch {
+            return self.patch_as_put(request, capabilities.etag).await;
+        }
+        self.execute(request, &[], capabilities.etag).await
+    }
+}
+
+impl ScimClient {
+    /// For a service without PATCH: read the resource, apply the operations to it, and PUT it
+    /// back whole, so attributes scimform does not manage are sent back exactly as read.
+    async fn patch_as_put(&self, request: &ScimRequest, etag: bool) -> Result<ScimResponse, TargetError> {
+        let label = request.to_string();
+        let protocol = |detail: String| TargetError::Protocol { request: label.clone(), detail };
+        let current = self.execute(&ScimRequest::new(Method::Get, request.path.clone()), &[], false).await?;
+        let mut resource = current.body.ok_or_else(|| protocol("the resource came back empty".into()))?;
+        let version = crate::scim::resource::version_of(&resource).or(current.etag);
+        let patch: crate::scim::PatchRequest = request
+            .body
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| protocol(e.to_string()))?
+            .ok_or_else(|| protocol("a PATCH without a body".into()))?;
+        for operation in &patch.operations {
+            crate::scim::patch::apply(&mut resource, operation).map_err(|e| protocol(e.to_string()))?;
+        }
+        // The plan's version if it has one: a change made since the plan must still be refused.
+        let put = ScimRequest::new(Method::Put, request.path.clone())
+            .with_body(resource)
+            .with_if_match(request.if_match.clone().or(version));
+        self.execute(&put, &[], etag).await
     }
 }

@@ -15,10 +15,10 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::scim::patch::{PatchOp, PatchRequest};
+use crate::scim::patch::PatchRequest;
 use crate::scim::path::get_ci;
 use crate::scim::resource::{LIST_RESPONSE_SCHEMA, ScimErrorBody};
-use crate::scim::{EqFilter, GROUP_SCHEMA, ScimPath, USER_SCHEMA};
+use crate::scim::{EqFilter, GROUP_SCHEMA, USER_SCHEMA};
 
 /// Where the embedded server mounts its endpoints.
 pub const BASE_PATH: &str = "/scim/v2";
@@ -46,12 +46,21 @@ pub struct MemoryStore {
     next_id: u64,
     writes: u64,
     token: Option<String>,
+    /// Announce no PATCH support and answer PATCH with 501 (a service without PATCH).
+    no_patch: bool,
 }
 
 impl MemoryStore {
     /// A store that requires `Authorization: Bearer {token}` when `token` is given.
     pub fn new(token: Option<&str>) -> Self {
         Self { token: token.map(str::to_owned), ..Self::default() }
+    }
+
+    /// A service that does not implement PATCH.
+    #[must_use]
+    pub fn without_patch(mut self) -> Self {
+        self.no_patch = true;
+        self
     }
 
     fn new_id(&mut self) -> String {
@@ -260,10 +269,11 @@ fn precondition(headers: &HeaderMap, current: &Value) -> Option<Response> {
         .then(|| scim_error(StatusCode::PRECONDITION_FAILED, None, format!("version is {have}, not {wanted}")))
 }
 
-async fn service_provider_config() -> Response {
+async fn service_provider_config(State(s): State<Shared>) -> Response {
+    let patch = !s.lock().unwrap_or_else(PoisonError::into_inner).no_patch;
     axum::Json(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "patch": {"supported": true},
+        "patch": {"supported": patch},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": 200},
         "changePassword": {"supported": false},
@@ -358,6 +368,9 @@ fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Valu
 
 fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value) -> Response {
     with_store(store, headers, true, |store| {
+        if store.no_patch {
+            return scim_error(StatusCode::NOT_IMPLEMENTED, None, "PATCH is not supported");
+        }
         let Some(current) = store.collection(kind).get_mut(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };
@@ -371,73 +384,14 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
         // Operations apply all-or-nothing (RFC 7644 §3.5.2).
         let mut next = current.clone();
         for operation in &request.operations {
-            if let Err(response) = apply_operation(&mut next, operation) {
-                return response;
+            if let Err(error) = crate::scim::patch::apply(&mut next, operation) {
+                return scim_error(StatusCode::BAD_REQUEST, Some(error.scim_type), error.detail);
             }
         }
         bump_version(&mut next);
         *current = next;
         resource_response(StatusCode::OK, current)
     })
-}
-
-#[expect(clippy::result_large_err, reason = "the error is the HTTP response to send; it is built once per request")]
-fn apply_operation(resource: &mut Value, operation: &crate::scim::PatchOperation) -> Result<(), Response> {
-    let bad_path = |detail: String| scim_error(StatusCode::BAD_REQUEST, Some("invalidPath"), detail);
-    let Some(path_text) = &operation.path else {
-        // No path: the value is an object of attributes to add or replace.
-        let Some(Value::Object(values)) = &operation.value else {
-            return Err(scim_error(
-                StatusCode::BAD_REQUEST,
-                Some("invalidValue"),
-                "an operation without a path needs an object value",
-            ));
-        };
-        for (k, v) in values {
-            ScimPath::parse(k).map_err(|e| bad_path(e.to_string()))?.set(resource, v.clone());
-        }
-        return Ok(());
-    };
-    let path = ScimPath::parse(path_text).map_err(|e| bad_path(format!("`{path_text}`: {e}")))?;
-    if path.attribute_name().eq_ignore_ascii_case("id") || path.attribute_name().eq_ignore_ascii_case("meta") {
-        return Err(scim_error(StatusCode::BAD_REQUEST, Some("mutability"), format!("`{path_text}` is read-only")));
-    }
-    match operation.op {
-        PatchOp::Remove => path.remove(resource),
-        PatchOp::Add | PatchOp::Replace => {
-            let Some(value) = operation.value.clone() else {
-                return Err(scim_error(
-                    StatusCode::BAD_REQUEST,
-                    Some("invalidValue"),
-                    format!("`{path_text}` needs a value"),
-                ));
-            };
-            if path.filter().is_some() && path.get(resource).is_none() && operation.op == PatchOp::Replace {
-                return Err(scim_error(
-                    StatusCode::BAD_REQUEST,
-                    Some("noTarget"),
-                    format!("`{path_text}` matches nothing"),
-                ));
-            }
-            match (operation.op, path.get(resource), &value) {
-                // `add` to a multi-valued attribute appends the new elements (RFC 7644 §3.5.2.1).
-                (PatchOp::Add, Some(Value::Array(existing)), Value::Array(new)) => {
-                    let mut merged = existing.clone();
-                    for element in new {
-                        let same = |e: &Value| {
-                            e == element || (e.get("value").is_some() && e.get("value") == element.get("value"))
-                        };
-                        if !merged.iter().any(same) {
-                            merged.push(element.clone());
-                        }
-                    }
-                    path.set(resource, Value::Array(merged));
-                }
-                _ => path.set(resource, value),
-            }
-        }
-    }
-    Ok(())
 }
 
 fn delete(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str) -> Response {

@@ -115,3 +115,26 @@ async fn a_wrong_token_is_refused_with_the_scim_error() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_service_without_patch_gets_the_whole_resource_back_by_put() {
+    let mut store = MemoryStore::new(Some("t")).without_patch();
+    let id = store.insert_user(json!({"userName": "ann@x.example", "title": "Agent", "nickName": "unmanaged", "emails": [{"type": "home", "value": "h@x"}]}));
+    let server = MemoryServer::start(store).await.unwrap();
+    let client = client(&server);
+    let version = client.current_state(&[]).await.unwrap().users[0].version.clone();
+    let operations = vec![
+        PatchOperation::replace(&ScimPath::parse("title").unwrap(), json!("Lead")),
+        PatchOperation::add(&ScimPath::parse(r#"emails[type eq "work"].value"#).unwrap(), json!("w@x")),
+    ];
+    let request = ScimRequest::new(Method::Patch, format!("/Users/{id}"))
+        .with_body(serde_json::to_value(PatchRequest::new(operations)).unwrap())
+        .with_if_match(version);
+    client.send(&request).await.unwrap();
+    let user = server.user("ann@x.example").unwrap();
+    assert_eq!(user["title"], "Lead");
+    assert_eq!(user["nickName"], "unmanaged");
+    assert_eq!(user["emails"], json!([{"type": "home", "value": "h@x"}, {"type": "work", "value": "w@x"}]));
+    assert_eq!(server.writes(), 1, "one PUT, no PATCH");
+    assert_eq!(client.stats().by_status.get(&(Method::Put, 200)), Some(&1));
+}
