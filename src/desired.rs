@@ -38,8 +38,9 @@ pub struct DesiredGroup {
     pub pairing: String,
     pub target: TargetGroupRef,
     pub method: MembershipMethod,
+    pub members_per_operation: usize,
     pub members: BTreeSet<String>,
-    /// Source member ids that are not among the source's users.
+    /// Source members that match no desired user: their key, or the source's name for them.
     pub unresolved: Vec<String>,
 }
 
@@ -57,7 +58,6 @@ pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPa
     let mut state = DesiredState::default();
     let mut sorted: Vec<&SourceRecord> = records.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut key_by_source_id = BTreeMap::new();
     for record in sorted {
         match desired_user(mapping, record) {
             Ok(user) => {
@@ -68,21 +68,26 @@ pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPa
                     ));
                     continue;
                 }
-                key_by_source_id.insert(record.id.clone(), user.key.clone());
                 state.users.insert(user.key.clone(), user);
             }
             Err(message) => state.errors.push(format!("source record `{}`: {message}", record.id)),
         }
     }
     for (pairing, group) in groups {
+        // A member is keyed like a user is matched, so members from another source (Entra groups
+        // over AD users) join the users they describe.
+        let key_mapping = pairing.member_key.as_ref().or(mapping.match_mapping());
         let mut members = BTreeSet::new();
-        let mut unresolved = Vec::new();
+        let mut unresolved = group.unresolved.clone();
         for member in &group.members {
-            match key_by_source_id.get(member) {
-                Some(key) => {
-                    members.insert(key.clone());
+            let key =
+                key_mapping.and_then(|m| evaluate(m, member).ok().flatten()).and_then(|v| v.as_str().map(match_key));
+            match key {
+                Some(key) if state.users.contains_key(&key) => {
+                    members.insert(key);
                 }
-                None => unresolved.push(member.clone()),
+                Some(key) => unresolved.push(key),
+                None => unresolved.push(member.id.clone()),
             }
         }
         unresolved.sort();
@@ -91,6 +96,7 @@ pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPa
             pairing: pairing.name.clone(),
             target: pairing.to.clone(),
             method: pairing.method,
+            members_per_operation: pairing.members_per_operation,
             members,
             unresolved,
         });

@@ -14,7 +14,7 @@ use crate::target::ScimClient;
 pub async fn run(file: &Path, auto_approve: bool, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let plan = read_and_plan(&manifest, &sources_for(&manifest), &client).await?;
+    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client).await?;
     apply_plan(&plan, &client, manifest.target.concurrency, auto_approve, console).await
 }
 

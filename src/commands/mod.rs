@@ -27,13 +27,13 @@ pub struct Console<'a> {
 }
 
 /// The adapters a manifest's sources describe.
-pub fn sources_for(manifest: &Manifest) -> BTreeMap<String, AnySource> {
-    let wanted = manifest.users.source_attributes();
-    manifest
-        .sources
-        .iter()
-        .map(|(name, config)| (name.clone(), AnySource::from_config(name, config, &wanted)))
-        .collect()
+pub fn sources_for(manifest: &Manifest) -> anyhow::Result<BTreeMap<String, AnySource>> {
+    let wanted = manifest.source_attributes();
+    let mut sources = BTreeMap::new();
+    for (name, config) in &manifest.sources {
+        sources.insert(name.clone(), AnySource::from_config(name, config, &wanted)?);
+    }
+    Ok(sources)
 }
 
 /// The SCIM client for a manifest's target.

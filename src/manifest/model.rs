@@ -108,6 +108,11 @@ impl UserMapping {
         paths
     }
 
+    /// The mapping that produces the match value (and so, by default, a group member's key).
+    pub fn match_mapping(&self) -> Option<&Mapping> {
+        self.attributes.iter().find(|a| a.path == self.match_path).map(|a| &a.mapping)
+    }
+
     /// Every source attribute the mappings read.
     pub fn source_attributes(&self) -> std::collections::BTreeSet<String> {
         self.attributes
@@ -117,6 +122,19 @@ impl UserMapping {
             .flat_map(Mapping::attributes)
             .map(str::to_owned)
             .collect()
+    }
+}
+
+impl Manifest {
+    /// Every source attribute the user mappings and the pairings' member keys read.
+    pub fn source_attributes(&self) -> std::collections::BTreeSet<String> {
+        let mut wanted = self.users.source_attributes();
+        for pairing in &self.groups {
+            if let Some(key) = &pairing.member_key {
+                wanted.extend(key.attributes().into_iter().map(str::to_owned));
+            }
+        }
+        wanted
     }
 }
 
@@ -149,6 +167,9 @@ pub struct GroupPairing {
     pub method: MembershipMethod,
     /// Expand nested source groups.
     pub nested: bool,
+    /// How a source member is keyed; `None` uses the users' match mapping.
+    pub member_key: Option<Mapping>,
+    pub members_per_operation: usize,
 }
 
 /// How a source group is found.

@@ -313,6 +313,14 @@ pub struct RawGroupPairing {
     /// Expand nested groups: members of member groups are members too (default false).
     #[serde(default)]
     pub nested: bool,
+    /// How a source member is keyed to find its user: an attribute name or a template over the
+    /// member's attributes, compared with the users' `match` value. Defaults to the mapping of the
+    /// `match` attribute, which joins members read from the users' own source.
+    #[serde(default)]
+    pub member_key: Option<String>,
+    /// Members per PATCH operation when adding (`method: patch`; default 100).
+    #[serde(default)]
+    pub members_per_operation: Option<u32>,
 }
 
 /// Exactly one of `id`, `name`, `dn`.

@@ -652,7 +652,25 @@ impl Checker<'_> {
                     None
                 }
             };
-            if let (Some(from), Some(to)) = (from, to) {
+            let member_key = match &raw.member_key {
+                None => Some(None),
+                Some(text) => match Mapping::parse(text) {
+                    Ok(m) => Some(Some(m)),
+                    Err(error) => {
+                        let p = [key("groups"), Segment::Index(index), key("member_key")];
+                        let location = self.node(&p).location_within(error.offset);
+                        self.report(location, &p, format!("invalid `member_key`: {error}"), None);
+                        None
+                    }
+                },
+            };
+            let members_per_operation = raw.members_per_operation.unwrap_or(100);
+            if members_per_operation == 0 {
+                let p = [key("groups"), Segment::Index(index), key("members_per_operation")];
+                let location = self.node(&p).location;
+                self.report(location, &p, "members_per_operation must be at least 1", None);
+            }
+            if let (Some(from), Some(to), Some(member_key)) = (from, to, member_key) {
                 pairings.push(GroupPairing {
                     name: raw.name,
                     source: raw.source,
@@ -660,6 +678,8 @@ impl Checker<'_> {
                     to,
                     method: raw.method,
                     nested: raw.nested,
+                    member_key,
+                    members_per_operation: usize::try_from(members_per_operation.max(1)).unwrap_or(100),
                 });
             }
         }

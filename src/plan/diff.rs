@@ -263,10 +263,8 @@ fn groups(
         .collect();
     for group in &desired.groups {
         for member in &group.unresolved {
-            plan.warnings.push(format!(
-                "group `{}`: source member `{member}` is not among the users read from the source; skipped",
-                group.pairing
-            ));
+            plan.warnings
+                .push(format!("group `{}`: member `{member}` matches no user of the manifest; skipped", group.pairing));
         }
         let Some(target) = current.groups.get(&group.target) else {
             plan.warnings
@@ -308,6 +306,7 @@ fn groups(
             display_name: target.display_name.clone(),
             version: target.version.clone(),
             method: group.method,
+            members_per_operation: group.members_per_operation,
             add,
             remove,
             members,
@@ -400,7 +399,10 @@ groups:
         CurrentUser::from_resource(resource).unwrap()
     }
 
-    fn support(members: &[&str]) -> (GroupPairing, SourceGroup) {
+    /// The source group "support" with the records of `records` whose ids are listed; ids with
+    /// no record are unresolved, as a source reports them.
+    pub(crate) fn support(records: &[SourceRecord], members: &[&str]) -> (GroupPairing, SourceGroup) {
+        let found = |id: &&str| records.iter().find(|r| r.id == *id).cloned();
         (
             GroupPairing {
                 name: "Support".into(),
@@ -409,11 +411,14 @@ groups:
                 to: TargetGroupRef::Id("g1".into()),
                 method: MembershipMethod::Patch,
                 nested: false,
+                member_key: None,
+                members_per_operation: 100,
             },
             SourceGroup {
                 id: "support".into(),
                 name: "Support".into(),
-                members: members.iter().map(|m| (*m).to_owned()).collect(),
+                members: members.iter().filter_map(found).collect(),
+                unresolved: members.iter().filter(|m| found(m).is_none()).map(|m| (*m).to_owned()).collect(),
             },
         )
     }
@@ -592,7 +597,7 @@ groups:
             person("2", "bo.ek@x.example", "B"),
             person("3", "cy.do@x.example", "C"),
         ];
-        let desired = build(&m.users, &records, &[support(&["1", "3", "404"])]);
+        let desired = build(&m.users, &records, &[support(&records, &["1", "3", "404"])]);
         let users = vec![
             target_user("t1", Some("1"), "ann.lee@x.example", "A"),
             target_user("t2", Some("2"), "bo.ek@x.example", "B"),
@@ -638,7 +643,7 @@ groups:
             .collect();
         let members: Vec<String> = (0..40).step_by(2).map(|i| i.to_string()).collect();
         let member_refs: Vec<&str> = members.iter().map(String::as_str).collect();
-        let groups = [support(&member_refs)];
+        let groups = [support(&records, &member_refs)];
         let current_group = target_group(&["t11", "t13", "t15"]);
         let render = |records: &[SourceRecord], users: &[CurrentUser]| {
             let desired = build(&m.users, records, &groups);

@@ -90,6 +90,9 @@ pub struct GroupChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub method: MembershipMethod,
+    /// Members added per PATCH operation.
+    #[serde(skip)]
+    pub members_per_operation: usize,
     pub add: Vec<Member>,
     pub remove: Vec<Member>,
     /// The whole desired membership, for `method: put`.

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::{Action, GroupChange, UserChange};
 use crate::manifest::model::MembershipMethod;
 use crate::scim::filter::quote;
+use crate::scim::request::sha256_hex;
 use crate::scim::{GROUP_SCHEMA, Method, PatchOperation, PatchRequest, ScimRequest, USER_SCHEMA};
 
 /// The request that carries out one user change.
@@ -68,14 +69,16 @@ pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<Stri
     let request = match change.method {
         MembershipMethod::Patch => {
             let added: Vec<Value> = change.add.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
-            let mut operations = Vec::new();
-            if !added.is_empty() {
-                operations.push(PatchOperation {
+            // Large additions go in several operations of one request, so no single operation
+            // carries thousands of values.
+            let mut operations: Vec<PatchOperation> = added
+                .chunks(change.members_per_operation.max(1))
+                .map(|chunk| PatchOperation {
                     op: crate::scim::PatchOp::Add,
                     path: Some("members".into()),
-                    value: Some(Value::Array(added)),
-                });
-            }
+                    value: Some(Value::Array(chunk.to_vec())),
+                })
+                .collect();
             for member in &change.remove {
                 if let Some(id) = &member.id {
                     operations.push(PatchOperation {
@@ -88,10 +91,15 @@ pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<Stri
             ScimRequest::new(Method::Patch, path).with_body(to_json(&PatchRequest::new(operations)))
         }
         MembershipMethod::Put => {
-            let members: Vec<Value> =
-                change.members.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
+            let mut ids: Vec<String> = change.members.iter().filter_map(&mut id_of).collect();
+            ids.sort();
+            // The same membership always carries the same key: the group id and the sorted ids.
+            let key = sha256_hex(std::iter::once(change.target_id.as_bytes()).chain(ids.iter().map(String::as_bytes)));
+            let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
             let body = json!({"schemas": [GROUP_SCHEMA], "id": change.target_id, "displayName": change.display_name, "members": members});
-            ScimRequest::new(Method::Put, path).with_body(body)
+            let mut request = ScimRequest::new(Method::Put, path).with_body(body);
+            request.idempotency_key = Some(key);
+            request
         }
     };
     (request.with_if_match(change.version.clone()), unresolved)

@@ -38,11 +38,28 @@ pub struct ScimRequest {
     /// `If-Match`: the resource version the change was planned against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub if_match: Option<String>,
+    /// An `Idempotency-Key` chosen by the planner instead of the default digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// Lower-case hex sha256 of `parts`, each followed by a newline.
+pub fn sha256_hex<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+        hasher.update(b"\n");
+    }
+    hasher.finalize().iter().fold(String::with_capacity(64), |mut out, byte| {
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{byte:02x}"));
+        out
+    })
 }
 
 impl ScimRequest {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), body: None, if_match: None }
+        Self { method, path: path.into(), body: None, if_match: None, idempotency_key: None }
     }
 
     #[must_use]
@@ -60,20 +77,12 @@ impl ScimRequest {
     /// The `Idempotency-Key` for this write: the sha256 of method, path and canonical body, so
     /// the same write from two overlapping runs carries the same key.
     pub fn idempotency_key(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut hasher = Sha256::new();
-        hasher.update(self.method.to_string());
-        hasher.update(b"\n");
-        hasher.update(&self.path);
-        hasher.update(b"\n");
-        // serde_json's maps are sorted: the same value always serialises to the same bytes.
-        if let Some(body) = &self.body {
-            hasher.update(body.to_string());
+        if let Some(key) = &self.idempotency_key {
+            return key.clone();
         }
-        hasher.finalize().iter().fold(String::with_capacity(64), |mut out, byte| {
-            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{byte:02x}"));
-            out
-        })
+        // serde_json's maps are sorted: the same value always serialises to the same bytes.
+        let body = self.body.as_ref().map(ToString::to_string).unwrap_or_default();
+        sha256_hex([self.method.to_string().as_bytes(), self.path.as_bytes(), body.as_bytes()])
     }
 
     /// Whether the request changes the target.

@@ -22,7 +22,15 @@ pub struct FileSource {
 #[derive(Debug, Default)]
 struct Contents {
     users: Vec<SourceRecord>,
-    groups: Vec<SourceGroup>,
+    groups: Vec<FileGroup>,
+}
+
+/// A group as the file writes it: members by user id.
+#[derive(Debug)]
+struct FileGroup {
+    id: String,
+    name: String,
+    members: Vec<String>,
 }
 
 impl FileSource {
@@ -69,8 +77,8 @@ impl FileSource {
     }
 
     pub fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
-        let groups = self.read()?.groups;
-        groups
+        let Contents { users, groups } = self.read()?;
+        let group = groups
             .into_iter()
             .find(|g| match selector {
                 GroupSelector::Id(id) => &g.id == id,
@@ -80,7 +88,17 @@ impl FileSource {
             .ok_or_else(|| SourceError::GroupNotFound {
                 source_name: self.name.clone(),
                 selector: selector.to_string(),
-            })
+            })?;
+        let by_id: std::collections::HashMap<&str, &SourceRecord> = users.iter().map(|u| (u.id.as_str(), u)).collect();
+        let mut members = Vec::new();
+        let mut unresolved = Vec::new();
+        for id in &group.members {
+            match by_id.get(id.as_str()) {
+                Some(record) => members.push((*record).clone()),
+                None => unresolved.push(id.clone()),
+            }
+        }
+        Ok(SourceGroup { id: group.id, name: group.name, members, unresolved })
     }
 }
 
@@ -157,7 +175,7 @@ fn is_disabled(record: &SourceRecord) -> Result<bool, String> {
     Ok(flag("disabled")?.unwrap_or(false) || flag("accountEnabled")? == Some(false))
 }
 
-fn parse_group(value: &Value) -> Result<SourceGroup, String> {
+fn parse_group(value: &Value) -> Result<FileGroup, String> {
     let object = value.as_object().ok_or("a group must be a mapping with `id`, `name` and `members`")?;
     let id = object.get("id").and_then(scalar_text).ok_or("a group needs an `id`")?;
     let name = object.get("name").and_then(scalar_text).unwrap_or_else(|| id.clone());
@@ -168,7 +186,7 @@ fn parse_group(value: &Value) -> Result<SourceGroup, String> {
         }
         Some(_) => return Err("`members` must be a list of user ids".into()),
     };
-    Ok(SourceGroup { id, name, members })
+    Ok(FileGroup { id, name, members })
 }
 
 fn parse_csv(text: &str) -> Result<Contents, String> {
@@ -219,7 +237,8 @@ mod tests {
         assert_eq!(users[0].get("PROXYADDRESSES"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
         assert!(users[0].disabled && users[1].disabled && !users[2].disabled);
         let group = file.group(&GroupSelector::Name("sales".into())).unwrap();
-        assert_eq!(group.members, vec!["1", "u2"]);
+        let ids: Vec<&str> = group.members.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, vec!["1", "u2"]);
         assert!(matches!(file.group(&GroupSelector::Id("nope".into())), Err(SourceError::GroupNotFound { .. })));
     }
 

@@ -29,8 +29,8 @@ pub struct LdapSource {
     config: LdapConfig,
     /// Attributes the mappings read; the search asks for these and nothing else.
     wanted: BTreeSet<String>,
-    /// Lower-cased user DN -> record id, from the last user search (to resolve group members).
-    users_by_dn: Mutex<Option<Arc<HashMap<String, String>>>>,
+    /// Lower-cased user DN -> record, from the last user search (to resolve group members).
+    users_by_dn: Mutex<Option<Arc<HashMap<String, SourceRecord>>>>,
 }
 
 impl LdapSource {
@@ -142,7 +142,7 @@ impl LdapSource {
         let mut by_dn = HashMap::new();
         while let Some(entry) = stream.next().await.map_err(search_error)? {
             let record = to_record(SearchEntry::construct(entry));
-            by_dn.insert(record_dn(&record), record.id.clone());
+            by_dn.insert(record_dn(&record), record.clone());
             records.push(record);
         }
         stream.finish().await.success().map_err(search_error)?;
@@ -171,7 +171,7 @@ impl LdapSource {
         self.error(what, hint, Some(error))
     }
 
-    async fn user_index(&self) -> Result<Arc<HashMap<String, String>>, SourceError> {
+    async fn user_index(&self) -> Result<Arc<HashMap<String, SourceRecord>>, SourceError> {
         if let Some(index) = self.users_by_dn.lock().await.clone() {
             return Ok(index);
         }
@@ -191,9 +191,9 @@ impl LdapSource {
         while let Some(group_dn) = pending.pop_front() {
             for member_dn in self.members(&mut ldap, &group_dn).await? {
                 let key = member_dn.to_ascii_lowercase();
-                if let Some(record_id) = users.get(&key) {
-                    if member_set.insert(record_id.clone()) {
-                        members.push(record_id.clone());
+                if let Some(record) = users.get(&key) {
+                    if member_set.insert(record.id.clone()) {
+                        members.push(record.clone());
                     }
                 } else if nested && self.is_group(&mut ldap, &member_dn).await? {
                     // A cycle (A contains B contains A) ends here.
@@ -206,9 +206,8 @@ impl LdapSource {
             }
         }
         let _ = ldap.unbind().await;
-        // Members outside the user search are reported by `desired` as unresolved, by DN.
-        members.extend(unresolved);
-        Ok(SourceGroup { id, name, members })
+        // Members outside the user search are reported as unresolved, by DN.
+        Ok(SourceGroup { id, name, members, unresolved: unresolved.into_iter().collect() })
     }
 
     async fn find_group(

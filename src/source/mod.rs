@@ -3,11 +3,13 @@
 
 pub mod ad;
 pub mod file;
+pub mod graph;
 pub mod ldap;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use file::FileSource;
+pub use graph::GraphSource;
 pub use ldap::LdapSource;
 
 use crate::manifest::model::{GroupSelector, SourceConfig};
@@ -48,12 +50,16 @@ impl SourceRecord {
     }
 }
 
-/// A group as a source sees it; `members` are source record ids.
+/// A group as a source sees it. Members are whole records, so a pairing can key them by any
+/// attribute (`member_key`) and join them to users read from another source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceGroup {
     pub id: String,
     pub name: String,
-    pub members: Vec<String>,
+    pub members: Vec<SourceRecord>,
+    /// Members that are not users the source can describe (outside the user search, not a user,
+    /// unknown ids), as the source names them (a DN, an id).
+    pub unresolved: Vec<String>,
 }
 
 /// A source that failed to read.
@@ -70,8 +76,6 @@ pub enum SourceError {
     Parse { source_name: String, path: String, format: &'static str, detail: String },
     #[error("source `{source_name}`: no group matches {selector}")]
     GroupNotFound { source_name: String, selector: String },
-    #[error("source `{source_name}` is of kind `{kind}`, which this version of scimform cannot read yet")]
-    Unsupported { source_name: String, kind: &'static str },
     /// An LDAP operation failed; `hint` says what to check.
     #[error("source `{source_name}`: {what}; {hint}")]
     Ldap {
@@ -81,6 +85,9 @@ pub enum SourceError {
         #[source]
         source: Option<Box<ldap3::LdapError>>,
     },
+    /// A Microsoft Graph request failed; `hint` says what to check.
+    #[error("source `{source_name}`: {what}; {hint}")]
+    Graph { source_name: String, what: String, hint: String },
 }
 
 /// The world as it should be: people and groups from one directory.
@@ -100,22 +107,18 @@ pub trait Source {
 pub enum AnySource {
     File(FileSource),
     Ldap(LdapSource),
-    /// `ldap` and `graph` are accepted by the manifest; their adapters land in later versions.
-    Unsupported {
-        name: String,
-        kind: &'static str,
-    },
+    Graph(GraphSource),
 }
 
 impl AnySource {
     /// Builds the adapter a manifest's source entry describes; `wanted` names the attributes the
     /// mappings read (sources that can ask for less fetch only these).
-    pub fn from_config(name: &str, config: &SourceConfig, wanted: &BTreeSet<String>) -> Self {
-        match config {
+    pub fn from_config(name: &str, config: &SourceConfig, wanted: &BTreeSet<String>) -> Result<Self, SourceError> {
+        Ok(match config {
             SourceConfig::File(file) => AnySource::File(FileSource::new(name, file.path.clone())),
             SourceConfig::Ldap(ldap) => AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted)),
-            SourceConfig::Graph(_) => AnySource::Unsupported { name: name.to_owned(), kind: "graph" },
-        }
+            SourceConfig::Graph(graph) => AnySource::Graph(GraphSource::new(name, graph, wanted)?),
+        })
     }
 }
 
@@ -124,7 +127,7 @@ impl Source for AnySource {
         match self {
             AnySource::File(file) => file.users(),
             AnySource::Ldap(ldap) => ldap.users().await,
-            AnySource::Unsupported { name, kind } => Err(SourceError::Unsupported { source_name: name.clone(), kind }),
+            AnySource::Graph(graph) => graph.users().await,
         }
     }
 
@@ -132,7 +135,7 @@ impl Source for AnySource {
         match self {
             AnySource::File(file) => file.group(selector),
             AnySource::Ldap(ldap) => ldap.group(selector, nested).await,
-            AnySource::Unsupported { name, kind } => Err(SourceError::Unsupported { source_name: name.clone(), kind }),
+            AnySource::Graph(graph) => graph.group(selector, nested).await,
         }
     }
 }

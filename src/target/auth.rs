@@ -60,15 +60,14 @@ impl Auth {
         match auth {
             TargetAuth::BearerToken(token) => Auth::Bearer(token.clone()),
             TargetAuth::OAuth2ClientCredentials { token_url, client_id, client_secret, scope, client_auth } => {
-                Auth::OAuth2(OAuth2 {
+                Auth::OAuth2(OAuth2::new(
                     http,
-                    token_url: token_url.clone(),
-                    client_id: client_id.clone(),
-                    client_secret: client_secret.clone(),
-                    scope: scope.clone(),
-                    client_auth: *client_auth,
-                    cached: Mutex::new(None),
-                })
+                    token_url.clone(),
+                    client_id.clone(),
+                    client_secret.clone(),
+                    scope.clone(),
+                    *client_auth,
+                ))
             }
         }
     }
@@ -98,6 +97,18 @@ impl Auth {
 }
 
 impl OAuth2 {
+    /// Client credentials against `token_url` (also used by the Graph source).
+    pub fn new(
+        http: reqwest::Client,
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        scope: Option<String>,
+        client_auth: ClientAuth,
+    ) -> Self {
+        Self { http, token_url, client_id, client_secret, scope, client_auth, cached: Mutex::new(None) }
+    }
+
     async fn header(&self) -> Result<HeaderValue, TargetError> {
         let mut cached = self.cached.lock().await;
         if let Some(token) = cached.as_ref().filter(|t| t.refresh_at > Instant::now()) {

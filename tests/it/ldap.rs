@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use scimform::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 use scimform::secret::Secret;
-use scimform::source::{AttrValue, LdapSource, SourceRecord};
+use scimform::source::{AttrValue, LdapSource, SourceGroup, SourceRecord};
 
 pub struct Ad {
     pub url: String,
@@ -141,20 +141,17 @@ async fn reads_a_3000_member_group_through_ranged_retrieval() {
     assert_eq!(group.name, "Big Group");
     assert_eq!(group.members.len(), 3000, "two full windows of 1,500 and the rest");
     let ids: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
-    assert!(group.members.iter().all(|m| ids.contains(m.as_str())), "every member resolves to a user record");
+    assert!(group.members.iter().all(|m| ids.contains(m.id.as_str())), "every member resolves to a user record");
     // By DN and by sAMAccountName too.
     let by_dn = source.group(&GroupSelector::Dn(format!("CN=Big Group,OU=Groups,{DOMAIN}")), false).await.unwrap();
     let by_sam = source.group(&GroupSelector::Name("big-group".into()), false).await.unwrap();
     assert_eq!((by_dn.members.len(), by_sam.members.len()), (3000, 3000));
 }
 
-fn mails(group: &[String], users: &[SourceRecord]) -> Vec<String> {
-    let mut out: Vec<String> = group
-        .iter()
-        .map(|m| {
-            users.iter().find(|u| &u.id == m).and_then(|u| text(u, "mail")).map_or_else(|| m.clone(), str::to_owned)
-        })
-        .collect();
+/// Members by mail, and unresolved members by DN, sorted.
+fn mails(group: &SourceGroup) -> Vec<String> {
+    let mut out: Vec<String> = group.members.iter().filter_map(|m| text(m, "mail")).map(str::to_owned).collect();
+    out.extend(group.unresolved.iter().cloned());
     out.sort();
     out
 }
@@ -163,24 +160,21 @@ fn mails(group: &[String], users: &[SourceRecord]) -> Vec<String> {
 async fn expands_nested_groups_and_survives_a_cycle() {
     let ad = ad();
     let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
-    let users = source.users().await.unwrap();
+
     let nested = source.group(&GroupSelector::Name("Parent".into()), true).await.unwrap();
-    assert_eq!(mails(&nested.members, &users), ["User09990@corp.test", "User09991@corp.test", "User09992@corp.test"]);
+    assert_eq!(mails(&nested), ["User09990@corp.test", "User09991@corp.test", "User09992@corp.test"]);
     let direct = source.group(&GroupSelector::Name("Parent".into()), false).await.unwrap();
-    assert_eq!(
-        mails(&direct.members, &users),
-        [format!("CN=Child,OU=Groups,{DOMAIN}"), "User09990@corp.test".to_owned()]
-    );
+    assert_eq!(mails(&direct), [format!("CN=Child,OU=Groups,{DOMAIN}"), "User09990@corp.test".to_owned()]);
 }
 
 #[tokio::test]
 async fn members_outside_the_user_search_are_reported_not_invented() {
     let ad = ad();
     let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
-    let users = source.users().await.unwrap();
+
     let group = source.group(&GroupSelector::Name("Mixed".into()), true).await.unwrap();
     assert_eq!(
-        mails(&group.members, &users),
+        mails(&group),
         [
             format!("CN=Outsider,OU=Outside,{DOMAIN}"),
             format!("CN=WS00,OU=Staff,{DOMAIN}"),
@@ -194,13 +188,13 @@ async fn members_outside_the_user_search_are_reported_not_invented() {
 async fn filter_values_are_escaped() {
     let ad = ad();
     let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
-    let users = source.users().await.unwrap();
+
     for (name, member) in
         [("Ops*(x)\\y", "User00013@corp.test"), ("Ops*", "User00012@corp.test"), ("Ops", "User00011@corp.test")]
     {
         let group = source.group(&GroupSelector::Name(name.into()), false).await.unwrap();
         assert_eq!(group.name, name);
-        assert_eq!(mails(&group.members, &users), [member], "{name}");
+        assert_eq!(mails(&group), [member], "{name}");
     }
     let error = source.group(&GroupSelector::Name("Op*".into()), false).await.unwrap_err();
     assert_eq!(error.to_string(), "source `corp_ad`: no group matches name `Op*`");

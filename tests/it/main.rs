@@ -14,6 +14,8 @@ mod cli;
 mod client;
 // End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
 mod end_to_end;
+// The Graph source against wiremock: paging, throttling, tokens, nested groups.
+mod graph;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.
 mod ldap;
 // End to end against scim2-server, a third-party SCIM server.

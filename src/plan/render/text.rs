@@ -144,7 +144,6 @@ pub(crate) mod tests {
     use crate::desired::build;
     use crate::manifest::model::TargetGroupRef;
     use crate::plan::diff::tests::{MANIFEST, manifest, person, target_user};
-    use crate::source::SourceGroup;
     use crate::target::{CurrentGroup, CurrentState};
 
     /// One plan with every kind of change.
@@ -159,10 +158,7 @@ pub(crate) mod tests {
             leaver,
             person("6", "fay.yu@x.example", "Agent"),
         ];
-        let groups = [(
-            m.groups[0].clone(),
-            SourceGroup { id: "support".into(), name: "Support".into(), members: vec!["1".into(), "3".into()] },
-        )];
+        let groups = [crate::plan::diff::tests::support(&records, &["1", "3"])];
         let desired = build(&m.users, &records, &groups);
         let mut foreign = target_user("t6", None, "fay.yu@x.example", "Agent");
         foreign.resource["externalId"] = json!("partner-6");

@@ -1,0 +1,248 @@
+//! The Graph source against wiremock with realistic bodies: paging by `@odata.nextLink`,
+//! throttling, 5xx, token expiry, nested groups, `$select`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use scimform::manifest::model::{GraphConfig, GroupSelector};
+use scimform::secret::Secret;
+use scimform::source::{AttrValue, GraphSource, SourceRecord};
+use scimform::target::retry::Backoff;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub fn graph_config(server: &MockServer) -> GraphConfig {
+    GraphConfig {
+        tenant_id: "contoso".into(),
+        client_id: "app-id".into(),
+        client_secret: Secret::new("app-secret"),
+        authority: Some(format!("{}/contoso/oauth2/v2.0/token", server.uri())),
+        graph_url: Some(format!("{}/v1.0", server.uri())),
+        filter: None,
+        ca_file: None,
+    }
+}
+
+pub async fn mount_token(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/contoso/oauth2/v2.0/token"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .and(body_string_contains("client_id=app-id"))
+        .and(body_string_contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "graph-token"})),
+        )
+        .mount(server)
+        .await;
+}
+
+pub fn user(i: usize) -> Value {
+    json!({"id": format!("00000000-0000-0000-0000-{i:012}"), "mail": format!("User{i}@contoso.example"),
+           "userPrincipalName": format!("user{i}@contoso.example"), "accountEnabled": i % 5 != 0})
+}
+
+fn page(users: &[Value], next: Option<String>) -> Value {
+    let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users", "value": users});
+    if let Some(next) = next {
+        body["@odata.nextLink"] = json!(next);
+    }
+    body
+}
+
+fn source(server: &MockServer, wanted: &[&str]) -> GraphSource {
+    let wanted: BTreeSet<String> = wanted.iter().map(|s| (*s).to_owned()).collect();
+    GraphSource::new("entra", &graph_config(server), &wanted)
+        .unwrap()
+        .with_backoff(Backoff { base: Duration::from_millis(20), cap: Duration::from_millis(100) })
+}
+
+fn mails(records: &[SourceRecord]) -> Vec<String> {
+    let mut out: Vec<String> = records
+        .iter()
+        .filter_map(|r| match r.get("mail") {
+            Some(AttrValue::Text(m)) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn three_pages_of_users_with_exactly_the_mapped_attributes() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let users: Vec<Value> = (0..7).map(user).collect();
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$select", "accountEnabled,id,mail,userPrincipalName"))
+        .and(query_param("$top", "999"))
+        .and(header("authorization", "Bearer graph-token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(page(&users[..3], Some(format!("{}/v1.0/users?$skiptoken=page2", server.uri())))),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$skiptoken", "page2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(page(&users[3..6], Some(format!("{}/v1.0/users?$skiptoken=page3", server.uri())))),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$skiptoken", "page3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&users[6..], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = source(&server, &["mail", "userPrincipalName"]).users().await.unwrap();
+    assert_eq!(records.len(), 7);
+    assert_eq!(records.iter().filter(|r| r.disabled).count(), 2, "accountEnabled: false for users 0 and 5");
+}
+
+#[tokio::test]
+async fn a_429_waits_for_retry_after() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "2")
+                .set_body_json(json!({"error": {"code": "TooManyRequests", "message": "slow down"}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(1)], None)))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let records = source(&server, &["mail"]).users().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(started.elapsed() >= Duration::from_millis(1950), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_503_is_retried() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(1)], None)))
+        .mount(&server)
+        .await;
+    assert_eq!(source(&server, &["mail"]).users().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/contoso/oauth2/v2.0/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"expires_in": 3599, "access_token": "expired"})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/contoso/oauth2/v2.0/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"expires_in": 3599, "access_token": "fresh"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer expired"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed"}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer fresh"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(1)], None)))
+        .mount(&server)
+        .await;
+    assert_eq!(source(&server, &["mail"]).users().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn nested_members_come_from_transitive_members_users_only() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let group_id = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{group_id}")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": group_id, "displayName": "Support Tier 1"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{group_id}/transitiveMembers/microsoft.graph.user")))
+        .and(query_param("$select", "accountEnabled,id,mail"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(1), user(2), user(3)], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{group_id}/members/microsoft.graph.user")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(1)], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let source = source(&server, &["mail"]);
+    let nested = source.group(&GroupSelector::Id(group_id.into()), true).await.unwrap();
+    assert_eq!(nested.name, "Support Tier 1");
+    assert_eq!(mails(&nested.members), ["User1@contoso.example", "User2@contoso.example", "User3@contoso.example"]);
+    let direct = source.group(&GroupSelector::Id(group_id.into()), false).await.unwrap();
+    assert_eq!(mails(&direct.members), ["User1@contoso.example"]);
+}
+
+#[tokio::test]
+async fn groups_by_display_name_are_resolved_once_and_ambiguity_is_an_error() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups"))
+        .and(query_param("$filter", "displayName eq 'Sales'"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"value": [{"id": "g-sales", "displayName": "Sales"}]})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups"))
+        .and(query_param("$filter", "displayName eq 'O''Brien team'"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [{"id": "g1"}, {"id": "g2"}]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/g-sales/members/microsoft.graph.user"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(4)], None)))
+        .mount(&server)
+        .await;
+    let source = source(&server, &["mail"]);
+    let sales = source.group(&GroupSelector::Name("Sales".into()), false).await.unwrap();
+    assert_eq!(sales.id, "g-sales");
+    let error = source.group(&GroupSelector::Name("O'Brien team".into()), false).await.unwrap_err();
+    assert_eq!(error.to_string(), "source `entra`: 2 groups are named `O'Brien team`; name the group by `id` instead");
+}
