@@ -48,6 +48,22 @@ pub struct MemoryStore {
     token: Option<String>,
     /// Announce no PATCH support and answer PATCH with 501 (a service without PATCH).
     no_patch: bool,
+    recorded: Vec<RecordedWrite>,
+}
+
+/// A write the server received, as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedWrite {
+    pub method: String,
+    /// Relative to the base URL: `/Users/{id}`.
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl RecordedWrite {
+    fn new(method: &str, path: String, body: Option<&Value>) -> Self {
+        Self { method: method.to_owned(), path, body: body.cloned() }
+    }
 }
 
 impl MemoryStore {
@@ -163,7 +179,14 @@ impl MemoryServer {
     }
 
     pub fn reset_writes(&self) {
-        self.lock().writes = 0;
+        let mut store = self.lock();
+        store.writes = 0;
+        store.recorded.clear();
+    }
+
+    /// The writes received since start or the last `reset_writes`, in order.
+    pub fn recorded_writes(&self) -> Vec<RecordedWrite> {
+        self.lock().recorded.clone()
     }
 
     /// All users, sorted by id.
@@ -246,12 +269,13 @@ fn bump_version(resource: &mut Value) {
 fn with_store(
     store: &Shared,
     headers: &HeaderMap,
-    write: bool,
+    write: Option<RecordedWrite>,
     f: impl FnOnce(&mut MemoryStore) -> Response,
 ) -> Response {
     let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-    if write {
+    if let Some(write) = write {
         store.writes += 1;
+        store.recorded.push(write);
     }
     if let Some(token) = &store.token {
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -285,7 +309,7 @@ async fn service_provider_config(State(s): State<Shared>) -> Response {
 }
 
 fn list(store: &Shared, headers: &HeaderMap, kind: Kind, query: &BTreeMap<String, String>) -> Response {
-    with_store(store, headers, false, |store| {
+    with_store(store, headers, None, |store| {
         let filter = match query.get("filter") {
             None => None,
             Some(text) => match EqFilter::parse(text) {
@@ -319,7 +343,8 @@ fn list(store: &Shared, headers: &HeaderMap, kind: Kind, query: &BTreeMap<String
 }
 
 fn create(store: &Shared, headers: &HeaderMap, kind: Kind, body: Value) -> Response {
-    with_store(store, headers, true, |store| {
+    let write = RecordedWrite::new("POST", format!("/{}s", kind.name()), Some(&body));
+    with_store(store, headers, Some(write), |store| {
         if !body.is_object() {
             return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "expected a JSON object");
         }
@@ -341,14 +366,15 @@ fn create(store: &Shared, headers: &HeaderMap, kind: Kind, body: Value) -> Respo
 }
 
 fn read(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str) -> Response {
-    with_store(store, headers, false, |store| match store.collection(kind).get(id) {
+    with_store(store, headers, None, |store| match store.collection(kind).get(id) {
         Some(resource) => resource_response(StatusCode::OK, resource),
         None => scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name())),
     })
 }
 
 fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value) -> Response {
-    with_store(store, headers, true, |store| {
+    let write = RecordedWrite::new("PUT", format!("/{}s/{id}", kind.name()), Some(&body));
+    with_store(store, headers, Some(write), |store| {
         let Some(current) = store.collection(kind).get_mut(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };
@@ -367,7 +393,8 @@ fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Valu
 }
 
 fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value) -> Response {
-    with_store(store, headers, true, |store| {
+    let write = RecordedWrite::new("PATCH", format!("/{}s/{id}", kind.name()), Some(&body));
+    with_store(store, headers, Some(write), |store| {
         if store.no_patch {
             return scim_error(StatusCode::NOT_IMPLEMENTED, None, "PATCH is not supported");
         }
@@ -395,7 +422,8 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
 }
 
 fn delete(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str) -> Response {
-    with_store(store, headers, true, |store| {
+    let write = RecordedWrite::new("DELETE", format!("/{}s/{id}", kind.name()), None);
+    with_store(store, headers, Some(write), |store| {
         let Some(current) = store.collection(kind).get(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };

@@ -44,6 +44,9 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("AD_BIND_PASSWORD", "x"),
     ("GENESYS_CLIENT_ID", "x"),
     ("GENESYS_CLIENT_SECRET", "x"),
+    ("GRAPH_TENANT_ID", "x"),
+    ("GRAPH_CLIENT_ID", "x"),
+    ("GRAPH_CLIENT_SECRET", "x"),
 ];
 
 #[test]

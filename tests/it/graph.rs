@@ -246,3 +246,153 @@ async fn groups_by_display_name_are_resolved_once_and_ambiguity_is_an_error() {
     let error = source.group(&GroupSelector::Name("O'Brien team".into()), false).await.unwrap_err();
     assert_eq!(error.to_string(), "source `entra`: 2 groups are named `O'Brien team`; name the group by `id` instead");
 }
+
+mod end_to_end {
+    use std::fmt::Write;
+
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use serde_json::{Value, json};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::{mount_token, page, user};
+    use crate::common::{run_async, workspace};
+
+    const GROUP: &str = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
+
+    async fn mount_members(graph: &MockServer, members: &[Value]) {
+        graph.reset().await;
+        mount_token(graph).await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v1.0/groups/{GROUP}")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id": GROUP, "displayName": "Support Tier 1"})),
+            )
+            .mount(graph)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v1.0/groups/{GROUP}/transitiveMembers/microsoft.graph.user")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(members, None)))
+            .mount(graph)
+            .await;
+    }
+
+    /// Users from an HR file, membership from Entra: members join users by their mail.
+    #[tokio::test]
+    async fn entra_groups_over_file_users_converge_and_one_removed_member_is_one_remove() {
+        let graph = MockServer::start().await;
+        mount_members(&graph, &[user(1), user(2), user(3), user(99)]).await;
+        let mut store = MemoryStore::new(Some("tok"));
+        let group_id = store.insert_group("Support", &[]);
+        let scim = MemoryServer::start(store).await.unwrap();
+        let mut people = String::from("users:\n");
+        for i in 1..=5 {
+            let _ = writeln!(people, "  - {{id: 'e{i}', mail: 'User{i}@contoso.example'}}");
+        }
+        let manifest = format!(
+            r#"version: 1
+sources:
+  hr: {{ kind: file, path: people.yaml }}
+  entra:
+    kind: graph
+    tenant_id: contoso
+    client_id: app-id
+    client_secret: ${{env:GRAPH_SECRET}}
+    authority: {graph}/contoso/oauth2/v2.0/token
+    graph_url: {graph}/v1.0
+target:
+  kind: scim
+  base_url: {scim}
+  auth: {{ bearer_token: tok }}
+users:
+  source: hr
+  external_id: "hr-{{{{ id }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+groups:
+  - name: Support
+    source: entra
+    from: {{ id: {GROUP} }}
+    nested: true
+    member_key: "{{{{ mail | lower }}}}"
+    to: {{ display_name: Support }}
+"#,
+            graph = graph.uri(),
+            scim = scim.base_url(),
+        );
+        let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", &people)]);
+        let env = [("GRAPH_SECRET", "app-secret")];
+
+        let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+        assert_eq!(first.code, 0, "{}", first.all());
+        assert!(first.stdout.contains("+ member \"user3@contoso.example\" (known after apply)"), "{}", first.stdout);
+        assert!(first.stdout.contains("member `user99@contoso.example` matches no user"), "{}", first.stdout);
+        assert_eq!(scim.group_members("Support").len(), 3);
+
+        scim.reset_writes();
+        let second = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+        assert_eq!(second.code, 0, "{}", second.all());
+        assert!(second.stdout.starts_with("No changes."), "{}", second.stdout);
+        assert_eq!(scim.writes(), 0);
+
+        mount_members(&graph, &[user(1), user(2), user(99)]).await;
+        let third = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+        assert_eq!(third.code, 0, "{}", third.all());
+        let writes = scim.recorded_writes();
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        let user3 = scim.user("user3@contoso.example").unwrap()["id"].as_str().unwrap().to_owned();
+        assert_eq!(writes[0].path, format!("/Groups/{group_id}"));
+        assert_eq!(
+            writes[0].body.as_ref().unwrap()["Operations"],
+            json!([{"op": "remove", "path": format!("members[value eq \"{user3}\"]")}])
+        );
+    }
+}
+
+/// A 20,000-member group that gains 6 members and loses 4 is one PATCH with those 10 changes.
+#[tokio::test]
+async fn a_large_group_changes_by_delta_not_by_replacement() {
+    use std::fmt::Write;
+
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+
+    use crate::common::{run_async, workspace};
+
+    const MEMBERS: usize = 20_000;
+    let mut store = MemoryStore::new(Some("tok"));
+    let mut ids = Vec::new();
+    let mut people = String::from("users:\n");
+    for i in 0..MEMBERS + 4 {
+        ids.push(store.insert_user(
+            json!({"userName": format!("u{i}@x.example"), "externalId": format!("hr-{i}"), "active": true}),
+        ));
+        let _ = writeln!(people, "  - {{id: '{i}', mail: u{i}@x.example}}");
+    }
+    people.push_str("groups:\n  - id: big\n    members:\n");
+    for i in 0..MEMBERS {
+        let _ = writeln!(people, "      - '{i}'");
+    }
+    // The target lacks the last 6 source members and holds 4 users the source does not list.
+    let current: Vec<&str> = ids[..MEMBERS - 6].iter().chain(&ids[MEMBERS..]).map(String::as_str).collect();
+    let group_id = store.insert_group("Big", &current);
+    let scim = MemoryServer::start(store).await.unwrap();
+    let manifest = format!(
+        "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {}\n  auth: {{ bearer_token: tok }}\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: \"{{{{ mail | lower }}}}\"\ngroups:\n  - {{ name: Big, source: hr, from: {{ id: big }}, to: {{ id: \"{group_id}\" }}, method: patch }}\n",
+        scim.base_url()
+    );
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", &people)]);
+    let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &[]).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    let writes = scim.recorded_writes();
+    assert_eq!(writes.len(), 1, "one request");
+    assert_eq!((writes[0].method.as_str(), writes[0].path.as_str()), ("PATCH", format!("/Groups/{group_id}").as_str()));
+    let operations = writes[0].body.as_ref().unwrap()["Operations"].as_array().unwrap().clone();
+    let added: Vec<&str> =
+        operations[0]["value"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    assert_eq!(added, ids[MEMBERS - 6..MEMBERS].iter().map(String::as_str).collect::<Vec<_>>());
+    let removed: Vec<String> = operations[1..].iter().map(|op| op["path"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> = ids[MEMBERS..].iter().map(|id| format!("members[value eq \"{id}\"]")).collect();
+    assert_eq!(removed, expected);
+    assert_eq!(operations.len(), 5, "one add of 6 members and 4 removes: 10 member changes");
+    assert_eq!(scim.group_members("Big").len(), MEMBERS);
+}

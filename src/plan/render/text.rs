@@ -57,6 +57,9 @@ pub fn render_text(plan: &Plan) -> String {
     out
 }
 
+/// A large membership change lists this many members each way, then a count.
+const MAX_MEMBERS_SHOWN: usize = 50;
+
 /// Names longer than this are not used to align the others.
 const MAX_ALIGN: usize = 32;
 
@@ -119,17 +122,24 @@ fn user(out: &mut String, change: &UserChange) {
 
 fn group(out: &mut String, change: &GroupChange) {
     let name = quoted(&change.name);
-    let _ = writeln!(out, "  # group {name} membership will change");
+    let (added, removed) = (change.add.len(), change.remove.len());
+    let _ = writeln!(out, "  # group {name} membership will change: {added} to add, {removed} to remove");
     let _ = writeln!(out, "  ~ group {name} {{");
     if !change.display_name.is_empty() && change.display_name != change.name {
         let _ = writeln!(out, "      # target group {} (id {})", quoted(&change.display_name), change.target_id);
     }
-    for member in &change.add {
+    for member in change.add.iter().take(MAX_MEMBERS_SHOWN) {
         let after = if member.id.is_none() { " (known after apply)" } else { "" };
         let _ = writeln!(out, "      + member {}{after}", quoted(&member.key));
     }
-    for member in &change.remove {
+    if added > MAX_MEMBERS_SHOWN {
+        let _ = writeln!(out, "      # ... and {} more to add", added - MAX_MEMBERS_SHOWN);
+    }
+    for member in change.remove.iter().take(MAX_MEMBERS_SHOWN) {
         let _ = writeln!(out, "      - member {}", quoted(&member.key));
+    }
+    if removed > MAX_MEMBERS_SHOWN {
+        let _ = writeln!(out, "      # ... and {} more to remove", removed - MAX_MEMBERS_SHOWN);
     }
     out.push_str("    }\n");
 }
@@ -182,6 +192,27 @@ pub(crate) mod tests {
     #[test]
     fn renders_every_kind_of_change() {
         insta::assert_snapshot!(render_text(&realistic_plan()));
+    }
+
+    #[test]
+    fn large_membership_changes_are_counted_and_folded() {
+        let member = |i: usize| crate::plan::Member { key: format!("u{i:03}@x"), id: Some(format!("t{i}")) };
+        let change = GroupChange {
+            name: "Big".into(),
+            target_id: "g".into(),
+            display_name: "Big".into(),
+            version: None,
+            method: crate::manifest::model::MembershipMethod::Patch,
+            members_per_operation: 100,
+            add: (0..60).map(member).collect(),
+            remove: (60..62).map(member).collect(),
+            members: Vec::new(),
+        };
+        let text = render_text(&Plan { groups: vec![change], ..Plan::default() });
+        assert!(text.contains("# group \"Big\" membership will change: 60 to add, 2 to remove"), "{text}");
+        assert_eq!(text.matches("+ member").count(), 50);
+        assert!(text.contains("# ... and 10 more to add"), "{text}");
+        assert_eq!(text.matches("- member").count(), 2);
     }
 
     #[test]
