@@ -51,16 +51,17 @@ groups:
     )
 }
 
+/// A fresh scim2-server holding the (empty) group the manifest pairs with.
+async fn server_with_group() -> Scim2Server {
+    let server = Scim2Server::start().await;
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "First ten"});
+    server.request(reqwest::Method::POST, "/Groups", Some(group)).await;
+    server
+}
+
 #[tokio::test]
 async fn a_thousand_users_converge_and_one_changed_title_is_one_patch() {
-    let server = Scim2Server::start().await;
-    server
-        .request(
-            reqwest::Method::POST,
-            "/Groups",
-            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "First ten"})),
-        )
-        .await;
+    let server = server_with_group().await;
     let dir = workspace(&[("m.yaml", &manifest(&server.base_url)), ("people.yaml", &people(1000, None))]);
     let env = [("SCIM_TOKEN", server.token.as_str())];
 
@@ -91,14 +92,7 @@ async fn a_thousand_users_converge_and_one_changed_title_is_one_patch() {
 
 #[tokio::test]
 async fn a_resource_changed_behind_the_plan_is_reported_stale_not_overwritten() {
-    let server = Scim2Server::start().await;
-    server
-        .request(
-            reqwest::Method::POST,
-            "/Groups",
-            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "First ten"})),
-        )
-        .await;
+    let server = server_with_group().await;
     let dir = workspace(&[("m.yaml", &manifest(&server.base_url)), ("people.yaml", &people(3, None))]);
     let env = [("SCIM_TOKEN", server.token.as_str())];
     let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
