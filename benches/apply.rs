@@ -34,7 +34,7 @@ fn client(base_url: &str, token: &str, concurrency: usize) -> ScimClient {
 /// Creates the users (if the target has none yet) and returns their ids.
 async fn seed(base_url: &str, token: &str) -> Vec<String> {
     let client = client(base_url, token, 4);
-    let existing = client.current_state(&[]).await.expect("a listing").users;
+    let existing = client.current_state(&[], &[]).await.expect("a listing").users;
     if existing.len() >= USERS {
         return existing.into_iter().map(|u| u.id).take(USERS).collect();
     }

@@ -39,6 +39,8 @@ pub struct DesiredGroup {
     pub target: TargetGroupRef,
     pub method: MembershipMethod,
     pub members_per_operation: usize,
+    /// Create the target group when it is missing.
+    pub create: bool,
     pub members: BTreeSet<String>,
     /// Source members that match no desired user: their key, or the source's name for them.
     pub unresolved: Vec<String>,
@@ -97,6 +99,7 @@ pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPa
             target: pairing.to.clone(),
             method: pairing.method,
             members_per_operation: pairing.members_per_operation,
+            create: pairing.create,
             members,
             unresolved,
         });

@@ -67,6 +67,8 @@ pub async fn read_and_plan<R: TargetReader>(
         bail!(message);
     }
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
-    let current = target.current_state(&refs).await.context("cannot read the current state of the target")?;
+    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
+    let current =
+        target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
     Ok(crate::plan::plan(&manifest.users, &desired, &current))
 }

@@ -170,6 +170,8 @@ pub struct GroupPairing {
     /// How a source member is keyed; `None` uses the users' match mapping.
     pub member_key: Option<Mapping>,
     pub members_per_operation: usize,
+    /// Create the target group when it is missing.
+    pub create: bool,
 }
 
 /// How a source group is found.

@@ -321,6 +321,10 @@ pub struct RawGroupPairing {
     /// Members per PATCH operation when adding (`method: patch`; default 100).
     #[serde(default)]
     pub members_per_operation: Option<u32>,
+    /// Create the target group (named by `to.display_name`) when it does not exist. Off by
+    /// default: target groups are paired, never created or deleted.
+    #[serde(default)]
+    pub create: bool,
 }
 
 /// Exactly one of `id`, `name`, `dn`.

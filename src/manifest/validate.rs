@@ -664,6 +664,11 @@ impl Checker<'_> {
                     }
                 },
             };
+            if raw.create && raw.to.display_name.is_none() {
+                let p = [key("groups"), Segment::Index(index), key("to")];
+                let location = self.node(&p).location;
+                self.report(location, &p, "`create: true` needs `to: { display_name: ... }`, the name to create", None);
+            }
             let members_per_operation = raw.members_per_operation.unwrap_or(100);
             if members_per_operation == 0 {
                 let p = [key("groups"), Segment::Index(index), key("members_per_operation")];
@@ -680,6 +685,7 @@ impl Checker<'_> {
                     nested: raw.nested,
                     member_key,
                     members_per_operation: usize::try_from(members_per_operation.max(1)).unwrap_or(100),
+                    create: raw.create,
                 });
             }
         }

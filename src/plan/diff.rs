@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use super::{Action, ActionReason, AttributeChange, Conflict, GroupChange, Member, Plan, UserChange};
 use crate::desired::{DesiredState, DesiredUser, match_key};
+use crate::manifest::model::TargetGroupRef;
 use crate::manifest::model::{DeprovisionAction, UserMapping};
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
-use crate::target::{CurrentState, CurrentUser};
+use crate::target::{CurrentGroup, CurrentState, CurrentUser};
 
 /// Computes the plan. `mapping` supplies the policy: match attribute, ownership marker,
 /// deprovisioning and whether disabled source users are created.
@@ -266,10 +267,23 @@ fn groups(
             plan.warnings
                 .push(format!("group `{}`: member `{member}` matches no user of the manifest; skipped", group.pairing));
         }
-        let Some(target) = current.groups.get(&group.target) else {
-            plan.warnings
-                .push(format!("group `{}`: target group {} was not read; skipped", group.pairing, group.target));
-            continue;
+        let missing = CurrentGroup {
+            id: String::new(),
+            display_name: match &group.target {
+                TargetGroupRef::DisplayName(name) => name.clone(),
+                TargetGroupRef::Id(id) => id.clone(),
+            },
+            members: BTreeSet::new(),
+            version: None,
+        };
+        let (target, create) = match current.groups.get(&group.target) {
+            Some(target) => (target, false),
+            None if group.create => (&missing, true),
+            None => {
+                plan.warnings
+                    .push(format!("group `{}`: target group {} was not read; skipped", group.pairing, group.target));
+                continue;
+            }
         };
         let mut members = Vec::new();
         for key in &group.members {
@@ -297,7 +311,7 @@ fn groups(
             })
             .collect();
         remove.sort();
-        if add.is_empty() && remove.is_empty() {
+        if add.is_empty() && remove.is_empty() && !create {
             continue;
         }
         plan.groups.push(GroupChange {
@@ -307,6 +321,7 @@ fn groups(
             version: target.version.clone(),
             method: group.method,
             members_per_operation: group.members_per_operation,
+            create,
             add,
             remove,
             members,
@@ -413,6 +428,7 @@ groups:
                 nested: false,
                 member_key: None,
                 members_per_operation: 100,
+                create: false,
             },
             SourceGroup {
                 id: "support".into(),

@@ -93,6 +93,8 @@ pub struct GroupChange {
     /// Members added per PATCH operation.
     #[serde(skip)]
     pub members_per_operation: usize,
+    /// The target group does not exist: it is created (POST) with `add` as its members.
+    pub create: bool,
     pub add: Vec<Member>,
     pub remove: Vec<Member>,
     /// The whole desired membership, for `method: put`.

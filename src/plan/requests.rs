@@ -66,6 +66,11 @@ pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<Stri
         id
     };
     let path = format!("/Groups/{}", change.target_id);
+    if change.create {
+        let members: Vec<Value> = change.add.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();
+        let body = json!({"schemas": [GROUP_SCHEMA], "displayName": change.display_name, "members": members});
+        return (ScimRequest::new(Method::Post, "/Groups").with_body(body), unresolved);
+    }
     let request = match change.method {
         MembershipMethod::Patch => {
             let added: Vec<Value> = change.add.iter().filter_map(&mut id_of).map(|id| json!({"value": id})).collect();

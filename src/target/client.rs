@@ -341,12 +341,21 @@ fn now() -> SystemTime {
 }
 
 impl TargetReader for ScimClient {
-    async fn current_state(&self, groups: &[TargetGroupRef]) -> Result<CurrentState, TargetError> {
+    async fn current_state(
+        &self,
+        groups: &[TargetGroupRef],
+        may_be_missing: &[TargetGroupRef],
+    ) -> Result<CurrentState, TargetError> {
         let mut state = CurrentState { users: self.users().await?, groups: BTreeMap::new() };
         for reference in groups {
             if !state.groups.contains_key(reference) {
-                let group = self.group(reference).await?;
-                state.groups.insert(reference.clone(), group);
+                match self.group(reference).await {
+                    Ok(group) => {
+                        state.groups.insert(reference.clone(), group);
+                    }
+                    Err(TargetError::GroupNotFound { .. }) if may_be_missing.contains(reference) => {}
+                    Err(error) => return Err(error),
+                }
             }
         }
         Ok(state)

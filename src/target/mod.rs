@@ -126,10 +126,12 @@ impl TargetError {
 
 /// The world as it is. `plan` only ever holds one of these.
 pub trait TargetReader {
-    /// All users, and the groups named by `groups`.
+    /// All users, and the groups named by `groups`; a missing group is an error unless it is
+    /// also in `may_be_missing` (pairings that create their target group).
     fn current_state(
         &self,
         groups: &[TargetGroupRef],
+        may_be_missing: &[TargetGroupRef],
     ) -> impl Future<Output = Result<CurrentState, TargetError>> + Send;
 }
 

@@ -96,12 +96,12 @@ async fn the_token_is_cached_and_refreshed_near_expiry() {
         .mount(&server)
         .await;
     let client = ScimClient::new(&config(&server, oauth(&server)), &[]).unwrap();
-    client.current_state(&[]).await.unwrap();
-    client.current_state(&[]).await.unwrap();
+    client.current_state(&[], &[]).await.unwrap();
+    client.current_state(&[], &[]).await.unwrap();
     assert_eq!(token_requests(&server).await, 1, "one token for both reads");
     // A 1 s token is refreshed once half its life is gone.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    client.current_state(&[]).await.unwrap();
+    client.current_state(&[], &[]).await.unwrap();
     assert_eq!(token_requests(&server).await, 2);
 }
 
@@ -305,7 +305,7 @@ async fn genesys_lists_active_then_inactive_users_in_pages_of_25_without_unmanag
     config.profile = Profile::Genesys;
     config.base_url = format!("{}/api/v2/scim/v2", server.uri());
     let managed = [ScimPath::parse("userName").unwrap(), ScimPath::parse("externalId").unwrap()];
-    let state = ScimClient::new(&config, &managed).unwrap().current_state(&[]).await.unwrap();
+    let state = ScimClient::new(&config, &managed).unwrap().current_state(&[], &[]).await.unwrap();
     assert_eq!(state.users.len(), 31);
     assert!(state.users.iter().any(|u| u.id == "gone" && !u.active()));
 }
@@ -411,6 +411,6 @@ async fn groups_by_display_name_use_a_filter() {
         .mount(&server)
         .await;
     let client = ScimClient::new(&config(&server, bearer()), &[]).unwrap();
-    let state = client.current_state(&[TargetGroupRef::DisplayName("Support \"A\"".into())]).await.unwrap();
+    let state = client.current_state(&[TargetGroupRef::DisplayName("Support \"A\"".into())], &[]).await.unwrap();
     assert_eq!(state.groups.values().next().unwrap().members.len(), 1);
 }

@@ -110,3 +110,33 @@ users:
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(server.writes(), 0);
 }
+
+/// Target groups are paired, never created, unless a pairing says `create: true`.
+#[tokio::test]
+async fn a_missing_target_group_is_created_only_when_the_pairing_says_so() {
+    let people = "users:\n  - {id: '1', mail: a@x.example}\n  - {id: '2', mail: b@x.example}\ngroups:\n  - {id: team, members: ['1', '2']}\n";
+    let manifest = |create: bool| {
+        format!(
+            "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: ${{env:URL}}\n  auth: {{ bearer_token: t }}\nusers:\n  source: hr\n  attributes:\n    userName: mail\ngroups:\n  - {{ name: Team, source: hr, from: {{ id: team }}, to: {{ display_name: New Team }}, create: {create} }}\n"
+        )
+    };
+    let server = MemoryServer::start(MemoryStore::new(Some("t"))).await.unwrap();
+    let dir =
+        workspace(&[("paired.yaml", &manifest(false)), ("create.yaml", &manifest(true)), ("people.yaml", people)]);
+    let env = [("URL", server.base_url())];
+
+    let paired = run_async(dir.path(), &["plan", "-f", "paired.yaml"], &env).await;
+    assert_eq!(paired.code, 1);
+    assert!(paired.stderr.contains("target group displayName `New Team` was not found"), "{}", paired.stderr);
+
+    let created = run_async(dir.path(), &["apply", "-f", "create.yaml", "--auto-approve"], &env).await;
+    assert_eq!(created.code, 0, "{}", created.all());
+    assert!(created.stdout.contains("+ group \"Team\" {"), "{}", created.stdout);
+    assert!(created.stdout.contains("+ member \"b@x.example\" (known after apply)"), "{}", created.stdout);
+    assert_eq!(server.group_members("New Team").len(), 2);
+
+    server.reset_writes();
+    let again = run_async(dir.path(), &["apply", "-f", "create.yaml", "--auto-approve"], &env).await;
+    assert!(again.stdout.starts_with("No changes."), "{}", again.all());
+    assert_eq!(server.writes(), 0);
+}

@@ -33,7 +33,7 @@ async fn lists_every_page() {
         store.insert_user(json!({"userName": format!("u{i}@x.example")}));
     }
     let server = MemoryServer::start(store).await.unwrap();
-    let state = client(&server).current_state(&[]).await.unwrap();
+    let state = client(&server).current_state(&[], &[]).await.unwrap();
     assert_eq!(state.users.len(), 450);
     let mut names: Vec<String> =
         state.users.iter().map(|u| u.resource["userName"].as_str().unwrap().to_owned()).collect();
@@ -48,7 +48,7 @@ async fn a_resource_changed_since_it_was_read_is_reported_stale() {
     let id = store.insert_user(json!({"userName": "ann@x.example", "title": "Agent"}));
     let server = MemoryServer::start(store).await.unwrap();
     let client = client(&server);
-    let state = client.current_state(&[]).await.unwrap();
+    let state = client.current_state(&[], &[]).await.unwrap();
     let read_version = state.users[0].version.clone();
     assert!(read_version.is_some());
     server.edit_user(&id, |u| u["title"] = json!("Edited by hand"));
@@ -97,19 +97,19 @@ async fn paired_groups_are_found_by_id_or_display_name() {
     let server = MemoryServer::start(store).await.unwrap();
     let client = client(&server);
     let refs = [TargetGroupRef::Id(sales.clone()), TargetGroupRef::DisplayName("sales".into())];
-    let state = client.current_state(&refs).await.unwrap();
+    let state = client.current_state(&refs, &[]).await.unwrap();
     assert_eq!(state.groups.len(), 2);
     assert!(state.groups.values().all(|g| g.id == sales && g.members.contains(&ann)));
-    let missing = client.current_state(&[TargetGroupRef::Id("nope".into())]).await.unwrap_err();
+    let missing = client.current_state(&[TargetGroupRef::Id("nope".into())], &[]).await.unwrap_err();
     assert_eq!(missing.to_string(), "target group id `nope` was not found");
-    let ambiguous = client.current_state(&[TargetGroupRef::DisplayName("Twice".into())]).await.unwrap_err();
+    let ambiguous = client.current_state(&[TargetGroupRef::DisplayName("Twice".into())], &[]).await.unwrap_err();
     assert_eq!(ambiguous.to_string(), "target group displayName `Twice` matches 2 groups");
 }
 
 #[tokio::test]
 async fn a_wrong_token_is_refused_with_the_scim_error() {
     let server = MemoryServer::start(MemoryStore::new(Some("right"))).await.unwrap();
-    let error = client_with_token(&server, "wrong").current_state(&[]).await.unwrap_err();
+    let error = client_with_token(&server, "wrong").current_state(&[], &[]).await.unwrap_err();
     assert!(
         error.to_string().starts_with("GET /Users was refused with HTTP 401: missing or wrong bearer token"),
         "{error}"
@@ -122,7 +122,7 @@ async fn a_service_without_patch_gets_the_whole_resource_back_by_put() {
     let id = store.insert_user(json!({"userName": "ann@x.example", "title": "Agent", "nickName": "unmanaged", "emails": [{"type": "home", "value": "h@x"}]}));
     let server = MemoryServer::start(store).await.unwrap();
     let client = client(&server);
-    let version = client.current_state(&[]).await.unwrap().users[0].version.clone();
+    let version = client.current_state(&[], &[]).await.unwrap().users[0].version.clone();
     let operations = vec![
         PatchOperation::replace(&ScimPath::parse("title").unwrap(), json!("Lead")),
         PatchOperation::add(&ScimPath::parse(r#"emails[type eq "work"].value"#).unwrap(), json!("w@x")),

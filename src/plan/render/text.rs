@@ -123,8 +123,13 @@ fn user(out: &mut String, change: &UserChange) {
 fn group(out: &mut String, change: &GroupChange) {
     let name = quoted(&change.name);
     let (added, removed) = (change.add.len(), change.remove.len());
-    let _ = writeln!(out, "  # group {name} membership will change: {added} to add, {removed} to remove");
-    let _ = writeln!(out, "  ~ group {name} {{");
+    if change.create {
+        let _ = writeln!(out, "  # group {name} will be created with {added} member(s)");
+        let _ = writeln!(out, "  + group {name} {{");
+    } else {
+        let _ = writeln!(out, "  # group {name} membership will change: {added} to add, {removed} to remove");
+        let _ = writeln!(out, "  ~ group {name} {{");
+    }
     if !change.display_name.is_empty() && change.display_name != change.name {
         let _ = writeln!(out, "      # target group {} (id {})", quoted(&change.display_name), change.target_id);
     }
@@ -204,6 +209,7 @@ pub(crate) mod tests {
             version: None,
             method: crate::manifest::model::MembershipMethod::Patch,
             members_per_operation: 100,
+            create: false,
             add: (0..60).map(member).collect(),
             remove: (60..62).map(member).collect(),
             members: Vec::new(),
