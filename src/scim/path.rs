@@ -122,14 +122,8 @@ impl ScimPath {
             && self.attribute.eq_ignore_ascii_case(name)
     }
 
-    /// The top-level attribute the path lives in, with its schema (`name.givenName` -> `name`,
-    /// `emails[type eq "work"].value` -> `emails`).
-    #[must_use]
-    pub fn parent_attribute(&self) -> Self {
-        self.parent()
-    }
-
-    /// The path of the multi-valued attribute a filtered path selects from (`emails`).
+    /// The top-level attribute the path lives in, with its schema: `name.givenName` -> `name`,
+    /// `emails[type eq "work"].value` -> `emails`.
     #[must_use]
     pub fn parent(&self) -> Self {
         Self { schema: self.schema.clone(), attribute: self.attribute.clone(), filter: None, sub_attribute: None }

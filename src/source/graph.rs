@@ -9,13 +9,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
-use crate::target::retry::{Backoff, Verdict, retry_after, verdict};
+use crate::target::pacing::throttled_wait;
+use crate::target::retry::{Backoff, Verdict, verdict};
 
 const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -155,12 +156,7 @@ impl GraphSource {
                     refreshed = true;
                 }
                 Verdict::Throttled if attempt < MAX_ATTEMPTS => {
-                    let wait = response
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| retry_after(v, now()))
-                        .unwrap_or_else(|| self.backoff.delay(attempt, fastrand::f64()));
+                    let wait = throttled_wait(response.headers(), &self.backoff, attempt);
                     tracing::warn!("Graph throttled GET {} (429); waiting {wait:?}", path_of(url));
                     tokio::time::sleep(wait).await;
                 }
@@ -292,11 +288,6 @@ fn encode(value: &str) -> String {
 fn path_of(url: &str) -> &str {
     let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
     after_scheme.find('/').map_or("/", |i| after_scheme[i..].split('?').next().unwrap_or("/"))
-}
-
-#[expect(clippy::disallowed_methods, reason = "an HTTP-date in Retry-After is relative to the wall clock")]
-fn now() -> std::time::SystemTime {
-    std::time::SystemTime::now()
 }
 
 #[expect(clippy::disallowed_methods, reason = "the Graph edge reads its CA file")]

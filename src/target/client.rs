@@ -6,16 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::auth::Auth;
-use super::pacing::Pacer;
+use super::pacing::{Pacer, throttled_wait};
 use super::profile::ProfileSettings;
-use super::retry::{Backoff, Verdict, retry_after, verdict};
+use super::retry::{Backoff, Verdict, verdict};
 use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, TargetWriter};
 use crate::manifest::model::{TargetConfig, TargetGroupRef};
 use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
@@ -207,11 +207,7 @@ impl ScimClient {
                     self.count(|s| s.token_refreshes += 1);
                 }
                 Verdict::Throttled if attempt < self.max_attempts => {
-                    let wait = headers
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| retry_after(v, now()))
-                        .unwrap_or_else(|| self.backoff.delay(attempt, fastrand::f64()));
+                    let wait = throttled_wait(&headers, &self.backoff, attempt);
                     tracing::warn!("{label} was throttled (429); every request waits {wait:?}");
                     self.pacer.pause(wait);
                     self.count(|s| s.retries += 1);
@@ -333,11 +329,6 @@ fn parse_success(label: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) ->
         )
     };
     Ok(ScimResponse { status, body, etag })
-}
-
-#[expect(clippy::disallowed_methods, reason = "an HTTP-date in Retry-After is relative to the wall clock")]
-fn now() -> SystemTime {
-    SystemTime::now()
 }
 
 impl TargetReader for ScimClient {

@@ -8,13 +8,27 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
+
+use super::retry::{Backoff, retry_after};
 
 #[derive(Debug)]
 pub struct Pacer {
     limiter: Option<DefaultDirectRateLimiter>,
     resume_at: Mutex<Option<Instant>>,
+}
+
+/// How long to wait after a 429: the `Retry-After` header (seconds or an HTTP-date), else the
+/// backoff for this attempt. Shared by the SCIM client and the Graph source.
+pub fn throttled_wait(headers: &HeaderMap, backoff: &Backoff, attempt: u32) -> Duration {
+    #[expect(clippy::disallowed_methods, reason = "an HTTP-date in Retry-After is relative to the wall clock")]
+    let now = std::time::SystemTime::now();
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v, now))
+        .unwrap_or_else(|| backoff.delay(attempt, fastrand::f64()))
 }
 
 /// Below this many requests left in Genesys's window, wait for the window to reset.

@@ -46,9 +46,7 @@ impl ProfileSettings {
                     .iter()
                     .filter(|expensive| {
                         let expensive = ScimPath::parse(expensive).ok();
-                        !managed
-                            .iter()
-                            .any(|m| Some(m.parent_attribute()) == expensive.as_ref().map(ScimPath::parent_attribute))
+                        !managed.iter().any(|m| Some(m.parent()) == expensive.as_ref().map(ScimPath::parent))
                     })
                     .map(|s| (*s).to_owned())
                     .collect(),
