@@ -22,6 +22,7 @@ pub mod scim;
 pub mod secret;
 pub mod source;
 pub mod target;
+pub mod tls;
 pub mod yaml;
 
 use std::ffi::OsString;

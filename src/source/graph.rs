@@ -43,10 +43,12 @@ impl GraphSource {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("scimform/", env!("CARGO_PKG_VERSION")));
         if let Some(ca_file) = &config.ca_file {
-            builder = builder.tls_certs_merge(read_ca(ca_file).map_err(|detail| SourceError::Graph {
-                source_name: name.to_owned(),
-                what: format!("cannot use `ca_file` `{}`: {detail}", ca_file.display()),
-                hint: "give a PEM file of CA certificates".into(),
+            builder = builder.tls_certs_merge(crate::tls::reqwest_certificates(ca_file).map_err(|detail| {
+                SourceError::Graph {
+                    source_name: name.to_owned(),
+                    what: format!("cannot use `ca_file` `{}`: {detail}", ca_file.display()),
+                    hint: "give a PEM file of CA certificates".into(),
+                }
             })?);
         }
         let http = builder.build().map_err(|e| SourceError::Graph {
@@ -288,12 +290,6 @@ fn encode(value: &str) -> String {
 fn path_of(url: &str) -> &str {
     let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
     after_scheme.find('/').map_or("/", |i| after_scheme[i..].split('?').next().unwrap_or("/"))
-}
-
-#[expect(clippy::disallowed_methods, reason = "the Graph edge reads its CA file")]
-fn read_ca(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

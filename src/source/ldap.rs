@@ -67,7 +67,7 @@ impl LdapSource {
             .set_conn_timeout(self.timeout())
             .set_starttls(self.config.starttls && url.starts_with("ldap://"));
         if let Some(ca_file) = &self.config.ca_file {
-            settings = settings.set_config(Arc::new(tls_config(ca_file).map_err(|detail| {
+            settings = settings.set_config(Arc::new(crate::tls::rustls_config(ca_file).map_err(|detail| {
                 self.error(
                     format!("cannot use `ca_file` `{}`: {detail}", ca_file.display()),
                     "give a PEM file of CA certificates",
@@ -395,27 +395,6 @@ fn host_of(url: &str) -> String {
 
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Trust the system's roots plus the CAs in `ca_file`.
-#[expect(clippy::disallowed_methods, reason = "the LDAP edge reads its CA file")]
-fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let pem = std::fs::read(ca_file).map_err(|e| e.to_string())?;
-    let mut added = 0;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err("it holds no PEM certificate".into());
-    }
-    Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
 }
 
 #[cfg(test)]

@@ -59,12 +59,18 @@ impl ScimClient {
     /// A client for `config`. `managed` are the user attributes the manifest compares; profiles
     /// that trim list responses never trim these.
     pub fn new(config: &TargetConfig, managed: &[ScimPath]) -> Result<Self, TargetError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(u64::from(config.timeout_seconds)))
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("scimform/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| TargetError::Transport { request: "client setup".into(), source })?;
+            .user_agent(concat!("scimform/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca_file) = &config.ca_file {
+            let certificates = crate::tls::reqwest_certificates(ca_file).map_err(|detail| {
+                TargetError::Unsupported(format!("cannot use the target's `ca_file` `{}`: {detail}", ca_file.display()))
+            })?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http =
+            builder.build().map_err(|source| TargetError::Transport { request: "client setup".into(), source })?;
         Ok(Self {
             auth: Auth::new(&config.auth, http.clone()),
             http,

@@ -138,3 +138,27 @@ async fn a_service_without_patch_gets_the_whole_resource_back_by_put() {
     assert_eq!(server.writes(), 1, "one PUT, no PATCH");
     assert_eq!(client.stats().by_status.get(&(Method::Put, 200)), Some(&1));
 }
+
+/// The target's `ca_file` is used, so a missing or empty one is an error, not silently ignored.
+#[test]
+fn the_target_ca_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for (ca_file, detail) in [(dir.path().join("missing.pem"), "No such file"), (empty, "it holds no PEM certificate")]
+    {
+        let config = TargetConfig {
+            profile: Profile::Generic,
+            base_url: "https://scim.example/v2".into(),
+            auth: TargetAuth::BearerToken(Secret::new("t")),
+            concurrency: 1,
+            requests_per_minute: None,
+            ca_file: Some(ca_file.clone()),
+            timeout_seconds: 10,
+            max_attempts: 3,
+        };
+        let error = ScimClient::new(&config, &[]).unwrap_err().to_string();
+        assert!(error.starts_with(&format!("cannot use the target's `ca_file` `{}`", ca_file.display())), "{error}");
+        assert!(error.contains(detail), "{error}");
+    }
+}
