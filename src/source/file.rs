@@ -5,18 +5,21 @@
 //! column name repeated in the header makes a multi-valued attribute.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::GroupSelector;
 
-/// A people file on disk, or (for the demo) its text.
-#[derive(Debug, Clone)]
+/// A people file on disk, or (for the demo) its text. The file is read and parsed once per
+/// source, however many groups are paired with it.
+#[derive(Debug)]
 pub struct FileSource {
     name: String,
     path: PathBuf,
     text: Option<String>,
+    contents: OnceLock<Arc<Contents>>,
 }
 
 #[derive(Debug, Default)]
@@ -35,12 +38,20 @@ struct FileGroup {
 
 impl FileSource {
     pub fn new(name: &str, path: PathBuf) -> Self {
-        Self { name: name.to_owned(), path, text: None }
+        Self { name: name.to_owned(), path, text: None, contents: OnceLock::new() }
     }
 
     /// A file source whose contents are given rather than read (`path` still picks the format).
     pub fn from_text(name: &str, path: PathBuf, text: String) -> Self {
-        Self { name: name.to_owned(), path, text: Some(text) }
+        Self { name: name.to_owned(), path, text: Some(text), contents: OnceLock::new() }
+    }
+
+    fn contents(&self) -> Result<Arc<Contents>, SourceError> {
+        if let Some(contents) = self.contents.get() {
+            return Ok(Arc::clone(contents));
+        }
+        let contents = Arc::new(self.read()?);
+        Ok(Arc::clone(self.contents.get_or_init(|| contents)))
     }
 
     #[expect(clippy::disallowed_methods, reason = "a file source reads its file")]
@@ -73,13 +84,14 @@ impl FileSource {
     }
 
     pub fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
-        Ok(self.read()?.users)
+        Ok(self.contents()?.users.clone())
     }
 
     pub fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
-        let Contents { users, groups } = self.read()?;
+        let contents = self.contents()?;
+        let Contents { users, groups } = contents.as_ref();
         let group = groups
-            .into_iter()
+            .iter()
             .find(|g| match selector {
                 GroupSelector::Id(id) => &g.id == id,
                 GroupSelector::Name(name) => g.name.eq_ignore_ascii_case(name),
@@ -98,7 +110,7 @@ impl FileSource {
                 None => unresolved.push(id.clone()),
             }
         }
-        Ok(SourceGroup { id: group.id, name: group.name, members, unresolved })
+        Ok(SourceGroup { id: group.id.clone(), name: group.name.clone(), members, unresolved })
     }
 }
 
@@ -240,6 +252,19 @@ mod tests {
         let ids: Vec<&str> = group.members.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, vec!["1", "u2"]);
         assert!(matches!(file.group(&GroupSelector::Id("nope".into())), Err(SourceError::GroupNotFound { .. })));
+    }
+
+    /// Users and every paired group come from one read of the file.
+    #[test]
+    #[expect(clippy::disallowed_methods, reason = "the test writes and removes the file it reads")]
+    fn the_file_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.yaml");
+        std::fs::write(&path, "users:\n  - {id: '1'}\ngroups:\n  - {id: g, members: ['1']}\n").unwrap();
+        let file = FileSource::new("people", path.clone());
+        assert_eq!(file.users().unwrap().len(), 1);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(file.group(&GroupSelector::Id("g".into())).unwrap().members.len(), 1);
     }
 
     #[test]
