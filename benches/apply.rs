@@ -65,7 +65,7 @@ fn updates(ids: &[String], title: &str) -> Plan {
             action: Action::Update,
             reason: None,
             target_id: Some(id.clone()),
-            version: None,
+            precondition: scimform::plan::Precondition::Sha256(String::new()),
             changes: vec![AttributeChange {
                 path: ScimPath::attribute("title"),
                 before: Some(json!("x")),

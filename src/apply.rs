@@ -8,10 +8,12 @@ use std::sync::Mutex;
 use futures_util::StreamExt;
 use futures_util::stream;
 
+use crate::plan::precondition::{group_fingerprint, user_fingerprint};
 use crate::plan::requests::{group_request, user_request};
-use crate::plan::{Action, ActionReason, Plan, UserChange};
-use crate::scim::resource::id_of;
-use crate::target::TargetWriter;
+use crate::plan::{Action, ActionReason, Plan, Precondition, UserChange};
+use crate::scim::ScimPath;
+use crate::scim::resource::{id_of, version_of};
+use crate::target::{CurrentGroup, TargetError, TargetReader, TargetWriter};
 
 /// What happened to one planned change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,101 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// A resource a saved plan touches that is no longer as the plan found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// `user "jdoe@corp.example"` or `group "Support"`.
+    pub resource: String,
+    pub what: String,
+}
+
+/// Reads every resource the plan touches again and returns those that changed since the plan
+/// was made, in plan order. `managed` must be the paths the plan's fingerprints were made of.
+pub async fn check_preconditions<R: TargetReader>(
+    plan: &Plan,
+    reader: &R,
+    managed: &[ScimPath],
+    concurrency: usize,
+) -> Result<Vec<Stale>, TargetError> {
+    enum Kind<'a> {
+        User(&'a UserChange),
+        Group(&'a crate::plan::GroupChange),
+    }
+    let items: Vec<Kind> = plan.users.iter().map(Kind::User).chain(plan.groups.iter().map(Kind::Group)).collect();
+    let mut checked: Vec<(usize, Option<Stale>)> = stream::iter(items.iter().enumerate())
+        .map(|(index, item)| async move {
+            let (resource, what) = match item {
+                Kind::User(change) => (label(change), check_user(change, reader, managed).await?),
+                Kind::Group(change) => (
+                    format!("group {}", serde_json::to_string(&change.name).unwrap_or_default()),
+                    check_group(change, reader).await?,
+                ),
+            };
+            Ok::<_, TargetError>((index, what.map(|what| Stale { resource, what })))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    checked.sort_by_key(|(index, _)| *index);
+    Ok(checked.into_iter().filter_map(|(_, stale)| stale).collect())
+}
+
+async fn check_user<R: TargetReader>(
+    change: &UserChange,
+    reader: &R,
+    managed: &[ScimPath],
+) -> Result<Option<String>, TargetError> {
+    let Some(id) = &change.target_id else {
+        let user_name = change.changes.iter().find(|c| c.path.is("userName")).and_then(|c| c.after.as_ref());
+        let Some(user_name) = user_name.and_then(serde_json::Value::as_str) else { return Ok(None) };
+        let found = reader.find("/Users", "userName", user_name).await?;
+        return Ok((!found.is_empty()).then(|| "a user with this userName was created in the target".to_owned()));
+    };
+    let Some(resource) = reader.fetch(&format!("/Users/{id}")).await? else {
+        return Ok(Some(format!("user {id} was deleted from the target")));
+    };
+    Ok(match &change.precondition {
+        Precondition::Etag(planned) => {
+            let now = version_of(&resource);
+            (now.as_deref() != Some(planned.as_str())).then(|| {
+                format!("its version is {} now, the plan was made at {planned}", now.as_deref().unwrap_or("(none)"))
+            })
+        }
+        Precondition::Sha256(planned) => (user_fingerprint(&resource, managed) != *planned)
+            .then(|| "its managed attributes changed in the target".to_owned()),
+        Precondition::Absent => None,
+    })
+}
+
+async fn check_group<R: TargetReader>(
+    change: &crate::plan::GroupChange,
+    reader: &R,
+) -> Result<Option<String>, TargetError> {
+    if change.create {
+        let found = reader.find("/Groups", "displayName", &change.display_name).await?;
+        return Ok((!found.is_empty()).then(|| "a group with this displayName was created in the target".to_owned()));
+    }
+    let Some(group) = reader.fetch(&format!("/Groups/{}", change.target_id)).await? else {
+        return Ok(Some(format!("group {} was deleted from the target", change.target_id)));
+    };
+    let Some(group) = CurrentGroup::from_resource(&group) else {
+        return Ok(Some("the target answered a group without an id".to_owned()));
+    };
+    Ok(match &change.precondition {
+        Precondition::Etag(planned) => (group.version.as_deref() != Some(planned.as_str())).then(|| {
+            format!(
+                "its version is {} now, the plan was made at {planned}",
+                group.version.as_deref().unwrap_or("(none)")
+            )
+        }),
+        Precondition::Sha256(planned) => (group_fingerprint(&group.display_name, &group.members) != *planned)
+            .then(|| "its name or members changed in the target".to_owned()),
+        Precondition::Absent => None,
+    })
+}
+
 /// Applies the plan. The caller checks `plan.blocked` first.
 pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usize) -> ApplyReport {
     let mut report = ApplyReport::default();
@@ -147,7 +244,6 @@ mod tests {
     use super::*;
     use crate::plan::render::text::tests::realistic_plan;
     use crate::scim::{Method, ScimRequest, ScimResponse};
-    use crate::target::TargetError;
 
     /// Records requests; refuses those with the method `fail`.
     struct FakeTarget {

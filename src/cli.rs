@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::focus::Selector;
 
 /// Declarative identity provisioning: plan and apply SCIM 2.0 changes from your directories.
 #[derive(Debug, Parser)]
@@ -22,8 +24,10 @@ pub enum Command {
     Validate(ManifestArgs),
     /// Read the sources and the target and show what would change
     Plan(PlanArgs),
-    /// Plan, then apply the changes after confirmation
+    /// Apply a saved plan, or plan and apply after confirmation
     Apply(ApplyArgs),
+    /// Show how one user is built: source record, desired state, target state, operations
+    Explain(ExplainArgs),
     /// Print the manifest's JSON Schema
     Schema,
     /// Run plan -> apply -> apply against an embedded SCIM server, with example data
@@ -37,6 +41,18 @@ pub struct ManifestArgs {
     pub file: PathBuf,
 }
 
+/// How `plan` shows the plan on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// Terraform-style text, coloured on a terminal unless NO_COLOR is set
+    #[default]
+    Text,
+    /// For a pull-request comment: summary table and one diff block per resource
+    Markdown,
+    /// The versioned plan document (the same as `--out` writes)
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -44,13 +60,47 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are changes, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan to FILE, for `scimform apply FILE` after review
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// How to show the plan on stdout
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Limit the plan to one resource: `user:KEY` (its match value) or `group:NAME`; repeatable
+    #[arg(long = "target", value_name = "RESOURCE")]
+    pub targets: Vec<Selector>,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    #[command(flatten)]
-    pub manifest: ManifestArgs,
+    /// A plan saved by `plan --out`: apply exactly it, or nothing if the target changed since
+    #[arg(value_name = "PLAN_FILE", required_unless_present = "file")]
+    pub plan_file: Option<PathBuf>,
+    /// The manifest (default for a saved plan: the one it was made from)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Apply without asking for confirmation (for scheduled runs)
     #[arg(long)]
     pub auto_approve: bool,
+    /// Accept a plan blocked by `users.deprovision` limits if it deprovisions at most N users
+    #[arg(long, value_name = "N")]
+    pub allow_deprovision: Option<usize>,
+    /// The run lock [default: the manifest's path with `.lock` appended]
+    #[arg(long, value_name = "PATH")]
+    pub lock_file: Option<PathBuf>,
+    /// Write a JSON report of every operation and its outcome to FILE
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Limit the plan to one resource: `user:KEY` or `group:NAME`; repeatable
+    #[arg(long = "target", value_name = "RESOURCE", conflicts_with = "plan_file")]
+    pub targets: Vec<Selector>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// The user's match value (e.g. its userName)
+    #[arg(value_name = "USER_KEY")]
+    pub user: String,
 }

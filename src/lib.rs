@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! manifest ──> sources ──> desired state ─┐
-//!                                         ├──> plan (pure diff) ──> render (text)
+//!                                         ├──> plan (pure diff) ──> render (text | markdown | json)
 //! target (SCIM) ──> current state ────────┘                  └──> apply ──> target (SCIM)
 //! ```
 //!
@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod desired;
 pub mod exit;
+pub mod lock;
 pub mod manifest;
 pub mod mapping;
 pub mod plan;
@@ -52,8 +53,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut err = stderr.lock();
     let mut input = stdin.lock();
     let interactive = std::io::stdin().is_terminal();
-    let mut console =
-        Console { out: &mut out, err: &mut err, input: interactive.then_some(&mut input as &mut dyn std::io::BufRead) };
+    // https://no-color.org: any non-empty NO_COLOR turns colours off.
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut console = Console {
+        out: &mut out,
+        err: &mut err,
+        input: interactive.then_some(&mut input as &mut dyn std::io::BufRead),
+        color,
+    };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -83,8 +90,9 @@ fn init_logging(verbose: bool) {
 async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     match command {
         Command::Validate(args) => commands::validate::run(&args.file, console),
-        Command::Plan(args) => commands::plan::run(&args.manifest.file, args.detailed_exitcode, console).await,
-        Command::Apply(args) => commands::apply::run(&args.manifest.file, args.auto_approve, console).await,
+        Command::Plan(args) => commands::plan::run(&args, console).await,
+        Command::Apply(args) => commands::apply::run(&args, console).await,
+        Command::Explain(args) => commands::explain::run(&args.manifest.file, &args.user, console).await,
         Command::Schema => commands::schema::run(console),
         Command::Demo => commands::demo::run(console).await,
     }

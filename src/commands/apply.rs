@@ -1,37 +1,132 @@
-//! `scimform apply -f FILE [--auto-approve]`: plan, confirm, apply, report.
+//! `scimform apply PLAN_FILE` applies a reviewed plan exactly, or nothing if the target changed
+//! since; `scimform apply -f FILE [--auto-approve]` plans, confirms and applies in one go. Both
+//! hold the run lock, honour the deprovisioning rails and can write a JSON report.
 
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use serde::Serialize;
 
-use super::{Console, read_and_plan, sources_for};
-use crate::apply::{ApplyReport, execute};
+use super::{Console, read_and_plan, read_file, sources_for, write_file};
+use crate::apply::{ApplyReport, check_preconditions, execute};
+use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
-use crate::plan::Plan;
+use crate::lock::RunLock;
+use crate::plan::focus::focus;
 use crate::plan::render::render_text;
+use crate::plan::{Plan, PlanDocument};
 use crate::target::ScimClient;
 
-pub async fn run(file: &Path, auto_approve: bool, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
-    let manifest = crate::manifest::load(file)?;
-    let client = super::client_for(&manifest)?;
-    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client).await?;
-    apply_plan(&plan, &client, manifest.target.concurrency, auto_approve, console).await
+/// What a run did, for the exit status and the report.
+pub struct Outcome {
+    pub status: ExitStatus,
+    /// `None` when nothing was sent (no changes, or the apply was cancelled).
+    pub report: Option<ApplyReport>,
+    pub result: &'static str,
 }
 
-/// Shows the plan, asks (unless approved), applies, and reports.
+pub async fn run(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
+    let outcome = match &args.plan_file {
+        Some(plan_file) => apply_saved(plan_file, args, console).await,
+        None => apply_fresh(args, console).await,
+    };
+    if let Some(path) = &args.report {
+        write_file(path, &report_json(&outcome))?;
+    }
+    outcome.map(|o| o.status)
+}
+
+async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
+    let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
+    let manifest = crate::manifest::load(file)?;
+    let _lock = RunLock::acquire(&lock_path(args, file), console.err)?;
+    let client = super::client_for(&manifest)?;
+    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client).await?;
+    let plan = focus(plan, &args.targets, &manifest.users.deprovision);
+    apply_plan(&plan, &client, manifest.target.concurrency, args.auto_approve, args.allow_deprovision, console).await
+}
+
+async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
+    let document = PlanDocument::from_json(&read_file(plan_file)?)
+        .with_context(|| format!("cannot apply the plan file `{}`", plan_file.display()))?;
+    let manifest_path = args.file.clone().unwrap_or_else(|| PathBuf::from(&document.manifest.path));
+    let manifest = crate::manifest::load(&manifest_path)?;
+    if manifest.sha256 != document.manifest.sha256 {
+        bail!(
+            "the manifest `{}` changed since the plan was made (sha256 {} now, {} in the plan); nothing was applied: plan again and review the new plan",
+            manifest_path.display(),
+            manifest.sha256,
+            document.manifest.sha256
+        );
+    }
+    let _lock = RunLock::acquire(&lock_path(args, &manifest_path), console.err)?;
+    let client = super::client_for(&manifest)?;
+    let plan = &document.plan;
+    console.out.write_all(console.paint(&render_text(plan)).as_bytes())?;
+    check_rails(plan, args.allow_deprovision)?;
+    if !plan.has_changes() {
+        return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
+    }
+    let stale =
+        check_preconditions(plan, &client, &manifest.users.managed_paths(), manifest.target.concurrency).await?;
+    if !stale.is_empty() {
+        let mut message = format!(
+            "the target changed since the plan was made: {} resource(s) are not as the plan found them; nothing was applied. Plan again and review the new plan:",
+            stale.len()
+        );
+        for s in &stale {
+            let _ = write!(message, "\n  - {}: {}", s.resource, s.what);
+        }
+        bail!(message);
+    }
+    // The plan was reviewed: it runs without asking, as Terraform's `apply PLANFILE` does.
+    execute_and_report(plan, &client, manifest.target.concurrency, console).await
+}
+
+/// The lock beside the manifest (`scimform.yaml.lock`) unless `--lock-file` says otherwise.
+fn lock_path(args: &ApplyArgs, manifest: &Path) -> PathBuf {
+    args.lock_file.clone().unwrap_or_else(|| {
+        let mut path = manifest.as_os_str().to_owned();
+        path.push(".lock");
+        PathBuf::from(path)
+    })
+}
+
+/// The deprovisioning rails: a blocked plan needs `--allow-deprovision N` with N at least its
+/// deprovision count, and N caps any plan it is given to.
+fn check_rails(plan: &Plan, allowed: Option<usize>) -> anyhow::Result<()> {
+    let count = plan.deprovisions().count();
+    if let Some(allowed) = allowed
+        && count > allowed
+    {
+        bail!("the plan deprovisions {count} users, more than `--allow-deprovision {allowed}`; nothing was applied");
+    }
+    if let Some(blocked) = &plan.blocked
+        && allowed.is_none()
+    {
+        bail!(
+            "refusing to apply a blocked plan: {}. Nothing was applied. If these deprovisions are intended, review them and pass `--allow-deprovision {}`",
+            blocked.reason,
+            blocked.deprovisions
+        );
+    }
+    Ok(())
+}
+
+/// Shows the plan, checks the rails, asks (unless approved), applies, and reports.
 pub async fn apply_plan(
     plan: &Plan,
     client: &ScimClient,
     concurrency: usize,
     auto_approve: bool,
+    allow_deprovision: Option<usize>,
     console: &mut Console<'_>,
-) -> anyhow::Result<ExitStatus> {
-    console.out.write_all(render_text(plan).as_bytes())?;
-    if let Some(reason) = &plan.blocked {
-        bail!("refusing to apply a blocked plan: {reason}");
-    }
+) -> anyhow::Result<Outcome> {
+    console.out.write_all(console.paint(&render_text(plan)).as_bytes())?;
+    check_rails(plan, allow_deprovision)?;
     if !plan.has_changes() {
-        return Ok(ExitStatus::Success);
+        return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
     if !auto_approve {
         let Some(input) = console.input.as_mut() else {
@@ -48,13 +143,23 @@ pub async fn apply_plan(
         input.read_line(&mut answer)?;
         if answer.trim() != "yes" {
             writeln!(console.err, "\nApply cancelled.")?;
-            return Ok(ExitStatus::Failure);
+            return Ok(Outcome { status: ExitStatus::Failure, report: None, result: "cancelled" });
         }
     }
+    execute_and_report(plan, client, concurrency, console).await
+}
+
+async fn execute_and_report(
+    plan: &Plan,
+    client: &ScimClient,
+    concurrency: usize,
+    console: &mut Console<'_>,
+) -> anyhow::Result<Outcome> {
     let report = execute(plan, client, concurrency).await;
     let status = render_report(&report, console)?;
     writeln!(console.err, "{}", describe_requests(&client.stats()))?;
-    Ok(status)
+    let result = if status == ExitStatus::Success { "applied" } else { "failed" };
+    Ok(Outcome { status, report: Some(report), result })
 }
 
 /// `Requests: 2 GET 200, 1 PATCH 204; 1 retry, 0 throttled waits, 0 token refreshes.`
@@ -96,4 +201,60 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
         }
         Ok(ExitStatus::Failure)
     }
+}
+
+/// The `--report` file: every operation and its outcome, or why nothing was applied.
+#[derive(Serialize)]
+struct ReportDocument<'a> {
+    format_version: u32,
+    scimform_version: &'static str,
+    /// `applied`, `failed`, `no_changes`, `cancelled` or `error`.
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    applied: usize,
+    failed: usize,
+    operations: Vec<ReportOperation<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReportOperation<'a> {
+    resource: &'a str,
+    request: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+fn report_json(outcome: &anyhow::Result<Outcome>) -> String {
+    let (result, error, report) = match outcome {
+        Ok(o) => (o.result, None, o.report.as_ref()),
+        Err(e) => ("error", Some(format!("{e:#}")), None),
+    };
+    let operations: Vec<ReportOperation> = report
+        .map(|r| {
+            r.outcomes
+                .iter()
+                .map(|o| ReportOperation {
+                    resource: &o.resource,
+                    request: &o.request,
+                    status: o.result.as_ref().ok().copied(),
+                    error: o.result.as_ref().err().map(String::as_str),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let document = ReportDocument {
+        format_version: 1,
+        scimform_version: env!("CARGO_PKG_VERSION"),
+        result,
+        error,
+        applied: report.map_or(0, ApplyReport::succeeded),
+        failed: report.map_or(0, |r| r.failures().count()),
+        operations,
+    };
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
 }

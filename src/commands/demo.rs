@@ -83,12 +83,12 @@ pub fn seeded_store() -> MemoryStore {
 }
 
 /// Runs a command with its stdout and stderr both captured, then writes them to `out` in order.
-async fn transcript<F>(out: &mut dyn std::io::Write, command: F) -> anyhow::Result<ExitStatus>
+async fn transcript<F>(out: &mut dyn std::io::Write, color: bool, command: F) -> anyhow::Result<ExitStatus>
 where
     F: AsyncFnOnce(&mut Console<'_>) -> anyhow::Result<ExitStatus>,
 {
     let (mut data, mut messages) = (Vec::new(), Vec::new());
-    let status = command(&mut Console { out: &mut data, err: &mut messages, input: None }).await;
+    let status = command(&mut Console { out: &mut data, err: &mut messages, input: None, color }).await;
     out.write_all(&data)?;
     out.write_all(&messages)?;
     status
@@ -109,6 +109,8 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     let concurrency = manifest.target.concurrency;
 
     // The demo is a transcript: everything goes to stdout, in the order it happens.
+    let color = console.color;
+    let paint = |text: &str| if color { crate::plan::render::colorize(text) } else { text.to_owned() };
     let out = &mut *console.out;
     writeln!(out, "Embedded SCIM server listening at {}", server.base_url())?;
     writeln!(
@@ -118,11 +120,14 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
 
     writeln!(out, "\n$ scimform plan -f {MANIFEST_PATH}\n")?;
     let plan = read_and_plan(&manifest, &sources, &client).await?;
-    out.write_all(render_text(&plan).as_bytes())?;
+    out.write_all(paint(&render_text(&plan)).as_bytes())?;
 
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve\n")?;
     let plan = read_and_plan(&manifest, &sources, &client).await?;
-    let status = transcript(out, async |c| apply_plan(&plan, &client, concurrency, true, c).await).await?;
+    let status = transcript(out, color, async |c| {
+        apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
+    })
+    .await?;
     if status != ExitStatus::Success {
         return Ok(status);
     }
@@ -130,7 +135,10 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     server.reset_writes();
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve   # the next scheduled run\n")?;
     let plan = read_and_plan(&manifest, &sources, &client).await?;
-    let status = transcript(out, async |c| apply_plan(&plan, &client, concurrency, true, c).await).await?;
+    let status = transcript(out, color, async |c| {
+        apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
+    })
+    .await?;
     let writes = server.writes();
     writeln!(out, "\nThe SCIM server received {writes} write(s) during the scheduled run.")?;
     if writes != 0 || plan.has_changes() {

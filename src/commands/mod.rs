@@ -3,19 +3,21 @@
 
 pub mod apply;
 pub mod demo;
+pub mod explain;
 pub mod plan;
 pub mod schema;
 pub mod validate;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::desired;
+use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
-use crate::source::{AnySource, Source};
+use crate::source::{AnySource, Source, SourceRecord};
 use crate::target::{ScimClient, TargetReader};
 
 /// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
@@ -24,6 +26,27 @@ pub struct Console<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
     pub input: Option<&'a mut dyn BufRead>,
+    /// `out` is a terminal and `NO_COLOR` is not set.
+    pub color: bool,
+}
+
+impl Console<'_> {
+    /// Text for `out`: coloured when that is wanted.
+    pub fn paint(&self, text: &str) -> String {
+        if self.color { crate::plan::render::colorize(text) } else { text.to_owned() }
+    }
+}
+
+/// Writes a file a command produces (a plan, a report); the commands' one way of writing files.
+#[expect(clippy::disallowed_methods, reason = "commands are an edge: they write the files asked for")]
+pub fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Reads a file a command is given (a saved plan).
+#[expect(clippy::disallowed_methods, reason = "commands are an edge: they read the files they are given")]
+pub fn read_file(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
 }
 
 /// The adapters a manifest's sources describe.
@@ -41,12 +64,11 @@ pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
     Ok(ScimClient::new(&manifest.target, &manifest.users.managed_paths())?)
 }
 
-/// Reads the sources and the target and computes the plan.
-pub async fn read_and_plan<R: TargetReader>(
+/// Reads the sources and builds the desired state; returns the user records too.
+pub async fn read_desired(
     manifest: &Manifest,
     sources: &BTreeMap<String, AnySource>,
-    target: &R,
-) -> anyhow::Result<Plan> {
+) -> anyhow::Result<(Vec<SourceRecord>, DesiredState)> {
     let source = |name: &str| sources.get(name).with_context(|| format!("source `{name}` is not configured"));
     let records = source(&manifest.users.source)?.users().await?;
     let mut groups = Vec::new();
@@ -66,6 +88,16 @@ pub async fn read_and_plan<R: TargetReader>(
         }
         bail!(message);
     }
+    Ok((records, desired))
+}
+
+/// Reads the sources and the target and computes the plan.
+pub async fn read_and_plan<R: TargetReader>(
+    manifest: &Manifest,
+    sources: &BTreeMap<String, AnySource>,
+    target: &R,
+) -> anyhow::Result<Plan> {
+    let (_, desired) = read_desired(manifest, sources).await?;
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
     let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
     let current =

@@ -38,7 +38,9 @@ pub fn parse(text: &str, origin: &str, env: &dyn Environment, base_dir: &Path) -
             width: None,
         }])
     })?;
-    validate::validate(&root, env, base_dir).map_err(invalid)
+    let mut manifest = validate::validate(&root, env, base_dir).map_err(invalid)?;
+    manifest.sha256 = crate::scim::request::sha256_hex([text.as_bytes()]);
+    Ok(manifest)
 }
 
 /// Reads a manifest file and checks it against the process environment.

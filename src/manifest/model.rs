@@ -16,6 +16,9 @@ pub struct Manifest {
     pub target: TargetConfig,
     pub users: UserMapping,
     pub groups: Vec<GroupPairing>,
+    /// The sha256 of the manifest's text: a saved plan is only applied with the manifest it was
+    /// made from.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]

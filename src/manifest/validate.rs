@@ -138,7 +138,7 @@ impl Checker<'_> {
         let target = self.root.get("target").and_then(|_| self.target());
         let users = self.root.get("users").and_then(|_| self.users());
         let groups = self.groups();
-        Some(Manifest { sources, target: target?, users: users?, groups })
+        Some(Manifest { sources, target: target?, users: users?, groups, sha256: String::new() })
     }
 
     /// Deserializes the node at `path`, reporting a located error on failure.

@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{Action, ActionReason, AttributeChange, Conflict, GroupChange, Member, Plan, UserChange};
+use super::{
+    Action, ActionReason, AttributeChange, Blocked, Conflict, GroupChange, Member, Plan, Precondition, UserChange,
+};
 use crate::desired::{DesiredState, DesiredUser, match_key};
 use crate::manifest::model::TargetGroupRef;
-use crate::manifest::model::{DeprovisionAction, UserMapping};
+use crate::manifest::model::{Deprovision, DeprovisionAction, MembershipMethod, UserMapping};
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
 use crate::target::{CurrentGroup, CurrentState, CurrentUser};
@@ -19,6 +21,8 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
     let mut plan = Plan::default();
     let mut users: Vec<&CurrentUser> = current.users.iter().collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
+    let managed = mapping.managed_paths();
+    let precondition = |user: &CurrentUser| Precondition::for_user(&user.resource, user.version.as_deref(), &managed);
 
     let mut by_marker: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -88,7 +92,7 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
         claimed.insert(index);
         let found = users[index];
         resolved.insert(&want.key, &found.id);
-        if let Some(change) = update(mapping, want, found, adopting) {
+        if let Some(change) = update(mapping, want, found, adopting, precondition(found)) {
             plan.users.push(change);
         }
     }
@@ -100,12 +104,35 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
         ));
     }
 
-    deprovision(mapping, desired, &users, &claimed, &mut plan);
+    deprovision(mapping, desired, &users, &claimed, &precondition, &mut plan);
     groups(desired, current, &users, &resolved, &created, mapping, &mut plan);
 
     plan.users.sort_by(|a, b| a.key.cmp(&b.key).then(a.target_id.cmp(&b.target_id)));
     plan.conflicts.sort_by(|a, b| (&a.key, &a.target_id).cmp(&(&b.key, &b.target_id)));
+    plan.blocked = check_rails(&plan, &mapping.deprovision);
     plan
+}
+
+/// The deprovisioning safety rails: a plan that deprovisions more than `max` users, or more than
+/// `max_percent` of the users we own, is blocked. Called again on a focused plan.
+pub fn check_rails(plan: &Plan, limits: &Deprovision) -> Option<Blocked> {
+    let count = plan.deprovisions().count();
+    let owned = plan.owned_users;
+    #[expect(clippy::cast_precision_loss, reason = "user counts are far below 2^52")]
+    let percent = if owned == 0 { 0.0 } else { count as f64 * 100.0 / owned as f64 };
+    if let Some(max) = limits.max_percent.filter(|max| percent > *max) {
+        return Some(Blocked {
+            deprovisions: count,
+            reason: format!(
+                "the plan deprovisions {count} of {owned} owned users ({percent:.1} %), more than `users.deprovision.max_percent` ({max} %)"
+            ),
+        });
+    }
+    let max = limits.max.filter(|max| count > *max)?;
+    Some(Blocked {
+        deprovisions: count,
+        reason: format!("the plan deprovisions {count} users, more than `users.deprovision.max` ({max})"),
+    })
 }
 
 fn create(want: &DesiredUser) -> UserChange {
@@ -127,10 +154,23 @@ fn create(want: &DesiredUser) -> UserChange {
         after: Some(Value::Bool(want.active)),
     });
     changes.sort_by(|a, b| a.path.cmp(&b.path));
-    UserChange { key: want.key.clone(), action: Action::Create, reason: None, target_id: None, version: None, changes }
+    UserChange {
+        key: want.key.clone(),
+        action: Action::Create,
+        reason: None,
+        target_id: None,
+        precondition: Precondition::Absent,
+        changes,
+    }
 }
 
-fn update(mapping: &UserMapping, want: &DesiredUser, found: &CurrentUser, adopting: bool) -> Option<UserChange> {
+fn update(
+    mapping: &UserMapping,
+    want: &DesiredUser,
+    found: &CurrentUser,
+    adopting: bool,
+    precondition: Precondition,
+) -> Option<UserChange> {
     let mut changes = Vec::new();
     for (path, value) in &want.attributes {
         let before = path.get(&found.resource).filter(|v| !v.is_null());
@@ -172,14 +212,7 @@ fn update(mapping: &UserMapping, want: &DesiredUser, found: &CurrentUser, adopti
     } else {
         (Action::Update, None)
     };
-    Some(UserChange {
-        key: want.key.clone(),
-        action,
-        reason,
-        target_id: Some(found.id.clone()),
-        version: found.version.clone(),
-        changes,
-    })
+    Some(UserChange { key: want.key.clone(), action, reason, target_id: Some(found.id.clone()), precondition, changes })
 }
 
 /// Whether the marker on a target user is ours: our `external_id` mapping could have made it.
@@ -196,12 +229,12 @@ fn deprovision(
     desired: &DesiredState,
     users: &[&CurrentUser],
     claimed: &BTreeSet<usize>,
+    precondition: &dyn Fn(&CurrentUser) -> Precondition,
     plan: &mut Plan,
 ) {
     let Some(marker_mapping) = &mapping.external_id else { return };
     let desired_markers: BTreeSet<&str> = desired.users.values().filter_map(|u| u.external_id.as_deref()).collect();
-    let owned = users.iter().filter(|u| u.external_id().is_some_and(|m| is_ours(marker_mapping, m))).count();
-    let mut count = 0;
+    plan.owned_users = users.iter().filter(|u| u.external_id().is_some_and(|m| is_ours(marker_mapping, m))).count();
     for (index, user) in users.iter().enumerate() {
         let Some(marker) = user.external_id() else { continue };
         if claimed.contains(&index) || !is_ours(marker_mapping, marker) || desired_markers.contains(marker) {
@@ -217,7 +250,7 @@ fn deprovision(
                 action: Action::Disable,
                 reason: Some(ActionReason::NotInAnySource),
                 target_id: Some(user.id.clone()),
-                version: user.version.clone(),
+                precondition: precondition(user),
                 changes: vec![AttributeChange {
                     path: ScimPath::attribute("active"),
                     before: Some(Value::Bool(true)),
@@ -229,23 +262,11 @@ fn deprovision(
                 action: Action::Delete,
                 reason: Some(ActionReason::NotInAnySource),
                 target_id: Some(user.id.clone()),
-                version: user.version.clone(),
+                precondition: precondition(user),
                 changes: Vec::new(),
             },
         };
-        count += 1;
         plan.users.push(change);
-    }
-    let limits = mapping.deprovision;
-    if let Some(max) = limits.max.filter(|max| count > *max) {
-        plan.blocked = Some(format!("the plan deprovisions {count} users, more than `users.deprovision.max` ({max})"));
-    }
-    #[expect(clippy::cast_precision_loss, reason = "user counts are far below 2^52")]
-    let percent = if owned == 0 { 0.0 } else { count as f64 * 100.0 / owned as f64 };
-    if let Some(max) = limits.max_percent.filter(|max| percent > *max) {
-        plan.blocked = Some(format!(
-            "the plan deprovisions {count} of {owned} owned users ({percent:.1} %), more than `users.deprovision.max_percent` ({max} %)"
-        ));
     }
 }
 
@@ -318,13 +339,17 @@ fn groups(
             name: group.pairing.clone(),
             target_id: target.id.clone(),
             display_name: target.display_name.clone(),
-            version: target.version.clone(),
+            precondition: if create {
+                Precondition::Absent
+            } else {
+                Precondition::for_group(target.version.as_deref(), &target.display_name, &target.members)
+            },
             method: group.method,
             members_per_operation: group.members_per_operation,
             create,
             add,
             remove,
-            members,
+            members: if group.method == MembershipMethod::Put { members } else { Vec::new() },
         });
     }
 }
@@ -495,7 +520,7 @@ groups:
                 after: Some(json!("Lead"))
             }]
         );
-        assert_eq!(change.version.as_deref(), Some("W/\"1\""));
+        assert_eq!(change.precondition, Precondition::Etag("W/\"1\"".into()));
     }
 
     #[test]
@@ -599,7 +624,9 @@ groups:
         let plan = plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() });
         assert_eq!(plan.summary().delete, 2);
         assert!(
-            plan.blocked.as_deref().is_some_and(|b| b.contains("more than `users.deprovision.max` (1)")),
+            plan.blocked
+                .as_ref()
+                .is_some_and(|b| b.deprovisions == 2 && b.reason.contains("more than `users.deprovision.max` (1)")),
             "{:?}",
             plan.blocked
         );

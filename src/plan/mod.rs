@@ -5,19 +5,24 @@
 //! a choice to the reader and must never steer apply.
 
 pub mod diff;
+pub mod document;
+pub mod focus;
+pub mod precondition;
 pub mod render;
 pub mod requests;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use diff::plan;
+pub use document::PlanDocument;
+pub use precondition::Precondition;
 
 use crate::manifest::model::MembershipMethod;
 use crate::scim::ScimPath;
 
 /// What happens to one user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// POST a new user.
@@ -34,7 +39,7 @@ pub enum Action {
 }
 
 /// Why an action was chosen. Only for the renderers; apply must not read this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionReason {
     /// The user carries our ownership marker and is in no source.
@@ -45,35 +50,34 @@ pub enum ActionReason {
 
 /// One managed attribute that differs. `before: None` means the target has no value; `after:
 /// None` means the value is removed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttributeChange {
     pub path: ScimPath,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
 }
 
 /// One user to change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserChange {
     /// The user's match value (`userName`), normalised.
     pub key: String,
     pub action: Action,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<ActionReason>,
     /// The target's id; `None` for a create.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
-    /// `meta.version` as read, sent as `If-Match`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    /// What the user must still look like for this change to apply.
+    pub precondition: Precondition,
     /// For a create: every attribute it is created with.
     pub changes: Vec<AttributeChange>,
 }
 
 /// A member in a membership change: the user's key and, when it exists yet, its target id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
     pub key: String,
     /// `None`: the user is created by this plan ("known after apply").
@@ -81,29 +85,28 @@ pub struct Member {
 }
 
 /// One paired group whose membership changes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupChange {
     /// The pairing's name.
     pub name: String,
     pub target_id: String,
     pub display_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    /// What the group must still look like for this change to apply.
+    pub precondition: Precondition,
     pub method: MembershipMethod,
     /// Members added per PATCH operation.
-    #[serde(skip)]
     pub members_per_operation: usize,
     /// The target group does not exist: it is created (POST) with `add` as its members.
     pub create: bool,
     pub add: Vec<Member>,
     pub remove: Vec<Member>,
-    /// The whole desired membership, for `method: put`.
-    #[serde(skip)]
+    /// The whole desired membership, for `method: put` (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
 }
 
 /// A target user left untouched because it belongs to someone else.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {
     pub key: String,
     pub target_id: String,
@@ -111,7 +114,7 @@ pub struct Conflict {
 }
 
 /// The whole plan.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Sorted by key.
     pub users: Vec<UserChange>,
@@ -121,13 +124,24 @@ pub struct Plan {
     /// Things the reader should know that change nothing (unresolved members, disabled source
     /// users not created).
     pub warnings: Vec<String>,
-    /// Set when a safety rail refuses the plan (too many deprovisions); apply refuses it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blocked: Option<String>,
+    /// Target users carrying our ownership marker, as read: what `max_percent` is a share of.
+    pub owned_users: usize,
+    /// Set when a safety rail refuses the plan (too many deprovisions); apply refuses it unless
+    /// allowed at least `deprovisions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
+}
+
+/// Why a plan is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    /// How many users the plan deprovisions: `--allow-deprovision` must name at least this.
+    pub deprovisions: usize,
+    pub reason: String,
 }
 
 /// Counts for the summary line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,
@@ -150,6 +164,11 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// The users this plan deprovisions (in no source any more).
+    pub fn deprovisions(&self) -> impl Iterator<Item = &UserChange> {
+        self.users.iter().filter(|c| c.reason == Some(ActionReason::NotInAnySource))
     }
 
     /// Whether applying the plan would send anything.

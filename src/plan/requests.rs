@@ -16,7 +16,7 @@ pub fn user_request(change: &UserChange) -> ScimRequest {
     match change.action {
         Action::Create => ScimRequest::new(Method::Post, "/Users").with_body(create_body(change)),
         Action::Delete => {
-            ScimRequest::new(Method::Delete, format!("/Users/{id}")).with_if_match(change.version.clone())
+            ScimRequest::new(Method::Delete, format!("/Users/{id}")).with_if_match(change.precondition.etag())
         }
         Action::Update | Action::Adopt | Action::Disable => {
             let operations = change
@@ -30,7 +30,7 @@ pub fn user_request(change: &UserChange) -> ScimRequest {
                 .collect();
             ScimRequest::new(Method::Patch, format!("/Users/{id}"))
                 .with_body(to_json(&PatchRequest::new(operations)))
-                .with_if_match(change.version.clone())
+                .with_if_match(change.precondition.etag())
         }
     }
 }
@@ -107,7 +107,7 @@ pub fn group_request(change: &GroupChange, resolve: impl Fn(&str) -> Option<Stri
             request
         }
     };
-    (request.with_if_match(change.version.clone()), unresolved)
+    (request.with_if_match(change.precondition.etag()), unresolved)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {

@@ -48,6 +48,11 @@ impl SourceRecord {
         let key = name.to_ascii_lowercase();
         self.attributes.get(&key)
     }
+
+    /// Every attribute, by lower-cased name.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &AttrValue)> {
+        self.attributes.iter().map(|(name, value)| (name.as_str(), value))
+    }
 }
 
 /// A group as a source sees it. Members are whole records, so a pairing can key them by any

@@ -301,14 +301,7 @@ impl ScimClient {
 
     async fn group(&self, reference: &TargetGroupRef) -> Result<CurrentGroup, TargetError> {
         let resource = match reference {
-            TargetGroupRef::Id(id) => {
-                let request = ScimRequest::new(Method::Get, format!("/Groups/{id}"));
-                match self.execute(&request, &[], false).await {
-                    Ok(response) => response.body,
-                    Err(TargetError::Status { status: 404, .. }) => None,
-                    Err(e) => return Err(e),
-                }
-            }
+            TargetGroupRef::Id(id) => self.fetch(&format!("/Groups/{id}")).await?,
             TargetGroupRef::DisplayName(name) => {
                 let mut found = self.list("/Groups", Some(&EqFilter::new("displayName", name.as_str())), &[]).await?;
                 if found.len() > 1 {
@@ -343,19 +336,39 @@ impl TargetReader for ScimClient {
         groups: &[TargetGroupRef],
         may_be_missing: &[TargetGroupRef],
     ) -> Result<CurrentState, TargetError> {
-        let mut state = CurrentState { users: self.users().await?, groups: BTreeMap::new() };
+        Ok(CurrentState { users: self.users().await?, groups: self.groups(groups, may_be_missing).await? })
+    }
+
+    async fn groups(
+        &self,
+        groups: &[TargetGroupRef],
+        may_be_missing: &[TargetGroupRef],
+    ) -> Result<BTreeMap<TargetGroupRef, CurrentGroup>, TargetError> {
+        let mut found = BTreeMap::new();
         for reference in groups {
-            if !state.groups.contains_key(reference) {
+            if !found.contains_key(reference) {
                 match self.group(reference).await {
                     Ok(group) => {
-                        state.groups.insert(reference.clone(), group);
+                        found.insert(reference.clone(), group);
                     }
                     Err(TargetError::GroupNotFound { .. }) if may_be_missing.contains(reference) => {}
                     Err(error) => return Err(error),
                 }
             }
         }
-        Ok(state)
+        Ok(found)
+    }
+
+    async fn fetch(&self, path: &str) -> Result<Option<Value>, TargetError> {
+        match self.execute(&ScimRequest::new(Method::Get, path), &[], false).await {
+            Ok(response) => Ok(response.body),
+            Err(TargetError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn find(&self, path: &str, attribute: &str, value: &str) -> Result<Vec<Value>, TargetError> {
+        self.list(path, Some(&EqFilter::new(attribute, value)), &[]).await
     }
 }
 

@@ -133,6 +133,24 @@ pub trait TargetReader {
         groups: &[TargetGroupRef],
         may_be_missing: &[TargetGroupRef],
     ) -> impl Future<Output = Result<CurrentState, TargetError>> + Send;
+
+    /// The groups named by `groups`, as `current_state` reads them, without the users.
+    fn groups(
+        &self,
+        groups: &[TargetGroupRef],
+        may_be_missing: &[TargetGroupRef],
+    ) -> impl Future<Output = Result<BTreeMap<TargetGroupRef, CurrentGroup>, TargetError>> + Send;
+
+    /// One resource by its path (`/Users/{id}`); `None` when it does not exist.
+    fn fetch(&self, path: &str) -> impl Future<Output = Result<Option<Value>, TargetError>> + Send;
+
+    /// The resources under `path` (`/Users`, `/Groups`) whose `attribute` equals `value`.
+    fn find(
+        &self,
+        path: &str,
+        attribute: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<Value>, TargetError>> + Send;
 }
 
 /// Sends one prepared request. Only `apply` holds one of these.

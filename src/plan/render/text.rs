@@ -52,18 +52,50 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(out, "\nWarning: {warning}");
     }
     if let Some(reason) = &plan.blocked {
-        let _ = writeln!(out, "\nError: this plan is blocked: {reason}.");
+        let _ = writeln!(out, "\nError: this plan is blocked: {}.", reason.reason);
+    }
+    out
+}
+
+/// Colours a rendered plan for a terminal: the `+`/`~`/`-` markers as Terraform colours them,
+/// and the words `Error:` and `Warning:`. Only the caller knows whether colour is wanted.
+pub fn colorize(text: &str) -> String {
+    use anstyle::{AnsiColor, Style};
+    let paint = |style: Style, what: &str| format!("{}{what}{}", style.render(), style.render_reset());
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let colour = match body.chars().next() {
+            Some('+') => Some(AnsiColor::Green),
+            Some('~') => Some(AnsiColor::Yellow),
+            Some('-') => Some(AnsiColor::Red),
+            _ => None,
+        };
+        if let Some(colour) = colour.filter(|_| body.len() > 1 && body.as_bytes()[1] == b' ') {
+            out.push_str(indent);
+            out.push_str(&paint(colour.on_default(), &body[..1]));
+            out.push_str(&body[1..]);
+        } else if let Some(rest) = line.strip_prefix("Error:") {
+            out.push_str(&paint(AnsiColor::Red.on_default().bold(), "Error:"));
+            out.push_str(rest);
+        } else if let Some(rest) = line.strip_prefix("Warning:") {
+            out.push_str(&paint(AnsiColor::Yellow.on_default().bold(), "Warning:"));
+            out.push_str(rest);
+        } else {
+            out.push_str(line);
+        }
     }
     out
 }
 
 /// A large membership change lists this many members each way, then a count.
-const MAX_MEMBERS_SHOWN: usize = 50;
+pub(super) const MAX_MEMBERS_SHOWN: usize = 50;
 
 /// Names longer than this are not used to align the others.
 const MAX_ALIGN: usize = 32;
 
-fn quoted(text: &str) -> String {
+pub(super) fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| format!("\"{text}\""))
 }
 
@@ -77,18 +109,21 @@ fn path_label(change: &AttributeChange) -> String {
     if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') { text } else { format!("'{text}'") }
 }
 
+/// What happens to a user, in words, and its marker.
+pub(super) fn describe_user(change: &UserChange) -> (&'static str, char) {
+    match (change.action, change.reason) {
+        (Action::Create, _) => ("will be created", '+'),
+        (Action::Update, _) => ("will be updated in place", '~'),
+        (Action::Adopt, _) => ("will be adopted (it matches but carries no ownership marker)", '~'),
+        (Action::Disable, Some(ActionReason::NotInAnySource)) => ("will be disabled (not in any source)", '-'),
+        (Action::Disable, _) => ("will be disabled (disabled in the source)", '-'),
+        (Action::Delete, _) => ("will be deleted (not in any source)", '-'),
+    }
+}
+
 fn user(out: &mut String, change: &UserChange) {
     let name = quoted(&change.key);
-    let (what, marker) = match (change.action, change.reason) {
-        (Action::Create, _) => ("will be created".to_owned(), '+'),
-        (Action::Update, _) => ("will be updated in place".to_owned(), '~'),
-        (Action::Adopt, _) => ("will be adopted (it matches but carries no ownership marker)".to_owned(), '~'),
-        (Action::Disable, Some(ActionReason::NotInAnySource)) => {
-            ("will be disabled (not in any source)".to_owned(), '-')
-        }
-        (Action::Disable, _) => ("will be disabled (disabled in the source)".to_owned(), '-'),
-        (Action::Delete, _) => ("will be deleted (not in any source)".to_owned(), '-'),
-    };
+    let (what, marker) = describe_user(change);
     let _ = writeln!(out, "  # user {name} {what}");
     if change.action == Action::Delete {
         let _ = writeln!(out, "  - user {name}");
@@ -206,7 +241,7 @@ pub(crate) mod tests {
             name: "Big".into(),
             target_id: "g".into(),
             display_name: "Big".into(),
-            version: None,
+            precondition: crate::plan::Precondition::Absent,
             method: crate::manifest::model::MembershipMethod::Patch,
             members_per_operation: 100,
             create: false,
@@ -219,6 +254,28 @@ pub(crate) mod tests {
         assert_eq!(text.matches("+ member").count(), 50);
         assert!(text.contains("# ... and 10 more to add"), "{text}");
         assert_eq!(text.matches("- member").count(), 2);
+    }
+
+    #[test]
+    fn colours_markers_only() {
+        let text = render_text(&realistic_plan());
+        let coloured = colorize(&text);
+        assert!(coloured.contains("\u{1b}[32m+\u{1b}[0m user"), "{coloured}");
+        assert!(coloured.contains("\u{1b}[33m~\u{1b}[0m title"), "{coloured}");
+        let plain: String = anstream_strip(&coloured);
+        assert_eq!(plain, text, "removing the colours gives the plain text back");
+    }
+
+    fn anstream_strip(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find('\u{1b}') {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('m').map_or(rest.len(), |e| start + e + 1);
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! `scimform explain -f FILE USER_KEY`: one user, from the source record through the mapping and
+//! the target's copy to the operations a plan would send, for debugging a mapping without
+//! reading code. Reads only that user from the target (by its match value and ownership
+//! marker), not every user.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::{Console, read_desired, sources_for};
+use crate::desired::{DesiredState, match_key};
+use crate::exit::ExitStatus;
+use crate::plan::render::render_text;
+use crate::plan::requests::{group_request, user_request};
+use crate::source::AttrValue;
+use crate::target::{CurrentState, CurrentUser, TargetReader};
+
+pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
+    let manifest = crate::manifest::load(file)?;
+    let client = super::client_for(&manifest)?;
+    let key = match_key(user);
+    let (records, desired) = read_desired(&manifest, &sources_for(&manifest)?).await?;
+    let want = desired.users.get(&key);
+    let mut out = String::new();
+    let _ = writeln!(out, "User {}", serde_json::to_string(&key)?);
+
+    out.push_str("\nSource record");
+    match want.and_then(|w| records.iter().find(|r| r.id == w.source_id)) {
+        Some(record) => {
+            let _ = writeln!(
+                out,
+                " (source `{}`, id {:?}{}):",
+                manifest.users.source,
+                record.id,
+                if record.disabled { ", disabled" } else { "" }
+            );
+            for (name, value) in record.attributes() {
+                let shown = match value {
+                    AttrValue::Text(text) => serde_json::to_string(text)?,
+                    AttrValue::Bool(b) => b.to_string(),
+                    AttrValue::List(list) => serde_json::to_string(list)?,
+                };
+                let _ = writeln!(out, "  {name} = {shown}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, ": none. No record of source `{}` maps to this key.", manifest.users.source);
+        }
+    }
+
+    out.push_str("\nDesired state (the `users` mapping applied to it):\n");
+    if let Some(want) = want {
+        let mut lines: Vec<(String, String)> =
+            want.attributes.iter().map(|(p, v)| (p.to_string(), v.to_string())).collect();
+        if let Some(marker) = &want.external_id {
+            lines.push(("externalId".into(), serde_json::to_string(marker)?));
+        }
+        lines.push(("active".into(), want.active.to_string()));
+        lines.extend(want.removals.iter().map(|p| (p.to_string(), "(removed: empty in the source)".into())));
+        lines.sort();
+        for (path, value) in lines {
+            let _ = writeln!(out, "  {path} = {value}");
+        }
+        let groups: Vec<&str> =
+            desired.groups.iter().filter(|g| g.members.contains(&key)).map(|g| g.pairing.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  member of pairings: {}",
+            if groups.is_empty() { "none".into() } else { groups.join(", ") }
+        );
+    } else {
+        out.push_str(
+            "  none: a target user with this key is only ever deprovisioned, and only if it carries our marker\n",
+        );
+    }
+
+    // The target's copy: by match value and by marker, so a renamed user is found too.
+    let mut found: Vec<CurrentUser> = Vec::new();
+    let match_attribute = manifest.users.match_path.to_string();
+    let mut lookups = vec![(
+        match_attribute,
+        want.and_then(|w| w.attributes.get(&manifest.users.match_path))
+            .and_then(Value::as_str)
+            .unwrap_or(&key)
+            .to_owned(),
+    )];
+    if let Some(marker) = want.and_then(|w| w.external_id.clone()) {
+        lookups.push(("externalId".into(), marker));
+    }
+    for (attribute, value) in &lookups {
+        let resources =
+            client.find("/Users", attribute, value).await.context("cannot read the user from the target")?;
+        for user in resources.into_iter().filter_map(CurrentUser::from_resource) {
+            if !found.iter().any(|f| f.id == user.id) {
+                found.push(user);
+            }
+        }
+    }
+    let managed = manifest.users.managed_paths();
+    if found.is_empty() {
+        out.push_str("\nTarget: no user with this key or marker.\n");
+    }
+    for user in &found {
+        let _ = writeln!(
+            out,
+            "\nTarget user (id {:?}{}), managed attributes:",
+            user.id,
+            user.version.as_deref().map(|v| format!(", version {v}")).unwrap_or_default()
+        );
+        for path in &managed {
+            let value = path
+                .get(&user.resource)
+                .filter(|v| !v.is_null())
+                .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+            let _ = writeln!(out, "  {path} = {value}");
+        }
+    }
+
+    // The plan for this one user: its own desired state against its own target copy, and the
+    // paired groups, of which only this user's membership is kept.
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
+    let current = CurrentState {
+        users: found,
+        groups: client.groups(&refs, &creatable).await.context("cannot read the paired target groups")?,
+    };
+    let only = DesiredState {
+        users: want.map(|w| (key.clone(), w.clone())).into_iter().collect(),
+        groups: desired.groups.clone(),
+        errors: Vec::new(),
+    };
+    let mut plan = crate::plan::plan(&manifest.users, &only, &current);
+    let ids: Vec<Option<String>> = plan.users.iter().map(|u| u.target_id.clone()).collect();
+    for group in &mut plan.groups {
+        group.add.retain(|m| m.key == key);
+        group.remove.retain(|m| m.key == key || ids.contains(&m.id));
+    }
+    plan.groups.retain(|g| !g.add.is_empty() || !g.remove.is_empty());
+    plan.warnings.retain(|w| w.contains(&format!("`{key}`")));
+    plan.blocked = None;
+
+    out.push_str("\nPlan for this user:\n\n");
+    out.push_str(&render_text(&plan));
+    if plan.has_changes() {
+        out.push_str("\nRequests:\n");
+        let requests =
+            plan.users.iter().map(user_request).chain(plan.groups.iter().map(|g| group_request(g, |_| None).0));
+        for request in requests {
+            let body = request.body.as_ref().map(serde_json::to_string_pretty).transpose()?.unwrap_or_default();
+            let _ = writeln!(out, "\n{request}\n{body}");
+        }
+    }
+    console.out.write_all(console.paint(&out).as_bytes())?;
+    Ok(ExitStatus::Success)
+}
