@@ -48,6 +48,7 @@ pub struct MemoryStore {
     token: Option<String>,
     /// Announce no PATCH support and answer PATCH with 501 (a service without PATCH).
     no_patch: bool,
+    no_etags: bool,
     recorded: Vec<RecordedWrite>,
 }
 
@@ -79,6 +80,20 @@ impl MemoryStore {
         self
     }
 
+    /// A service that keeps no versions: no `meta.version`, no `ETag`, `etag.supported: false`.
+    #[must_use]
+    pub fn without_etags(mut self) -> Self {
+        self.no_etags = true;
+        self
+    }
+
+    /// Drops the version a service without ETags would not have kept.
+    fn settle(no_etags: bool, resource: &mut Value) {
+        if no_etags && let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.remove("version");
+        }
+    }
+
     fn new_id(&mut self) -> String {
         self.next_id += 1;
         format!("00000000-0000-4000-8000-{:012x}", self.next_id)
@@ -105,6 +120,7 @@ impl MemoryStore {
     fn insert(&mut self, kind: Kind, mut resource: Value) -> String {
         let id = self.new_id();
         Self::stamp(kind, &id, &mut resource, 1);
+        Self::settle(self.no_etags, &mut resource);
         self.collection(kind).insert(id.clone(), resource);
         id
     }
@@ -221,9 +237,11 @@ impl MemoryServer {
     /// Changes a resource behind a client's back (tests of drift and stale plans).
     pub fn edit_user(&self, id: &str, edit: impl FnOnce(&mut Value)) {
         let mut store = self.lock();
+        let no_etags = store.no_etags;
         if let Some(user) = store.users.get_mut(id) {
             edit(user);
             bump_version(user);
+            MemoryStore::settle(no_etags, user);
         }
     }
 }
@@ -294,7 +312,10 @@ fn precondition(headers: &HeaderMap, current: &Value) -> Option<Response> {
 }
 
 async fn service_provider_config(State(s): State<Shared>) -> Response {
-    let patch = !s.lock().unwrap_or_else(PoisonError::into_inner).no_patch;
+    let (patch, etag) = {
+        let store = s.lock().unwrap_or_else(PoisonError::into_inner);
+        (!store.no_patch, !store.no_etags)
+    };
     axum::Json(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": patch},
@@ -302,7 +323,7 @@ async fn service_provider_config(State(s): State<Shared>) -> Response {
         "filter": {"supported": true, "maxResults": 200},
         "changePassword": {"supported": false},
         "sort": {"supported": false},
-        "etag": {"supported": true},
+        "etag": {"supported": etag},
         "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token", "description": "Bearer token"}]
     }))
     .into_response()
@@ -375,6 +396,7 @@ fn read(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str) -> Response {
 fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value) -> Response {
     let write = RecordedWrite::new("PUT", format!("/{}s/{id}", kind.name()), Some(&body));
     with_store(store, headers, Some(write), |store| {
+        let no_etags = store.no_etags;
         let Some(current) = store.collection(kind).get_mut(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };
@@ -387,6 +409,7 @@ fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Valu
         let version = version_number(current) + 1;
         let mut next = body;
         MemoryStore::stamp(kind, id, &mut next, version);
+        MemoryStore::settle(no_etags, &mut next);
         *current = next;
         resource_response(StatusCode::OK, current)
     })
@@ -398,6 +421,7 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
         if store.no_patch {
             return scim_error(StatusCode::NOT_IMPLEMENTED, None, "PATCH is not supported");
         }
+        let no_etags = store.no_etags;
         let Some(current) = store.collection(kind).get_mut(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };
@@ -416,6 +440,7 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
             }
         }
         bump_version(&mut next);
+        MemoryStore::settle(no_etags, &mut next);
         *current = next;
         resource_response(StatusCode::OK, current)
     })

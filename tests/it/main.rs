@@ -14,6 +14,8 @@ mod cli;
 mod client;
 // End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
 mod end_to_end;
+// The GitOps workflow: saved plans, formats, deprovisioning rails, the run lock, focus, explain.
+mod gitops;
 // The Graph source against wiremock: paging, throttling, tokens, nested groups.
 mod graph;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.

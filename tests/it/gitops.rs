@@ -1,0 +1,326 @@
+//! The GitOps workflow end to end: saved plans and their preconditions, output formats, the
+//! deprovisioning rails, the run lock, reports, focus and explain, through the binary.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use scimform::commands::demo::seeded_store;
+use scimform::plan::PlanDocument;
+use scimform::target::memory::{MemoryServer, MemoryStore};
+use serde_json::{Value, json};
+
+use crate::common::{repo_root, run_async, workspace};
+
+/// The quickstart example copied into a temporary directory (lock files and plans land there).
+fn quickstart() -> tempfile::TempDir {
+    let root = repo_root().join("examples/quickstart");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+    workspace(&[("scimform.yaml", &read("scimform.yaml")), ("people.yaml", &read("people.yaml"))])
+}
+
+fn user_id(server: &MemoryServer, user_name: &str) -> String {
+    server.user(user_name).unwrap_or_else(|| panic!("no user {user_name}"))["id"].as_str().unwrap().to_owned()
+}
+
+fn read_plan(dir: &Path, name: &str) -> PlanDocument {
+    PlanDocument::from_json(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
+/// The requests a plan file says it will send, as `METHOD /path`, sorted.
+fn planned_requests(plan: &PlanDocument) -> Vec<String> {
+    let mut requests: Vec<String> = plan
+        .plan
+        .users
+        .iter()
+        .map(|u| match &u.target_id {
+            None => "POST /Users".to_owned(),
+            Some(id) => format!("PATCH /Users/{id}"),
+        })
+        .chain(plan.plan.groups.iter().map(|g| format!("PATCH /Groups/{}", g.target_id)))
+        .collect();
+    requests.sort();
+    requests
+}
+
+fn recorded_requests(server: &MemoryServer) -> Vec<String> {
+    let mut requests: Vec<String> =
+        server.recorded_writes().iter().map(|w| format!("{} {}", w.method, w.path)).collect();
+    requests.sort();
+    requests
+}
+
+async fn saved_plan_round(store: MemoryStore) {
+    let server = MemoryServer::start(store).await.unwrap();
+    let etags = server.users().iter().all(|u| u.pointer("/meta/version").is_some());
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+
+    let planned = run_async(dir.path(), &["plan", "-f", "scimform.yaml", "--out", "plan.json"], &env).await;
+    assert_eq!(planned.code, 0, "{}", planned.all());
+    assert!(planned.stderr.contains("scimform apply plan.json"), "{}", planned.stderr);
+    let text = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    assert!(!text.contains("demo-token"), "a plan file holds no secret");
+    let document = read_plan(dir.path(), "plan.json");
+    assert_eq!(document.manifest.path, "scimform.yaml");
+    for user in document.plan.users.iter().filter(|u| u.target_id.is_some()) {
+        let kind = match user.precondition {
+            scimform::plan::Precondition::Etag(_) => "etag",
+            scimform::plan::Precondition::Sha256(_) => "sha256",
+            scimform::plan::Precondition::Absent => "absent",
+        };
+        assert_eq!(kind, if etags { "etag" } else { "sha256" }, "{}", user.key);
+    }
+
+    // A hand edit to a managed attribute of a user the plan touches.
+    let ada = user_id(&server, "ada.lovelace@corp.example");
+    server.edit_user(&ada, |u| u["title"] = json!("Edited By Hand"));
+    let stale = run_async(dir.path(), &["apply", "plan.json"], &env).await;
+    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert!(stale.stderr.contains("the target changed since the plan was made: 1 resource(s)"), "{}", stale.stderr);
+    assert!(stale.stderr.contains("user \"ada.lovelace@corp.example\""), "{}", stale.stderr);
+    assert!(stale.stderr.contains("nothing was applied"), "{}", stale.stderr);
+    assert_eq!(server.writes(), 0, "a stale plan writes nothing");
+    assert_eq!(server.user("ada.lovelace@corp.example").unwrap()["title"], "Edited By Hand");
+
+    // A fresh plan, with the manifest edited after planning: refused before any request.
+    let planned = run_async(dir.path(), &["plan", "-f", "scimform.yaml", "--out", "plan2.json"], &env).await;
+    assert_eq!(planned.code, 0, "{}", planned.all());
+    let manifest = dir.path().join("scimform.yaml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{original}# edited\n")).unwrap();
+    let changed = run_async(dir.path(), &["apply", "plan2.json"], &env).await;
+    assert_eq!(changed.code, 1);
+    assert!(
+        changed.stderr.contains("the manifest `scimform.yaml` changed since the plan was made"),
+        "{}",
+        changed.stderr
+    );
+    std::fs::write(&manifest, original).unwrap();
+    assert_eq!(server.writes(), 0);
+
+    // Without ETags, an edit the manifest does not manage leaves the plan applicable.
+    if !etags {
+        let ada = user_id(&server, "ada.lovelace@corp.example");
+        server.edit_user(&ada, |u| u["nickName"] = json!("Ada"));
+    }
+
+    // Unchanged target: exactly the plan's operations, and a report of each.
+    let document = read_plan(dir.path(), "plan2.json");
+    let applied = run_async(dir.path(), &["apply", "plan2.json", "--report", "report.json"], &env).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    assert_eq!(recorded_requests(&server), planned_requests(&document));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["result"], "applied");
+    assert_eq!(report["failed"], 0);
+    assert_eq!(report["applied"], json!(planned_requests(&document).len()));
+    assert!(report["operations"].as_array().unwrap().iter().all(|o| o["status"].as_u64().is_some()), "{report}");
+    assert_eq!(server.user("ada.lovelace@corp.example").unwrap()["title"], "Support Engineer");
+
+    // The same plan again: everything it touched has changed since, so nothing is sent twice.
+    server.reset_writes();
+    let replay = run_async(dir.path(), &["apply", "plan2.json"], &env).await;
+    assert_eq!(replay.code, 1, "{}", replay.all());
+    assert_eq!(server.writes(), 0);
+
+    let after = run_async(dir.path(), &["plan", "-f", "scimform.yaml", "--detailed-exitcode"], &env).await;
+    assert_eq!((after.code, after.stdout.as_str()), (0, "No changes. The target matches the manifest.\n"));
+}
+
+/// With ETags (`meta.version`): the precondition is the version, sent as `If-Match` too.
+#[tokio::test]
+async fn a_saved_plan_applies_exactly_or_not_at_all_with_etags() {
+    saved_plan_round(seeded_store()).await;
+}
+
+/// Without ETags: the precondition is the sha256 of the managed attributes as read, so an edit
+/// to an attribute the manifest does not manage leaves the plan applicable.
+#[tokio::test]
+async fn a_saved_plan_applies_exactly_or_not_at_all_without_etags() {
+    saved_plan_round(seeded_store().without_etags()).await;
+}
+
+/// A people file of `count` users.
+fn people(count: usize) -> String {
+    let mut text = String::from("users:\n");
+    for i in 0..count {
+        let _ = writeln!(
+            text,
+            "  - {{id: '{i}', mail: user{i}@x.example, givenName: U, sn: '{i}', title: Agent, department: D}}"
+        );
+    }
+    text
+}
+
+/// The quickstart manifest with a people file of `count` users and a 10 % rail.
+fn rail_workspace(count: usize) -> tempfile::TempDir {
+    let manifest = std::fs::read_to_string(repo_root().join("examples/quickstart/scimform.yaml"))
+        .unwrap()
+        .replace("deprovision: { action: disable, max: 25 }", "deprovision: { action: disable, max_percent: 10 }");
+    let manifest = manifest.split("groups:").next().unwrap().to_owned();
+    workspace(&[("scimform.yaml", &manifest), ("people.yaml", &people(count))])
+}
+
+#[tokio::test]
+async fn losing_40_percent_of_the_source_is_blocked_until_allowed() {
+    let server = MemoryServer::start(MemoryStore::new(Some("demo-token"))).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = rail_workspace(10);
+    let first = run_async(dir.path(), &["apply", "-f", "scimform.yaml", "--auto-approve"], &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert_eq!(server.users().len(), 10);
+
+    // The source loses 4 of its 10 users.
+    std::fs::write(dir.path().join("people.yaml"), people(6)).unwrap();
+    server.reset_writes();
+
+    let plan = run_async(dir.path(), &["plan", "-f", "scimform.yaml", "--out", "plan.json"], &env).await;
+    assert_eq!(plan.code, 1, "a blocked plan is an error: {}", plan.all());
+    assert!(plan.stdout.contains("Plan: 0 to create, 0 to update, 0 to adopt, 4 to disable"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("Error: this plan is blocked: the plan deprovisions 4 of 10 owned users (40.0 %), more than `users.deprovision.max_percent` (10 %)"),
+        "{}",
+        plan.stdout
+    );
+
+    for args in [
+        &["apply", "-f", "scimform.yaml", "--auto-approve"][..],
+        &["apply", "-f", "scimform.yaml", "--auto-approve", "--allow-deprovision", "3"],
+        &["apply", "plan.json"],
+    ] {
+        let refused = run_async(dir.path(), args, &env).await;
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.all());
+        assert!(
+            refused.stderr.contains("nothing was applied") || refused.stderr.contains("Nothing was applied"),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(server.writes(), 0, "{args:?} wrote");
+    }
+    let hint = run_async(dir.path(), &["apply", "plan.json"], &env).await;
+    assert!(hint.stderr.contains("pass `--allow-deprovision 4`"), "{}", hint.stderr);
+
+    let allowed = run_async(dir.path(), &["apply", "plan.json", "--allow-deprovision", "4"], &env).await;
+    assert_eq!(allowed.code, 0, "{}", allowed.all());
+    assert_eq!(server.writes(), 4);
+    assert_eq!(server.users().iter().filter(|u| u["active"] == false).count(), 4);
+}
+
+#[tokio::test]
+async fn a_second_apply_on_the_same_lock_names_the_holder() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // A target that answers slowly, so the first apply holds the lock for a while.
+    let target = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ServiceProviderConfig"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&target)
+        .await;
+    let dir = quickstart();
+    let env = [("SCIM_BASE_URL", target.uri()), ("SCIM_TOKEN", "t".to_owned())];
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_scimform"))
+        .current_dir(dir.path())
+        .args(["apply", "-f", "scimform.yaml", "--auto-approve", "--lock-file", "run.lock"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.path().join("run.lock");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&lock).is_ok_and(|t| t.ends_with('}')) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let second =
+        run_async(dir.path(), &["apply", "-f", "scimform.yaml", "--auto-approve", "--lock-file", "run.lock"], &env)
+            .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(
+        second.stderr.contains(&format!("another scimform run holds the lock `run.lock`: pid {}", first.id())),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stderr.contains("Wait for it to finish"), "{}", second.stderr);
+}
+
+#[tokio::test]
+async fn formats_render_the_same_plan() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let args = ["plan", "-f", "scimform.yaml", "--out", "plan.json"];
+    let markdown = run_async(dir.path(), &[&args[..], &["--format", "markdown"]].concat(), &env).await;
+    assert_eq!(markdown.code, 0, "{}", markdown.all());
+    assert!(markdown.stdout.starts_with("### scimform plan\n"), "{}", markdown.stdout);
+    assert!(
+        markdown.stdout.contains("```diff\n- title = \"Engineer\"\n+ title = \"Support Engineer\"\n```"),
+        "{}",
+        markdown.stdout
+    );
+    let json = run_async(dir.path(), &["plan", "-f", "scimform.yaml", "--format", "json"], &env).await;
+    assert_eq!(
+        json.stdout,
+        std::fs::read_to_string(dir.path().join("plan.json")).unwrap(),
+        "--format json prints the plan file"
+    );
+    let text = run_async(dir.path(), &["plan", "-f", "scimform.yaml"], &env).await;
+    assert!(!text.stdout.contains('\u{1b}'), "no colours when stdout is not a terminal");
+    assert_eq!(server.writes(), 0);
+}
+
+#[tokio::test]
+async fn target_focuses_and_explain_shows_one_user() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+
+    let focused = run_async(
+        dir.path(),
+        &["apply", "-f", "scimform.yaml", "--auto-approve", "--target", "user:Ada.Lovelace@corp.example"],
+        &env,
+    )
+    .await;
+    assert_eq!(focused.code, 0, "{}", focused.all());
+    assert!(
+        focused.stdout.contains("Plan: 0 to create, 1 to update, 0 to adopt, 0 to disable, 0 to delete, 0 groups"),
+        "{}",
+        focused.stdout
+    );
+    assert!(focused.stdout.contains("Warning: resource targeting is in effect"), "{}", focused.stdout);
+    let ada = user_id(&server, "ada.lovelace@corp.example");
+    assert_eq!(recorded_requests(&server), [format!("PATCH /Users/{ada}")]);
+
+    let explained = run_async(dir.path(), &["explain", "-f", "scimform.yaml", "alan.turing@corp.example"], &env).await;
+    assert_eq!(explained.code, 0, "{}", explained.all());
+    let out = &explained.stdout;
+    for expected in [
+        "User \"alan.turing@corp.example\"",
+        "Source record (source `people`, id \"1003\"):",
+        "  title = \"Analyst\"",
+        "Desired state (the `users` mapping applied to it):",
+        "  externalId = \"hr-1003\"",
+        "  member of pairings: none",
+        "Target user (id ",
+        "Plan for this user:",
+        "- member \"alan.turing@corp.example\"",
+        "PATCH /Groups/",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let writes = server.writes();
+    let nobody = run_async(dir.path(), &["explain", "-f", "scimform.yaml", "nobody@corp.example"], &env).await;
+    assert_eq!(nobody.code, 0, "{}", nobody.all());
+    assert!(
+        nobody.stdout.contains("Source record: none") && nobody.stdout.contains("Target: no user"),
+        "{}",
+        nobody.stdout
+    );
+    assert_eq!(server.writes(), writes, "explain never writes");
+}
