@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use futures_util::stream;
+use indicatif::ProgressBar;
 
 use crate::plan::precondition::{group_fingerprint, user_fingerprint};
 use crate::plan::requests::{group_request, user_request};
@@ -52,6 +53,7 @@ async fn run_users<W: TargetWriter>(
     changes: &[&UserChange],
     writer: &W,
     concurrency: usize,
+    progress: &ProgressBar,
 ) -> (Vec<Outcome>, BTreeMap<String, String>) {
     let created = Mutex::new(BTreeMap::new());
     let mut results: Vec<(usize, Outcome)> = stream::iter(changes.iter().enumerate())
@@ -77,6 +79,7 @@ async fn run_users<W: TargetWriter>(
                     )),
                     Err(error) => Err(error_chain(&error)),
                 };
+                progress.inc(1);
                 (index, Outcome { resource: label(change), request: request.to_string(), result })
             }
         })
@@ -196,16 +199,26 @@ async fn check_group<R: TargetReader>(
 
 /// Applies the plan. The caller checks `plan.blocked` first.
 pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usize) -> ApplyReport {
+    execute_with_progress(plan, writer, concurrency, &ProgressBar::hidden()).await
+}
+
+/// `execute`, advancing `progress` by one for each user and group change.
+pub async fn execute_with_progress<W: TargetWriter>(
+    plan: &Plan,
+    writer: &W,
+    concurrency: usize,
+    progress: &ProgressBar,
+) -> ApplyReport {
     let mut report = ApplyReport::default();
     let deprovisioning = |c: &&UserChange| c.reason == Some(ActionReason::NotInAnySource) || c.action == Action::Delete;
 
     let to_create: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
-    let (create_outcomes, created) = run_users(&to_create, writer, concurrency).await;
+    let (create_outcomes, created) = run_users(&to_create, writer, concurrency, progress).await;
     report.outcomes.extend(create_outcomes);
 
     let updates: Vec<&UserChange> =
         plan.users.iter().filter(|c| c.action != Action::Create && !deprovisioning(c)).collect();
-    report.outcomes.extend(run_users(&updates, writer, concurrency).await.0);
+    report.outcomes.extend(run_users(&updates, writer, concurrency, progress).await.0);
 
     for change in &plan.groups {
         let (request, unresolved) = group_request(change, |key| created.get(key).cloned());
@@ -223,6 +236,7 @@ pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usiz
             .and_then(|b| b.get("Operations"))
             .and_then(serde_json::Value::as_array)
             .is_none_or(|ops| !ops.is_empty());
+        progress.inc(1);
         if !has_operations {
             continue;
         }
@@ -231,7 +245,7 @@ pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usiz
     }
 
     let removals: Vec<&UserChange> = plan.users.iter().filter(deprovisioning).collect();
-    report.outcomes.extend(run_users(&removals, writer, concurrency).await.0);
+    report.outcomes.extend(run_users(&removals, writer, concurrency, progress).await.0);
     report
 }
 

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod manifest;
 pub mod mapping;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod scim;
 pub mod secret;
@@ -60,6 +61,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         err: &mut err,
         input: interactive.then_some(&mut input as &mut dyn std::io::BufRead),
         color,
+        progress: progress::Progress::new(std::io::stderr().is_terminal()),
     };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()

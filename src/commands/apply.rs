@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::{Console, read_and_plan, read_file, sources_for, write_file};
-use crate::apply::{ApplyReport, check_preconditions, execute};
+use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
 use crate::lock::RunLock;
@@ -42,7 +42,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     let manifest = crate::manifest::load(file)?;
     let _lock = RunLock::acquire(&lock_path(args, file), console.err)?;
     let client = super::client_for(&manifest)?;
-    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client).await?;
+    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client, console.progress).await?;
     let plan = focus(plan, &args.targets, &manifest.users.deprovision);
     apply_plan(&plan, &client, manifest.target.concurrency, args.auto_approve, args.allow_deprovision, console).await
 }
@@ -68,8 +68,10 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
     if !plan.has_changes() {
         return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
+    let spinner = console.progress.spinner("Checking that the target is as the plan found it");
     let stale =
         check_preconditions(plan, &client, &manifest.users.managed_paths(), manifest.target.concurrency).await?;
+    spinner.finish_and_clear();
     if !stale.is_empty() {
         let mut message = format!(
             "the target changed since the plan was made: {} resource(s) are not as the plan found them; nothing was applied. Plan again and review the new plan:",
@@ -155,7 +157,9 @@ async fn execute_and_report(
     concurrency: usize,
     console: &mut Console<'_>,
 ) -> anyhow::Result<Outcome> {
-    let report = execute(plan, client, concurrency).await;
+    let bar = console.progress.bar(plan.users.len() + plan.groups.len(), "Applying");
+    let report = execute_with_progress(plan, client, concurrency, &bar).await;
+    bar.finish_and_clear();
     let status = render_report(&report, console)?;
     writeln!(console.err, "{}", describe_requests(&client.stats()))?;
     let result = if status == ExitStatus::Success { "applied" } else { "failed" };

@@ -88,7 +88,14 @@ where
     F: AsyncFnOnce(&mut Console<'_>) -> anyhow::Result<ExitStatus>,
 {
     let (mut data, mut messages) = (Vec::new(), Vec::new());
-    let status = command(&mut Console { out: &mut data, err: &mut messages, input: None, color }).await;
+    let status = command(&mut Console {
+        out: &mut data,
+        err: &mut messages,
+        input: None,
+        color,
+        progress: crate::progress::Progress::default(),
+    })
+    .await;
     out.write_all(&data)?;
     out.write_all(&messages)?;
     status
@@ -119,11 +126,11 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     )?;
 
     writeln!(out, "\n$ scimform plan -f {MANIFEST_PATH}\n")?;
-    let plan = read_and_plan(&manifest, &sources, &client).await?;
+    let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;
     out.write_all(paint(&render_text(&plan)).as_bytes())?;
 
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve\n")?;
-    let plan = read_and_plan(&manifest, &sources, &client).await?;
+    let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;
     let status = transcript(out, color, async |c| {
         apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
     })
@@ -134,7 +141,7 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
 
     server.reset_writes();
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve   # the next scheduled run\n")?;
-    let plan = read_and_plan(&manifest, &sources, &client).await?;
+    let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;
     let status = transcript(out, color, async |c| {
         apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
     })

@@ -21,7 +21,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
     let key = match_key(user);
-    let (records, desired) = read_desired(&manifest, &sources_for(&manifest)?).await?;
+    let (records, desired) = read_desired(&manifest, &sources_for(&manifest)?, console.progress).await?;
     let want = desired.users.get(&key);
     let mut out = String::new();
     let _ = writeln!(out, "User {}", serde_json::to_string(&key)?);

@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
+use crate::progress::Progress;
 use crate::source::{AnySource, Source, SourceRecord};
 use crate::target::{ScimClient, TargetReader};
 
@@ -28,6 +29,8 @@ pub struct Console<'a> {
     pub input: Option<&'a mut dyn BufRead>,
     /// `out` is a terminal and `NO_COLOR` is not set.
     pub color: bool,
+    /// Progress bars on stderr (visible when it is a terminal).
+    pub progress: Progress,
 }
 
 impl Console<'_> {
@@ -68,15 +71,20 @@ pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
 pub async fn read_desired(
     manifest: &Manifest,
     sources: &BTreeMap<String, AnySource>,
+    progress: Progress,
 ) -> anyhow::Result<(Vec<SourceRecord>, DesiredState)> {
     let source = |name: &str| sources.get(name).with_context(|| format!("source `{name}` is not configured"));
+    let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
     let records = source(&manifest.users.source)?.users().await?;
+    spinner.finish_and_clear();
     let mut groups = Vec::new();
     for pairing in &manifest.groups {
+        let spinner = progress.spinner(format!("Reading the source group of pairing `{}`", pairing.name));
         let group = source(&pairing.source)?
             .group(&pairing.from, pairing.nested)
             .await
             .with_context(|| format!("cannot read the source group of pairing `{}`", pairing.name))?;
+        spinner.finish_and_clear();
         groups.push((pairing.clone(), group));
     }
     let desired = desired::build(&manifest.users, &records, &groups);
@@ -92,15 +100,19 @@ pub async fn read_desired(
 }
 
 /// Reads the sources and the target and computes the plan.
-pub async fn read_and_plan<R: TargetReader>(
+pub async fn read_and_plan(
     manifest: &Manifest,
     sources: &BTreeMap<String, AnySource>,
-    target: &R,
+    target: &ScimClient,
+    progress: Progress,
 ) -> anyhow::Result<Plan> {
-    let (_, desired) = read_desired(manifest, sources).await?;
+    let (_, desired) = read_desired(manifest, sources, progress).await?;
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
     let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
+    let counter = progress.counter("Reading users from the target");
+    target.report_progress_to(counter.clone());
     let current =
         target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
+    counter.finish_and_clear();
     Ok(crate::plan::plan(&manifest.users, &desired, &current))
 }

@@ -11,7 +11,7 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let file = &args.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client).await?;
+    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client, console.progress).await?;
     let plan = focus(plan, &args.targets, &manifest.users.deprovision);
     let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);
     let shown = match args.format {

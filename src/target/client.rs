@@ -53,6 +53,8 @@ pub struct ScimClient {
     profile: ProfileSettings,
     capabilities: OnceCell<Capabilities>,
     stats: Mutex<RequestStats>,
+    /// Counts resources read by `list`; hidden unless a command shows it.
+    progress: Mutex<indicatif::ProgressBar>,
 }
 
 impl ScimClient {
@@ -81,6 +83,7 @@ impl ScimClient {
             profile: ProfileSettings::new(config.profile, managed),
             capabilities: OnceCell::new(),
             stats: Mutex::new(RequestStats::default()),
+            progress: Mutex::new(indicatif::ProgressBar::hidden()),
         })
     }
 
@@ -89,6 +92,11 @@ impl ScimClient {
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
+    }
+
+    /// Counts the resources the following reads list on `bar`.
+    pub fn report_progress_to(&self, bar: indicatif::ProgressBar) {
+        *self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = bar;
     }
 
     /// What has been sent so far.
@@ -277,6 +285,7 @@ impl ScimClient {
                     detail: "empty list response".into(),
                 })?;
             let received = page.resources.len();
+            self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
             resources.extend(page.resources);
             start_index += received;
             if received == 0 || resources.len() >= page.total_results {
