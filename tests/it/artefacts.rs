@@ -59,3 +59,30 @@ fn every_example_validates() {
         assert_eq!(result.code, 0, "{file}:\n{}", result.all());
     }
 }
+
+/// Every `scimform ...` command in the CI example parses with today's command line, so the
+/// example cannot drift from the flags it uses.
+#[test]
+fn the_ci_example_uses_real_commands() {
+    use clap::Parser;
+    let workflow = std::fs::read_to_string(repo_root().join("examples/ci/scimform.yml")).unwrap();
+    let mut commands = Vec::new();
+    for line in workflow.lines() {
+        let line = line.trim().trim_start_matches("run:").trim();
+        if !line.starts_with("scimform ") {
+            continue;
+        }
+        let words: Vec<String> = line
+            .split_whitespace()
+            .take_while(|w| !matches!(*w, ">" | "|" | "||" | "&&" | ";"))
+            .map(|w| w.trim_matches('"').to_owned())
+            .collect();
+        if let Err(error) = scimform::cli::Cli::try_parse_from(&words) {
+            panic!("`{line}` does not parse:\n{error}");
+        }
+        commands.push(words[1].clone());
+    }
+    commands.sort();
+    commands.dedup();
+    assert_eq!(commands, ["apply", "plan", "validate"], "the workflow validates, plans and applies");
+}

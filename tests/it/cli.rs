@@ -168,9 +168,16 @@ async fn secrets_never_appear_in_any_output() {
         run_async(dir.path(), &["apply", "-f", "good.yaml", "--auto-approve"], &env).await,
         run_async(dir.path(), &["plan", "-f", "refused.yaml"], &env).await,
         run_async(dir.path(), &["validate", "-f", "broken.yaml"], &env).await,
+        run_async(dir.path(), &["plan", "-f", "good.yaml", "--out", "plan.json", "--format", "json"], &env).await,
+        run_async(dir.path(), &["apply", "plan.json", "--report", "report.json"], &env).await,
+        run_async(dir.path(), &["explain", "-f", "good.yaml", "ann.lee@x.example"], &env).await,
     ];
     let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
-    assert_eq!(codes, [0, 0, 0, 1, 1], "{runs:#?}");
+    assert_eq!(codes, [0, 0, 0, 1, 1, 0, 0, 0], "{runs:#?}");
+    for file in ["plan.json", "report.json"] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(!text.contains(SECRET), "the secret leaked into {file}:\n{text}");
+    }
     assert!(runs[3].stderr.contains("HTTP 401"), "{}", runs[3].stderr);
     // `-v` logs every request line and status, and nothing else.
     assert!(runs[1].stderr.contains("GET /Users -> 200"), "{}", runs[1].stderr);

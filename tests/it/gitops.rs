@@ -324,3 +324,77 @@ async fn target_focuses_and_explain_shows_one_user() {
     );
     assert_eq!(server.writes(), writes, "explain never writes");
 }
+
+/// One refused operation: the rest is applied, the exit status is 1, and the report says which.
+#[tokio::test]
+async fn an_apply_with_a_failed_operation_exits_1_and_reports_it() {
+    use wiremock::matchers::{body_partial_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let target = MockServer::start().await;
+    let list =
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 0, "Resources": []});
+    Mock::given(method("GET"))
+        .and(path("/Users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list))
+        .mount(&target)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/ServiceProviderConfig"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"patch": {"supported": true}, "etag": {"supported": false}})),
+        )
+        .mount(&target)
+        .await;
+    let refused = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "scimType": "invalidValue", "detail": "title is not allowed"});
+    Mock::given(method("POST"))
+        .and(path("/Users"))
+        .and(body_partial_json(json!({"userName": "bad@x.example"})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(refused))
+        .with_priority(1)
+        .mount(&target)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/Users"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "new-1"})))
+        .with_priority(2)
+        .expect(1)
+        .mount(&target)
+        .await;
+    let people = "users:\n  - {id: '1', mail: good@x.example}\n  - {id: '2', mail: bad@x.example}\n";
+    let manifest = "version: 1\nsources:\n  hr: { kind: file, path: people.yaml }\ntarget:\n  kind: scim\n  base_url: ${env:URL}\n  auth: { bearer_token: t }\nusers:\n  source: hr\n  attributes:\n    userName: mail\n";
+    let dir = workspace(&[("m.yaml", manifest), ("people.yaml", people)]);
+    let url = target.uri();
+    let applied =
+        run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--report", "r.json"], &[("URL", &url)])
+            .await;
+    assert_eq!(applied.code, 1, "{}", applied.all());
+    assert!(
+        applied.stderr.contains("Apply finished with errors: 1 operation(s) failed, 1 applied:"),
+        "{}",
+        applied.stderr
+    );
+    assert!(
+        applied.stderr.contains(
+            "user \"bad@x.example\": POST /Users was refused with HTTP 400 (invalidValue): title is not allowed"
+        ),
+        "{}",
+        applied.stderr
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(
+        (report["result"].clone(), report["applied"].clone(), report["failed"].clone()),
+        (json!("failed"), json!(1), json!(1))
+    );
+    let failed: Vec<&Value> =
+        report["operations"].as_array().unwrap().iter().filter(|o| o.get("error").is_some()).collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["resource"], "user \"bad@x.example\"");
+
+    // A refusal before any write is an error in the report too.
+    let missing = run_async(dir.path(), &["apply", "nope.json", "--report", "r.json"], &[("URL", &url)]).await;
+    assert_eq!(missing.code, 1);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["result"], "error");
+    assert!(report["error"].as_str().unwrap().contains("cannot read `nope.json`"), "{report}");
+}
