@@ -54,8 +54,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut err = stderr.lock();
     let mut input = stdin.lock();
     let interactive = std::io::stdin().is_terminal();
-    // https://no-color.org: any non-empty NO_COLOR turns colours off.
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = wants_color(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
     let mut console = Console {
         out: &mut out,
         err: &mut err,
@@ -78,6 +77,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
+/// Colours only on a terminal, and never when `NO_COLOR` is set to anything but the empty
+/// string (https://no-color.org).
+fn wants_color(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
 /// Warnings (retries, throttling) always reach stderr; `-v` adds every request line and status.
 fn init_logging(verbose: bool) {
     let level = if verbose { tracing::Level::INFO } else { tracing::Level::WARN };
@@ -97,5 +102,20 @@ async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result
         Command::Explain(args) => commands::explain::run(&args.manifest.file, &args.user, console).await,
         Command::Schema => commands::schema::run(console),
         Command::Demo => commands::demo::run(console).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::wants_color;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(wants_color(true, None));
+        assert!(wants_color(true, Some(OsStr::new(""))));
+        assert!(!wants_color(true, Some(OsStr::new("1"))));
+        assert!(!wants_color(false, None));
     }
 }
