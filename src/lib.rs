@@ -48,10 +48,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     init_logging(cli.verbose);
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
     let stdin = std::io::stdin();
     let mut out = stdout.lock();
-    let mut err = stderr.lock();
+    // Not locked for the whole run: the progress bars' ticker thread writes to stderr too.
+    let mut err = std::io::stderr();
     let mut input = stdin.lock();
     let interactive = std::io::stdin().is_terminal();
     let color = wants_color(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());

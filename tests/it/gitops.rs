@@ -398,3 +398,42 @@ async fn an_apply_with_a_failed_operation_exits_1_and_reports_it() {
     assert_eq!(report["result"], "error");
     assert!(report["error"].as_str().unwrap().contains("cannot read `nope.json`"), "{report}");
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`): progress on stderr, colours on
+/// stdout, and the run still ends (the progress ticker and the command share stderr).
+#[tokio::test]
+async fn a_terminal_gets_progress_and_colours() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let dir = quickstart();
+    let command = format!("{} apply -f scimform.yaml --auto-approve", env!("CARGO_BIN_EXE_scimform"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("SCIM_BASE_URL", server.base_url())
+        .env("SCIM_TOKEN", "demo-token")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux's `script` runs");
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..600 {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut seen = String::new();
+                std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut seen).unwrap();
+                return Some((status, seen));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().unwrap();
+        None
+    })
+    .await
+    .unwrap();
+    let (status, seen) = status.expect("a run on a terminal finishes within 60 s");
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("Reading users from the target"), "no progress in:\n{seen}");
+    assert!(seen.contains("\u{1b}[32m+\u{1b}[0m user"), "no colours in:\n{seen}");
+    assert!(seen.contains("Apply complete! 6 operation(s) applied."), "{seen}");
+    assert_eq!(server.users().iter().filter(|u| u["active"] == false).count(), 2);
+}
