@@ -151,6 +151,23 @@ pub struct Summary {
     pub groups: usize,
 }
 
+/// `Plan: 1 to create, 2 to update, 0 to adopt, 1 to disable, 0 to delete, 1 group to change.`
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plan: {} to create, {} to update, {} to adopt, {} to disable, {} to delete, {} {} to change.",
+            self.create,
+            self.update,
+            self.adopt,
+            self.disable,
+            self.delete,
+            self.groups,
+            if self.groups == 1 { "group" } else { "groups" },
+        )
+    }
+}
+
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary { groups: self.groups.len(), ..Summary::default() };

@@ -20,17 +20,7 @@ pub fn render_markdown(plan: &Plan) -> String {
     let mut out = String::from("### scimform plan\n\n");
     let s = plan.summary();
     if plan.has_changes() {
-        let _ = writeln!(
-            out,
-            "**Plan: {} to create, {} to update, {} to adopt, {} to disable, {} to delete, {} {} to change.**\n",
-            s.create,
-            s.update,
-            s.adopt,
-            s.disable,
-            s.delete,
-            s.groups,
-            if s.groups == 1 { "group" } else { "groups" },
-        );
+        let _ = writeln!(out, "**{s}**\n");
         out.push_str("| Change | Count |\n| --- | ---: |\n");
         for (label, count) in [
             ("Create", s.create),

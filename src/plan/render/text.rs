@@ -26,18 +26,7 @@ pub fn render_text(plan: &Plan) -> String {
             out.push('\n');
             user(&mut out, change);
         }
-        let s = plan.summary();
-        let _ = writeln!(
-            out,
-            "\nPlan: {} to create, {} to update, {} to adopt, {} to disable, {} to delete, {} {} to change.",
-            s.create,
-            s.update,
-            s.adopt,
-            s.disable,
-            s.delete,
-            s.groups,
-            if s.groups == 1 { "group" } else { "groups" },
-        );
+        let _ = writeln!(out, "\n{}", plan.summary());
     } else {
         out.push_str("No changes. The target matches the manifest.\n");
     }
