@@ -12,22 +12,39 @@ use serde_json::Value;
 use super::{Console, read_desired, sources_for};
 use crate::desired::{DesiredState, match_key};
 use crate::exit::ExitStatus;
+use crate::manifest::model::OnEmpty;
+use crate::mapping::{Mapping, evaluate};
 use crate::plan::render::render_text;
 use crate::plan::requests::{group_request, user_request};
-use crate::source::AttrValue;
+use crate::source::{AttrValue, SourceRecord};
 use crate::target::{CurrentState, CurrentUser, TargetReader};
 
 pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
     let key = match_key(user);
+    // Problems in the desired state are what one explains a user to find: shown, not fatal.
     let (records, desired) = read_desired(&manifest, &sources_for(&manifest)?, console.progress).await?;
     let want = desired.users.get(&key);
+    // The record: the one the desired user came from, or one whose match value is the key (its
+    // other mappings may have failed).
+    let matches_key = |r: &&SourceRecord| {
+        manifest
+            .users
+            .match_mapping()
+            .and_then(|m| evaluate(m, r).ok().flatten())
+            .and_then(|v| v.as_str().map(match_key))
+            == Some(key.clone())
+    };
+    let record = match want {
+        Some(w) => records.iter().find(|r| r.id == w.source_id),
+        None => records.iter().find(matches_key),
+    };
     let mut out = String::new();
     let _ = writeln!(out, "User {}", serde_json::to_string(&key)?);
 
     out.push_str("\nSource record");
-    match want.and_then(|w| records.iter().find(|r| r.id == w.source_id)) {
+    match record {
         Some(record) => {
             let _ = writeln!(
                 out,
@@ -50,7 +67,43 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
         }
     }
 
-    out.push_str("\nDesired state (the `users` mapping applied to it):\n");
+    if let Some(record) = record {
+        out.push_str("\nMappings (each attribute: its mapping, the values it read and each step):\n");
+        let mut mappings: Vec<(String, &Mapping, bool)> = manifest
+            .users
+            .attributes
+            .iter()
+            .map(|a| (a.path.to_string(), &a.mapping, a.on_empty == OnEmpty::Remove))
+            .collect();
+        if let Some(marker) = &manifest.users.external_id {
+            mappings.push(("externalId".into(), marker, false));
+        }
+        mappings.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, mapping, remove_when_empty) in mappings {
+            let (result, steps) = crate::mapping::eval::explain(mapping, record);
+            let shown = match result {
+                Ok(Some(value)) => value.to_string(),
+                Ok(None) if remove_when_empty => "(empty: removed from the target, `on_empty: remove`)".into(),
+                Ok(None) => "(empty: not sent)".into(),
+                Err(error) => format!("error: {error}"),
+            };
+            let _ = writeln!(out, "  {path} = {shown}\n      <- {}", describe(mapping));
+            for step in steps {
+                let _ = writeln!(out, "         {step}");
+            }
+        }
+    }
+
+    let problems: Vec<&String> =
+        desired.errors.iter().filter(|e| record.is_some_and(|r| e.contains(&format!("`{}`", r.id)))).collect();
+    if !problems.is_empty() {
+        out.push_str("\nProblems (a plan refuses to run while any source record has one):\n");
+        for problem in problems {
+            let _ = writeln!(out, "  - {problem}");
+        }
+    }
+
+    out.push_str("\nDesired state:\n");
     if let Some(want) = want {
         let mut lines: Vec<(String, String)> =
             want.attributes.iter().map(|(p, v)| (p.to_string(), v.to_string())).collect();
@@ -154,4 +207,13 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     }
     console.out.write_all(console.paint(&out).as_bytes())?;
     Ok(ExitStatus::Success)
+}
+
+/// A mapping as the manifest writes it.
+fn describe(mapping: &Mapping) -> String {
+    match mapping {
+        Mapping::Attribute(name) => format!("source attribute `{name}`"),
+        Mapping::Constant(value) => format!("constant {value}"),
+        Mapping::Template(template) => format!("template {}", Value::String(template.to_string())),
+    }
 }

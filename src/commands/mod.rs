@@ -67,7 +67,8 @@ pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
     Ok(ScimClient::new(&manifest.target, &manifest.users.managed_paths())?)
 }
 
-/// Reads the sources and builds the desired state; returns the user records too.
+/// Reads the sources and builds the desired state, problems included (see `DesiredState::errors`);
+/// returns the user records too.
 pub async fn read_desired(
     manifest: &Manifest,
     sources: &BTreeMap<String, AnySource>,
@@ -88,14 +89,6 @@ pub async fn read_desired(
         groups.push((pairing.clone(), group));
     }
     let desired = desired::build(&manifest.users, &records, &groups);
-    if !desired.errors.is_empty() {
-        let mut message = format!("the desired state has {} problem(s); nothing was planned", desired.errors.len());
-        for error in &desired.errors {
-            message.push_str("\n  - ");
-            message.push_str(error);
-        }
-        bail!(message);
-    }
     Ok((records, desired))
 }
 
@@ -107,6 +100,17 @@ pub async fn read_and_plan(
     progress: Progress,
 ) -> anyhow::Result<Plan> {
     let (_, desired) = read_desired(manifest, sources, progress).await?;
+    if !desired.errors.is_empty() {
+        let mut message = format!(
+            "the desired state has {} problem(s); nothing was planned (`scimform explain` shows how a user's values are made)",
+            desired.errors.len()
+        );
+        for error in &desired.errors {
+            message.push_str("\n  - ");
+            message.push_str(error);
+        }
+        bail!(message);
+    }
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
     let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
     let counter = progress.counter("Reading users from the target");

@@ -7,7 +7,8 @@
 use serde_json::Value;
 
 use super::Mapping;
-use super::template::{Expr, Filter, Operand, Part, Template};
+use super::functions;
+use super::template::{Call, Expr, Filter, Operand, Part, Template};
 use crate::source::{AttrValue, SourceRecord};
 
 /// A mapping that cannot be evaluated for one record.
@@ -80,26 +81,92 @@ impl Val {
         }
     }
 
-    fn truthy(&self) -> Result<bool, EvalError> {
+    /// Like `map_text` for functions that can refuse a value; empty values are left alone.
+    fn try_map_text(self, f: impl Fn(&str) -> Result<String, String>) -> Result<Self, EvalError> {
+        let apply =
+            |t: &str| if t.is_empty() { Ok(String::new()) } else { f(t).map_err(|message| EvalError { message }) };
+        Ok(match self {
+            Val::Text(t) => Val::Text(apply(&t)?),
+            Val::List(items) => Val::List(items.iter().map(|i| apply(i)).collect::<Result<_, _>>()?),
+            other => other,
+        })
+    }
+
+    /// The values as a flat list of non-empty texts.
+    fn texts(self) -> Vec<String> {
+        match self {
+            Val::Null => Vec::new(),
+            Val::Bool(b) => vec![b.to_string()],
+            Val::Text(t) => vec![t],
+            Val::List(items) => items,
+        }
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect()
+    }
+
+    /// `what` names the function that wants a boolean, for the error.
+    fn truthy(&self, what: &str) -> Result<bool, EvalError> {
         match self {
             Val::Null => Ok(false),
             Val::Bool(b) => Ok(*b),
             Val::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Ok(true),
                 "false" | "0" | "no" | "" => Ok(false),
-                _ => Err(EvalError { message: format!("`not` expects a boolean, found the text `{t}`") }),
+                _ => Err(EvalError { message: format!("`{what}` expects a boolean, found the text `{t}`") }),
             },
-            Val::List(_) => Err(EvalError { message: "`not` expects a boolean, found a list".into() }),
+            Val::List(_) => Err(EvalError { message: format!("`{what}` expects a boolean, found a list") }),
+        }
+    }
+}
+
+impl std::fmt::Display for Val {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Val::Null => f.write_str("(empty)"),
+            Val::Bool(b) => write!(f, "{b}"),
+            Val::Text(t) => write!(f, "{}", Value::String(t.clone())),
+            Val::List(items) => write!(f, "{}", Value::from(items.clone())),
+        }
+    }
+}
+
+/// The steps of an evaluation, for `explain`: each attribute read and each filter's result.
+#[derive(Debug, Default)]
+pub struct Trace {
+    enabled: bool,
+    pub steps: Vec<String>,
+}
+
+impl Trace {
+    fn note(&mut self, step: impl FnOnce() -> String) {
+        if self.enabled {
+            self.steps.push(step());
         }
     }
 }
 
 /// Evaluates a mapping; `Ok(None)` means "no value" (not sent).
 pub fn evaluate(mapping: &Mapping, record: &SourceRecord) -> Result<Option<Value>, EvalError> {
+    evaluate_traced(mapping, record, &mut Trace::default())
+}
+
+/// `evaluate`, also returning each step it took: what `explain` shows.
+pub fn explain(mapping: &Mapping, record: &SourceRecord) -> (Result<Option<Value>, EvalError>, Vec<String>) {
+    let mut trace = Trace { enabled: true, steps: Vec::new() };
+    let result = evaluate_traced(mapping, record, &mut trace);
+    (result, trace.steps)
+}
+
+fn evaluate_traced(mapping: &Mapping, record: &SourceRecord, trace: &mut Trace) -> Result<Option<Value>, EvalError> {
     match mapping {
-        Mapping::Attribute(name) => Ok(lookup(record, name).into_json()),
+        Mapping::Attribute(name) => {
+            let value = lookup(record, name);
+            trace.note(|| format!("{name} = {value}"));
+            Ok(value.into_json())
+        }
         Mapping::Constant(value) => Ok(Some(value.clone()).filter(|v| !is_empty_json(v))),
-        Mapping::Template(template) => evaluate_template(template, record),
+        Mapping::Template(template) => evaluate_template(template, record, trace),
     }
 }
 
@@ -121,40 +188,136 @@ fn lookup(record: &SourceRecord, name: &str) -> Val {
     }
 }
 
-fn evaluate_template(template: &Template, record: &SourceRecord) -> Result<Option<Value>, EvalError> {
+fn evaluate_template(
+    template: &Template,
+    record: &SourceRecord,
+    trace: &mut Trace,
+) -> Result<Option<Value>, EvalError> {
     if let [Part::Expr(expr)] = template.parts.as_slice() {
-        return Ok(evaluate_expr(expr, record)?.into_json());
+        return Ok(evaluate_expr(expr, record, trace)?.into_json());
     }
     let mut out = String::new();
     for part in &template.parts {
         match part {
             Part::Text(text) => out.push_str(text),
-            Part::Expr(expr) => out.push_str(&evaluate_expr(expr, record)?.as_text()),
+            Part::Expr(expr) => out.push_str(&evaluate_expr(expr, record, trace)?.as_text()),
         }
     }
     Ok(Val::Text(out).into_json())
 }
 
-fn evaluate_expr(expr: &Expr, record: &SourceRecord) -> Result<Val, EvalError> {
+fn evaluate_expr(expr: &Expr, record: &SourceRecord, trace: &mut Trace) -> Result<Val, EvalError> {
     let mut value = match &expr.operand {
-        Operand::Attribute(name) => lookup(record, name),
+        Operand::Attribute(name) => {
+            let value = lookup(record, name);
+            trace.note(|| format!("{name} = {value}"));
+            value
+        }
         Operand::Text(text) => Val::Text(text.clone()),
         Operand::Bool(b) => Val::Bool(*b),
+        Operand::Call(call) => evaluate_call(call, record, trace)?,
     };
     if expr.negated {
-        value = Val::Bool(!value.truthy()?);
+        value = Val::Bool(!value.truthy("not")?);
+        trace.note(|| format!("not -> {value}"));
     }
     for filter in &expr.filters {
-        value = match filter {
-            Filter::Lower => value.map_text(str::to_lowercase),
-            Filter::Upper => value.map_text(str::to_uppercase),
-            Filter::Trim => value.map_text(|s| s.trim().to_owned()),
-            Filter::Default(fallback) if value.is_empty() => Val::Text(fallback.clone()),
-            Filter::Default(_) => value,
-            Filter::Not => Val::Bool(!value.truthy()?),
-        };
+        value = apply_filter(filter, value)?;
+        trace.note(|| format!("| {} -> {value}", filter_name(filter)));
     }
     Ok(value)
+}
+
+fn evaluate_call(call: &Call, record: &SourceRecord, trace: &mut Trace) -> Result<Val, EvalError> {
+    let value = match call {
+        Call::Coalesce(args) => {
+            let mut found = Val::Null;
+            for arg in args {
+                let value = evaluate_expr(arg, record, trace)?;
+                if !value.is_empty() {
+                    found = value;
+                    break;
+                }
+            }
+            trace.note(|| format!("coalesce(...) -> {found}"));
+            found
+        }
+        Call::If(args) => {
+            let [condition, then, otherwise] = args.as_ref();
+            let chosen = if evaluate_expr(condition, record, trace)?.truthy("if")? { then } else { otherwise };
+            let value = evaluate_expr(chosen, record, trace)?;
+            trace.note(|| format!("if(...) -> {value}"));
+            value
+        }
+        Call::Join(separator, args) => {
+            let mut texts = Vec::new();
+            for arg in args {
+                texts.extend(evaluate_expr(arg, record, trace)?.texts());
+            }
+            let value = Val::Text(texts.join(separator));
+            trace.note(|| format!("join(...) -> {value}"));
+            value
+        }
+    };
+    Ok(value)
+}
+
+fn apply_filter(filter: &Filter, value: Val) -> Result<Val, EvalError> {
+    Ok(match filter {
+        Filter::Lower => value.map_text(str::to_lowercase),
+        Filter::Upper => value.map_text(str::to_uppercase),
+        Filter::Trim => value.map_text(|s| s.trim().to_owned()),
+        Filter::Default(fallback) if value.is_empty() => Val::Text(fallback.clone()),
+        Filter::Default(_) => value,
+        Filter::Not => Val::Bool(!value.truthy("not")?),
+        Filter::Join(separator) => match value {
+            Val::List(_) => Val::Text(value.texts().join(separator)),
+            other => other,
+        },
+        Filter::Split(separator) => {
+            let parts: Vec<String> = value
+                .texts()
+                .iter()
+                .flat_map(|t| t.split(separator.as_str()))
+                .map(str::to_owned)
+                .filter(|p| !p.is_empty())
+                .collect();
+            if parts.is_empty() { Val::Null } else { Val::List(parts) }
+        }
+        Filter::Replace(from, to) => value.map_text(|s| s.replace(from.as_str(), to)),
+        Filter::RegexReplace(pattern, to) => value.map_text(|s| pattern.0.replace_all(s, to.as_str()).into_owned()),
+        Filter::Left(n) => value.map_text(|s| functions::left(s, *n)),
+        Filter::Mid(start, len) => value.map_text(|s| functions::mid(s, *start, *len)),
+        Filter::StripSpaces => value.map_text(functions::strip_spaces),
+        Filter::NormalizeDiacritics => value.map_text(functions::normalize_diacritics),
+        Filter::Switch(default, _) if value.is_empty() => Val::Text(default.clone()),
+        Filter::Switch(default, cases) => value.map_text(|s| functions::switch(s, default, cases).to_owned()),
+        Filter::Date(format) => value.try_map_text(|s| functions::format_date(s, format))?,
+        Filter::E164(region) => value.try_map_text(|s| functions::e164(s, *region))?,
+    })
+}
+
+/// How a filter is written, for the trace.
+fn filter_name(filter: &Filter) -> String {
+    let quoted = |s: &str| Value::String(s.to_owned()).to_string();
+    match filter {
+        Filter::Lower => "lower".into(),
+        Filter::Upper => "upper".into(),
+        Filter::Trim => "trim".into(),
+        Filter::Default(d) => format!("default({})", quoted(d)),
+        Filter::Not => "not".into(),
+        Filter::Join(s) => format!("join({})", quoted(s)),
+        Filter::Split(s) => format!("split({})", quoted(s)),
+        Filter::Replace(a, b) => format!("replace({}, {})", quoted(a), quoted(b)),
+        Filter::RegexReplace(p, b) => format!("regex_replace({}, {})", quoted(p.0.as_str()), quoted(b)),
+        Filter::Left(n) => format!("left({n})"),
+        Filter::Mid(a, b) => format!("mid({a}, {b})"),
+        Filter::StripSpaces => "strip_spaces".into(),
+        Filter::NormalizeDiacritics => "normalize_diacritics".into(),
+        Filter::Switch(d, cases) => format!("switch({}, {} case(s))", quoted(d), cases.len()),
+        Filter::Date(f) => format!("date({})", quoted(f)),
+        Filter::E164(r) => format!("e164(\"{r:?}\")"),
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +365,60 @@ mod tests {
         assert_eq!(eval("missing").unwrap(), None);
         assert_eq!(eval("{{ missing | trim }}").unwrap(), None);
         assert_eq!(eval("sn").unwrap(), Some(json!("Doe")));
+    }
+
+    #[test]
+    fn calls_combine_attributes() {
+        assert_eq!(eval("{{ coalesce(nickName, title, givenName | trim) }}").unwrap(), Some(json!("John")));
+        assert_eq!(eval("{{ coalesce(nickName, title) }}").unwrap(), None);
+        assert_eq!(eval(r#"{{ if(disabled, "Leaver", "Staff") }}"#).unwrap(), Some(json!("Staff")));
+        assert_eq!(eval(r#"{{ if(not enabledFlag, "Off", sn | upper) }}"#).unwrap(), Some(json!("DOE")));
+        assert!(eval(r#"{{ if(mail, "a", "b") }}"#).unwrap_err().message.contains("`if` expects a boolean"));
+        // Empty values are skipped: no double space for a missing middle name.
+        assert_eq!(eval(r#"{{ join(" ", givenName | trim, middleName, sn) }}"#).unwrap(), Some(json!("John Doe")));
+    }
+
+    #[test]
+    fn text_functions() {
+        let cases = [
+            (r#"{{ proxyAddresses | join(";") }}"#, json!("a;b")),
+            (r#"{{ "Billing:3;;Sales:2" | split(";") }}"#, json!(["Billing:3", "Sales:2"])),
+            (r#"{{ mail | replace("Corp", "corp") }}"#, json!("JDoe@corp.Example")),
+            (r#"{{ mail | regex_replace("@.*$", "") | lower }}"#, json!("jdoe")),
+            (r#"{{ mail | regex_replace("^(\w)\w*@", "$1@") }}"#, json!("J@Corp.Example")),
+            ("{{ sn | left(2) }}", json!("Do")),
+            ("{{ mail | mid(2, 3) }}", json!("Doe")),
+            (r#"{{ " 555 0100 " | strip_spaces }}"#, json!("5550100")),
+            (r#"{{ "Zoë Ærø" | normalize_diacritics }}"#, json!("Zoe AEro")),
+            (r#"{{ sn | switch("Other", "Doe", "D", "Roe", "R") }}"#, json!("D")),
+            (r#"{{ title | switch("Unassigned", "Agent", "A") }}"#, json!("Unassigned")),
+            (r#"{{ "20240131123000.0Z" | date("%Y-%m-%d") }}"#, json!("2024-01-31")),
+            (r#"{{ "(201) 555-0123" | e164("US") }}"#, json!("+12015550123")),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(eval(template).unwrap(), Some(expected), "{template}");
+        }
+        // Functions that can refuse a value say which and why; empty values are not refused.
+        assert!(eval(r#"{{ "not a date" | date("%Y") }}"#).unwrap_err().message.contains("is not a date"));
+        assert!(eval(r#"{{ "12" | e164("US") }}"#).unwrap_err().message.contains("`12` is not a"));
+        assert_eq!(eval(r#"{{ title | e164("US") }}"#).unwrap(), None);
+    }
+
+    #[test]
+    fn explain_shows_each_step() {
+        let mapping = Mapping::parse(r#"{{ coalesce(nickName, mail) | regex_replace("@.*", "") | lower }}"#).unwrap();
+        let (result, steps) = explain(&mapping, &record());
+        assert_eq!(result.unwrap(), Some(json!("jdoe")));
+        assert_eq!(
+            steps,
+            [
+                "nickName = (empty)",
+                "mail = \"JDoe@Corp.Example\"",
+                "coalesce(...) -> \"JDoe@Corp.Example\"",
+                "| regex_replace(\"@.*\", \"\") -> \"JDoe\"",
+                "| lower -> \"jdoe\"",
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Templates are parsed once when the manifest loads; evaluation is pure.
 
 pub mod eval;
+pub mod functions;
 pub mod template;
 
 pub use eval::{EvalError, evaluate};

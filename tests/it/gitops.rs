@@ -304,7 +304,10 @@ async fn target_focuses_and_explain_shows_one_user() {
         "User \"alan.turing@corp.example\"",
         "Source record (source `people`, id \"1003\"):",
         "  title = \"Analyst\"",
-        "Desired state (the `users` mapping applied to it):",
+        "Mappings (each attribute: its mapping, the values it read and each step):",
+        "  userName = \"alan.turing@corp.example\"\n      <- template \"{{ mail | lower }}\"\n         mail = \"alan.turing@corp.example\"\n         | lower -> \"alan.turing@corp.example\"",
+        "  title = \"Analyst\"\n      <- source attribute `title`\n         title = \"Analyst\"",
+        "Desired state:",
         "  externalId = \"hr-1003\"",
         "  member of pairings: none",
         "Target user (id ",
@@ -436,4 +439,46 @@ async fn a_terminal_gets_progress_and_colours() {
     assert!(seen.contains("\u{1b}[32m+\u{1b}[0m user"), "no colours in:\n{seen}");
     assert!(seen.contains("Apply complete! 6 operation(s) applied."), "{seen}");
     assert_eq!(server.users().iter().filter(|u| u["active"] == false).count(), 2);
+}
+
+/// A mapping that fails for one record stops the plan, and `explain` shows where it failed.
+#[tokio::test]
+async fn explain_shows_a_failing_mapping() {
+    let server = MemoryServer::start(MemoryStore::new(Some("t"))).await.unwrap();
+    let people = "users:\n  - {id: '1', mail: a@x.example, phone: '(201) 555-0123'}\n  - {id: '2', mail: b@x.example, phone: '12'}\n";
+    let manifest = r#"version: 1
+sources:
+  hr: { kind: file, path: people.yaml }
+target:
+  kind: scim
+  base_url: ${env:URL}
+  auth: { bearer_token: t }
+users:
+  source: hr
+  attributes:
+    userName: mail
+    'phoneNumbers[type eq "work"].value': '{{ phone | e164("US") }}'
+"#;
+    let dir = workspace(&[("m.yaml", manifest), ("people.yaml", people)]);
+    let env = [("URL", server.base_url())];
+    let plan = run_async(dir.path(), &["plan", "-f", "m.yaml"], &env).await;
+    assert_eq!(plan.code, 1);
+    assert!(
+        plan.stderr.contains("source record `2`: `phoneNumbers[type eq \"work\"].value`: `12` is not a"),
+        "{}",
+        plan.stderr
+    );
+    assert!(plan.stderr.contains("`scimform explain`"), "{}", plan.stderr);
+    let explained = run_async(dir.path(), &["explain", "-f", "m.yaml", "b@x.example"], &env).await;
+    assert_eq!(explained.code, 0, "{}", explained.all());
+    assert!(
+        explained.stdout.contains("phoneNumbers[type eq \"work\"].value = error: `12` is not a"),
+        "{}",
+        explained.stdout
+    );
+    assert!(explained.stdout.contains("         phone = \"12\""), "{}", explained.stdout);
+    assert!(explained.stdout.contains("Problems (a plan refuses to run"), "{}", explained.stdout);
+    let fine = run_async(dir.path(), &["explain", "-f", "m.yaml", "a@x.example"], &env).await;
+    assert!(fine.stdout.contains("| e164(\"US\") -> \"+12015550123\""), "{}", fine.stdout);
+    assert_eq!(server.writes(), 0);
 }
