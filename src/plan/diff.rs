@@ -175,7 +175,7 @@ fn update(
     for (path, value) in &want.attributes {
         let before = path.get(&found.resource).filter(|v| !v.is_null());
         let case_insensitive = *path == mapping.match_path || path.is("userName");
-        if !before.is_some_and(|b| values_equal(value, b, case_insensitive)) {
+        if !before.is_some_and(|b| values_equal(&comparable(path, value), &comparable(path, b), case_insensitive)) {
             changes.push(AttributeChange { path: path.clone(), before: before.cloned(), after: Some(value.clone()) });
         }
     }
@@ -357,6 +357,17 @@ fn groups(
 /// Compares a desired value with the target's. Strings compare exactly unless the attribute is
 /// not case-exact; numbers and booleans the target sends as text compare by their text; lists
 /// compare as sets.
+/// A value as it compares: phone numbers are equal with or without the `tel:` scheme Genesys
+/// answers with (`tel:+15555550100` = `+15555550100`).
+fn comparable<'a>(path: &ScimPath, value: &'a Value) -> std::borrow::Cow<'a, Value> {
+    if path.attribute_name().eq_ignore_ascii_case("phoneNumbers")
+        && let Some(number) = value.as_str().and_then(|v| v.strip_prefix("tel:"))
+    {
+        return std::borrow::Cow::Owned(Value::String(number.to_owned()));
+    }
+    std::borrow::Cow::Borrowed(value)
+}
+
 fn values_equal(desired: &Value, current: &Value, case_insensitive: bool) -> bool {
     match (desired, current) {
         (Value::String(a), Value::String(b)) => a == b || (case_insensitive && a.to_lowercase() == b.to_lowercase()),
@@ -482,6 +493,44 @@ groups:
 
     fn actions(plan: &Plan) -> Vec<(String, Action)> {
         plan.users.iter().map(|c| (c.key.clone(), c.action)).collect()
+    }
+
+    /// Filtered multi-valued paths compare element by element; a missing element is added to its
+    /// parent, an emptied one (`on_empty: remove`) is removed whole, and `tel:` is no difference.
+    #[test]
+    fn multi_valued_attributes_change_element_by_element() {
+        let text = MANIFEST.replace(
+            "  deprovision: { action: disable }",
+            "    'phoneNumbers[type eq \"mobile\"].value': { from: mobile, on_empty: remove }\n    'phoneNumbers[type eq \"work\"].value': phone\n    'addresses[type eq \"work\"].locality': { from: city, on_empty: remove }\n  deprovision: { action: disable }",
+        );
+        let m = manifest(&text);
+        let mut record = person("1", "ann.lee@x.example", "Agent");
+        record.insert("phone", AttrValue::Text("+15555550100".into()));
+        record.insert("city", AttrValue::Text(String::new()));
+        let mut user = target_user("t1", Some("1"), "ann.lee@x.example", "Agent");
+        user.resource["phoneNumbers"] = json!([
+            {"type": "mobile", "value": "tel:+15555550199"},
+            {"type": "work", "value": "tel:+15555550100"},
+            {"type": "home", "value": "tel:+15555550111"},
+        ]);
+        user.resource["addresses"] = json!([{"type": "work", "locality": "Leeds", "country": "GB"}]);
+        user.resource["emails"] = json!([{"type": "other", "value": "x@y"}]);
+        let desired = build(&m.users, &[record], &[]);
+        let plan = plan(&m.users, &desired, &CurrentState { users: vec![user], groups: BTreeMap::new() });
+        let request = crate::plan::requests::user_request(&plan.users[0]);
+        let operations = &request.body.unwrap()["Operations"];
+        assert_eq!(
+            operations,
+            &json!([
+                // `locality` alone: the element keeps its country.
+                {"op": "remove", "path": "addresses[type eq \"work\"].locality"},
+                // No work email yet: added to `emails`, beside the other one.
+                {"op": "add", "path": "emails", "value": [{"type": "work", "value": "ann.lee@x.example"}]},
+                // The mobile number is gone from the source: the whole element goes.
+                {"op": "remove", "path": "phoneNumbers[type eq \"mobile\"]"},
+            ]),
+            "the work phone equals `tel:+15555550100`, the home phone is not managed"
+        );
     }
 
     #[test]

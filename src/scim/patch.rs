@@ -46,7 +46,14 @@ impl PatchOperation {
         Self { op: PatchOp::Replace, path: Some(path.to_string()), value: Some(value) }
     }
 
+    /// Removes a value. The `value` of a filtered element (`phoneNumbers[type eq "mobile"].value`)
+    /// is the element's reason to exist, so the whole element goes: an element left as
+    /// `{"type": "mobile"}` is invalid on most servers, Genesys included. Other sub-attributes
+    /// (`addresses[type eq "work"].locality`) are removed on their own.
     pub fn remove(path: &ScimPath) -> Self {
+        let whole_element =
+            path.filter().is_some() && path.sub_attribute().is_some_and(|s| s.eq_ignore_ascii_case("value"));
+        let path = if whole_element { path.element() } else { path.clone() };
         Self { op: PatchOp::Remove, path: Some(path.to_string()), value: None }
     }
 

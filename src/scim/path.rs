@@ -129,6 +129,16 @@ impl ScimPath {
         Self { schema: self.schema.clone(), attribute: self.attribute.clone(), filter: None, sub_attribute: None }
     }
 
+    /// The whole element a filtered path points into: `emails[type eq "work"].value` ->
+    /// `emails[type eq "work"]`; other paths are returned as they are.
+    #[must_use]
+    pub fn element(&self) -> Self {
+        match self.filter {
+            Some(_) => Self { sub_attribute: None, ..self.clone() },
+            None => self.clone(),
+        }
+    }
+
     fn container<'a>(&self, resource: &'a Value) -> Option<&'a Map<String, Value>> {
         let object = resource.as_object()?;
         match &self.schema {

@@ -129,3 +129,75 @@ async fn a_resource_changed_behind_the_plan_is_reported_stale_not_overwritten() 
     let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
     assert_eq!(user["title"], "Edited by hand", "the edit is not overwritten");
 }
+
+/// Filtered multi-valued attributes against a third-party server: a missing element is added,
+/// a changed one replaced, an emptied one removed, and the next run has nothing to do.
+#[tokio::test]
+async fn multi_valued_attributes_converge_element_by_element() {
+    let server = Scim2Server::start().await;
+    let manifest = format!(
+        r#"version: 1
+sources:
+  hr: {{ kind: file, path: people.yaml }}
+target:
+  kind: scim
+  base_url: {}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+users:
+  source: hr
+  attributes:
+    userName: mail
+    'emails[type eq "work"].value': mail
+    'phoneNumbers[type eq "mobile"].value': {{ from: mobile, on_empty: remove }}
+    'phoneNumbers[type eq "work"].value': '{{{{ phone | e164("US") }}}}'
+    'addresses[type eq "work"].locality': {{ from: city, on_empty: remove }}
+"#,
+        server.base_url
+    );
+    let person = |mobile: &str, phone: &str, city: &str| {
+        format!(
+            "users:\n  - {{id: '1', mail: ann@corp.example, mobile: '{mobile}', phone: '{phone}', city: '{city}'}}\n"
+        )
+    };
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", &person("+12015550100", "(201) 555-0123", "Leeds"))]);
+    let env = [("SCIM_TOKEN", server.token.as_str())];
+    let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+
+    // Someone adds a home phone and a country by hand; scimform manages neither.
+    let users = server.request(reqwest::Method::GET, "/Users", None).await;
+    let id = users["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let edit = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "add", "path": "phoneNumbers", "value": [{"type": "home", "value": "+12015550111"}]},
+        {"op": "add", "path": "addresses[type eq \"work\"].country", "value": "GB"}]});
+    server.request(reqwest::Method::PATCH, &format!("/Users/{id}"), Some(edit)).await;
+
+    // The mobile number and the city leave the source; the work phone changes.
+    std::fs::write(dir.path().join("people.yaml"), person("", "(201) 555-0199", "")).unwrap();
+    let second = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(second.stderr.contains("1 PATCH 204") || second.stderr.contains("1 PATCH 200"), "{}", second.stderr);
+    let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
+    let mut phones: Vec<(String, String)> = user["phoneNumbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["type"].as_str().unwrap().to_owned(), p["value"].as_str().unwrap().to_owned()))
+        .collect();
+    phones.sort();
+    assert_eq!(
+        phones,
+        [("home".to_owned(), "+12015550111".to_owned()), ("work".to_owned(), "+12015550199".to_owned())],
+        "{user}"
+    );
+    assert_eq!(user["addresses"], json!([{"type": "work", "country": "GB"}]), "{user}");
+    assert_eq!(user["emails"][0]["value"], "ann@corp.example");
+
+    let third = run_async(dir.path(), &["plan", "-f", "m.yaml", "--detailed-exitcode"], &env).await;
+    assert_eq!(
+        (third.code, third.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        third.all()
+    );
+}
