@@ -70,6 +70,7 @@ fn updates(ids: &[String], title: &str) -> Plan {
                 path: ScimPath::attribute("title"),
                 before: Some(json!("x")),
                 after: Some(json!(title)),
+                set: None,
             }],
         })
         .collect();

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::manifest::model::{GroupPairing, MembershipMethod, OnEmpty, TargetGroupRef, UserMapping};
+use crate::manifest::model::{
+    GroupPairing, MembershipMethod, OnEmpty, SetMapping, SetPrecedence, TargetGroupRef, UserMapping,
+};
 use crate::mapping::evaluate;
 use crate::scim::ScimPath;
 use crate::source::{SourceGroup, SourceRecord};
@@ -57,6 +59,17 @@ pub struct DesiredState {
 
 /// Builds the desired state. `groups` pairs each pairing with the group its source returned.
 pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPairing, SourceGroup)]) -> DesiredState {
+    build_with_sets(mapping, records, groups, &[])
+}
+
+/// `build`, with the source groups of the set rules: `set_groups[i][j]` is the group of rule `j`
+/// of `mapping.sets[i]` (missing ones count as empty).
+pub fn build_with_sets(
+    mapping: &UserMapping,
+    records: &[SourceRecord],
+    groups: &[(GroupPairing, SourceGroup)],
+    set_groups: &[Vec<SourceGroup>],
+) -> DesiredState {
     let mut state = DesiredState::default();
     let mut sorted: Vec<&SourceRecord> = records.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
@@ -105,7 +118,129 @@ pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPa
         });
     }
     state.groups.sort_by(|a, b| a.pairing.cmp(&b.pairing));
+    add_sets(mapping, records, set_groups, &mut state);
     state
+}
+
+/// One entry of a set: its name and, for skills and languages, its proficiency.
+type Entries = BTreeMap<String, Option<f64>>;
+
+/// Computes every set attribute of every desired user.
+fn add_sets(
+    mapping: &UserMapping,
+    records: &[SourceRecord],
+    set_groups: &[Vec<SourceGroup>],
+    state: &mut DesiredState,
+) {
+    let key_of = |record: &SourceRecord| {
+        mapping.match_mapping().and_then(|m| evaluate(m, record).ok().flatten()).and_then(|v| v.as_str().map(match_key))
+    };
+    let by_id: BTreeMap<&str, &SourceRecord> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+    for (index, set) in mapping.sets.iter().enumerate() {
+        // Per user key: the entries its groups give, the highest level winning between groups.
+        let mut from_groups: BTreeMap<String, Entries> = BTreeMap::new();
+        for (rule, group) in set.groups.iter().zip(set_groups.get(index).into_iter().flatten()) {
+            for member in &group.members {
+                let Some(key) = key_of(member) else { continue };
+                let entry = from_groups.entry(key).or_default().entry(rule.name.clone()).or_insert(rule.level);
+                *entry = higher(*entry, rule.level);
+            }
+        }
+        for user in state.users.values_mut() {
+            let record = by_id.get(user.source_id.as_str());
+            let listed = match (&set.from, record) {
+                (Some(from), Some(record)) => match listed_entries(set, from, record) {
+                    Ok(entries) => entries,
+                    Err(message) => {
+                        state.errors.push(format!(
+                            "user `{}` (source record `{}`): `{}`: {message}",
+                            user.key, user.source_id, set.path
+                        ));
+                        continue;
+                    }
+                },
+                _ => Entries::new(),
+            };
+            let grouped = from_groups.get(&user.key).cloned().unwrap_or_default();
+            let (mut entries, winner) = match set.precedence {
+                SetPrecedence::Attribute => (grouped, listed),
+                SetPrecedence::Groups => (listed, grouped),
+            };
+            entries.extend(winner);
+            if let Some(max) = set.shape.max.filter(|max| entries.len() > *max) {
+                state.errors.push(format!(
+                    "user `{}` (source record `{}`): `{}`: {} entries, more than the {max} the target allows",
+                    user.key,
+                    user.source_id,
+                    set.path,
+                    entries.len()
+                ));
+                continue;
+            }
+            user.attributes.insert(set.path.clone(), set_value(set, &entries));
+        }
+    }
+}
+
+/// The higher of two levels (an entry named twice keeps its best proficiency).
+fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The entries a set's `from` mapping lists for one record: `Billing:3;Sales:2`.
+fn listed_entries(set: &SetMapping, from: &crate::mapping::Mapping, record: &SourceRecord) -> Result<Entries, String> {
+    let items: Vec<String> = match evaluate(from, record).map_err(|e| e.message)? {
+        None => Vec::new(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect()
+        }
+        Some(Value::String(text)) => vec![text],
+        Some(other) => vec![other.to_string()],
+    };
+    let mut entries = Entries::new();
+    for item in items.iter().flat_map(|i| i.split(set.separator.as_str())).map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, level) = match (set.shape.level, item.rsplit_once(':')) {
+            (None, _) => (item, None),
+            (Some(_), Some((name, level))) => {
+                let level: f64 = level.trim().parse().map_err(|_| format!("`{item}`: `{level}` is not a number"))?;
+                (name.trim(), Some(level))
+            }
+            (Some(field), None) => match set.default_level {
+                Some(level) => (item, Some(level)),
+                None => {
+                    return Err(format!("`{item}` has no {field} (write `{item}:3`, or set `default_proficiency`)"));
+                }
+            },
+        };
+        if let (Some(field), Some(level)) = (set.shape.level, level) {
+            let (low, high) = set.shape.range;
+            if !(low..=high).contains(&level) {
+                return Err(format!("{field} {level} for `{name}` is out of range ({low} to {high})"));
+            }
+        }
+        let entry = entries.entry(name.to_owned()).or_insert(level);
+        *entry = higher(*entry, level);
+    }
+    Ok(entries)
+}
+
+/// A set as the SCIM value it is written as: `[{"name": "Billing", "proficiency": 3}]`, sorted.
+fn set_value(set: &SetMapping, entries: &Entries) -> Value {
+    let items = entries
+        .iter()
+        .map(|(name, level)| {
+            let mut item = serde_json::Map::new();
+            item.insert(set.shape.key.to_owned(), Value::String(name.clone()));
+            if let (Some(field), Some(level)) = (set.shape.level, level) {
+                item.insert(field.to_owned(), serde_json::Number::from_f64(*level).map_or(Value::Null, Value::Number));
+            }
+            Value::Object(item)
+        })
+        .collect();
+    Value::Array(items)
 }
 
 fn desired_user(mapping: &UserMapping, record: &SourceRecord) -> Result<DesiredUser, String> {

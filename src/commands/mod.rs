@@ -88,7 +88,22 @@ pub async fn read_desired(
         spinner.finish_and_clear();
         groups.push((pairing.clone(), group));
     }
-    let desired = desired::build(&manifest.users, &records, &groups);
+    let mut set_groups = Vec::new();
+    for set in &manifest.users.sets {
+        let mut read = Vec::new();
+        for rule in &set.groups {
+            let spinner =
+                progress.spinner(format!("Reading the source group for `{}` entry `{}`", set.path, rule.name));
+            let group = source(&rule.source)?
+                .group(&rule.group, rule.nested)
+                .await
+                .with_context(|| format!("cannot read the source group for `{}` entry `{}`", set.path, rule.name))?;
+            spinner.finish_and_clear();
+            read.push(group);
+        }
+        set_groups.push(read);
+    }
+    let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups);
     Ok((records, desired))
 }
 

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use super::raw::{ClientAuth, DeprovisionAction, LdapScope, MembershipMethod, OnEmpty, Profile};
+pub use super::raw::{
+    ClientAuth, DeprovisionAction, LdapScope, MembershipMethod, OnEmpty, Profile, SetPrecedence, SetWrite,
+};
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
 use crate::secret::Secret;
@@ -95,12 +97,72 @@ pub struct UserMapping {
     pub attributes: Vec<AttributeMapping>,
     pub create_disabled: bool,
     pub deprovision: Deprovision,
+    /// Multi-valued attributes managed as sets, sorted by path.
+    pub sets: Vec<SetMapping>,
+}
+
+/// The Genesys extension's schema.
+pub const GENESYS_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User";
+
+/// What a set attribute's entries look like, and the limits the service puts on them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SetShape {
+    /// The field that names an entry: `name` (skills, languages) or `value` (roles).
+    pub key: &'static str,
+    /// The entry's level, if it has one: `proficiency`.
+    pub level: Option<&'static str>,
+    /// At most this many entries.
+    pub max: Option<usize>,
+    /// The level's allowed range.
+    pub range: (f64, f64),
+}
+
+impl SetShape {
+    /// The shape of a supported set attribute, by path.
+    pub fn of(path: &ScimPath) -> Option<Self> {
+        let genesys = path.schema().is_some_and(|s| s.eq_ignore_ascii_case(GENESYS_USER_SCHEMA));
+        let name = path.attribute_name();
+        if path.filter().is_some() || path.sub_attribute().is_some() {
+            return None;
+        }
+        if genesys && (name.eq_ignore_ascii_case("routingSkills") || name.eq_ignore_ascii_case("routingLanguages")) {
+            return Some(Self { key: "name", level: Some("proficiency"), max: Some(50), range: (0.0, 5.0) });
+        }
+        if path.is("roles") {
+            return Some(Self { key: "value", level: None, max: None, range: (0.0, 0.0) });
+        }
+        None
+    }
+}
+
+/// One set attribute and where its entries come from.
+#[derive(Debug, Clone)]
+pub struct SetMapping {
+    pub path: ScimPath,
+    pub shape: SetShape,
+    pub from: Option<Mapping>,
+    pub separator: String,
+    pub default_level: Option<f64>,
+    pub groups: Vec<SetGroupRule>,
+    pub precedence: SetPrecedence,
+    pub write: SetWrite,
+}
+
+/// Members of a source group get an entry.
+#[derive(Debug, Clone)]
+pub struct SetGroupRule {
+    pub source: String,
+    pub group: GroupSelector,
+    pub nested: bool,
+    pub name: String,
+    pub level: Option<f64>,
 }
 
 impl UserMapping {
     /// Every target attribute scimform compares or writes on users.
     pub fn managed_paths(&self) -> Vec<ScimPath> {
         let mut paths: Vec<ScimPath> = self.attributes.iter().map(|a| a.path.clone()).collect();
+        paths.extend(self.sets.iter().map(|s| s.path.clone()));
         paths.push(self.match_path.clone());
         paths.push(ScimPath::attribute("active"));
         if self.external_id.is_some() {
@@ -109,6 +171,11 @@ impl UserMapping {
         paths.sort();
         paths.dedup();
         paths
+    }
+
+    /// The set mapping for `path`, if `path` is managed as a set.
+    pub fn set(&self, path: &ScimPath) -> Option<&SetMapping> {
+        self.sets.iter().find(|s| s.path == *path)
     }
 
     /// The mapping that produces the match value (and so, by default, a group member's key).
@@ -122,6 +189,7 @@ impl UserMapping {
             .iter()
             .map(|a| &a.mapping)
             .chain(&self.external_id)
+            .chain(self.sets.iter().filter_map(|s| s.from.as_ref()))
             .flat_map(Mapping::attributes)
             .map(str::to_owned)
             .collect()

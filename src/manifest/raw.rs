@@ -227,6 +227,73 @@ pub struct RawUsers {
     pub create_disabled: bool,
     #[serde(default)]
     pub deprovision: Option<RawDeprovision>,
+    /// Multi-valued attributes managed as sets of named entries: Genesys's `routingSkills` and
+    /// `routingLanguages` (`{name, proficiency}`) and `roles` (`{value}`), by SCIM path.
+    #[serde(default)]
+    pub sets: BTreeMap<String, RawSet>,
+}
+
+/// Where a set's entries come from: a source attribute listing them, members of source groups,
+/// or both.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Set")]
+pub struct RawSet {
+    /// An attribute name or template whose value lists entries, as a list or as text split by
+    /// `separator`: `Billing:3;Sales:2` (name, then proficiency after `:`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Separates entries in a text value (default `;`).
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// The proficiency of an entry the attribute lists without one (default: such an entry is
+    /// an error).
+    #[serde(default)]
+    pub default_proficiency: Option<f64>,
+    /// Members of each source group get an entry.
+    #[serde(default)]
+    pub groups: Vec<RawSetGroup>,
+    /// When the attribute and a group give the same entry, whose proficiency counts (default
+    /// `attribute`: a person's own data is more specific than a group's).
+    #[serde(default)]
+    pub precedence: Option<SetPrecedence>,
+    /// `minimal` sends only the entries that change; `replace` sends the whole set in one
+    /// operation (default: `replace` for the genesys profile, else `minimal`).
+    #[serde(default)]
+    pub write: Option<SetWrite>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SetGroup")]
+pub struct RawSetGroup {
+    /// The source the group comes from.
+    pub source: String,
+    /// The source group.
+    pub group: RawGroupSelector,
+    /// Expand nested groups (default false).
+    #[serde(default)]
+    pub nested: bool,
+    /// The entry its members get (a skill, a language, a role).
+    pub name: String,
+    /// The entry's proficiency (skills and languages, 0 to 5).
+    #[serde(default)]
+    pub proficiency: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SetPrecedence {
+    #[default]
+    Attribute,
+    Groups,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SetWrite {
+    Minimal,
+    Replace,
 }
 
 /// A source attribute name, a template (`"{{ mail | lower }}"`), a constant, or the long form.

@@ -83,7 +83,7 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
         } else {
             if want.active || mapping.create_disabled {
                 created.insert(&want.key);
-                plan.users.push(create(want));
+                plan.users.push(create(mapping, want));
             } else {
                 disabled_not_created += 1;
             }
@@ -135,23 +135,32 @@ pub fn check_rails(plan: &Plan, limits: &Deprovision) -> Option<Blocked> {
     })
 }
 
-fn create(want: &DesiredUser) -> UserChange {
+fn create(mapping: &UserMapping, want: &DesiredUser) -> UserChange {
     let mut changes: Vec<AttributeChange> = want
         .attributes
         .iter()
-        .map(|(path, value)| AttributeChange { path: path.clone(), before: None, after: Some(value.clone()) })
+        // An empty set (no skills) is not sent.
+        .filter(|(_, value)| value.as_array().is_none_or(|items| !items.is_empty()))
+        .map(|(path, value)| AttributeChange {
+            path: path.clone(),
+            before: None,
+            after: Some(value.clone()),
+            set: mapping.set(path).map(set_change),
+        })
         .collect();
     if let Some(marker) = &want.external_id {
         changes.push(AttributeChange {
             path: ScimPath::attribute("externalId"),
             before: None,
             after: Some(Value::String(marker.clone())),
+            set: None,
         });
     }
     changes.push(AttributeChange {
         path: ScimPath::attribute("active"),
         before: None,
         after: Some(Value::Bool(want.active)),
+        set: None,
     });
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     UserChange {
@@ -174,14 +183,31 @@ fn update(
     let mut changes = Vec::new();
     for (path, value) in &want.attributes {
         let before = path.get(&found.resource).filter(|v| !v.is_null());
+        if let Some(set) = mapping.set(path).map(set_change) {
+            if !set.same(Some(value), before) {
+                let change = AttributeChange {
+                    path: path.clone(),
+                    before: before.cloned(),
+                    after: Some(value.clone()),
+                    set: Some(set),
+                };
+                changes.push(change);
+            }
+            continue;
+        }
         let case_insensitive = *path == mapping.match_path || path.is("userName");
         if !before.is_some_and(|b| values_equal(&comparable(path, value), &comparable(path, b), case_insensitive)) {
-            changes.push(AttributeChange { path: path.clone(), before: before.cloned(), after: Some(value.clone()) });
+            changes.push(AttributeChange {
+                path: path.clone(),
+                before: before.cloned(),
+                after: Some(value.clone()),
+                set: None,
+            });
         }
     }
     for path in &want.removals {
         if let Some(before) = path.get(&found.resource).filter(|v| !v.is_null()) {
-            changes.push(AttributeChange { path: path.clone(), before: Some(before.clone()), after: None });
+            changes.push(AttributeChange { path: path.clone(), before: Some(before.clone()), after: None, set: None });
         }
     }
     if let Some(marker) = &want.external_id
@@ -191,6 +217,7 @@ fn update(
             path: ScimPath::attribute("externalId"),
             before: found.external_id().map(|s| Value::String(s.to_owned())),
             after: Some(Value::String(marker.clone())),
+            set: None,
         });
     }
     let disabling = found.active() && !want.active;
@@ -199,6 +226,7 @@ fn update(
             path: ScimPath::attribute("active"),
             before: Some(Value::Bool(found.active())),
             after: Some(Value::Bool(want.active)),
+            set: None,
         });
     }
     if changes.is_empty() {
@@ -255,6 +283,7 @@ fn deprovision(
                     path: ScimPath::attribute("active"),
                     before: Some(Value::Bool(true)),
                     after: Some(Value::Bool(false)),
+                    set: None,
                 }],
             },
             DeprovisionAction::Delete => UserChange {
@@ -357,6 +386,11 @@ fn groups(
 /// Compares a desired value with the target's. Strings compare exactly unless the attribute is
 /// not case-exact; numbers and booleans the target sends as text compare by their text; lists
 /// compare as sets.
+/// How a set attribute's changes are compared and written.
+fn set_change(set: &crate::manifest::model::SetMapping) -> super::set::SetChange {
+    super::set::SetChange { key: set.shape.key.to_owned(), level: set.shape.level.map(str::to_owned), write: set.write }
+}
+
 /// A value as it compares: phone numbers are equal with or without the `tel:` scheme Genesys
 /// answers with (`tel:+15555550100` = `+15555550100`).
 fn comparable<'a>(path: &ScimPath, value: &'a Value) -> std::borrow::Cow<'a, Value> {
@@ -566,7 +600,8 @@ groups:
             vec![AttributeChange {
                 path: ScimPath::attribute("title"),
                 before: Some(json!("Agent")),
-                after: Some(json!("Lead"))
+                after: Some(json!("Lead")),
+                set: None,
             }]
         );
         assert_eq!(change.precondition, Precondition::Etag("W/\"1\"".into()));
@@ -580,7 +615,12 @@ groups:
         );
         assert_eq!(
             plan.users[0].changes,
-            vec![AttributeChange { path: ScimPath::attribute("title"), before: Some(json!("Agent")), after: None }]
+            vec![AttributeChange {
+                path: ScimPath::attribute("title"),
+                before: Some(json!("Agent")),
+                after: None,
+                set: None
+            }]
         );
     }
 

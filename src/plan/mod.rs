@@ -10,6 +10,7 @@ pub mod focus;
 pub mod precondition;
 pub mod render;
 pub mod requests;
+pub mod set;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,6 +58,9 @@ pub struct AttributeChange {
     pub before: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// For a set attribute (skills, languages, roles): how its entries compare and are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<set::SetChange>,
 }
 
 /// One user to change.

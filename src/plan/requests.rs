@@ -22,10 +22,11 @@ pub fn user_request(change: &UserChange) -> ScimRequest {
             let operations = change
                 .changes
                 .iter()
-                .map(|c| match (&c.before, &c.after) {
-                    (_, None) => PatchOperation::remove(&c.path),
-                    (None, Some(after)) => PatchOperation::add(&c.path, after.clone()),
-                    (Some(_), Some(after)) => PatchOperation::replace(&c.path, after.clone()),
+                .flat_map(|c| match (&c.set, &c.before, &c.after) {
+                    (Some(set), before, after) => set.operations(&c.path, before.as_ref(), after.as_ref()),
+                    (None, _, None) => vec![PatchOperation::remove(&c.path)],
+                    (None, None, Some(after)) => vec![PatchOperation::add(&c.path, after.clone())],
+                    (None, Some(_), Some(after)) => vec![PatchOperation::replace(&c.path, after.clone())],
                 })
                 .collect();
             ScimRequest::new(Method::Patch, format!("/Users/{id}"))

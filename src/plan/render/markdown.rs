@@ -116,6 +116,18 @@ fn user(change: &UserChange) -> String {
         let _ = writeln!(before, "user {}", quoted(&change.key));
     }
     for c in &change.changes {
+        if let Some(set) = &c.set {
+            for diff in set.differences(c.before.as_ref(), c.after.as_ref()) {
+                let label = set.label(&c.path, &diff.name);
+                if let Some(level) = diff.before {
+                    let _ = writeln!(before, "{}", set.entry(&label, level));
+                }
+                if let Some(level) = diff.after {
+                    let _ = writeln!(after, "{}", set.entry(&label, level));
+                }
+            }
+            continue;
+        }
         line(&mut before, c, c.before.as_ref());
         line(&mut after, c, c.after.as_ref());
     }

@@ -128,9 +128,21 @@ fn user(out: &mut String, change: &UserChange) {
     let _ = writeln!(out, "  {marker} user {name} {{");
     // Align the `=` signs as Terraform does, but let an unusually long name (an extension URN)
     // stand out rather than push every other line far to the right.
-    let width =
-        change.changes.iter().map(|c| path_label(c).chars().count()).filter(|w| *w <= MAX_ALIGN).max().unwrap_or(0);
+    let width = change
+        .changes
+        .iter()
+        .filter(|c| c.set.is_none())
+        .map(|c| path_label(c).chars().count())
+        .filter(|w| *w <= MAX_ALIGN)
+        .max()
+        .unwrap_or(0);
     for c in &change.changes {
+        if let Some(set) = &c.set {
+            for (marker, line) in set.lines(&c.path, c.before.as_ref(), c.after.as_ref()) {
+                let _ = writeln!(out, "      {marker} {line}");
+            }
+            continue;
+        }
         let label = path_label(c);
         let pad = " ".repeat(width.saturating_sub(label.chars().count()));
         let line = match (&c.before, &c.after) {
