@@ -300,3 +300,106 @@ fn as_bool(value: &Value) -> Option<bool> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::manifest::model::GroupSelector;
+    use crate::plan::diff::tests::{MANIFEST, manifest, person};
+    use crate::source::AttrValue;
+
+    const SKILLS: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingSkills";
+
+    fn with_sets(sets: &str) -> crate::manifest::Manifest {
+        manifest(&MANIFEST.replace(
+            "  deprovision: { action: disable }",
+            &format!("  deprovision: {{ action: disable }}\n  sets:\n{sets}"),
+        ))
+    }
+
+    fn skills_of(state: &DesiredState, key: &str) -> Value {
+        state.users[key].attributes[&ScimPath::parse(SKILLS).unwrap()].clone()
+    }
+
+    fn group(members: &[&SourceRecord]) -> SourceGroup {
+        SourceGroup {
+            id: "g".into(),
+            name: "g".into(),
+            members: members.iter().map(|r| (*r).clone()).collect(),
+            unresolved: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn skills_come_from_an_attribute_and_from_groups_with_precedence() {
+        let sets = format!(
+            "    {SKILLS}:\n      from: skills\n      groups:\n        - {{ source: hr, group: {{ name: billing }}, name: Billing, proficiency: 1 }}\n        - {{ source: hr, group: {{ name: sales }}, name: Sales, proficiency: 4 }}\n"
+        );
+        let mut ann = person("1", "ann.lee@x.example", "Agent");
+        ann.insert("skills", AttrValue::Text("Billing:3; Sales:2".into()));
+        let bo = person("2", "bo.ek@x.example", "Agent");
+        let m = with_sets(&sets);
+        assert_eq!(m.users.sets[0].groups[0].group, GroupSelector::Name("billing".into()));
+        let groups = vec![vec![group(&[&ann, &bo]), group(&[&ann])]];
+        let state = build_with_sets(&m.users, &[ann.clone(), bo.clone()], &[], &groups);
+        assert!(state.errors.is_empty(), "{:?}", state.errors);
+        // The attribute wins over the groups by default; a group adds what the attribute lacks.
+        assert_eq!(
+            skills_of(&state, "ann.lee@x.example"),
+            json!([{"name": "Billing", "proficiency": 3.0}, {"name": "Sales", "proficiency": 2.0}])
+        );
+        assert_eq!(skills_of(&state, "bo.ek@x.example"), json!([{"name": "Billing", "proficiency": 1.0}]));
+
+        let m = with_sets(&format!("{sets}      precedence: groups\n"));
+        let state = build_with_sets(&m.users, &[ann, bo], &[], &groups);
+        assert_eq!(
+            skills_of(&state, "ann.lee@x.example"),
+            json!([{"name": "Billing", "proficiency": 1.0}, {"name": "Sales", "proficiency": 4.0}])
+        );
+    }
+
+    #[test]
+    fn limits_are_checked_naming_the_user_and_the_rule() {
+        let m = with_sets(&format!("    {SKILLS}:\n      from: skills\n"));
+        let mut many = person("1", "ann.lee@x.example", "Agent");
+        many.insert("skills", AttrValue::List((0..51).map(|i| format!("Skill{i}:1")).collect()));
+        let mut seven = person("2", "bo.ek@x.example", "Agent");
+        seven.insert("skills", AttrValue::Text("Billing:7".into()));
+        let mut bare = person("3", "cy.do@x.example", "Agent");
+        bare.insert("skills", AttrValue::Text("Billing".into()));
+        let state = build_with_sets(&m.users, &[many, seven, bare], &[], &[]);
+        assert_eq!(
+            state.errors,
+            [
+                format!(
+                    "user `ann.lee@x.example` (source record `1`): `{SKILLS}`: 51 entries, more than the 50 the target allows"
+                ),
+                format!(
+                    "user `bo.ek@x.example` (source record `2`): `{SKILLS}`: proficiency 7 for `Billing` is out of range (0 to 5)"
+                ),
+                format!(
+                    "user `cy.do@x.example` (source record `3`): `{SKILLS}`: `Billing` has no proficiency (write `Billing:3`, or set `default_proficiency`)"
+                ),
+            ]
+        );
+        let m = with_sets(&format!("    {SKILLS}:\n      from: skills\n      default_proficiency: 2\n"));
+        let mut bare = person("3", "cy.do@x.example", "Agent");
+        bare.insert("skills", AttrValue::Text("Billing".into()));
+        let state = build_with_sets(&m.users, &[bare], &[], &[]);
+        assert_eq!(skills_of(&state, "cy.do@x.example"), json!([{"name": "Billing", "proficiency": 2.0}]));
+    }
+
+    #[test]
+    fn roles_are_names() {
+        let m = with_sets("    roles:\n      from: '{{ roles | split(\",\") }}'\n");
+        let mut ann = person("1", "ann.lee@x.example", "Agent");
+        ann.insert("roles", AttrValue::Text("Employee,Supervisor".into()));
+        let state = build_with_sets(&m.users, &[ann], &[], &[]);
+        assert_eq!(
+            state.users["ann.lee@x.example"].attributes[&ScimPath::attribute("roles")],
+            json!([{"value": "Employee"}, {"value": "Supervisor"}])
+        );
+    }
+}

@@ -1013,6 +1013,53 @@ groups:
     }
 
     #[test]
+    fn set_mistakes_are_located() {
+        let skills = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingSkills";
+        let with = |sets: &str| GOOD.replace("groups:\n  - {", &format!("  sets:\n{sets}groups:\n  - {{"));
+        let cases = [
+            (
+                format!(
+                    "    {skills}:\n      groups: [{{ source: hr, group: {{ id: b }}, name: Billing, proficiency: 7 }}]\n"
+                ),
+                ("17:76", format!("users.sets.\"{skills}\".groups[0].proficiency"), "proficiency `7` is out of range"),
+            ),
+            (
+                format!("    {skills}:\n      groups: [{{ source: hr, group: {{ id: b }}, name: Billing }}]\n"),
+                ("17:16", format!("users.sets.\"{skills}\".groups[0]"), "missing `proficiency`"),
+            ),
+            (
+                "    nickName:\n      from: nick\n".to_owned(),
+                ("16:5", "users.sets.nickName".to_owned(), "`nickName` cannot be managed as a set"),
+            ),
+            (
+                "    roles: { }\n".to_owned(),
+                ("16:12", "users.sets.roles".to_owned(), "a set needs `from`, `groups` or both"),
+            ),
+            (
+                "    roles: { from: r, groups: [{ source: hr, group: { id: x }, name: Admin, proficiency: 1 }] }\n"
+                    .to_owned(),
+                ("16:90", "users.sets.roles.groups[0].proficiency".to_owned(), "`roles` entries have no proficiency"),
+            ),
+            (
+                "    roles: { from: r, groups: [{ source: ad, group: { id: x }, name: Admin }] }\n".to_owned(),
+                (
+                    "16:42",
+                    "users.sets.roles.groups[0].source".to_owned(),
+                    "source `ad` is not declared under `sources`",
+                ),
+            ),
+        ];
+        for (sets, (at, path, message)) in cases {
+            let got = one(&with(&sets));
+            assert_eq!((got.0.as_str(), got.1.as_str(), got.2.as_str()), (at, path.as_str(), message), "{sets}");
+        }
+        assert_eq!(
+            problems(&with(&format!("    {skills}:\n      from: skills\n    roles:\n      from: roles\n"))),
+            Vec::new()
+        );
+    }
+
+    #[test]
     fn reports_every_problem_not_just_the_first() {
         let text = GOOD
             .replace("title: title", "titel: title\n    displayName: '{{ x | nope }}'")
