@@ -71,6 +71,7 @@ fn updates(ids: &[String], title: &str) -> Plan {
                 before: Some(json!("x")),
                 after: Some(json!(title)),
                 set: None,
+                reference: None,
             }],
         })
         .collect();

@@ -10,9 +10,12 @@ use futures_util::stream;
 use indicatif::ProgressBar;
 
 use crate::plan::precondition::{group_fingerprint, user_fingerprint};
-use crate::plan::requests::{group_request, user_request};
+use crate::plan::requests::{
+    group_request, pending_references, reference_followup, user_request, user_request_resolved,
+};
 use crate::plan::{Action, ActionReason, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
+use crate::scim::ScimRequest;
 use crate::scim::resource::{id_of, version_of};
 use crate::target::{CurrentGroup, TargetError, TargetReader, TargetWriter};
 
@@ -47,29 +50,33 @@ fn label(change: &UserChange) -> String {
     format!("user {}", serde_json::to_string(&change.key).unwrap_or_default())
 }
 
-/// Sends `changes` with at most `concurrency` requests in flight; returns outcomes in input order
-/// and the ids the server assigned to created users.
+/// One user request to send: the user's key, the request, and whether it creates the user.
+struct UserRequest {
+    key: String,
+    request: ScimRequest,
+    creates: bool,
+}
+
+/// Sends `requests` with at most `concurrency` in flight; returns outcomes in input order and
+/// the ids the server assigned to created users.
 async fn run_users<W: TargetWriter>(
-    changes: &[&UserChange],
+    requests: Vec<UserRequest>,
     writer: &W,
     concurrency: usize,
     progress: &ProgressBar,
 ) -> (Vec<Outcome>, BTreeMap<String, String>) {
     let created = Mutex::new(BTreeMap::new());
-    let mut results: Vec<(usize, Outcome)> = stream::iter(changes.iter().enumerate())
-        .map(|(index, change)| {
+    let mut results: Vec<(usize, Outcome)> = stream::iter(requests.into_iter().enumerate())
+        .map(|(index, UserRequest { key, request, creates })| {
             let created = &created;
             async move {
-                let request = user_request(change);
                 let result = match writer.send(&request).await {
                     Ok(response) => {
-                        if change.action == Action::Create
-                            && let Some(id) = response.body.as_ref().and_then(id_of)
-                        {
+                        if creates && let Some(id) = response.body.as_ref().and_then(id_of) {
                             created
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .insert(change.key.clone(), id.to_owned());
+                                .insert(key.clone(), id.to_owned());
                         }
                         Ok(response.status)
                     }
@@ -80,7 +87,8 @@ async fn run_users<W: TargetWriter>(
                     Err(error) => Err(error_chain(&error)),
                 };
                 progress.inc(1);
-                (index, Outcome { resource: label(change), request: request.to_string(), result })
+                let resource = format!("user {}", serde_json::to_string(&key).unwrap_or_default());
+                (index, Outcome { resource, request: request.to_string(), result })
             }
         })
         .buffer_unordered(concurrency.max(1))
@@ -213,12 +221,37 @@ pub async fn execute_with_progress<W: TargetWriter>(
     let deprovisioning = |c: &&UserChange| c.reason == Some(ActionReason::NotInAnySource) || c.action == Action::Delete;
 
     let to_create: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
-    let (create_outcomes, created) = run_users(&to_create, writer, concurrency, progress).await;
+    let posts =
+        to_create.iter().map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: true }).collect();
+    let (create_outcomes, created) = run_users(posts, writer, concurrency, progress).await;
     report.outcomes.extend(create_outcomes);
 
-    let updates: Vec<&UserChange> =
-        plan.users.iter().filter(|c| c.action != Action::Create && !deprovisioning(c)).collect();
-    report.outcomes.extend(run_users(&updates, writer, concurrency, progress).await.0);
+    // Updates, and the references (`manager`) that needed users created just now.
+    let resolve = |key: &str| created.get(key).cloned();
+    let mut patches = Vec::new();
+    for change in plan.users.iter().filter(|c| c.action != Action::Create && !deprovisioning(c)) {
+        patches.push(UserRequest {
+            key: change.key.clone(),
+            request: user_request_resolved(change, &resolve),
+            creates: false,
+        });
+    }
+    for change in &to_create {
+        let Some(id) = created.get(&change.key) else { continue };
+        if let Some(request) = reference_followup(change, id, &resolve) {
+            patches.push(UserRequest { key: change.key.clone(), request, creates: false });
+        }
+    }
+    for change in plan.users.iter().filter(|c| !deprovisioning(c)) {
+        for key in pending_references(change).filter(|key| !created.contains_key(*key)) {
+            report.outcomes.push(Outcome {
+                resource: label(change),
+                request: format!("reference to user `{key}`"),
+                result: Err(format!("not set: creating user `{key}` failed")),
+            });
+        }
+    }
+    report.outcomes.extend(run_users(patches, writer, concurrency, progress).await.0);
 
     for change in &plan.groups {
         let (request, unresolved) = group_request(change, |key| created.get(key).cloned());
@@ -244,8 +277,13 @@ pub async fn execute_with_progress<W: TargetWriter>(
         report.outcomes.push(Outcome { resource, request: request.to_string(), result });
     }
 
-    let removals: Vec<&UserChange> = plan.users.iter().filter(deprovisioning).collect();
-    report.outcomes.extend(run_users(&removals, writer, concurrency, progress).await.0);
+    let removals = plan
+        .users
+        .iter()
+        .filter(deprovisioning)
+        .map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: false })
+        .collect();
+    report.outcomes.extend(run_users(removals, writer, concurrency, progress).await.0);
     report
 }
 
@@ -271,7 +309,11 @@ mod tests {
             if self.fail == Some(request.method) {
                 return Err(TargetError::Status { request: request.to_string(), status: 409, body: None });
             }
-            let body = (request.method == Method::Post).then(|| json!({"id": "new-id"}));
+            // A created user's id is `new-` and its userName.
+            let body = (request.method == Method::Post).then(|| {
+                let name = request.body.as_ref().and_then(|b| b["userName"].as_str()).unwrap_or("id");
+                json!({"id": format!("new-{name}")})
+            });
             Ok(ScimResponse { status: if body.is_some() { 201 } else { 204 }, body, etag: None })
         }
     }
@@ -295,7 +337,33 @@ mod tests {
             ]
         );
         let group = sent[4].body.as_ref().unwrap();
-        assert_eq!(group["Operations"][0]["value"], json!([{"value": "t1"}, {"value": "new-id"}]));
+        assert_eq!(group["Operations"][0]["value"], json!([{"value": "t1"}, {"value": "new-cy.do@x.example"}]));
+    }
+
+    /// A user whose manager is created in the same apply gets the manager's new id in a PATCH
+    /// after both exist; the POST never carries an id it cannot know.
+    #[tokio::test]
+    async fn a_manager_created_in_the_same_apply_is_set_afterwards() {
+        let m = crate::plan::diff::tests::manifest(&crate::plan::diff::tests::MANIFEST.replace(
+            "  deprovision: { action: disable }",
+            "    urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value: { reference: manager }\n  deprovision: { action: disable }",
+        ));
+        let boss = crate::plan::diff::tests::person("1", "boss@x.example", "Lead");
+        let mut ann = crate::plan::diff::tests::person("2", "ann.lee@x.example", "Agent");
+        ann.insert("manager", crate::source::AttrValue::Text("1".into()));
+        let desired = crate::desired::build(&m.users, &[boss, ann], &[]);
+        let plan = crate::plan::plan(&m.users, &desired, &crate::target::CurrentState::default());
+        let target = FakeTarget { sent: Mutex::new(Vec::new()), fail: None };
+        let report = execute(&plan, &target, 2).await;
+        assert_eq!(report.failures().count(), 0, "{report:?}");
+        let sent = target.sent.into_inner().unwrap();
+        let order: Vec<String> = sent.iter().map(ToString::to_string).collect();
+        assert_eq!(order, ["POST /Users", "POST /Users", "PATCH /Users/new-ann.lee@x.example"]);
+        assert!(sent.iter().take(2).all(|r| !r.body.as_ref().unwrap().to_string().contains("manager")));
+        assert_eq!(
+            sent[2].body.as_ref().unwrap()["Operations"],
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", "value": "new-boss@x.example"}])
+        );
     }
 
     #[tokio::test]

@@ -31,6 +31,9 @@ pub struct DesiredUser {
     pub attributes: BTreeMap<ScimPath, Value>,
     /// Managed attributes whose source value is empty and whose mapping says `on_empty: remove`.
     pub removals: BTreeSet<ScimPath>,
+    /// Attributes whose value is another user's target id (`manager.value`): path -> that
+    /// user's key. The planner turns the key into an id.
+    pub references: BTreeMap<ScimPath, String>,
     pub active: bool,
 }
 
@@ -55,6 +58,8 @@ pub struct DesiredState {
     /// Problems that make the desired state untrustworthy (a mapping that fails, two records
     /// with one key). Planning refuses to go on with any of these.
     pub errors: Vec<String>,
+    /// Things worth knowing that change nothing (a manager outside the source).
+    pub warnings: Vec<String>,
 }
 
 /// Builds the desired state. `groups` pairs each pairing with the group its source returned.
@@ -119,7 +124,57 @@ pub fn build_with_sets(
     }
     state.groups.sort_by(|a, b| a.pairing.cmp(&b.pairing));
     add_sets(mapping, records, set_groups, &mut state);
+    add_references(mapping, records, &mut state);
     state
+}
+
+/// Resolves reference mappings (`manager`) to the key of the user they name: a record of the
+/// same source whose `dn` (LDAP) or `id` (Graph, files) is the reference. A reference to no user
+/// of the manifest is reported and left out, never invented.
+fn add_references(mapping: &UserMapping, records: &[SourceRecord], state: &mut DesiredState) {
+    let references: Vec<(&ScimPath, &str)> = mapping
+        .attributes
+        .iter()
+        .filter_map(|a| match &a.mapping {
+            crate::mapping::Mapping::Reference(attribute) => Some((&a.path, attribute.as_str())),
+            _ => None,
+        })
+        .collect();
+    if references.is_empty() {
+        return;
+    }
+    let by_id: BTreeMap<&str, &SourceRecord> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+    // DNs compare without case, as LDAP does.
+    let mut by_name: BTreeMap<String, &str> = BTreeMap::new();
+    for user in state.users.values() {
+        let Some(record) = by_id.get(user.source_id.as_str()) else { continue };
+        by_name.insert(record.id.to_lowercase(), &user.key);
+        if let Some(crate::source::AttrValue::Text(dn)) = record.get("dn") {
+            by_name.insert(dn.to_lowercase(), &user.key);
+        }
+    }
+    let mut resolved: Vec<(String, &ScimPath, String)> = Vec::new();
+    for user in state.users.values() {
+        let Some(record) = by_id.get(user.source_id.as_str()) else { continue };
+        for (path, attribute) in &references {
+            let Some(crate::source::AttrValue::Text(reference)) = record.get(attribute) else { continue };
+            if reference.is_empty() {
+                continue;
+            }
+            match by_name.get(&reference.to_lowercase()) {
+                Some(key) => resolved.push((user.key.clone(), path, (*key).to_owned())),
+                None => state.warnings.push(format!(
+                    "user `{}`: `{path}` refers to `{reference}`, which is no user of source `{}`; left as it is",
+                    user.key, mapping.source
+                )),
+            }
+        }
+    }
+    for (key, path, target) in resolved {
+        if let Some(user) = state.users.get_mut(&key) {
+            user.references.insert(path.clone(), target);
+        }
+    }
 }
 
 /// One entry of a set: its name and, for skills and languages, its proficiency.
@@ -248,6 +303,9 @@ fn desired_user(mapping: &UserMapping, record: &SourceRecord) -> Result<DesiredU
     let mut removals = BTreeSet::new();
     let mut active = !record.disabled;
     for attribute in &mapping.attributes {
+        if matches!(attribute.mapping, crate::mapping::Mapping::Reference(_)) {
+            continue;
+        }
         let value = evaluate(&attribute.mapping, record).map_err(|e| format!("`{}`: {e}", attribute.path))?;
         if attribute.path.is("active") {
             if let Some(value) = value {
@@ -285,6 +343,7 @@ fn desired_user(mapping: &UserMapping, record: &SourceRecord) -> Result<DesiredU
         external_id,
         attributes,
         removals,
+        references: BTreeMap::new(),
         active,
     })
 }

@@ -183,6 +183,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
         users: want.map(|w| (key.clone(), w.clone())).into_iter().collect(),
         groups: desired.groups.clone(),
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let mut plan = crate::plan::plan(&manifest.users, &only, &current);
     let ids: Vec<Option<String>> = plan.users.iter().map(|u| u.target_id.clone()).collect();
@@ -215,5 +216,6 @@ fn describe(mapping: &Mapping) -> String {
         Mapping::Attribute(name) => format!("source attribute `{name}`"),
         Mapping::Constant(value) => format!("constant {value}"),
         Mapping::Template(template) => format!("template {}", Value::String(template.to_string())),
+        Mapping::Reference(name) => format!("the user `{name}` refers to"),
     }
 }

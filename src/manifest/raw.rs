@@ -300,7 +300,7 @@ pub enum SetWrite {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(
     untagged,
-    expecting = "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`"
+    expecting = "a source attribute name, a template, a boolean, a number, or a mapping with `from`, `constant` or `reference`"
 )]
 #[schemars(rename = "Mapping")]
 pub enum RawMapping {
@@ -320,6 +320,11 @@ pub struct RawMappingSpec {
     /// A fixed value.
     #[serde(default)]
     pub constant: Option<serde_json::Value>,
+    /// A source attribute naming another user of the users' source (AD's `manager` DN, Graph's
+    /// `manager`, a file's id): the value becomes that user's target id, e.g. for
+    /// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`.
+    #[serde(default)]
+    pub reference: Option<String>,
     /// What an empty source value does to the target attribute.
     #[serde(default)]
     pub on_empty: Option<OnEmpty>,

@@ -23,7 +23,7 @@ use crate::secret::Secret;
 use crate::yaml::{Location, Node, NodeKind, Segment};
 
 const RAW_MAPPING_EXPECTED: &str =
-    "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`";
+    "a source attribute name, a template, a boolean, a number, or a mapping with `from`, `constant` or `reference`";
 
 const TOP_LEVEL_KEYS: &[&str] = &["version", "sources", "target", "users", "groups"];
 
@@ -727,15 +727,29 @@ impl Checker<'_> {
             }
             RawMapping::Full(spec) => {
                 let on_empty = spec.on_empty.unwrap_or_default();
-                match (&spec.from, &spec.constant) {
-                    (Some(from), None) => {
+                match (&spec.from, &spec.constant, &spec.reference) {
+                    (Some(from), None, None) => {
                         let from_path = [path, &[key("from")]].concat();
                         let from_node = node.get("from").unwrap_or(node).clone();
                         parse(self, from, &from_node, &from_path).map(|m| (m, on_empty))
                     }
-                    (None, Some(constant)) => Some((Mapping::Constant(constant.clone()), on_empty)),
+                    (None, Some(constant), None) => Some((Mapping::Constant(constant.clone()), on_empty)),
+                    (None, None, Some(attribute)) if crate::mapping::template::is_attribute_name(attribute) => {
+                        Some((Mapping::Reference(attribute.clone()), on_empty))
+                    }
+                    (None, None, Some(attribute)) => {
+                        let p = [path, &[key("reference")]].concat();
+                        let location = self.node(&p).location;
+                        self.report(location, &p, format!("`{attribute}` is not a source attribute name"), None);
+                        None
+                    }
                     _ => {
-                        self.report(node.location, path, "a mapping needs exactly one of `from` and `constant`", None);
+                        self.report(
+                            node.location,
+                            path,
+                            "a mapping needs exactly one of `from`, `constant` and `reference`",
+                            None,
+                        );
                         None
                     }
                 }
@@ -966,13 +980,17 @@ groups:
                 (
                     "13:12",
                     "users.attributes.title",
-                    "a source attribute name, a template, a boolean, a number, or a mapping with `from` or `constant`",
+                    "a source attribute name, a template, a boolean, a number, or a mapping with `from`, `constant` or `reference`",
                 ),
             ),
             (
                 "    title: title\n",
                 "    title: { from: title, constant: x }\n",
-                ("13:12", "users.attributes.title", "a mapping needs exactly one of `from` and `constant`"),
+                (
+                    "13:12",
+                    "users.attributes.title",
+                    "a mapping needs exactly one of `from`, `constant` and `reference`",
+                ),
             ),
             (
                 "  source: hr\n",

@@ -160,7 +160,8 @@ pub fn explain(mapping: &Mapping, record: &SourceRecord) -> (Result<Option<Value
 
 fn evaluate_traced(mapping: &Mapping, record: &SourceRecord, trace: &mut Trace) -> Result<Option<Value>, EvalError> {
     match mapping {
-        Mapping::Attribute(name) => {
+        // A reference reads as the text that names the other user; the planner resolves it.
+        Mapping::Attribute(name) | Mapping::Reference(name) => {
             let value = lookup(record, name);
             trace.note(|| format!("{name} = {value}"));
             Ok(value.into_json())

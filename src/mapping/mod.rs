@@ -22,6 +22,9 @@ pub enum Mapping {
     Constant(Value),
     /// A template with expressions and filters.
     Template(Template),
+    /// A source attribute naming another user of the same source (AD's `manager` DN, Graph's
+    /// manager id): the value is that user's target id, resolved by the planner.
+    Reference(String),
 }
 
 impl Mapping {
@@ -46,7 +49,7 @@ impl Mapping {
     /// The source attributes this mapping reads, for sources that fetch only what is needed.
     pub fn attributes(&self) -> Vec<&str> {
         match self {
-            Mapping::Attribute(name) => vec![name.as_str()],
+            Mapping::Attribute(name) | Mapping::Reference(name) => vec![name.as_str()],
             Mapping::Constant(_) => Vec::new(),
             Mapping::Template(template) => template.attributes(),
         }

@@ -36,10 +36,13 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
     }
 
     let mut claimed: BTreeSet<usize> = BTreeSet::new();
-    // Desired key -> target id, for resolving group members.
+    // Desired key -> target id, for resolving group members and references (`manager`).
     let mut resolved: BTreeMap<&str, &str> = BTreeMap::new();
     let mut created: BTreeSet<&str> = BTreeSet::new();
     let mut disabled_not_created = 0;
+    // Matched first, changed after: a reference can name any user, matched or created.
+    let mut matched: Vec<(&DesiredUser, &CurrentUser, bool)> = Vec::new();
+    let mut to_create: Vec<&DesiredUser> = Vec::new();
 
     for want in desired.users.values() {
         let marker_hit = want
@@ -83,7 +86,7 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
         } else {
             if want.active || mapping.create_disabled {
                 created.insert(&want.key);
-                plan.users.push(create(mapping, want));
+                to_create.push(want);
             } else {
                 disabled_not_created += 1;
             }
@@ -92,7 +95,17 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
         claimed.insert(index);
         let found = users[index];
         resolved.insert(&want.key, &found.id);
-        if let Some(change) = update(mapping, want, found, adopting, precondition(found)) {
+        matched.push((want, found, adopting));
+    }
+
+    let references = References { resolved: &resolved, created: &created };
+    for want in to_create {
+        plan.users.push(create(mapping, want, &references, &mut plan.warnings));
+    }
+    for (want, found, adopting) in matched {
+        if let Some(change) =
+            update(mapping, want, found, adopting, precondition(found), &references, &mut plan.warnings)
+        {
             plan.users.push(change);
         }
     }
@@ -108,6 +121,7 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
     groups(desired, current, &users, &resolved, &created, mapping, &mut plan);
 
     plan.users.sort_by(|a, b| a.key.cmp(&b.key).then(a.target_id.cmp(&b.target_id)));
+    plan.warnings.extend(desired.warnings.iter().cloned());
     plan.conflicts.sort_by(|a, b| (&a.key, &a.target_id).cmp(&(&b.key, &b.target_id)));
     plan.blocked = check_rails(&plan, &mapping.deprovision);
     plan
@@ -135,7 +149,47 @@ pub fn check_rails(plan: &Plan, limits: &Deprovision) -> Option<Blocked> {
     })
 }
 
-fn create(mapping: &UserMapping, want: &DesiredUser) -> UserChange {
+/// Where referenced users are: matched (their target id) or created by this plan.
+struct References<'a> {
+    resolved: &'a BTreeMap<&'a str, &'a str>,
+    created: &'a BTreeSet<&'a str>,
+}
+
+impl References<'_> {
+    /// The change that makes `path` refer to the user `key`, or `None` when it already does
+    /// (`before` is the id) or the user is nowhere (then a warning says so).
+    fn change(
+        &self,
+        want: &DesiredUser,
+        path: &ScimPath,
+        key: &str,
+        before: Option<&Value>,
+        warnings: &mut Vec<String>,
+    ) -> Option<AttributeChange> {
+        let (after, reference) = match (self.resolved.get(key), self.created.contains(key)) {
+            (Some(id), _) => (Some(Value::String((*id).to_owned())), None),
+            (None, true) => (None, Some(key.to_owned())),
+            (None, false) => {
+                warnings.push(format!(
+                    "user `{}`: `{path}` refers to `{key}`, who is not in the target and not planned; left as it is",
+                    want.key
+                ));
+                return None;
+            }
+        };
+        if after.is_some() && after.as_ref() == before {
+            return None;
+        }
+        Some(AttributeChange { path: path.clone(), before: before.cloned(), after, set: None, reference })
+    }
+}
+
+fn create(
+    mapping: &UserMapping,
+    want: &DesiredUser,
+    references: &References<'_>,
+    warnings: &mut Vec<String>,
+) -> UserChange {
     let mut changes: Vec<AttributeChange> = want
         .attributes
         .iter()
@@ -146,14 +200,19 @@ fn create(mapping: &UserMapping, want: &DesiredUser) -> UserChange {
             before: None,
             after: Some(value.clone()),
             set: mapping.set(path).map(set_change),
+            reference: None,
         })
         .collect();
+    for (path, key) in &want.references {
+        changes.extend(references.change(want, path, key, None, warnings));
+    }
     if let Some(marker) = &want.external_id {
         changes.push(AttributeChange {
             path: ScimPath::attribute("externalId"),
             before: None,
             after: Some(Value::String(marker.clone())),
             set: None,
+            reference: None,
         });
     }
     changes.push(AttributeChange {
@@ -161,6 +220,7 @@ fn create(mapping: &UserMapping, want: &DesiredUser) -> UserChange {
         before: None,
         after: Some(Value::Bool(want.active)),
         set: None,
+        reference: None,
     });
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     UserChange {
@@ -179,8 +239,14 @@ fn update(
     found: &CurrentUser,
     adopting: bool,
     precondition: Precondition,
+    references: &References<'_>,
+    warnings: &mut Vec<String>,
 ) -> Option<UserChange> {
     let mut changes = Vec::new();
+    for (path, key) in &want.references {
+        let before = path.get(&found.resource).filter(|v| !v.is_null());
+        changes.extend(references.change(want, path, key, before, warnings));
+    }
     for (path, value) in &want.attributes {
         let before = path.get(&found.resource).filter(|v| !v.is_null());
         if let Some(set) = mapping.set(path).map(set_change) {
@@ -190,6 +256,7 @@ fn update(
                     before: before.cloned(),
                     after: Some(value.clone()),
                     set: Some(set),
+                    reference: None,
                 };
                 changes.push(change);
             }
@@ -202,12 +269,19 @@ fn update(
                 before: before.cloned(),
                 after: Some(value.clone()),
                 set: None,
+                reference: None,
             });
         }
     }
     for path in &want.removals {
         if let Some(before) = path.get(&found.resource).filter(|v| !v.is_null()) {
-            changes.push(AttributeChange { path: path.clone(), before: Some(before.clone()), after: None, set: None });
+            changes.push(AttributeChange {
+                path: path.clone(),
+                before: Some(before.clone()),
+                after: None,
+                set: None,
+                reference: None,
+            });
         }
     }
     if let Some(marker) = &want.external_id
@@ -218,6 +292,7 @@ fn update(
             before: found.external_id().map(|s| Value::String(s.to_owned())),
             after: Some(Value::String(marker.clone())),
             set: None,
+            reference: None,
         });
     }
     let disabling = found.active() && !want.active;
@@ -227,6 +302,7 @@ fn update(
             before: Some(Value::Bool(found.active())),
             after: Some(Value::Bool(want.active)),
             set: None,
+            reference: None,
         });
     }
     if changes.is_empty() {
@@ -248,7 +324,7 @@ fn is_ours(marker_mapping: &Mapping, marker: &str) -> bool {
     match marker_mapping {
         Mapping::Template(template) => template.could_produce(marker),
         Mapping::Constant(value) => value.as_str() == Some(marker),
-        Mapping::Attribute(_) => !marker.is_empty(),
+        Mapping::Attribute(_) | Mapping::Reference(_) => !marker.is_empty(),
     }
 }
 
@@ -284,6 +360,7 @@ fn deprovision(
                     before: Some(Value::Bool(true)),
                     after: Some(Value::Bool(false)),
                     set: None,
+                    reference: None,
                 }],
             },
             DeprovisionAction::Delete => UserChange {
@@ -529,6 +606,64 @@ groups:
         plan.users.iter().map(|c| (c.key.clone(), c.action)).collect()
     }
 
+    const MANAGER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value";
+
+    fn with_manager() -> Manifest {
+        manifest(&MANIFEST.replace(
+            "  deprovision: { action: disable }",
+            &format!("    {MANAGER}: {{ reference: manager }}\n  deprovision: {{ action: disable }}"),
+        ))
+    }
+
+    fn managed_by(id: &str, mail: &str, manager: &str) -> SourceRecord {
+        let mut r = person(id, mail, "Agent");
+        r.insert("manager", AttrValue::Text(manager.into()));
+        r
+    }
+
+    /// A manager resolves to its target id; one created in the same run is "known after apply";
+    /// one outside the source is reported and nothing is invented.
+    #[test]
+    fn managers_resolve_through_the_user_mapping() {
+        let m = with_manager();
+        let records = [
+            person("1", "boss.one@x.example", "Lead"),
+            managed_by("2", "ann.lee@x.example", "1"),
+            managed_by("3", "bo.ek@x.example", "4"),
+            person("4", "new.boss@x.example", "Lead"),
+            managed_by("5", "cy.do@x.example", "99"),
+        ];
+        let mut ann = target_user("t2", Some("2"), "ann.lee@x.example", "Agent");
+        ann.resource["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+            json!({"manager": {"value": "t1"}});
+        let users = vec![
+            target_user("t1", Some("1"), "boss.one@x.example", "Lead"),
+            ann,
+            target_user("t3", Some("3"), "bo.ek@x.example", "Agent"),
+            target_user("t5", Some("5"), "cy.do@x.example", "Agent"),
+        ];
+        let desired = build(&m.users, &records, &[]);
+        let plan = plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() });
+        // Ann's manager is already t1: no change. Bo's is created by this plan.
+        assert_eq!(
+            actions(&plan),
+            vec![("bo.ek@x.example".into(), Action::Update), ("new.boss@x.example".into(), Action::Create)]
+        );
+        let bo = &plan.users[0];
+        assert_eq!(bo.changes[0].reference.as_deref(), Some("new.boss@x.example"));
+        assert!(render_text(&plan).contains("+ 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value' = (known after apply: the id of user \"new.boss@x.example\")"), "{}", render_text(&plan));
+        assert_eq!(
+            plan.warnings,
+            [format!(
+                "user `cy.do@x.example`: `{MANAGER}` refers to `99`, which is no user of source `hr`; left as it is"
+            )]
+        );
+        let request = crate::plan::requests::user_request_resolved(bo, &|key| {
+            (key == "new.boss@x.example").then(|| "t9".to_owned())
+        });
+        assert_eq!(request.body.unwrap()["Operations"], json!([{"op": "add", "path": MANAGER, "value": "t9"}]));
+    }
+
     /// Filtered multi-valued paths compare element by element; a missing element is added to its
     /// parent, an emptied one (`on_empty: remove`) is removed whole, and `tel:` is no difference.
     #[test]
@@ -602,6 +737,7 @@ groups:
                 before: Some(json!("Agent")),
                 after: Some(json!("Lead")),
                 set: None,
+                reference: None,
             }]
         );
         assert_eq!(change.precondition, Precondition::Etag("W/\"1\"".into()));
@@ -619,7 +755,8 @@ groups:
                 path: ScimPath::attribute("title"),
                 before: Some(json!("Agent")),
                 after: None,
-                set: None
+                set: None,
+                reference: None
             }]
         );
     }

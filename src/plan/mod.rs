@@ -61,6 +61,10 @@ pub struct AttributeChange {
     /// For a set attribute (skills, languages, roles): how its entries compare and are written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<set::SetChange>,
+    /// The value is the target id of the user with this key, created by this plan: known after
+    /// apply (`after` is `None` until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// One user to change.

@@ -4,14 +4,22 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::{Action, GroupChange, UserChange};
+use super::{Action, AttributeChange, GroupChange, UserChange};
 use crate::manifest::model::MembershipMethod;
 use crate::scim::filter::quote;
 use crate::scim::request::sha256_hex;
 use crate::scim::{GROUP_SCHEMA, Method, PatchOperation, PatchRequest, ScimRequest, USER_SCHEMA};
 
-/// The request that carries out one user change.
+/// The request that carries out one user change, with references to users created by the
+/// plan left out (see `user_request_resolved`).
 pub fn user_request(change: &UserChange) -> ScimRequest {
+    user_request_resolved(change, &|_| None)
+}
+
+/// The request for one user change; `resolve` gives the target ids of users created earlier in
+/// the same apply, for references known only after apply (a manager created in this run).
+/// A create's POST never carries those: `reference_followup` sets them once the user exists.
+pub fn user_request_resolved(change: &UserChange, resolve: &dyn Fn(&str) -> Option<String>) -> ScimRequest {
     let id = change.target_id.as_deref().unwrap_or_default();
     match change.action {
         Action::Create => ScimRequest::new(Method::Post, "/Users").with_body(create_body(change)),
@@ -19,21 +27,49 @@ pub fn user_request(change: &UserChange) -> ScimRequest {
             ScimRequest::new(Method::Delete, format!("/Users/{id}")).with_if_match(change.precondition.etag())
         }
         Action::Update | Action::Adopt | Action::Disable => {
-            let operations = change
-                .changes
-                .iter()
-                .flat_map(|c| match (&c.set, &c.before, &c.after) {
-                    (Some(set), before, after) => set.operations(&c.path, before.as_ref(), after.as_ref()),
-                    (None, _, None) => vec![PatchOperation::remove(&c.path)],
-                    (None, None, Some(after)) => vec![PatchOperation::add(&c.path, after.clone())],
-                    (None, Some(_), Some(after)) => vec![PatchOperation::replace(&c.path, after.clone())],
-                })
-                .collect();
+            let operations = change.changes.iter().flat_map(|c| operations(c, resolve)).collect();
             ScimRequest::new(Method::Patch, format!("/Users/{id}"))
                 .with_body(to_json(&PatchRequest::new(operations)))
                 .with_if_match(change.precondition.etag())
         }
     }
+}
+
+/// The operations for one attribute change.
+fn operations(c: &AttributeChange, resolve: &dyn Fn(&str) -> Option<String>) -> Vec<PatchOperation> {
+    let after = match &c.reference {
+        // Known after apply: the referenced user's new id, or nothing yet.
+        Some(key) => match resolve(key) {
+            Some(id) => Some(Value::String(id)),
+            None => return Vec::new(),
+        },
+        None => c.after.clone(),
+    };
+    match (&c.set, &c.before, after) {
+        (Some(set), before, after) => set.operations(&c.path, before.as_ref(), after.as_ref()),
+        (None, _, None) => vec![PatchOperation::remove(&c.path)],
+        (None, None, Some(after)) => vec![PatchOperation::add(&c.path, after)],
+        (None, Some(_), Some(after)) => vec![PatchOperation::replace(&c.path, after)],
+    }
+}
+
+/// For a created user with references to users created in the same apply: the PATCH that sets
+/// them on `id`, the new user's id. `None` when there is nothing to set.
+pub fn reference_followup(
+    change: &UserChange,
+    id: &str,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Option<ScimRequest> {
+    let operations: Vec<PatchOperation> =
+        change.changes.iter().filter(|c| c.reference.is_some()).flat_map(|c| operations(c, resolve)).collect();
+    (!operations.is_empty()).then(|| {
+        ScimRequest::new(Method::Patch, format!("/Users/{id}")).with_body(to_json(&PatchRequest::new(operations)))
+    })
+}
+
+/// The keys of the users a change refers to and that the plan creates.
+pub fn pending_references(change: &UserChange) -> impl Iterator<Item = &str> {
+    change.changes.iter().filter_map(|c| c.reference.as_deref())
 }
 
 fn create_body(change: &UserChange) -> Value {

@@ -129,6 +129,9 @@ fn user(change: &UserChange) -> String {
             continue;
         }
         line(&mut before, c, c.before.as_ref());
+        if let Some(key) = &c.reference {
+            let _ = writeln!(after, "{} = (known after apply: the id of user {})", c.path, quoted(key));
+        }
         line(&mut after, c, c.after.as_ref());
     }
     format!("#### user `{}` {}\n\n{}\n", code(&change.key), describe_user(change).0, diff_block(&before, &after))

@@ -145,6 +145,15 @@ fn user(out: &mut String, change: &UserChange) {
         }
         let label = path_label(c);
         let pad = " ".repeat(width.saturating_sub(label.chars().count()));
+        if let Some(key) = &c.reference {
+            let after = format!("(known after apply: the id of user {})", quoted(key));
+            let line = match &c.before {
+                None => format!("+ {label}{pad} = {after}"),
+                Some(before) => format!("~ {label}{pad} = {} -> {after}", value(before)),
+            };
+            let _ = writeln!(out, "      {line}");
+            continue;
+        }
         let line = match (&c.before, &c.after) {
             (None, Some(after)) => format!("+ {label}{pad} = {}", value(after)),
             (Some(before), None) => format!("- {label}{pad} = {} -> null", value(before)),
