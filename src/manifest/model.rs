@@ -101,8 +101,7 @@ pub struct UserMapping {
     pub sets: Vec<SetMapping>,
 }
 
-/// The Genesys extension's schema.
-pub const GENESYS_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User";
+pub use crate::scim::GENESYS_USER_SCHEMA;
 
 /// What a set attribute's entries look like, and the limits the service puts on them.
 #[derive(Debug, Clone, Copy, PartialEq)]

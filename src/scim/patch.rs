@@ -141,6 +141,25 @@ mod tests {
 
     use super::*;
 
+    /// Genesys's `externalIds[authority eq "..."].value`: a missing element is added with its
+    /// authority; an emptied one is removed whole.
+    #[test]
+    fn genesys_external_ids_by_authority() {
+        let path = ScimPath::parse(
+            "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:externalIds[authority eq \"microsoftteams\"].value",
+        )
+        .unwrap();
+        let parent = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:externalIds";
+        assert_eq!(
+            serde_json::to_value(PatchOperation::add(&path, json!("29:1a2b3c"))).unwrap(),
+            json!({"op": "add", "path": parent, "value": [{"authority": "microsoftteams", "value": "29:1a2b3c"}]})
+        );
+        assert_eq!(PatchOperation::remove(&path).path.unwrap(), format!("{parent}[authority eq \"microsoftteams\"]"));
+        let mut user = json!({});
+        apply(&mut user, &PatchOperation::add(&path, json!("29:1a2b3c"))).unwrap();
+        assert_eq!(path.get(&user), Some(&json!("29:1a2b3c")));
+    }
+
     #[test]
     fn body_has_the_rfc_shape() {
         let path = ScimPath::parse("name.givenName").unwrap();

@@ -4,8 +4,7 @@
 use crate::manifest::model::Profile;
 use crate::scim::ScimPath;
 
-/// Genesys's extension schema.
-pub const GENESYS_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User";
+pub use crate::scim::GENESYS_USER_SCHEMA;
 
 /// Attributes Genesys computes per user on every list; a page over 25 can be refused with 429
 /// unless they are excluded.

@@ -140,3 +140,121 @@ async fn a_missing_target_group_is_created_only_when_the_pairing_says_so() {
     assert!(again.stdout.starts_with("No changes."), "{}", again.all());
     assert_eq!(server.writes(), 0);
 }
+
+/// The Genesys profile end to end against the embedded server, from AD-like records (DNs,
+/// a manager DN, phone numbers as people type them, skill groups): phones, manager, department,
+/// division, roles, skills and languages converge; a second run has nothing to do; one user
+/// leaving a skill group changes only that user's skills; an impossible proficiency stops the
+/// plan naming the user and the rule, and nothing is written.
+#[tokio::test]
+async fn genesys_routing_skills_languages_roles_and_managers() {
+    const EXT: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User";
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let manifest = format!(
+        r#"version: 1
+sources:
+  ad: {{ kind: file, path: people.yaml }}
+target:
+  kind: scim
+  profile: genesys
+  base_url: ${{env:URL}}
+  auth: {{ bearer_token: t }}
+users:
+  source: ad
+  external_id: "{{{{ id }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+    'phoneNumbers[type eq "work"].value': '{{{{ telephoneNumber | e164("US") }}}}'
+    {ENTERPRISE}:department: department
+    {ENTERPRISE}:division: '{{{{ division | default("Home") }}}}'
+    {ENTERPRISE}:manager.value: {{ reference: manager }}
+  sets:
+    {EXT}:routingSkills:
+      from: skills
+      groups:
+        - {{ source: ad, group: {{ name: Skill-Billing }}, name: Billing, proficiency: 3 }}
+    {EXT}:routingLanguages:
+      from: '{{{{ lang | switch("English", "es", "Spanish") }}}}'
+      default_proficiency: 5
+    roles:
+      groups:
+        - {{ source: ad, group: {{ name: Agents }}, name: Agent }}
+"#
+    );
+    let people = |billing: &str, boss_skills: &str| {
+        format!(
+            r#"users:
+  - {{ id: "1", dn: "CN=Boss,OU=Staff,DC=corp,DC=test", mail: boss@corp.test, telephoneNumber: "(201) 555-0100", department: Support, skills: "{boss_skills}", lang: en }}
+  - {{ id: "2", dn: "CN=Ann,OU=Staff,DC=corp,DC=test", mail: ann@corp.test, telephoneNumber: "+44 20 7946 0958", department: Support, division: Europe, manager: "cn=boss,ou=staff,dc=corp,dc=test", lang: es }}
+  - {{ id: "3", dn: "CN=Bo,OU=Staff,DC=corp,DC=test", mail: bo@corp.test, telephoneNumber: "201.555.0111", department: Sales, manager: "CN=Boss,OU=Staff,DC=corp,DC=test", skills: "Sales:2" }}
+groups:
+  - {{ id: billing, name: Skill-Billing, members: [{billing}] }}
+  - {{ id: agents, name: Agents, members: ["2", "3"] }}
+"#
+        )
+    };
+    let server = MemoryServer::start(MemoryStore::new(Some("t"))).await.unwrap();
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", &people(r#""2", "3""#, "Coaching:4"))]);
+    let env = [("URL", server.base_url())];
+
+    let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(first.stdout.contains("Plan: 3 to create"), "{}", first.stdout);
+    let users = server.users();
+    let boss = user(&users, "boss@corp.test");
+    let ann = user(&users, "ann@corp.test");
+    let bo = user(&users, "bo@corp.test");
+    assert_eq!(ann["phoneNumbers"], json!([{"type": "work", "value": "+442079460958"}]));
+    assert_eq!(bo["phoneNumbers"], json!([{"type": "work", "value": "+12015550111"}]));
+    assert_eq!(ann[ENTERPRISE]["manager"]["value"], boss["id"], "a manager DN resolves to the manager's id");
+    assert_eq!(bo[ENTERPRISE]["manager"]["value"], boss["id"]);
+    assert_eq!(
+        (ann[ENTERPRISE]["division"].clone(), bo[ENTERPRISE]["division"].clone()),
+        (json!("Europe"), json!("Home"))
+    );
+    assert_eq!(bo[ENTERPRISE]["department"], "Sales");
+    assert_eq!(
+        bo[EXT]["routingSkills"],
+        json!([{"name": "Billing", "proficiency": 3.0}, {"name": "Sales", "proficiency": 2.0}])
+    );
+    assert_eq!(boss[EXT]["routingSkills"], json!([{"name": "Coaching", "proficiency": 4.0}]));
+    assert_eq!(ann[EXT]["routingLanguages"], json!([{"name": "Spanish", "proficiency": 5.0}]));
+    assert_eq!(ann["roles"], json!([{"value": "Agent"}]));
+    assert!(boss.get("roles").is_none(), "no empty set is sent on create");
+
+    server.reset_writes();
+    let second = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(
+        (second.code, second.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        second.all()
+    );
+    assert_eq!(server.writes(), 0);
+
+    // Bo leaves the billing skill group: Bo's skills change, nobody else's.
+    std::fs::write(dir.path().join("people.yaml"), people(r#""2""#, "Coaching:4")).unwrap();
+    let third = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(third.code, 0, "{}", third.all());
+    assert!(third.stdout.contains("- routingSkills[\"Billing\"] = 3"), "{}", third.stdout);
+    let writes = server.recorded_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].path, format!("/Users/{}", bo["id"].as_str().unwrap()));
+    assert_eq!(
+        writes[0].body.as_ref().unwrap()["Operations"],
+        json!([{"op": "replace", "path": format!("{EXT}:routingSkills"), "value": [{"name": "Sales", "proficiency": 2.0}]}]),
+        "the genesys profile replaces the set in one operation"
+    );
+
+    // Proficiency 7 is refused while planning, naming the user and the rule; nothing is written.
+    server.reset_writes();
+    std::fs::write(dir.path().join("people.yaml"), people(r#""2""#, "Coaching:7")).unwrap();
+    let refused = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains(&format!("user `boss@corp.test` (source record `1`): `{EXT}:routingSkills`: proficiency 7 for `Coaching` is out of range (0 to 5)")),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(server.writes(), 0);
+}
