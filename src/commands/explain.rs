@@ -133,7 +133,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     let mut found: Vec<CurrentUser> = Vec::new();
     let match_attribute = manifest.users.match_path.to_string();
     let mut lookups = vec![(
-        match_attribute,
+        match_attribute.clone(),
         want.and_then(|w| w.attributes.get(&manifest.users.match_path))
             .and_then(Value::as_str)
             .unwrap_or(&key)
@@ -175,17 +175,25 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     // paired groups, of which only this user's membership is kept.
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
     let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
+    // The users this one refers to (its manager) are read too, so a reference resolves.
+    let mut only_users: std::collections::BTreeMap<String, crate::desired::DesiredUser> =
+        want.map(|w| (key.clone(), w.clone())).into_iter().collect();
+    for referenced in want.iter().flat_map(|w| w.references.values()) {
+        let Some(other) = desired.users.get(referenced) else { continue };
+        let value = other.attributes.get(&manifest.users.match_path).and_then(Value::as_str).unwrap_or(referenced);
+        let resources =
+            client.find("/Users", &match_attribute, value).await.context("cannot read the user from the target")?;
+        found.extend(resources.into_iter().filter_map(CurrentUser::from_resource));
+        only_users.insert(referenced.clone(), other.clone());
+    }
     let current = CurrentState {
         users: found,
         groups: client.groups(&refs, &creatable).await.context("cannot read the paired target groups")?,
     };
-    let only = DesiredState {
-        users: want.map(|w| (key.clone(), w.clone())).into_iter().collect(),
-        groups: desired.groups.clone(),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let only =
+        DesiredState { users: only_users, groups: desired.groups.clone(), errors: Vec::new(), warnings: Vec::new() };
     let mut plan = crate::plan::plan(&manifest.users, &only, &current);
+    plan.users.retain(|u| u.key == key);
     let ids: Vec<Option<String>> = plan.users.iter().map(|u| u.target_id.clone()).collect();
     for group in &mut plan.groups {
         group.add.retain(|m| m.key == key);

@@ -31,6 +31,8 @@ pub struct GraphSource {
     filter: Option<String>,
     /// `$select`: `id`, `accountEnabled` and the attributes the manifest reads.
     select: String,
+    /// The manifest reads `manager`, a navigation property: `$expand=manager($select=id)`.
+    expand_manager: bool,
     http: reqwest::Client,
     auth: Auth,
     backoff: Backoff,
@@ -68,10 +70,11 @@ impl GraphSource {
             Some(GRAPH_SCOPE.to_owned()),
             ClientAuth::Form,
         ));
+        let expand_manager = wanted.iter().any(|a| a.eq_ignore_ascii_case("manager"));
         let mut select: BTreeSet<&str> = wanted
             .iter()
             .map(String::as_str)
-            .filter(|a| !matches!(a.to_ascii_lowercase().as_str(), "id" | "disabled" | "accountenabled"))
+            .filter(|a| !matches!(a.to_ascii_lowercase().as_str(), "id" | "disabled" | "accountenabled" | "manager"))
             .collect();
         select.extend(["id", "accountEnabled"]);
         Ok(Self {
@@ -84,6 +87,7 @@ impl GraphSource {
                 .to_owned(),
             filter: config.filter.clone(),
             select: select.into_iter().collect::<Vec<_>>().join(","),
+            expand_manager,
             http,
             auth,
             backoff: Backoff::default(),
@@ -209,6 +213,9 @@ impl GraphSource {
         if let Some(filter) = &self.filter {
             query.push(("$filter", filter));
         }
+        if self.expand_manager {
+            query.push(("$expand", "manager($select=id)"));
+        }
         let items = self.collect(self.url("/users", &query)).await?;
         Ok(items.iter().filter_map(to_record).collect())
     }
@@ -267,7 +274,12 @@ pub fn to_record(user: &Value) -> Option<SourceRecord> {
             Value::Array(items) => {
                 AttrValue::List(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
             }
-            _ => continue,
+            // An expanded navigation property (`manager`) reads as the id of what it points to.
+            Value::Object(expanded) => match expanded.get("id").and_then(Value::as_str) {
+                Some(id) => AttrValue::Text(id.to_owned()),
+                None => continue,
+            },
+            Value::Null => continue,
         };
         record.insert(name, attr);
     }

@@ -231,6 +231,19 @@ groups:
         second.all()
     );
     assert_eq!(server.writes(), 0);
+    let explained = run_async(dir.path(), &["explain", "-f", "m.yaml", "ann@corp.test"], &env).await;
+    assert!(
+        explained.stdout.contains(&format!(
+            "  {ENTERPRISE}:manager.value = \"cn=boss,ou=staff,dc=corp,dc=test\"\n      <- the user `manager` refers to"
+        )),
+        "{}",
+        explained.stdout
+    );
+    assert!(
+        explained.stdout.contains("Plan for this user:\n\nNo changes."),
+        "the manager resolves in explain too: {}",
+        explained.stdout
+    );
 
     // Bo leaves the billing skill group: Bo's skills change, nobody else's.
     std::fs::write(dir.path().join("people.yaml"), people(r#""2""#, "Coaching:4")).unwrap();

@@ -109,6 +109,27 @@ async fn three_pages_of_users_with_exactly_the_mapped_attributes() {
     assert_eq!(records.iter().filter(|r| r.disabled).count(), 2, "accountEnabled: false for users 0 and 5");
 }
 
+/// A mapped `manager` is a navigation property: expanded (ids only), never selected, and read as
+/// the manager's id, which a `reference` mapping resolves to the manager's target id.
+#[tokio::test]
+async fn managers_are_expanded_to_their_ids() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let mut worker = user(2);
+    worker["manager"] = json!({"@odata.type": "#microsoft.graph.user", "id": user(1)["id"]});
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$select", "accountEnabled,id,mail"))
+        .and(query_param("$expand", "manager($select=id)"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(1), worker], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = source(&server, &["mail", "manager"]).users().await.unwrap();
+    assert_eq!(records[1].get("manager"), Some(&AttrValue::Text("00000000-0000-0000-0000-000000000001".into())));
+    assert_eq!(records[0].get("manager"), None, "no manager, no attribute");
+}
+
 #[tokio::test]
 async fn a_429_waits_for_retry_after() {
     let server = MockServer::start().await;
