@@ -14,8 +14,8 @@ use super::model::{
     TargetConfig, TargetGroupRef, UserMapping,
 };
 use super::raw::{
-    LdapScope, RawAuth, RawFileSource, RawGraphSource, RawGroupPairing, RawLdapSource, RawMapping, RawSet, RawTarget,
-    RawUsers, SOURCE_KINDS,
+    LdapScope, RawAuth, RawFileSource, RawGraphSource, RawGroupPairing, RawGroupSelector, RawLdapSource, RawMapping,
+    RawSet, RawTarget, RawUsers, SOURCE_KINDS,
 };
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
@@ -670,16 +670,8 @@ impl Checker<'_> {
             for (index, group) in set.groups.iter().enumerate() {
                 let gp = [&here[..], &[key("groups"), Segment::Index(index)]].concat();
                 self.source_reference(&[&gp[..], &[key("source")]].concat(), &group.source);
-                let selector = match (&group.group.id, &group.group.name, &group.group.dn) {
-                    (Some(id), None, None) => GroupSelector::Id(id.clone()),
-                    (None, Some(name), None) => GroupSelector::Name(name.clone()),
-                    (None, None, Some(dn)) => GroupSelector::Dn(dn.clone()),
-                    _ => {
-                        let p = [&gp[..], &[key("group")]].concat();
-                        let location = self.node(&p).location;
-                        self.report(location, &p, "`group` needs exactly one of `id`, `name` and `dn`", None);
-                        continue;
-                    }
+                let Some(selector) = self.group_selector(&group.group, &[&gp[..], &[key("group")]].concat()) else {
+                    continue;
                 };
                 let level = check_level(self, group.proficiency, &[&gp[..], &[key("proficiency")]].concat(), true);
                 groups.push(SetGroupRule {
@@ -757,6 +749,24 @@ impl Checker<'_> {
         }
     }
 
+    /// A source group selector: exactly one of `id`, `name` and `dn`.
+    fn group_selector(&mut self, raw: &RawGroupSelector, path: &[Segment]) -> Option<GroupSelector> {
+        match (&raw.id, &raw.name, &raw.dn) {
+            (Some(id), None, None) => Some(GroupSelector::Id(id.clone())),
+            (None, Some(name), None) => Some(GroupSelector::Name(name.clone())),
+            (None, None, Some(dn)) => Some(GroupSelector::Dn(dn.clone())),
+            _ => {
+                let location = self.node(path).location;
+                let field = match path.last() {
+                    Some(Segment::Key(k)) => k.as_str(),
+                    _ => "the group",
+                };
+                self.report(location, path, format!("`{field}` needs exactly one of `id`, `name` and `dn`"), None);
+                None
+            }
+        }
+    }
+
     fn groups(&mut self) -> Vec<GroupPairing> {
         let mut pairings = Vec::new();
         let Some(node) = self.root.get("groups") else { return pairings };
@@ -774,17 +784,7 @@ impl Checker<'_> {
                 let location = self.node(&p).location;
                 self.report(location, &p, format!("group pairing `{}` is declared twice", raw.name), None);
             }
-            let from = match (&raw.from.id, &raw.from.name, &raw.from.dn) {
-                (Some(id), None, None) => Some(GroupSelector::Id(id.clone())),
-                (None, Some(name), None) => Some(GroupSelector::Name(name.clone())),
-                (None, None, Some(dn)) => Some(GroupSelector::Dn(dn.clone())),
-                _ => {
-                    let p = [key("groups"), Segment::Index(index), key("from")];
-                    let location = self.node(&p).location;
-                    self.report(location, &p, "`from` needs exactly one of `id`, `name` and `dn`", None);
-                    None
-                }
-            };
+            let from = self.group_selector(&raw.from, &[key("groups"), Segment::Index(index), key("from")]);
             let to = match (&raw.to.id, &raw.to.display_name) {
                 (Some(id), None) => Some(TargetGroupRef::Id(id.clone())),
                 (None, Some(name)) => Some(TargetGroupRef::DisplayName(name.clone())),
