@@ -23,7 +23,7 @@ use crate::scim::{EqFilter, GROUP_SCHEMA, USER_SCHEMA};
 /// Where the embedded server mounts its endpoints.
 pub const BASE_PATH: &str = "/scim/v2";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Users,
     Groups,
@@ -50,6 +50,9 @@ pub struct MemoryStore {
     no_patch: bool,
     no_etags: bool,
     recorded: Vec<RecordedWrite>,
+    /// Lower-cased `userName`/`displayName` -> id, so a create checks uniqueness without a scan.
+    /// Entries are added on every write and checked on use (a renamed resource leaves a stale one).
+    names: std::collections::HashMap<(Kind, String), String>,
 }
 
 /// A write the server received, as sent.
@@ -122,7 +125,38 @@ impl MemoryStore {
         Self::stamp(kind, &id, &mut resource, 1);
         Self::settle(self.no_etags, &mut resource);
         self.collection(kind).insert(id.clone(), resource);
+        self.index(kind, &id);
         id
+    }
+
+    fn unique_attribute(kind: Kind) -> &'static str {
+        if kind == Kind::Users { "userName" } else { "displayName" }
+    }
+
+    /// Notes the resource's current unique name.
+    fn index(&mut self, kind: Kind, id: &str) {
+        let name =
+            self.collection(kind).get(id).and_then(|r| r.get(Self::unique_attribute(kind))).and_then(Value::as_str);
+        if let Some(name) = name.map(str::to_lowercase) {
+            self.names.insert((kind, name), id.to_owned());
+        }
+    }
+
+    /// Whether a resource already has this unique name.
+    fn name_taken(&mut self, kind: Kind, name: &str) -> bool {
+        let key = (kind, name.to_lowercase());
+        let Some(id) = self.names.get(&key).cloned() else { return false };
+        let unique = Self::unique_attribute(kind);
+        let still = self
+            .collection(kind)
+            .get(&id)
+            .and_then(|r| r.get(unique))
+            .and_then(Value::as_str)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name));
+        if !still {
+            self.names.remove(&key);
+        }
+        still
     }
 
     /// Adds a user (a SCIM resource without `id`); returns its id.
@@ -243,6 +277,7 @@ impl MemoryServer {
             bump_version(user);
             MemoryStore::settle(no_etags, user);
         }
+        store.index(Kind::Users, id);
     }
 }
 
@@ -369,15 +404,11 @@ fn create(store: &Shared, headers: &HeaderMap, kind: Kind, body: Value) -> Respo
         if !body.is_object() {
             return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "expected a JSON object");
         }
-        let unique = if kind == Kind::Users { "userName" } else { "displayName" };
+        let unique = MemoryStore::unique_attribute(kind);
         let Some(name) = body.get(unique).and_then(Value::as_str).filter(|n| !n.is_empty()) else {
             return scim_error(StatusCode::BAD_REQUEST, Some("invalidValue"), format!("`{unique}` is required"));
         };
-        let taken = store
-            .collection(kind)
-            .values()
-            .any(|r| r.get(unique).and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(name)));
-        if taken {
+        if store.name_taken(kind, name) {
             return scim_error(StatusCode::CONFLICT, Some("uniqueness"), format!("{unique} `{name}` already exists"));
         }
         let id = store.insert(kind, body);
@@ -411,7 +442,9 @@ fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Valu
         MemoryStore::stamp(kind, id, &mut next, version);
         MemoryStore::settle(no_etags, &mut next);
         *current = next;
-        resource_response(StatusCode::OK, current)
+        let response = resource_response(StatusCode::OK, current);
+        store.index(kind, id);
+        response
     })
 }
 
@@ -442,7 +475,9 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
         bump_version(&mut next);
         MemoryStore::settle(no_etags, &mut next);
         *current = next;
-        resource_response(StatusCode::OK, current)
+        let response = resource_response(StatusCode::OK, current);
+        store.index(kind, id);
+        response
     })
 }
 

@@ -1,0 +1,107 @@
+//! A whole run at scale: 100,000 users (`SCALE_USERS` to change it) from a JSON people file to the
+//! embedded SCIM server, in-process: the first run (all creates), a run with nothing to do, and a
+//! run after 1 % of the people changed title. Prints wall time, requests and peak memory.
+//!
+//! Run with `cargo bench --bench scale`. Peak memory is the whole process's (client, planner
+//! and the embedded server holding every user), from `/proc/self/status`.
+// A benchmark program: it prints and stops at the first failure.
+#![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use scimform::apply::execute;
+use scimform::commands::{client_for, read_and_plan};
+use scimform::manifest::MapEnvironment;
+use scimform::progress::Progress;
+use scimform::source::{AnySource, FileSource};
+use scimform::target::memory::{MemoryServer, MemoryStore};
+
+const MANIFEST: &str = r#"version: 1
+sources:
+  hr: { kind: file, path: people.json }
+target:
+  kind: scim
+  base_url: ${env:URL}
+  auth: { bearer_token: t }
+  concurrency: 16
+users:
+  source: hr
+  external_id: "hr-{{ id }}"
+  attributes:
+    userName: "{{ mail | lower }}"
+    displayName: "{{ givenName }} {{ sn }}"
+    name.givenName: givenName
+    name.familyName: sn
+    'emails[type eq "work"].value': "{{ mail | lower }}"
+    title: title
+    urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department: department
+"#;
+
+fn people(count: usize, changed: usize) -> String {
+    let mut out = String::from("{\"users\": [\n");
+    for i in 0..count {
+        let title = if i < changed { "Team Lead" } else { "Agent" };
+        let _ = write!(
+            out,
+            "{}{{\"id\": \"{i}\", \"mail\": \"Person.{i:06}@corp.example\", \"givenName\": \"Person\", \"sn\": \"{i:06}\", \"title\": \"{title}\", \"department\": \"Dept {}\"}}",
+            if i == 0 { "" } else { ",\n" },
+            i % 40
+        );
+    }
+    out.push_str("\n]}\n");
+    out
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn run(label: &str, server: &MemoryServer, people: String) {
+    let env = MapEnvironment(BTreeMap::from([("URL".to_owned(), server.base_url().to_owned())]));
+    let manifest = scimform::manifest::parse(MANIFEST, "scale.yaml", &env, Path::new(".")).expect("the manifest");
+    let sources = BTreeMap::from([(
+        "hr".to_owned(),
+        AnySource::File(FileSource::from_text("hr", PathBuf::from("people.json"), people)),
+    )]);
+    let client = client_for(&manifest).expect("a client");
+    server.reset_writes();
+    let started = Instant::now();
+    let plan = read_and_plan(&manifest, &sources, &client, Progress::default()).await.expect("a plan");
+    let planned = started.elapsed();
+    let report = execute(&plan, &client, manifest.target.concurrency).await;
+    let total = started.elapsed();
+    assert_eq!(report.failures().count(), 0, "{:?}", report.failures().next());
+    let stats = client.stats();
+    let requests: usize = stats.by_status.values().sum();
+    println!(
+        "{label:<28} read+plan {:>6.2} s, total {:>6.2} s; {} changes; {requests} requests ({} writes); peak RSS {:.0} MiB",
+        planned.as_secs_f64(),
+        total.as_secs_f64(),
+        plan.users.len(),
+        server.writes(),
+        peak_rss_mib()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let count: usize = std::env::var("SCALE_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    println!(
+        "machine: {} cores; {count} users; file source -> embedded SCIM server, one process",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    let server = MemoryServer::start(MemoryStore::new(None)).await.expect("the embedded server");
+    run("first run (all creates)", &server, people(count, 0)).await;
+    run("no changes (full read)", &server, people(count, 0)).await;
+    run("1 % changed titles", &server, people(count, count / 100)).await;
+}
