@@ -15,12 +15,12 @@ use crate::plan::requests::{
 };
 use crate::plan::{Action, ActionReason, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
-use crate::scim::ScimRequest;
 use crate::scim::resource::{id_of, version_of};
+use crate::scim::{ScimRequest, ScimResponse};
 use crate::target::{CurrentGroup, TargetError, TargetReader, TargetWriter};
 
 /// What happened to one planned change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// `user "jdoe@corp.example"` or `group "Support"`.
     pub resource: String,
@@ -28,10 +28,14 @@ pub struct Outcome {
     pub request: String,
     /// The HTTP status on success, or why it failed.
     pub result: Result<u16, String>,
+    /// For a user request: the user's key.
+    pub user: Option<String>,
+    /// What the server answered, on success (the state cache is updated from it).
+    pub response: Option<ScimResponse>,
 }
 
 /// Every outcome, in plan order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApplyReport {
     pub outcomes: Vec<Outcome>,
 }
@@ -70,6 +74,7 @@ async fn run_users<W: TargetWriter>(
         .map(|(index, UserRequest { key, request, creates })| {
             let created = &created;
             async move {
+                let mut answered = None;
                 let result = match writer.send(&request).await {
                     Ok(response) => {
                         if creates && let Some(id) = response.body.as_ref().and_then(id_of) {
@@ -78,7 +83,9 @@ async fn run_users<W: TargetWriter>(
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .insert(key.clone(), id.to_owned());
                         }
-                        Ok(response.status)
+                        let status = response.status;
+                        answered = Some(response);
+                        Ok(status)
                     }
                     Err(error) if error.is_stale() => Err(format!(
                         "{}: it changed in the target since it was read; nothing was written, plan again",
@@ -88,7 +95,7 @@ async fn run_users<W: TargetWriter>(
                 };
                 progress.inc(1);
                 let resource = format!("user {}", serde_json::to_string(&key).unwrap_or_default());
-                (index, Outcome { resource, request: request.to_string(), result })
+                (index, Outcome { resource, request: request.to_string(), result, user: Some(key), response: answered })
             }
         })
         .buffer_unordered(concurrency.max(1))
@@ -248,6 +255,8 @@ pub async fn execute_with_progress<W: TargetWriter>(
                 resource: label(change),
                 request: format!("reference to user `{key}`"),
                 result: Err(format!("not set: creating user `{key}` failed")),
+                user: None,
+                response: None,
             });
         }
     }
@@ -261,6 +270,8 @@ pub async fn execute_with_progress<W: TargetWriter>(
                 resource: resource.clone(),
                 request: request.to_string(),
                 result: Err(format!("member `{key}` was not added: creating the user failed")),
+                user: None,
+                response: None,
             });
         }
         let has_operations = request
@@ -273,8 +284,11 @@ pub async fn execute_with_progress<W: TargetWriter>(
         if !has_operations {
             continue;
         }
-        let result = writer.send(&request).await.map(|r| r.status).map_err(|e| error_chain(&e));
-        report.outcomes.push(Outcome { resource, request: request.to_string(), result });
+        let (result, response) = match writer.send(&request).await {
+            Ok(response) => (Ok(response.status), Some(response)),
+            Err(error) => (Err(error_chain(&error)), None),
+        };
+        report.outcomes.push(Outcome { resource, request: request.to_string(), result, user: None, response });
     }
 
     let removals = plan
@@ -295,7 +309,7 @@ mod tests {
 
     use super::*;
     use crate::plan::render::text::tests::realistic_plan;
-    use crate::scim::{Method, ScimRequest, ScimResponse};
+    use crate::scim::Method;
 
     /// Records requests; refuses those with the method `fail`.
     struct FakeTarget {

@@ -69,6 +69,20 @@ pub struct PlanArgs {
     /// Limit the plan to one resource: `user:KEY` (its match value) or `group:NAME`; repeatable
     #[arg(long = "target", value_name = "RESOURCE")]
     pub targets: Vec<Selector>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// The state file: plan against what the last run left instead of listing the whole target.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// A SQLite state file: remembers the target after each run, and later runs plan against it
+    /// instead of listing every user (writes still carry each user's version as `If-Match`)
+    #[arg(long = "state", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+    /// Read the target in full even when the state file remembers it
+    #[arg(long, requires = "path")]
+    pub refresh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +108,8 @@ pub struct ApplyArgs {
     /// Limit the plan to one resource: `user:KEY` or `group:NAME`; repeatable
     #[arg(long = "target", value_name = "RESOURCE", conflicts_with = "plan_file")]
     pub targets: Vec<Selector>,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub mod report;
 pub mod scim;
 pub mod secret;
 pub mod source;
+pub mod state;
 pub mod target;
 pub mod tls;
 pub mod yaml;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Console, read_and_plan, read_file, sources_for, write_file};
+use super::{Console, open_state, read_and_plan_cached, read_file, remember, sources_for, write_file};
 use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
@@ -16,6 +16,7 @@ use crate::lock::RunLock;
 use crate::plan::focus::focus;
 use crate::plan::render::render_text;
 use crate::plan::{Plan, PlanDocument};
+use crate::state::update_after_apply;
 use crate::target::ScimClient;
 
 /// What a run did, for the exit status and the report.
@@ -42,9 +43,32 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     let manifest = crate::manifest::load(file)?;
     let _lock = RunLock::acquire(&lock_path(args, file), console.err)?;
     let client = super::client_for(&manifest)?;
-    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client, console.progress).await?;
-    let plan = focus(plan, &args.targets, &manifest.users.deprovision);
-    apply_plan(&plan, &client, manifest.target.concurrency, args.auto_approve, args.allow_deprovision, console).await
+    let mut state = open_state(args.state.path.as_deref(), args.state.refresh)?;
+    let cache = state.as_ref().and_then(|(_, snapshot)| snapshot.as_ref());
+    let planned = read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, cache).await?;
+    if planned.from_cache {
+        writeln!(console.err, "Planned against the state file; `--refresh` reads the target in full.")?;
+    }
+    let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
+    let outcome =
+        apply_plan(&plan, &client, manifest.target.concurrency, args.auto_approve, args.allow_deprovision, console)
+            .await;
+    if let Some((store, _)) = &mut state {
+        // The state file follows the apply: exactly what was written, or nothing remembered
+        // (a failed or stale write, a group change) so the next run reads the target in full.
+        let next = match &outcome {
+            Ok(Outcome { report: Some(report), .. }) => {
+                update_after_apply(&planned.current, &plan, report, &manifest.users.managed_paths())
+            }
+            Ok(_) => Some(planned.current.clone()),
+            Err(_) => (!planned.from_cache).then(|| planned.current.clone()),
+        };
+        match next {
+            Some(current) => remember(store, &manifest, &current)?,
+            None => store.invalidate()?,
+        }
+    }
+    outcome
 }
 
 async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {

@@ -19,7 +19,8 @@ use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::source::{AnySource, Source, SourceRecord};
-use crate::target::{ScimClient, TargetReader};
+use crate::state::{Snapshot, SqliteStore};
+use crate::target::{CurrentState, ScimClient, TargetReader};
 
 /// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
 /// terminal to ask for confirmation on, when there is one.
@@ -114,6 +115,27 @@ pub async fn read_and_plan(
     target: &ScimClient,
     progress: Progress,
 ) -> anyhow::Result<Plan> {
+    Ok(read_and_plan_cached(manifest, sources, target, progress, None).await?.plan)
+}
+
+/// A plan and the target state it was made against.
+pub struct Planned {
+    pub plan: Plan,
+    pub current: CurrentState,
+    /// The target state came from the state file, not from listing the target.
+    pub from_cache: bool,
+}
+
+/// Like `read_and_plan`, but plans against `cache` (the target as the state file remembers it)
+/// instead of listing the target, when the cache belongs to this manifest and holds every
+/// paired group.
+pub async fn read_and_plan_cached(
+    manifest: &Manifest,
+    sources: &BTreeMap<String, AnySource>,
+    target: &ScimClient,
+    progress: Progress,
+    cache: Option<&Snapshot>,
+) -> anyhow::Result<Planned> {
     let (_, desired) = read_desired(manifest, sources, progress).await?;
     if !desired.errors.is_empty() {
         let mut message = format!(
@@ -128,10 +150,39 @@ pub async fn read_and_plan(
     }
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
     let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
-    let counter = progress.counter("Reading users from the target");
-    target.report_progress_to(counter.clone());
-    let current =
-        target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
-    counter.finish_and_clear();
-    Ok(crate::plan::plan(&manifest.users, &desired, &current))
+    let usable = cache.filter(|snapshot| {
+        snapshot.manifest_sha256 == manifest.sha256
+            && refs.iter().all(|r| snapshot.target.groups.contains_key(r) || creatable.contains(r))
+    });
+    let (current, from_cache) = if let Some(snapshot) = usable {
+        (snapshot.target.clone(), true)
+    } else {
+        let counter = progress.counter("Reading users from the target");
+        target.report_progress_to(counter.clone());
+        let current =
+            target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
+        counter.finish_and_clear();
+        (current, false)
+    };
+    let plan = crate::plan::plan(&manifest.users, &desired, &current);
+    Ok(Planned { plan, current, from_cache })
+}
+
+/// The state file a `--state` run uses, and what it remembers (unless `--refresh`).
+pub fn open_state(path: Option<&Path>, refresh: bool) -> anyhow::Result<Option<(SqliteStore, Option<Snapshot>)>> {
+    let Some(path) = path else { return Ok(None) };
+    let store = SqliteStore::open(path)?;
+    let snapshot = if refresh { None } else { store.load()? };
+    Ok(Some((store, snapshot)))
+}
+
+/// After a full read, the state file remembers the target (managed attributes only).
+pub fn remember(store: &mut SqliteStore, manifest: &Manifest, current: &CurrentState) -> anyhow::Result<()> {
+    let managed = manifest.users.managed_paths();
+    let target = CurrentState {
+        users: current.users.iter().map(|u| crate::state::trim(u, &managed)).collect(),
+        groups: current.groups.clone(),
+    };
+    store.save(&Snapshot { manifest_sha256: manifest.sha256.clone(), target })?;
+    Ok(())
 }

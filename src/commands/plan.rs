@@ -1,6 +1,6 @@
 //! `scimform plan -f FILE`: show what would change; optionally save it for `apply FILE`.
 
-use super::{Console, read_and_plan, sources_for, write_file};
+use super::{Console, open_state, read_and_plan_cached, remember, sources_for, write_file};
 use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
@@ -11,8 +11,17 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let file = &args.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let plan = read_and_plan(&manifest, &sources_for(&manifest)?, &client, console.progress).await?;
-    let plan = focus(plan, &args.targets, &manifest.users.deprovision);
+    let mut state = open_state(args.state.path.as_deref(), args.state.refresh)?;
+    let cache = state.as_ref().and_then(|(_, snapshot)| snapshot.as_ref());
+    let planned = read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, cache).await?;
+    if let Some((store, _)) = &mut state {
+        if planned.from_cache {
+            writeln!(console.err, "Planned against the state file; `--refresh` reads the target in full.")?;
+        } else {
+            remember(store, &manifest, &planned.current)?;
+        }
+    }
+    let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
     let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);
     let shown = match args.format {
         Format::Text => console.paint(&render_text(&document.plan)),

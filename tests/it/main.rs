@@ -22,5 +22,7 @@ mod graph;
 mod ldap;
 // End to end against scim2-server, a third-party SCIM server.
 mod scim2;
+// The state file: planning against the last run's target, exact writes, fallback to full reads.
+mod state;
 // The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.
 mod target;

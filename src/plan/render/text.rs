@@ -220,6 +220,12 @@ pub(crate) mod tests {
         ];
         let groups = [crate::plan::diff::tests::support(&records, &["1", "3"])];
         let desired = build(&m.users, &records, &groups);
+        let current = realistic_current();
+        crate::plan::plan(&m.users, &desired, &current)
+    }
+
+    /// The target `realistic_plan` is made against.
+    pub(crate) fn realistic_current() -> CurrentState {
         let mut foreign = target_user("t6", None, "fay.yu@x.example", "Agent");
         foreign.resource["externalId"] = json!("partner-6");
         let users = vec![
@@ -235,8 +241,7 @@ pub(crate) mod tests {
             members: ["t2".to_owned()].into(),
             version: None,
         };
-        let current = CurrentState { users, groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), group)]) };
-        crate::plan::plan(&m.users, &desired, &current)
+        CurrentState { users, groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), group)]) }
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! The state file: a scheduled run plans against what the last run left, lists nothing, writes
+//! only what changed with the remembered version as `If-Match`, and falls back to a full read
+//! when it cannot know (a stale write, `--refresh`, another manifest).
+
+use scimform::commands::demo::seeded_store;
+use scimform::target::memory::MemoryServer;
+use serde_json::json;
+
+use crate::common::{repo_root, run_async, workspace};
+
+fn quickstart() -> tempfile::TempDir {
+    let root = repo_root().join("examples/quickstart");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+    workspace(&[("scimform.yaml", &read("scimform.yaml")), ("people.yaml", &read("people.yaml"))])
+}
+
+#[tokio::test]
+async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let apply = ["apply", "-f", "scimform.yaml", "--auto-approve", "--state", "state.db"];
+
+    let first = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(!first.stderr.contains("Planned against the state file"), "no state yet: {}", first.stderr);
+    assert!(first.stderr.contains("GET 200"), "the first run lists the target: {}", first.stderr);
+
+    // Nothing to do: no request at all, not even a listing.
+    server.reset_writes();
+    let idle = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(
+        (idle.code, idle.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        idle.all()
+    );
+    assert!(idle.stderr.contains("Planned against the state file"), "{}", idle.stderr);
+    assert_eq!(server.writes(), 0);
+
+    // One title changes in the source: one PATCH, carrying the version the first run left.
+    let people = dir.path().join("people.yaml");
+    let text = std::fs::read_to_string(&people).unwrap();
+    std::fs::write(&people, text.replacen("title: Analyst", "title: Senior Analyst", 1)).unwrap();
+    let one = run_async(dir.path(), &[&apply[..], &["-v"]].concat(), &env).await;
+    assert_eq!(one.code, 0, "{}", one.all());
+    assert!(one.stderr.contains("Requests: 1 GET 200, 1 PATCH 200;"), "{}", one.stderr);
+    assert!(one.stderr.contains("GET /ServiceProviderConfig -> 200"), "the one read: {}", one.stderr);
+    assert!(!one.stderr.contains("GET /Users"), "no listing: {}", one.stderr);
+    assert_eq!(server.user("alan.turing@corp.example").unwrap()["title"], "Senior Analyst");
+
+    // A hand edit in the target, then a source change to the same user: the remembered version
+    // is stale, the write is refused (412), nothing is overwritten blindly, and the state file
+    // forgets the target ...
+    let alan = server.user("alan.turing@corp.example").unwrap()["id"].as_str().unwrap().to_owned();
+    server.edit_user(&alan, |u| u["title"] = json!("Edited By Hand"));
+    let text = std::fs::read_to_string(&people).unwrap();
+    std::fs::write(&people, text.replacen("department: Research", "department: Labs", 1)).unwrap();
+    server.reset_writes();
+    let stale = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert!(stale.stderr.contains("changed in the target since it was read"), "{}", stale.stderr);
+    assert_eq!(server.user("alan.turing@corp.example").unwrap()["title"], "Edited By Hand");
+
+    // ... so the next run reads it in full, sees the edit, and converges.
+    let again = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(!again.stderr.contains("Planned against the state file"), "{}", again.stderr);
+    assert!(
+        again.stdout.contains("~ title") && again.stdout.contains(r#""Edited By Hand" -> "Senior Analyst""#),
+        "{}",
+        again.stdout
+    );
+    let user = server.user("alan.turing@corp.example").unwrap();
+    assert_eq!(
+        (
+            user["title"].clone(),
+            user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"].clone()
+        ),
+        (json!("Senior Analyst"), json!("Labs"))
+    );
+
+    // `--refresh` reads in full even with a state file; another manifest does too.
+    let refreshed = run_async(dir.path(), &[&apply[..], &["--refresh", "-v"]].concat(), &env).await;
+    assert!(
+        !refreshed.stderr.contains("Planned against the state file") && refreshed.stderr.contains("GET /Users -> 200"),
+        "{}",
+        refreshed.stderr
+    );
+    let cached = run_async(dir.path(), &apply, &env).await;
+    assert!(cached.stderr.contains("Planned against the state file"), "{}", cached.stderr);
+    let manifest = dir.path().join("scimform.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}# changed\n")).unwrap();
+    let changed = run_async(dir.path(), &apply, &env).await;
+    assert!(!changed.stderr.contains("Planned against the state file"), "{}", changed.stderr);
+    assert_eq!(changed.stdout, "No changes. The target matches the manifest.\n");
+}
