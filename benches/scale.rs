@@ -1,6 +1,7 @@
 //! A whole run at scale: 100,000 users (`SCALE_USERS` to change it) from a JSON people file to the
 //! embedded SCIM server, in-process: the first run (all creates), a run with nothing to do, and a
-//! run after 1 % of the people changed title. Prints wall time, requests and peak memory.
+//! run after 1 % of the people changed title; then the same with a state file (the first run
+//! fills it, the next plan against it). Prints wall time, requests and peak memory.
 //!
 //! Run with `cargo bench --bench scale`. Peak memory is the whole process's (client, planner
 //! and the embedded server holding every user), from `/proc/self/status`.
@@ -13,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use scimform::apply::execute;
-use scimform::commands::{client_for, read_and_plan};
+use scimform::commands::{client_for, read_and_plan_cached, remember};
 use scimform::manifest::MapEnvironment;
 use scimform::progress::Progress;
 use scimform::source::{AnySource, FileSource};
+use scimform::state::{SqliteStore, update_after_apply};
 use scimform::target::memory::{MemoryServer, MemoryStore};
 
 const MANIFEST: &str = r#"version: 1
@@ -66,7 +68,8 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
-async fn run(label: &str, server: &MemoryServer, people: String) {
+/// One run; with `state`, planned against the state file and remembered in it afterwards.
+async fn run(label: &str, server: &MemoryServer, people: String, state_file: Option<&Path>) {
     let env = MapEnvironment(BTreeMap::from([("URL".to_owned(), server.base_url().to_owned())]));
     let manifest = scimform::manifest::parse(MANIFEST, "scale.yaml", &env, Path::new(".")).expect("the manifest");
     let sources = BTreeMap::from([(
@@ -76,11 +79,22 @@ async fn run(label: &str, server: &MemoryServer, people: String) {
     let client = client_for(&manifest).expect("a client");
     server.reset_writes();
     let started = Instant::now();
-    let plan = read_and_plan(&manifest, &sources, &client, Progress::default()).await.expect("a plan");
-    let planned = started.elapsed();
+    let mut store = state_file.map(|path| SqliteStore::open(path).expect("the state file"));
+    let snapshot = store.as_ref().and_then(|s| s.load().expect("a snapshot"));
+    let planned = read_and_plan_cached(&manifest, &sources, &client, Progress::default(), snapshot.as_ref())
+        .await
+        .expect("a plan");
+    let plan = planned.plan;
+    let planned_at = started.elapsed();
     let report = execute(&plan, &client, manifest.target.concurrency).await;
+    if let Some(store) = store.as_mut().filter(|_| !(planned.from_cache && plan.users.is_empty())) {
+        let next = update_after_apply(&planned.current, &plan, &report, &manifest.users.managed_paths())
+            .expect("an exact cache");
+        remember(store, &manifest, &next).expect("the state is saved");
+    }
     let total = started.elapsed();
     assert_eq!(report.failures().count(), 0, "{:?}", report.failures().next());
+    let planned = planned_at;
     let stats = client.stats();
     let requests: usize = stats.by_status.values().sum();
     println!(
@@ -101,7 +115,12 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     let server = MemoryServer::start(MemoryStore::new(None)).await.expect("the embedded server");
-    run("first run (all creates)", &server, people(count, 0)).await;
-    run("no changes (full read)", &server, people(count, 0)).await;
-    run("1 % changed titles", &server, people(count, count / 100)).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let state = dir.path().join("state.db");
+    run("first run (all creates)", &server, people(count, 0), None).await;
+    run("no changes (full read)", &server, people(count, 0), None).await;
+    run("1 % changed titles", &server, people(count, count / 100), None).await;
+    run("state: full read, saved", &server, people(count, count / 100), Some(&state)).await;
+    run("state: no changes", &server, people(count, count / 100), Some(&state)).await;
+    run("state: 1 % changed back", &server, people(count, 0), Some(&state)).await;
 }

@@ -60,6 +60,8 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
             Ok(Outcome { report: Some(report), .. }) => {
                 update_after_apply(&planned.current, &plan, report, &manifest.users.managed_paths())
             }
+            // Nothing was written: a cache stays as it is; a full read is remembered.
+            Ok(_) if planned.from_cache => return outcome,
             Ok(_) => Some(planned.current.clone()),
             Err(_) => (!planned.from_cache).then(|| planned.current.clone()),
         };
