@@ -10,8 +10,9 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::{Console, read_desired, sources_for};
-use crate::desired::{DesiredState, match_key};
+use crate::desired::{DesiredState, DesiredUser, match_key};
 use crate::exit::ExitStatus;
+use crate::manifest::Manifest;
 use crate::manifest::model::OnEmpty;
 use crate::mapping::{Mapping, evaluate};
 use crate::plan::render::render_text;
@@ -43,91 +44,11 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     let mut out = String::new();
     let _ = writeln!(out, "User {}", serde_json::to_string(&key)?);
 
-    out.push_str("\nSource record");
-    match record {
-        Some(record) => {
-            let _ = writeln!(
-                out,
-                " (source `{}`, id {:?}{}):",
-                manifest.users.source,
-                record.id,
-                if record.disabled { ", disabled" } else { "" }
-            );
-            for (name, value) in record.attributes() {
-                let shown = match value {
-                    AttrValue::Text(text) => serde_json::to_string(text)?,
-                    AttrValue::Bool(b) => b.to_string(),
-                    AttrValue::List(list) => serde_json::to_string(list)?,
-                };
-                let _ = writeln!(out, "  {name} = {shown}");
-            }
-        }
-        None => {
-            let _ = writeln!(out, ": none. No record of source `{}` maps to this key.", manifest.users.source);
-        }
-    }
-
+    write_record(&mut out, &manifest, record)?;
     if let Some(record) = record {
-        out.push_str("\nMappings (each attribute: its mapping, the values it read and each step):\n");
-        let mut mappings: Vec<(String, &Mapping, bool)> = manifest
-            .users
-            .attributes
-            .iter()
-            .map(|a| (a.path.to_string(), &a.mapping, a.on_empty == OnEmpty::Remove))
-            .collect();
-        if let Some(marker) = &manifest.users.external_id {
-            mappings.push(("externalId".into(), marker, false));
-        }
-        mappings.sort_by(|a, b| a.0.cmp(&b.0));
-        for (path, mapping, remove_when_empty) in mappings {
-            let (result, steps) = crate::mapping::eval::explain(mapping, record);
-            let shown = match result {
-                Ok(Some(value)) => value.to_string(),
-                Ok(None) if remove_when_empty => "(empty: removed from the target, `on_empty: remove`)".into(),
-                Ok(None) => "(empty: not sent)".into(),
-                Err(error) => format!("error: {error}"),
-            };
-            let _ = writeln!(out, "  {path} = {shown}\n      <- {}", describe(mapping));
-            for step in steps {
-                let _ = writeln!(out, "         {step}");
-            }
-        }
+        write_mappings(&mut out, &manifest, record);
     }
-
-    let problems: Vec<&String> =
-        desired.errors.iter().filter(|e| record.is_some_and(|r| e.contains(&format!("`{}`", r.id)))).collect();
-    if !problems.is_empty() {
-        out.push_str("\nProblems (a plan refuses to run while any source record has one):\n");
-        for problem in problems {
-            let _ = writeln!(out, "  - {problem}");
-        }
-    }
-
-    out.push_str("\nDesired state:\n");
-    if let Some(want) = want {
-        let mut lines: Vec<(String, String)> =
-            want.attributes.iter().map(|(p, v)| (p.to_string(), v.to_string())).collect();
-        if let Some(marker) = &want.external_id {
-            lines.push(("externalId".into(), serde_json::to_string(marker)?));
-        }
-        lines.push(("active".into(), want.active.to_string()));
-        lines.extend(want.removals.iter().map(|p| (p.to_string(), "(removed: empty in the source)".into())));
-        lines.sort();
-        for (path, value) in lines {
-            let _ = writeln!(out, "  {path} = {value}");
-        }
-        let groups: Vec<&str> =
-            desired.groups.iter().filter(|g| g.members.contains(&key)).map(|g| g.pairing.as_str()).collect();
-        let _ = writeln!(
-            out,
-            "  member of pairings: {}",
-            if groups.is_empty() { "none".into() } else { groups.join(", ") }
-        );
-    } else {
-        out.push_str(
-            "  none: a target user with this key is only ever deprovisioned, and only if it carries our marker\n",
-        );
-    }
+    write_desired(&mut out, &desired, want, record, &key)?;
 
     // The target's copy: by match value and by marker, so a renamed user is found too.
     let mut found: Vec<CurrentUser> = Vec::new();
@@ -216,6 +137,109 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     }
     console.out.write_all(console.paint(&out).as_bytes())?;
     Ok(ExitStatus::Success)
+}
+
+/// The user's source record, attribute by attribute.
+fn write_record(out: &mut String, manifest: &Manifest, record: Option<&SourceRecord>) -> anyhow::Result<()> {
+    out.push_str("\nSource record");
+    match record {
+        Some(record) => {
+            let _ = writeln!(
+                out,
+                " (source `{}`, id {:?}{}):",
+                manifest.users.source,
+                record.id,
+                if record.disabled { ", disabled" } else { "" }
+            );
+            for (name, value) in record.attributes() {
+                let shown = match value {
+                    AttrValue::Text(text) => serde_json::to_string(text)?,
+                    AttrValue::Bool(b) => b.to_string(),
+                    AttrValue::List(list) => serde_json::to_string(list)?,
+                };
+                let _ = writeln!(out, "  {name} = {shown}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, ": none. No record of source `{}` maps to this key.", manifest.users.source);
+        }
+    }
+
+    Ok(())
+}
+
+/// Each mapping: what it is, the values it read, every step and the result or the error.
+fn write_mappings(out: &mut String, manifest: &Manifest, record: &SourceRecord) {
+    out.push_str("\nMappings (each attribute: its mapping, the values it read and each step):\n");
+    let mut mappings: Vec<(String, &Mapping, bool)> = manifest
+        .users
+        .attributes
+        .iter()
+        .map(|a| (a.path.to_string(), &a.mapping, a.on_empty == OnEmpty::Remove))
+        .collect();
+    if let Some(marker) = &manifest.users.external_id {
+        mappings.push(("externalId".into(), marker, false));
+    }
+    mappings.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, mapping, remove_when_empty) in mappings {
+        let (result, steps) = crate::mapping::eval::explain(mapping, record);
+        let shown = match result {
+            Ok(Some(value)) => value.to_string(),
+            Ok(None) if remove_when_empty => "(empty: removed from the target, `on_empty: remove`)".into(),
+            Ok(None) => "(empty: not sent)".into(),
+            Err(error) => format!("error: {error}"),
+        };
+        let _ = writeln!(out, "  {path} = {shown}\n      <- {}", describe(mapping));
+        for step in steps {
+            let _ = writeln!(out, "         {step}");
+        }
+    }
+}
+
+/// Problems of the user's record, and its desired state.
+fn write_desired(
+    out: &mut String,
+    desired: &DesiredState,
+    want: Option<&DesiredUser>,
+    record: Option<&SourceRecord>,
+    key: &str,
+) -> anyhow::Result<()> {
+    let problems: Vec<&String> =
+        desired.errors.iter().filter(|e| record.is_some_and(|r| e.contains(&format!("`{}`", r.id)))).collect();
+    if !problems.is_empty() {
+        out.push_str("\nProblems (a plan refuses to run while any source record has one):\n");
+        for problem in problems {
+            let _ = writeln!(out, "  - {problem}");
+        }
+    }
+
+    out.push_str("\nDesired state:\n");
+    if let Some(want) = want {
+        let mut lines: Vec<(String, String)> =
+            want.attributes.iter().map(|(p, v)| (p.to_string(), v.to_string())).collect();
+        if let Some(marker) = &want.external_id {
+            lines.push(("externalId".into(), serde_json::to_string(marker)?));
+        }
+        lines.push(("active".into(), want.active.to_string()));
+        lines.extend(want.removals.iter().map(|p| (p.to_string(), "(removed: empty in the source)".into())));
+        lines.sort();
+        for (path, value) in lines {
+            let _ = writeln!(out, "  {path} = {value}");
+        }
+        let groups: Vec<&str> =
+            desired.groups.iter().filter(|g| g.members.contains(key)).map(|g| g.pairing.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  member of pairings: {}",
+            if groups.is_empty() { "none".into() } else { groups.join(", ") }
+        );
+    } else {
+        out.push_str(
+            "  none: a target user with this key is only ever deprovisioned, and only if it carries our marker\n",
+        );
+    }
+
+    Ok(())
 }
 
 /// A mapping as the manifest writes it.
