@@ -32,6 +32,9 @@ pub struct Outcome {
     pub user: Option<String>,
     /// What the server answered, on success (the state cache is updated from it).
     pub response: Option<ScimResponse>,
+    /// The write was refused because the resource changed since it was read (412, or Genesys's
+    /// 400 `invalidVers`): nothing was written.
+    pub stale: bool,
 }
 
 /// Every outcome, in plan order.
@@ -75,6 +78,7 @@ async fn run_users<W: TargetWriter>(
             let created = &created;
             async move {
                 let mut answered = None;
+                let mut stale = false;
                 let result = match writer.send(&request).await {
                     Ok(response) => {
                         if creates && let Some(id) = response.body.as_ref().and_then(id_of) {
@@ -87,15 +91,28 @@ async fn run_users<W: TargetWriter>(
                         answered = Some(response);
                         Ok(status)
                     }
-                    Err(error) if error.is_stale() => Err(format!(
-                        "{}: it changed in the target since it was read; nothing was written, plan again",
-                        error_chain(&error)
-                    )),
+                    Err(error) if error.is_stale() => {
+                        stale = true;
+                        Err(format!(
+                            "{}: it changed in the target since it was read; nothing was written, plan again",
+                            error_chain(&error)
+                        ))
+                    }
                     Err(error) => Err(error_chain(&error)),
                 };
                 progress.inc(1);
                 let resource = format!("user {}", serde_json::to_string(&key).unwrap_or_default());
-                (index, Outcome { resource, request: request.to_string(), result, user: Some(key), response: answered })
+                (
+                    index,
+                    Outcome {
+                        resource,
+                        request: request.to_string(),
+                        result,
+                        user: Some(key),
+                        response: answered,
+                        stale,
+                    },
+                )
             }
         })
         .buffer_unordered(concurrency.max(1))
@@ -257,6 +274,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
                 result: Err(format!("not set: creating user `{key}` failed")),
                 user: None,
                 response: None,
+                stale: false,
             });
         }
     }
@@ -272,6 +290,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
                 result: Err(format!("member `{key}` was not added: creating the user failed")),
                 user: None,
                 response: None,
+                stale: false,
             });
         }
         let has_operations = request
@@ -288,7 +307,14 @@ pub async fn execute_with_progress<W: TargetWriter>(
             Ok(response) => (Ok(response.status), Some(response)),
             Err(error) => (Err(error_chain(&error)), None),
         };
-        report.outcomes.push(Outcome { resource, request: request.to_string(), result, user: None, response });
+        report.outcomes.push(Outcome {
+            resource,
+            request: request.to_string(),
+            result,
+            user: None,
+            response,
+            stale: false,
+        });
     }
 
     let removals = plan

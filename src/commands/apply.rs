@@ -2,6 +2,7 @@
 //! since; `scimform apply -f FILE [--auto-approve]` plans, confirms and applies in one go. Both
 //! hold the run lock, honour the deprovisioning rails and can write a JSON report.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,7 @@ use crate::plan::focus::focus;
 use crate::plan::render::render_text;
 use crate::plan::{Plan, PlanDocument};
 use crate::state::update_after_apply;
-use crate::target::ScimClient;
+use crate::target::{CurrentUser, ScimClient, TargetReader};
 
 /// What a run did, for the exit status and the report.
 pub struct Outcome {
@@ -53,6 +54,18 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     let outcome =
         apply_plan(&plan, &client, manifest.target.concurrency, args.auto_approve, args.allow_deprovision, console)
             .await;
+    if let Ok(Outcome { report: Some(report), .. }) = &outcome
+        && planned.from_cache
+        && report.outcomes.iter().any(|o| o.stale)
+    {
+        let retried =
+            replan_stale(&manifest, &planned.desired, &planned.current, &plan, report, &client, console).await;
+        // What the retry left is not followed in detail: the next run reads the target in full.
+        if let Some((store, _)) = &mut state {
+            store.invalidate()?;
+        }
+        return retried;
+    }
     if let Some((store, _)) = &mut state {
         // The state file follows the apply: exactly what was written, or nothing remembered
         // (a failed or stale write, a group change) so the next run reads the target in full.
@@ -110,6 +123,48 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
     }
     // The plan was reviewed: it runs without asking, as Terraform's `apply PLANFILE` does.
     execute_and_report(plan, &client, manifest.target.concurrency, console).await
+}
+
+/// Users whose write was refused as stale (edited in the target since the state file was
+/// written) are read again and planned again against what the target holds now, and only their
+/// changes are sent, with the new version: detected, not overwritten blindly.
+async fn replan_stale(
+    manifest: &crate::manifest::Manifest,
+    desired: &crate::desired::DesiredState,
+    before: &crate::target::CurrentState,
+    plan: &Plan,
+    report: &ApplyReport,
+    client: &ScimClient,
+    console: &mut Console<'_>,
+) -> anyhow::Result<Outcome> {
+    let stale: BTreeSet<&str> = report.outcomes.iter().filter(|o| o.stale).filter_map(|o| o.user.as_deref()).collect();
+    let mut current = before.clone();
+    for change in plan.users.iter().filter(|c| stale.contains(c.key.as_str())) {
+        let Some(id) = &change.target_id else { continue };
+        let fresh = client.fetch(&format!("/Users/{id}")).await.context("cannot read a changed user again")?;
+        current.users.retain(|u| &u.id != id);
+        current.users.extend(fresh.and_then(CurrentUser::from_resource));
+    }
+    let mut again = crate::plan::plan(&manifest.users, desired, &current);
+    again.users.retain(|u| stale.contains(u.key.as_str()));
+    again.groups.clear();
+    again.warnings.clear();
+    again.blocked = None;
+    writeln!(
+        console.err,
+        "\n{} user(s) changed in the target since the state file was written: read again and planned again.",
+        stale.len()
+    )?;
+    console.out.write_all(console.paint(&render_text(&again)).as_bytes())?;
+    let mut merged = report.clone();
+    merged.outcomes.retain(|o| !o.stale);
+    if again.has_changes() {
+        let retry = execute_and_report(&again, client, manifest.target.concurrency, console).await?;
+        merged.outcomes.extend(retry.report.into_iter().flat_map(|r| r.outcomes));
+    }
+    let failed = merged.failures().count();
+    let (status, result) = if failed == 0 { (ExitStatus::Success, "applied") } else { (ExitStatus::Failure, "failed") };
+    Ok(Outcome { status, report: Some(merged), result })
 }
 
 /// The lock beside the manifest (`scimform.yaml.lock`) unless `--lock-file` says otherwise.

@@ -121,6 +121,7 @@ pub async fn read_and_plan(
 /// A plan and the target state it was made against.
 pub struct Planned {
     pub plan: Plan,
+    pub desired: DesiredState,
     pub current: CurrentState,
     /// The target state came from the state file, not from listing the target.
     pub from_cache: bool,
@@ -165,7 +166,7 @@ pub async fn read_and_plan_cached(
         (current, false)
     };
     let plan = crate::plan::plan(&manifest.users, &desired, &current);
-    Ok(Planned { plan, current, from_cache })
+    Ok(Planned { plan, desired, current, from_cache })
 }
 
 /// The state file a `--state` run uses, and what it remembers (unless `--refresh`).

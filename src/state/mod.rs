@@ -157,6 +157,7 @@ mod tests {
             result: Ok(response.status),
             user: user.map(str::to_owned),
             response: Some(response),
+            stale: false,
         }
     }
 

@@ -50,27 +50,29 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
     assert_eq!(server.user("alan.turing@corp.example").unwrap()["title"], "Senior Analyst");
 
     // A hand edit in the target, then a source change to the same user: the remembered version
-    // is stale, the write is refused (412), nothing is overwritten blindly, and the state file
-    // forgets the target ...
+    // is stale, the write is refused (412), nothing is overwritten blindly; the user is read
+    // again and planned again against what the target holds now (the hand edit shows in the new
+    // plan), and only then written, with the new version.
     let alan = server.user("alan.turing@corp.example").unwrap()["id"].as_str().unwrap().to_owned();
     server.edit_user(&alan, |u| u["title"] = json!("Edited By Hand"));
     let text = std::fs::read_to_string(&people).unwrap();
     std::fs::write(&people, text.replacen("department: Research", "department: Labs", 1)).unwrap();
     server.reset_writes();
     let stale = run_async(dir.path(), &apply, &env).await;
-    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert_eq!(stale.code, 0, "{}", stale.all());
     assert!(stale.stderr.contains("changed in the target since it was read"), "{}", stale.stderr);
-    assert_eq!(server.user("alan.turing@corp.example").unwrap()["title"], "Edited By Hand");
-
-    // ... so the next run reads it in full, sees the edit, and converges.
-    let again = run_async(dir.path(), &apply, &env).await;
-    assert_eq!(again.code, 0, "{}", again.all());
-    assert!(!again.stderr.contains("Planned against the state file"), "{}", again.stderr);
     assert!(
-        again.stdout.contains("~ title") && again.stdout.contains(r#""Edited By Hand" -> "Senior Analyst""#),
+        stale.stderr.contains("1 user(s) changed in the target since the state file was written"),
         "{}",
-        again.stdout
+        stale.stderr
     );
+    assert!(
+        stale.stdout.contains("~ title") && stale.stdout.contains(r#""Edited By Hand" -> "Senior Analyst""#),
+        "{}",
+        stale.stdout
+    );
+    let writes: Vec<String> = server.recorded_writes().iter().map(|w| format!("{} {}", w.method, w.path)).collect();
+    assert_eq!(writes, [format!("PATCH /Users/{alan}"), format!("PATCH /Users/{alan}")], "one refused, one sent");
     let user = server.user("alan.turing@corp.example").unwrap();
     assert_eq!(
         (
@@ -79,6 +81,16 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
         ),
         (json!("Senior Analyst"), json!("Labs"))
     );
+
+    // After a retry the state file forgets the target: the next run reads it in full.
+    let again = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        again.all()
+    );
+    assert!(!again.stderr.contains("Planned against the state file"), "{}", again.stderr);
 
     // `--refresh` reads in full even with a state file; another manifest does too.
     let refreshed = run_async(dir.path(), &[&apply[..], &["--refresh", "-v"]].concat(), &env).await;
