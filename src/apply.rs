@@ -33,7 +33,7 @@ pub struct Outcome {
     /// What the server answered, on success (the state cache is updated from it).
     pub response: Option<ScimResponse>,
     /// The write was refused because the resource changed since it was read (412, or Genesys's
-    /// 400 `invalidVers`): nothing was written.
+    /// 400 `invalidVers`), or a create because the user exists already (409): nothing was written.
     pub stale: bool,
 }
 
@@ -95,6 +95,13 @@ async fn run_users<W: TargetWriter>(
                         stale = true;
                         Err(format!(
                             "{}: it changed in the target since it was read; nothing was written, plan again",
+                            error_chain(&error)
+                        ))
+                    }
+                    Err(error) if creates && error.is_duplicate() => {
+                        stale = true;
+                        Err(format!(
+                            "{}: it exists in the target already (created since the target was read); plan again",
                             error_chain(&error)
                         ))
                     }

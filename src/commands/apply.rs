@@ -126,8 +126,9 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
 }
 
 /// Users whose write was refused as stale (edited in the target since the state file was
-/// written) are read again and planned again against what the target holds now, and only their
-/// changes are sent, with the new version: detected, not overwritten blindly.
+/// written, or created already: a run that stopped before remembering its creates) are read
+/// again and planned again against what the target holds now, and only their changes are sent,
+/// with the new version: detected, not overwritten blindly, never duplicated.
 async fn replan_stale(
     manifest: &crate::manifest::Manifest,
     desired: &crate::desired::DesiredState,
@@ -140,10 +141,18 @@ async fn replan_stale(
     let stale: BTreeSet<&str> = report.outcomes.iter().filter(|o| o.stale).filter_map(|o| o.user.as_deref()).collect();
     let mut current = before.clone();
     for change in plan.users.iter().filter(|c| stale.contains(c.key.as_str())) {
-        let Some(id) = &change.target_id else { continue };
-        let fresh = client.fetch(&format!("/Users/{id}")).await.context("cannot read a changed user again")?;
-        current.users.retain(|u| &u.id != id);
-        current.users.extend(fresh.and_then(CurrentUser::from_resource));
+        let fresh: Vec<CurrentUser> = if let Some(id) = &change.target_id {
+            let read = client.fetch(&format!("/Users/{id}")).await.context("cannot read a changed user again")?;
+            read.and_then(CurrentUser::from_resource).into_iter().collect()
+        } else {
+            // A create refused as a duplicate: find the user that exists by its userName.
+            let user_name = change.changes.iter().find(|c| c.path.is("userName")).and_then(|c| c.after.as_ref());
+            let Some(user_name) = user_name.and_then(serde_json::Value::as_str) else { continue };
+            let found = client.find("/Users", "userName", user_name).await.context("cannot look up a user")?;
+            found.into_iter().filter_map(CurrentUser::from_resource).collect()
+        };
+        current.users.retain(|u| !fresh.iter().any(|f| f.id == u.id));
+        current.users.extend(fresh);
     }
     let mut again = crate::plan::plan(&manifest.users, desired, &current);
     again.users.retain(|u| stale.contains(u.key.as_str()));

@@ -122,6 +122,13 @@ impl TargetError {
             _ => false,
         }
     }
+
+    /// Whether a create was refused because the resource exists already (RFC 7644 409
+    /// `uniqueness`): created since the target was read, by someone else or by a run that
+    /// stopped before remembering it.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, TargetError::Status { status: 409, .. })
+    }
 }
 
 /// The world as it is. `plan` only ever holds one of these.

@@ -108,3 +108,46 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
     assert!(!changed.stderr.contains("Planned against the state file"), "{}", changed.stderr);
     assert_eq!(changed.stdout, "No changes. The target matches the manifest.\n");
 }
+
+/// A run that writes and stops before its state is saved (simulated by putting the previous
+/// state file back): the rerun's create is refused as a duplicate, the user is found by its
+/// userName and planned again, and nothing is created twice.
+#[tokio::test]
+async fn a_crash_between_a_write_and_the_state_commit_converges_without_duplicates() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let apply = ["apply", "-f", "scimform.yaml", "--auto-approve", "--state", "state.db"];
+    // Everything but one new person converges and is remembered.
+    let people = dir.path().join("people.yaml");
+    let full = std::fs::read_to_string(&people).unwrap();
+    let newcomer = "  - id: \"2001\"\n    mail: grace.new@corp.example\n    givenName: Grace\n    sn: New\n    title: Agent\n    department: Support\n";
+    let first = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    let before_crash = std::fs::read(dir.path().join("state.db")).unwrap();
+
+    // The newcomer is created, then the run "crashes": its state never reaches the file.
+    std::fs::write(&people, full.replacen("users:\n", &format!("users:\n{newcomer}"), 1)).unwrap();
+    let created = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(created.code, 0, "{}", created.all());
+    assert!(created.stdout.contains("Plan: 1 to create"), "{}", created.stdout);
+    std::fs::write(dir.path().join("state.db"), before_crash).unwrap();
+
+    server.reset_writes();
+    let rerun = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    assert!(rerun.stdout.contains("Plan: 1 to create"), "the stale state still plans the create: {}", rerun.stdout);
+    assert!(rerun.stderr.contains("exists in the target already"), "{}", rerun.stderr);
+    assert!(rerun.stderr.contains("read again and planned again"), "{}", rerun.stderr);
+    let named = server.users().iter().filter(|u| u["userName"] == "grace.new@corp.example").count();
+    assert_eq!(named, 1, "no duplicate");
+    assert_eq!(server.writes(), 1, "only the refused POST: the user as found needs nothing");
+
+    let settled = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(
+        (settled.code, settled.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        settled.all()
+    );
+}
