@@ -83,6 +83,11 @@ pub struct StateArgs {
     /// Read the target in full even when the state file remembers it
     #[arg(long, requires = "path")]
     pub refresh: bool,
+    /// Read the target in full and report drift (edits made in the target since the last run)
+    /// instead of planning; `apply --refresh-only` also makes the state file remember it. Never
+    /// writes to the target
+    #[arg(long, requires = "path", conflicts_with = "refresh")]
+    pub refresh_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Console, open_state, read_and_plan_cached, read_file, remember, sources_for, write_file};
+use super::{Console, open_state, read_and_plan_cached, read_drift, read_file, remember, sources_for, write_file};
 use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
@@ -17,7 +17,7 @@ use crate::lock::RunLock;
 use crate::plan::focus::focus;
 use crate::plan::render::render_text;
 use crate::plan::{Plan, PlanDocument};
-use crate::state::update_after_apply;
+use crate::state::{render_drift, update_after_apply};
 use crate::target::{CurrentUser, ScimClient, TargetReader};
 
 /// What a run did, for the exit status and the report.
@@ -46,6 +46,15 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     let client = super::client_for(&manifest)?;
     let mut state = open_state(args.state.path.as_deref(), args.state.refresh)?;
     let cache = state.as_ref().and_then(|(_, snapshot)| snapshot.as_ref());
+    if args.state.refresh_only {
+        let (drift, now) = read_drift(&manifest, &client, cache, console.progress).await?;
+        console.out.write_all(render_drift(&drift).as_bytes())?;
+        if let Some((store, _)) = &mut state {
+            remember(store, &manifest, &now)?;
+        }
+        writeln!(console.err, "\nThe state file now remembers the target as read; nothing was written to the target.")?;
+        return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
+    }
     let planned = read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, cache).await?;
     if planned.from_cache {
         writeln!(console.err, "Planned against the state file; `--refresh` reads the target in full.")?;

@@ -187,3 +187,28 @@ pub fn remember(store: &mut SqliteStore, manifest: &Manifest, current: &CurrentS
     store.save(&Snapshot { manifest_sha256: manifest.sha256.clone(), target })?;
     Ok(())
 }
+
+/// `--refresh-only`: the target read in full, and how it drifted from the state file.
+pub async fn read_drift(
+    manifest: &Manifest,
+    target: &ScimClient,
+    snapshot: Option<&Snapshot>,
+    progress: Progress,
+) -> anyhow::Result<(Vec<crate::state::Drift>, CurrentState)> {
+    let Some(snapshot) = snapshot.filter(|s| s.manifest_sha256 == manifest.sha256) else {
+        bail!(
+            "the state file remembers no target for this manifest, so there is nothing to compare with; run `apply --state` first"
+        );
+    };
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let counter = progress.counter("Reading users from the target");
+    target.report_progress_to(counter.clone());
+    let now = target.current_state(&refs, &refs).await.context("cannot read the current state of the target")?;
+    counter.finish_and_clear();
+    let managed = manifest.users.managed_paths();
+    let trimmed = CurrentState {
+        users: now.users.iter().map(|u| crate::state::trim(u, &managed)).collect(),
+        groups: now.groups.clone(),
+    };
+    Ok((crate::state::drift(&snapshot.target, &trimmed, &managed), now))
+}

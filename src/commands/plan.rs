@@ -1,11 +1,12 @@
 //! `scimform plan -f FILE`: show what would change; optionally save it for `apply FILE`.
 
-use super::{Console, open_state, read_and_plan_cached, remember, sources_for, write_file};
+use super::{Console, open_state, read_and_plan_cached, read_drift, remember, sources_for, write_file};
 use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
 use crate::plan::focus::focus;
 use crate::plan::render::{render_markdown, render_text};
+use crate::state::render_drift;
 
 pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     let file = &args.manifest.file;
@@ -13,6 +14,15 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let client = super::client_for(&manifest)?;
     let mut state = open_state(args.state.path.as_deref(), args.state.refresh)?;
     let cache = state.as_ref().and_then(|(_, snapshot)| snapshot.as_ref());
+    if args.state.refresh_only {
+        let (drift, _) = read_drift(&manifest, &client, cache, console.progress).await?;
+        console.out.write_all(render_drift(&drift).as_bytes())?;
+        return Ok(if args.detailed_exitcode && !drift.is_empty() {
+            ExitStatus::ChangesPresent
+        } else {
+            ExitStatus::Success
+        });
+    }
     let planned = read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, cache).await?;
     if let Some((store, _)) = &mut state {
         if planned.from_cache {

@@ -141,6 +141,88 @@ pub fn update_after_apply(
     Some(CurrentState { users: users.into_values().collect(), groups })
 }
 
+/// One way the target differs from what the last run left: a managed attribute edited, a user
+/// deleted or added, a group's members changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Drift {
+    Changed { user: String, path: ScimPath, before: Option<Value>, after: Option<Value> },
+    Deleted { user: String },
+    Added { user: String },
+    Members { group: String, added: Vec<String>, removed: Vec<String> },
+}
+
+/// The drift between the state file (`remembered`) and the target as read now (`now`), over
+/// the managed attributes only. Sorted, so the report is stable.
+pub fn drift(remembered: &CurrentState, now: &CurrentState, managed: &[ScimPath]) -> Vec<Drift> {
+    let name = |user: &CurrentUser| {
+        user.resource.get("userName").and_then(Value::as_str).map_or_else(|| user.id.clone(), str::to_owned)
+    };
+    let before: BTreeMap<&str, &CurrentUser> = remembered.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let after: BTreeMap<&str, &CurrentUser> = now.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let mut found = Vec::new();
+    for (id, old) in &before {
+        let Some(new) = after.get(id) else {
+            found.push(Drift::Deleted { user: name(old) });
+            continue;
+        };
+        for path in managed {
+            let (was, is) =
+                (path.get(&old.resource).filter(|v| !v.is_null()), path.get(&new.resource).filter(|v| !v.is_null()));
+            if was != is {
+                found.push(Drift::Changed {
+                    user: name(new),
+                    path: path.clone(),
+                    before: was.cloned(),
+                    after: is.cloned(),
+                });
+            }
+        }
+    }
+    // Users the last run did not leave (made by hand, or by another tool) are drift only when
+    // they carry an ownership marker; the others are not ours to report.
+    for (id, new) in &after {
+        if !before.contains_key(id) && new.external_id().is_some() {
+            found.push(Drift::Added { user: name(new) });
+        }
+    }
+    for (reference, old) in &remembered.groups {
+        let Some(new) = now.groups.get(reference) else { continue };
+        let added: Vec<String> = new.members.difference(&old.members).cloned().collect();
+        let removed: Vec<String> = old.members.difference(&new.members).cloned().collect();
+        if !added.is_empty() || !removed.is_empty() {
+            found.push(Drift::Members { group: new.display_name.clone(), added, removed });
+        }
+    }
+    found
+}
+
+/// The drift as text, one line per difference.
+pub fn render_drift(drift: &[Drift]) -> String {
+    use std::fmt::Write as _;
+    if drift.is_empty() {
+        return "No drift: the target is as the last run left it.\n".to_owned();
+    }
+    let mut out = format!("Drift since the last run ({} difference(s) made in the target):\n\n", drift.len());
+    let show = |v: &Option<Value>| v.as_ref().map_or_else(|| "null".to_owned(), ToString::to_string);
+    for d in drift {
+        let _ = match d {
+            Drift::Changed { user, path, before, after } => {
+                writeln!(out, "  ~ user {}: {path} = {} -> {}", Value::String(user.clone()), show(before), show(after))
+            }
+            Drift::Deleted { user } => writeln!(out, "  - user {} was deleted", Value::String(user.clone())),
+            Drift::Added { user } => writeln!(out, "  + user {} appeared", Value::String(user.clone())),
+            Drift::Members { group, added, removed } => writeln!(
+                out,
+                "  ~ group {}: {} member(s) added, {} removed",
+                Value::String(group.clone()),
+                added.len(),
+                removed.len()
+            ),
+        };
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -208,5 +290,39 @@ mod tests {
         let mut failed = report.clone();
         failed.outcomes[0].result = Err("HTTP 412".into());
         assert_eq!(update_after_apply(&before, &plan, &failed, &managed), None);
+    }
+
+    #[test]
+    fn drift_names_edits_deletions_arrivals_and_members() {
+        let managed: Vec<ScimPath> = ["userName", "title"].iter().map(|p| ScimPath::parse(p).unwrap()).collect();
+        let before = crate::plan::render::text::tests::realistic_current();
+        let mut now = before.clone();
+        now.users.retain(|u| u.id != "t4");
+        now.users[0].resource["title"] = json!("Edited");
+        now.users[0].resource["nickName"] = json!("not managed");
+        let mut arrival = now.users[0].clone();
+        arrival.id = "t9".into();
+        arrival.resource["userName"] = json!("new@x.example");
+        now.users.push(arrival);
+        now.groups.values_mut().for_each(|g| {
+            g.members.insert("t9".into());
+        });
+        let found = drift(&before, &now, &managed);
+        assert_eq!(
+            found,
+            [
+                Drift::Changed {
+                    user: "ann.lee@x.example".into(),
+                    path: ScimPath::attribute("title"),
+                    before: Some(json!("Agent")),
+                    after: Some(json!("Edited"))
+                },
+                Drift::Deleted { user: "di.ro@x.example".into() },
+                Drift::Added { user: "new@x.example".into() },
+                Drift::Members { group: "Support Tier 1".into(), added: vec!["t9".into()], removed: Vec::new() },
+            ]
+        );
+        assert!(render_drift(&found).starts_with("Drift since the last run (4 difference(s) made in the target):"));
+        assert!(drift(&before, &before, &managed).is_empty());
     }
 }

@@ -151,3 +151,46 @@ async fn a_crash_between_a_write_and_the_state_commit_converges_without_duplicat
         settled.all()
     );
 }
+
+/// `--refresh-only` reads the target in full and reports what was edited there since the last
+/// run, writing nothing to the target; `apply --refresh-only` makes the state file remember it,
+/// so the next cached plan sees the edit.
+#[tokio::test]
+async fn refresh_only_reports_drift_and_writes_nothing() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let state = ["-f", "scimform.yaml", "--state", "state.db"];
+    let first = run_async(dir.path(), &[&["apply", "--auto-approve"], &state[..]].concat(), &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    let none = run_async(dir.path(), &[&["plan", "--refresh-only"], &state[..]].concat(), &env).await;
+    assert_eq!(
+        (none.code, none.stdout.as_str()),
+        (0, "No drift: the target is as the last run left it.\n"),
+        "{}",
+        none.all()
+    );
+
+    let alan = server.user("alan.turing@corp.example").unwrap()["id"].as_str().unwrap().to_owned();
+    server.edit_user(&alan, |u| u["title"] = json!("By Hand"));
+    server.reset_writes();
+    let drift =
+        run_async(dir.path(), &[&["plan", "--refresh-only", "--detailed-exitcode"], &state[..]].concat(), &env).await;
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    assert!(
+        drift.stdout.contains(r#"~ user "alan.turing@corp.example": title = "Analyst" -> "By Hand""#),
+        "{}",
+        drift.stdout
+    );
+
+    // Still cached and unaware: the plan sees no change until the state file learns the edit.
+    let unaware = run_async(dir.path(), &[&["plan"], &state[..]].concat(), &env).await;
+    assert!(unaware.stdout.starts_with("No changes."), "{}", unaware.stdout);
+    let learned = run_async(dir.path(), &[&["apply", "--refresh-only"], &state[..]].concat(), &env).await;
+    assert_eq!(learned.code, 0, "{}", learned.all());
+    assert!(learned.stderr.contains("nothing was written to the target"), "{}", learned.stderr);
+    let aware = run_async(dir.path(), &[&["plan"], &state[..]].concat(), &env).await;
+    assert!(aware.stderr.contains("Planned against the state file"), "{}", aware.stderr);
+    assert!(aware.stdout.contains("~ title") && aware.stdout.contains(r#""By Hand" -> "Analyst""#), "{}", aware.stdout);
+    assert_eq!(server.writes(), 0, "refresh-only and plan never write");
+}
