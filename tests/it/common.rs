@@ -60,6 +60,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The quickstart example copied into a temporary directory (lock, plan and state files land
+/// there, not in the repository).
+pub fn quickstart() -> tempfile::TempDir {
+    let root = repo_root().join("examples/quickstart");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).expect("the quickstart example");
+    workspace(&[("scimform.yaml", &read("scimform.yaml")), ("people.yaml", &read("people.yaml"))])
+}
+
 /// A scim2-server process (the third-party RFC 7644 server from PyPI) on a free port of
 /// 127.0.0.1, killed when dropped. `scripts/test` installs it and sets `SCIMFORM_TEST_SCIM2_SERVER`.
 pub struct Scim2Server {

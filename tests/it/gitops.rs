@@ -10,14 +10,7 @@ use scimform::plan::PlanDocument;
 use scimform::target::memory::{MemoryServer, MemoryStore};
 use serde_json::{Value, json};
 
-use crate::common::{repo_root, run_async, workspace};
-
-/// The quickstart example copied into a temporary directory (lock files and plans land there).
-fn quickstart() -> tempfile::TempDir {
-    let root = repo_root().join("examples/quickstart");
-    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
-    workspace(&[("scimform.yaml", &read("scimform.yaml")), ("people.yaml", &read("people.yaml"))])
-}
+use crate::common::{quickstart, repo_root, run_async, workspace};
 
 fn user_id(server: &MemoryServer, user_name: &str) -> String {
     server.user(user_name).unwrap_or_else(|| panic!("no user {user_name}"))["id"].as_str().unwrap().to_owned()

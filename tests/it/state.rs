@@ -1,18 +1,13 @@
 //! The state file: a scheduled run plans against what the last run left, lists nothing, writes
-//! only what changed with the remembered version as `If-Match`, and falls back to a full read
-//! when it cannot know (a stale write, `--refresh`, another manifest).
+//! only what changed with the remembered version as `If-Match`, reads again and re-plans a user
+//! edited in the target since, and reads in full when it cannot know (`--refresh`, another
+//! manifest, after a retry). `--refresh-only` reports drift.
 
 use scimform::commands::demo::seeded_store;
 use scimform::target::memory::MemoryServer;
 use serde_json::json;
 
-use crate::common::{repo_root, run_async, workspace};
-
-fn quickstart() -> tempfile::TempDir {
-    let root = repo_root().join("examples/quickstart");
-    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
-    workspace(&[("scimform.yaml", &read("scimform.yaml")), ("people.yaml", &read("people.yaml"))])
-}
+use crate::common::{quickstart, run_async};
 
 #[tokio::test]
 async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
