@@ -96,6 +96,11 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
 }
 
 async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
+    if args.state.path.is_some() {
+        bail!(
+            "`--state` plans against a state file; a saved plan was made already. Apply it without `--state`; a later `apply -f --state` finds what it changed through its `If-Match` checks"
+        );
+    }
     let document = PlanDocument::from_json(&read_file(plan_file)?)
         .with_context(|| format!("cannot apply the plan file `{}`", plan_file.display()))?;
     let manifest_path = args.file.clone().unwrap_or_else(|| PathBuf::from(&document.manifest.path));

@@ -188,4 +188,12 @@ async fn refresh_only_reports_drift_and_writes_nothing() {
     assert!(aware.stderr.contains("Planned against the state file"), "{}", aware.stderr);
     assert!(aware.stdout.contains("~ title") && aware.stdout.contains(r#""By Hand" -> "Analyst""#), "{}", aware.stdout);
     assert_eq!(server.writes(), 0, "refresh-only and plan never write");
+
+    // A saved plan is applied as it is: a state file has no say in it.
+    let saved = run_async(dir.path(), &[&["plan", "--out", "plan.json"], &state[..]].concat(), &env).await;
+    assert_eq!(saved.code, 0, "{}", saved.all());
+    let refused = run_async(dir.path(), &["apply", "plan.json", "--state", "state.db"], &env).await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("a saved plan was made already"), "{}", refused.stderr);
+    assert_eq!(server.writes(), 0);
 }
