@@ -3,13 +3,15 @@
 //! run after 1 % of the people changed title; then the same with a state file (the first run
 //! fills it, the next plan against it). Prints wall time, requests and peak memory.
 //!
-//! Run with `cargo bench --bench scale`. Peak memory is the whole process's (client, planner
-//! and the embedded server holding every user), from `/proc/self/status`.
+//! Run with `cargo bench --bench scale`. The embedded server runs in a child process (this
+//! program again, with `SCALE_SERVE` set), so the peak memory printed, from `/proc/self/status`,
+//! is scimform's alone: sources, desired and current state, plan, client.
 // A benchmark program: it prints and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{BufRead, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,6 +19,7 @@ use scimform::apply::execute;
 use scimform::commands::{client_for, read_and_plan_cached, remember};
 use scimform::manifest::MapEnvironment;
 use scimform::progress::Progress;
+use scimform::scim::Method;
 use scimform::source::{AnySource, FileSource};
 use scimform::state::{SqliteStore, update_after_apply};
 use scimform::target::memory::{MemoryServer, MemoryStore};
@@ -69,15 +72,14 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// One run; with `state`, planned against the state file and remembered in it afterwards.
-async fn run(label: &str, server: &MemoryServer, people: String, state_file: Option<&Path>) {
-    let env = MapEnvironment(BTreeMap::from([("URL".to_owned(), server.base_url().to_owned())]));
+async fn run(label: &str, base_url: &str, people: String, state_file: Option<&Path>) {
+    let env = MapEnvironment(BTreeMap::from([("URL".to_owned(), base_url.to_owned())]));
     let manifest = scimform::manifest::parse(MANIFEST, "scale.yaml", &env, Path::new(".")).expect("the manifest");
     let sources = BTreeMap::from([(
         "hr".to_owned(),
         AnySource::File(FileSource::from_text("hr", PathBuf::from("people.json"), people)),
     )]);
     let client = client_for(&manifest).expect("a client");
-    server.reset_writes();
     let started = Instant::now();
     let mut store = state_file.map(|path| SqliteStore::open(path).expect("the state file"));
     let snapshot = store.as_ref().and_then(|s| s.load().expect("a snapshot"));
@@ -97,30 +99,55 @@ async fn run(label: &str, server: &MemoryServer, people: String, state_file: Opt
     let planned = planned_at;
     let stats = client.stats();
     let requests: usize = stats.by_status.values().sum();
+    let writes: usize = stats.by_status.iter().filter(|((method, _), _)| *method != Method::Get).map(|(_, n)| n).sum();
     println!(
-        "{label:<28} read+plan {:>6.2} s, total {:>6.2} s; {} changes; {requests} requests ({} writes); peak RSS {:.0} MiB",
+        "{label:<28} read+plan {:>6.2} s, total {:>6.2} s; {} changes; {requests} requests ({writes} writes); peak RSS {:.0} MiB",
         planned.as_secs_f64(),
         total.as_secs_f64(),
         plan.users.len(),
-        server.writes(),
         peak_rss_mib()
     );
 }
 
+/// The child process: the embedded server, until its stdin closes.
+async fn serve() {
+    let server = MemoryServer::start(MemoryStore::new(None)).await.expect("the embedded server");
+    println!("{}", server.base_url());
+    std::io::stdout().flush().expect("the parent reads the URL");
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+        .await
+        .expect("the stdin reader")
+        .expect("stdin");
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if std::env::var_os("SCALE_SERVE").is_some() {
+        serve().await;
+        return;
+    }
     let count: usize = std::env::var("SCALE_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     println!(
-        "machine: {} cores; {count} users; file source -> embedded SCIM server, one process",
+        "machine: {} cores; {count} users; file source -> embedded SCIM server in a child process",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
-    let server = MemoryServer::start(MemoryStore::new(None)).await.expect("the embedded server");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this program"))
+        .env("SCALE_SERVE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server process");
+    let mut url = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut url).expect("its URL");
+    let server = url.trim();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state = dir.path().join("state.db");
-    run("first run (all creates)", &server, people(count, 0), None).await;
-    run("no changes (full read)", &server, people(count, 0), None).await;
-    run("1 % changed titles", &server, people(count, count / 100), None).await;
-    run("state: full read, saved", &server, people(count, count / 100), Some(&state)).await;
-    run("state: no changes", &server, people(count, count / 100), Some(&state)).await;
-    run("state: 1 % changed back", &server, people(count, 0), Some(&state)).await;
+    run("first run (all creates)", server, people(count, 0), None).await;
+    run("no changes (full read)", server, people(count, 0), None).await;
+    run("1 % changed titles", server, people(count, count / 100), None).await;
+    run("state: full read, saved", server, people(count, count / 100), Some(&state)).await;
+    run("state: no changes", server, people(count, count / 100), Some(&state)).await;
+    run("state: 1 % changed back", server, people(count, 0), Some(&state)).await;
+    drop(child.stdin.take());
+    child.wait().expect("the server process ends");
 }
