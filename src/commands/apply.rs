@@ -77,7 +77,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     }
     if let Some((store, _)) = &mut state {
         // The state file follows the apply: exactly what was written, or nothing remembered
-        // (a failed or stale write, a group change) so the next run reads the target in full.
+        // (a failed write, a reference set after a create) so the next run reads in full.
         let next = match &outcome {
             Ok(Outcome { report: Some(report), .. }) => {
                 update_after_apply(&planned.current, &plan, report, &manifest.users.managed_paths())
