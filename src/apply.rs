@@ -188,8 +188,7 @@ async fn check_user<R: TargetReader>(
     managed: &[ScimPath],
 ) -> Result<Option<String>, TargetError> {
     let Some(id) = &change.target_id else {
-        let user_name = change.changes.iter().find(|c| c.path.is("userName")).and_then(|c| c.after.as_ref());
-        let Some(user_name) = user_name.and_then(serde_json::Value::as_str) else { return Ok(None) };
+        let Some(user_name) = change.user_name() else { return Ok(None) };
         let found = reader.find("/Users", "userName", user_name).await?;
         return Ok((!found.is_empty()).then(|| "a user with this userName was created in the target".to_owned()));
     };

@@ -160,8 +160,7 @@ async fn replan_stale(
             read.and_then(CurrentUser::from_resource).into_iter().collect()
         } else {
             // A create refused as a duplicate: find the user that exists by its userName.
-            let user_name = change.changes.iter().find(|c| c.path.is("userName")).and_then(|c| c.after.as_ref());
-            let Some(user_name) = user_name.and_then(serde_json::Value::as_str) else { continue };
+            let Some(user_name) = change.user_name() else { continue };
             let found = client.find("/Users", "userName", user_name).await.context("cannot look up a user")?;
             found.into_iter().filter_map(CurrentUser::from_resource).collect()
         };

@@ -84,6 +84,14 @@ pub struct UserChange {
     pub changes: Vec<AttributeChange>,
 }
 
+impl UserChange {
+    /// The `userName` this change writes (a create's, always): how a user that may exist already
+    /// is looked up.
+    pub fn user_name(&self) -> Option<&str> {
+        self.changes.iter().find(|c| c.path.is("userName")).and_then(|c| c.after.as_ref()).and_then(Value::as_str)
+    }
+}
+
 /// A member in a membership change: the user's key and, when it exists yet, its target id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
