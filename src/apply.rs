@@ -30,6 +30,8 @@ pub struct Outcome {
     pub result: Result<u16, String>,
     /// For a user request: the user's key.
     pub user: Option<String>,
+    /// For a group request: the pairing's name.
+    pub group: Option<String>,
     /// What the server answered, on success (the state cache is updated from it).
     pub response: Option<ScimResponse>,
     /// The write was refused because the resource changed since it was read (412, or Genesys's
@@ -53,8 +55,9 @@ impl ApplyReport {
     }
 }
 
-fn label(change: &UserChange) -> String {
-    format!("user {}", serde_json::to_string(&change.key).unwrap_or_default())
+/// `user "jdoe@corp.example"` or `group "Support"`: how outcomes and stale resources are named.
+fn label(kind: &str, name: &str) -> String {
+    format!("{kind} {}", serde_json::to_string(name).unwrap_or_default())
 }
 
 /// One user request to send: the user's key, the request, and whether it creates the user.
@@ -108,7 +111,7 @@ async fn run_users<W: TargetWriter>(
                     Err(error) => Err(error_chain(&error)),
                 };
                 progress.inc(1);
-                let resource = format!("user {}", serde_json::to_string(&key).unwrap_or_default());
+                let resource = label("user", &key);
                 (
                     index,
                     Outcome {
@@ -116,6 +119,7 @@ async fn run_users<W: TargetWriter>(
                         request: request.to_string(),
                         result,
                         user: Some(key),
+                        group: None,
                         response: answered,
                         stale,
                     },
@@ -165,11 +169,8 @@ pub async fn check_preconditions<R: TargetReader>(
     let mut checked: Vec<(usize, Option<Stale>)> = stream::iter(items.iter().enumerate())
         .map(|(index, item)| async move {
             let (resource, what) = match item {
-                Kind::User(change) => (label(change), check_user(change, reader, managed).await?),
-                Kind::Group(change) => (
-                    format!("group {}", serde_json::to_string(&change.name).unwrap_or_default()),
-                    check_group(change, reader).await?,
-                ),
+                Kind::User(change) => (label("user", &change.key), check_user(change, reader, managed).await?),
+                Kind::Group(change) => (label("group", &change.name), check_group(change, reader).await?),
             };
             Ok::<_, TargetError>((index, what.map(|what| Stale { resource, what })))
         })
@@ -275,10 +276,11 @@ pub async fn execute_with_progress<W: TargetWriter>(
     for change in plan.users.iter().filter(|c| !deprovisioning(c)) {
         for key in pending_references(change).filter(|key| !created.contains_key(*key)) {
             report.outcomes.push(Outcome {
-                resource: label(change),
+                resource: label("user", &change.key),
                 request: format!("reference to user `{key}`"),
                 result: Err(format!("not set: creating user `{key}` failed")),
                 user: None,
+                group: None,
                 response: None,
                 stale: false,
             });
@@ -288,13 +290,14 @@ pub async fn execute_with_progress<W: TargetWriter>(
 
     for change in &plan.groups {
         let (request, unresolved) = group_request(change, |key| created.get(key).cloned());
-        let resource = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
+        let resource = label("group", &change.name);
         for key in unresolved {
             report.outcomes.push(Outcome {
                 resource: resource.clone(),
                 request: request.to_string(),
                 result: Err(format!("member `{key}` was not added: creating the user failed")),
                 user: None,
+                group: Some(change.name.clone()),
                 response: None,
                 stale: false,
             });
@@ -318,6 +321,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
             request: request.to_string(),
             result,
             user: None,
+            group: Some(change.name.clone()),
             response,
             stale: false,
         });

@@ -238,6 +238,7 @@ mod tests {
             request: request.into(),
             result: Ok(response.status),
             user: user.map(str::to_owned),
+            group: None,
             response: Some(response),
             stale: false,
         }
@@ -270,7 +271,9 @@ mod tests {
             let request = if change.action == Action::Create { "POST /Users" } else { "PATCH /Users/x" };
             outcomes.push(answered("user", request, Some(&change.key), response));
         }
-        outcomes.push(answered("group \"Support\"", "PATCH /Groups/g1", None, no_content("W/\"7\"")));
+        let mut group = answered("group \"Support\"", "PATCH /Groups/g1", None, no_content("W/\"7\""));
+        group.group = Some("Support".into());
+        outcomes.push(group);
         let report = ApplyReport { outcomes };
         let after = update_after_apply(&before, &plan, &report, &managed).unwrap();
 
