@@ -179,11 +179,7 @@ pub fn open_state(path: Option<&Path>, refresh: bool) -> anyhow::Result<Option<(
 
 /// After a full read, the state file remembers the target (managed attributes only).
 pub fn remember(store: &mut SqliteStore, manifest: &Manifest, current: &CurrentState) -> anyhow::Result<()> {
-    let managed = manifest.users.managed_paths();
-    let target = CurrentState {
-        users: current.users.iter().map(|u| crate::state::trim(u, &managed)).collect(),
-        groups: current.groups.clone(),
-    };
+    let target = crate::state::trim_state(current, &manifest.users.managed_paths());
     store.save(&Snapshot { manifest_sha256: manifest.sha256.clone(), target })?;
     Ok(())
 }
@@ -206,9 +202,6 @@ pub async fn read_drift(
     let now = target.current_state(&refs, &refs).await.context("cannot read the current state of the target")?;
     counter.finish_and_clear();
     let managed = manifest.users.managed_paths();
-    let trimmed = CurrentState {
-        users: now.users.iter().map(|u| crate::state::trim(u, &managed)).collect(),
-        groups: now.groups.clone(),
-    };
-    Ok((crate::state::drift(&snapshot.target, &trimmed, &managed), now))
+    let trimmed = crate::state::trim_state(&now, &managed);
+    Ok((crate::state::drift(&snapshot.target, &trimmed, &managed), trimmed))
 }

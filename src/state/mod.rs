@@ -59,6 +59,11 @@ pub fn trim(user: &CurrentUser, managed: &[ScimPath]) -> CurrentUser {
     CurrentUser { id: user.id.clone(), resource, version: user.version.clone() }
 }
 
+/// A target state as the state file keeps it: users trimmed to what planning reads.
+pub fn trim_state(current: &CurrentState, managed: &[ScimPath]) -> CurrentState {
+    CurrentState { users: current.users.iter().map(|u| trim(u, managed)).collect(), groups: current.groups.clone() }
+}
+
 /// The cache after an apply. `None` when the result cannot be known exactly (a failed or stale
 /// write, a reference set after a create): the next run then reads the target in full.
 pub fn update_after_apply(
