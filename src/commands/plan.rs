@@ -33,14 +33,15 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     }
     let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
     let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);
-    let shown = match args.format {
-        Format::Text => console.paint(&render_text(&document.plan)),
-        Format::Markdown => render_markdown(&document.plan),
-        Format::Json => document.to_json(),
-    };
-    console.out.write_all(shown.as_bytes())?;
-    if let Some(out) = &args.out {
-        write_file(out, &document.to_json())?;
+    // The JSON is made once, whether it is shown, saved or both.
+    let json = (args.format == Format::Json || args.out.is_some()).then(|| document.to_json());
+    match (args.format, &json) {
+        (Format::Json, Some(json)) => console.out.write_all(json.as_bytes())?,
+        (Format::Markdown, _) => console.out.write_all(render_markdown(&document.plan).as_bytes())?,
+        _ => console.out.write_all(console.paint(&render_text(&document.plan)).as_bytes())?,
+    }
+    if let (Some(out), Some(json)) = (&args.out, &json) {
+        write_file(out, json)?;
         writeln!(
             console.err,
             "\nSaved the plan to `{0}`. Apply exactly this plan with: scimform apply {0}",
