@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use scimform::apply::execute;
-use scimform::commands::{client_for, read_and_plan_cached, remember};
+use scimform::commands::{RunState, TargetUpdate, client_for, read_and_plan_cached};
 use scimform::manifest::MapEnvironment;
 use scimform::progress::Progress;
 use scimform::scim::Method;
 use scimform::source::{AnySource, FileSource};
-use scimform::state::{SqliteStore, update_after_apply};
+use scimform::state::update_after_apply;
 use scimform::target::memory::{MemoryServer, MemoryStore};
 
 const MANIFEST: &str = r#"version: 1
@@ -81,18 +81,25 @@ async fn run(label: &str, base_url: &str, people: String, state_file: Option<&Pa
     )]);
     let client = client_for(&manifest).expect("a client");
     let started = Instant::now();
-    let mut store = state_file.map(|path| SqliteStore::open(path).expect("the state file"));
-    let snapshot = store.as_ref().and_then(|s| s.load().expect("a snapshot"));
-    let planned = read_and_plan_cached(&manifest, &sources, &client, Progress::default(), snapshot.as_ref())
+    let location = state_file.map(|p| p.display().to_string());
+    let mut run_state =
+        RunState::open(location.as_deref(), false, &manifest, Path::new("scale.yaml")).await.expect("the state file");
+    let mut planned = read_and_plan_cached(&manifest, &sources, &client, Progress::default(), run_state.as_mut())
         .await
         .expect("a plan");
     let plan = planned.plan;
     let planned_at = started.elapsed();
     let report = execute(&plan, &client, manifest.target.concurrency).await;
-    if let Some(store) = store.as_mut().filter(|_| !(planned.from_cache && plan.users.is_empty())) {
-        let next = update_after_apply(&planned.current, &plan, &report, &manifest.users.managed_paths())
-            .expect("an exact cache");
-        remember(store, &manifest, &next).expect("the state is saved");
+    if let Some(state) = run_state.as_mut() {
+        let target = if planned.from_cache && plan.users.is_empty() {
+            TargetUpdate::Unchanged
+        } else {
+            let next = update_after_apply(&planned.current, &plan, &report, &manifest.users.managed_paths())
+                .expect("an exact cache");
+            TargetUpdate::Replace(next)
+        };
+        let reads = std::mem::take(&mut planned.sources);
+        state.save(&manifest, target, reads).await.expect("the state is saved");
     }
     let total = started.elapsed();
     assert_eq!(report.failures().count(), 0, "{:?}", report.failures().next());

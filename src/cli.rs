@@ -76,17 +76,19 @@ pub struct PlanArgs {
 /// The state file: plan against what the last run left instead of listing the whole target.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// A SQLite state file: remembers the target after each run, and later runs plan against it
-    /// instead of listing every user (writes still carry each user's version as `If-Match`)
-    #[arg(long = "state", value_name = "FILE")]
-    pub path: Option<PathBuf>,
-    /// Read the target in full even when the state file remembers it
-    #[arg(long, requires = "path")]
+    /// The state: a SQLite file, or a PostgreSQL database (`postgres://…`, for runners that keep
+    /// no files). It remembers the target and how far each source was read; later runs read
+    /// only what changed in the sources and plan against the remembered target instead of
+    /// listing every user (writes still carry each user's version as `If-Match`)
+    #[arg(long = "state", value_name = "FILE|URL", env = "SCIMFORM_STATE", hide_env_values = true)]
+    pub location: Option<String>,
+    /// Read the sources and the target in full even when the state remembers them
+    #[arg(long, requires = "location")]
     pub refresh: bool,
     /// Read the target in full and report drift (edits made in the target since the last run)
     /// instead of planning; `apply --refresh-only` also makes the state file remember it. Never
     /// writes to the target
-    #[arg(long, requires = "path", conflicts_with = "refresh")]
+    #[arg(long, requires = "location", conflicts_with = "refresh")]
     pub refresh_only: bool,
 }
 

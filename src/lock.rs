@@ -95,7 +95,7 @@ fn now() -> String {
 }
 
 #[expect(clippy::disallowed_methods, reason = "the lock is an edge: it reads the host's name")]
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

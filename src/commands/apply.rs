@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Console, open_state, read_and_plan_cached, read_drift, read_file, remember, sources_for, write_file};
+use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, write_file};
 use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
@@ -17,6 +17,7 @@ use crate::lock::RunLock;
 use crate::plan::focus::focus;
 use crate::plan::render::render_text;
 use crate::plan::{Plan, PlanDocument};
+use crate::state::postgres::is_postgres_url;
 use crate::state::{render_drift, update_after_apply};
 use crate::target::{CurrentUser, ScimClient, TargetReader};
 
@@ -42,23 +43,32 @@ pub async fn run(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<
 async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
     let manifest = crate::manifest::load(file)?;
-    let _lock = RunLock::acquire(&lock_path(args, file), console.err)?;
+    // A state in PostgreSQL holds the run lock itself, across machines; else the lock file.
+    let _lock = match args.state.location.as_deref() {
+        Some(location) if is_postgres_url(location) => None,
+        _ => Some(RunLock::acquire(&lock_path(args, file), console.err)?),
+    };
     let client = super::client_for(&manifest)?;
-    let mut state = open_state(args.state.path.as_deref(), args.state.refresh)?;
-    let cache = state.as_ref().and_then(|(_, snapshot)| snapshot.as_ref());
+    let mut state = RunState::open(args.state.location.as_deref(), args.state.refresh, &manifest, file).await?;
     if args.state.refresh_only {
-        let (drift, now) = read_drift(&manifest, &client, cache, console.progress).await?;
+        let remembered = state.as_ref().and_then(RunState::target);
+        let (drift, now) = read_drift(&manifest, &client, remembered, console.progress).await?;
         console.out.write_all(render_drift(&drift).as_bytes())?;
-        if let Some((store, _)) = &mut state {
-            remember(store, &manifest, &now)?;
+        if let Some(state) = &mut state {
+            state.remember_target(&manifest, now).await?;
         }
-        writeln!(console.err, "\nThe state file now remembers the target as read; nothing was written to the target.")?;
+        writeln!(console.err, "\nThe state now remembers the target as read; nothing was written to the target.")?;
         return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
-    let planned = read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, cache).await?;
-    if planned.from_cache {
-        writeln!(console.err, "Planned against the state file; `--refresh` reads the target in full.")?;
+    let mut planned =
+        read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;
+    if state.is_some() {
+        planned.sources.describe(console.err)?;
     }
+    if planned.from_cache {
+        writeln!(console.err, "Planned against the state; `--refresh` reads the target in full.")?;
+    }
+    let reads = std::mem::take(&mut planned.sources);
     let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
     let outcome =
         apply_plan(&plan, &client, manifest.target.concurrency, args.auto_approve, args.allow_deprovision, console)
@@ -70,33 +80,35 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
         let retried =
             replan_stale(&manifest, &planned.desired, &planned.current, &plan, report, &client, console).await;
         // What the retry left is not followed in detail: the next run reads the target in full.
-        if let Some((store, _)) = &mut state {
-            store.invalidate()?;
+        if let Some(state) = &mut state {
+            state.save(&manifest, TargetUpdate::Forget, reads).await?;
         }
         return retried;
     }
-    if let Some((store, _)) = &mut state {
-        // The state file follows the apply: exactly what was written, or nothing remembered
-        // (a failed write, a reference set after a create) so the next run reads in full.
-        let next = match &outcome {
+    if let Some(state) = &mut state {
+        // The state follows the apply: exactly what was written, or no target remembered (a
+        // failed write, a reference set after a create) so the next run reads it in full. The
+        // sources' watermarks move either way: the desired state is always built from every
+        // record, so a write that failed is planned again, never forgotten.
+        let target = match &outcome {
             Ok(Outcome { report: Some(report), .. }) => {
-                update_after_apply(&planned.current, &plan, report, &manifest.users.managed_paths())
+                match update_after_apply(&planned.current, &plan, report, &manifest.users.managed_paths()) {
+                    Some(current) => TargetUpdate::Replace(current),
+                    None => TargetUpdate::Forget,
+                }
             }
-            // Nothing was written: a cache stays as it is; a full read is remembered.
-            Ok(_) if planned.from_cache => return outcome,
-            Ok(_) => Some(planned.current.clone()),
-            Err(_) => (!planned.from_cache).then(|| planned.current.clone()),
+            // Nothing was written: a remembered target stays as it is; a full read is remembered.
+            Ok(_) if planned.from_cache => TargetUpdate::Unchanged,
+            Err(_) if planned.from_cache => TargetUpdate::Forget,
+            Ok(_) | Err(_) => TargetUpdate::Replace(planned.current.clone()),
         };
-        match next {
-            Some(current) => remember(store, &manifest, &current)?,
-            None => store.invalidate()?,
-        }
+        state.save(&manifest, target, reads).await?;
     }
     outcome
 }
 
 async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
-    if args.state.path.is_some() {
+    if args.state.location.is_some() {
         bail!(
             "`--state` plans against a state file; a saved plan was made already. Apply it without `--state`; a later `apply -f --state` finds what it changed through its `If-Match` checks"
         );

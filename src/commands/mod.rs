@@ -18,8 +18,8 @@ use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::source::{AnySource, Source, SourceRecord};
-use crate::state::{Snapshot, SqliteStore};
+use crate::source::{AnySource, ReadKind, Source, SourceCache, SourceRecord};
+use crate::state::{Snapshot, Store};
 use crate::target::{CurrentState, ScimClient, TargetReader};
 
 /// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
@@ -118,25 +118,67 @@ pub async fn read_and_plan(
     Ok(read_and_plan_cached(manifest, sources, target, progress, None).await?.plan)
 }
 
-/// A plan and the target state it was made against.
+/// A plan, the target state it was made against and how the sources were read.
 pub struct Planned {
     pub plan: Plan,
     pub desired: DesiredState,
     pub current: CurrentState,
-    /// The target state came from the state file, not from listing the target.
+    /// The target state came from the state, not from listing the target.
     pub from_cache: bool,
+    pub sources: SourceReads,
 }
 
-/// Like `read_and_plan`, but plans against `cache` (the target as the state file remembers it)
-/// instead of listing the target, when the cache belongs to this manifest and holds every
-/// paired group.
+/// What the sources that read incrementally got to in this run.
+#[derive(Debug, Default)]
+pub struct SourceReads {
+    /// By source name: what the next run resumes from.
+    pub caches: BTreeMap<String, SourceCache>,
+    /// How each was read, for the user.
+    pub kinds: Vec<(String, ReadKind)>,
+    /// Some source's records differ from what the state holds (read in full, or changes read).
+    pub records_changed: bool,
+}
+
+impl SourceReads {
+    /// Collects each source's cache after the sources were read.
+    pub async fn collect(sources: &BTreeMap<String, AnySource>) -> Self {
+        let mut reads = SourceReads::default();
+        for (name, source) in sources {
+            let (Some(cache), Some(kind)) = (source.cache().await, source.last_read().await) else { continue };
+            reads.records_changed |= match &kind {
+                ReadKind::Full { .. } => true,
+                ReadKind::Incremental { changed, removed, .. } => changed + removed > 0,
+            };
+            reads.caches.insert(name.clone(), cache);
+            reads.kinds.push((name.clone(), kind));
+        }
+        reads
+    }
+
+    /// One line per source read, for stderr.
+    pub fn describe(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        for (name, kind) in &self.kinds {
+            writeln!(out, "Source `{name}` {kind}.")?;
+        }
+        Ok(())
+    }
+}
+
+/// Like `read_and_plan`, but with the state of a `--state` run: the sources read on from
+/// where the last run left them, and the plan made against the remembered target instead of
+/// listing it, when the state holds every paired group.
 pub async fn read_and_plan_cached(
     manifest: &Manifest,
     sources: &BTreeMap<String, AnySource>,
     target: &ScimClient,
     progress: Progress,
-    cache: Option<&Snapshot>,
+    state: Option<&mut RunState>,
 ) -> anyhow::Result<Planned> {
+    let mut remembered = None;
+    if let Some(state) = state {
+        state.resume(sources).await;
+        remembered = state.target();
+    }
     let (_, desired) = read_desired(manifest, sources, progress).await?;
     if !desired.errors.is_empty() {
         let mut message = format!(
@@ -151,12 +193,10 @@ pub async fn read_and_plan_cached(
     }
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
     let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
-    let usable = cache.filter(|snapshot| {
-        snapshot.manifest_sha256 == manifest.sha256
-            && refs.iter().all(|r| snapshot.target.groups.contains_key(r) || creatable.contains(r))
-    });
-    let (current, from_cache) = if let Some(snapshot) = usable {
-        (snapshot.target.clone(), true)
+    let usable =
+        remembered.filter(|target| refs.iter().all(|r| target.groups.contains_key(r) || creatable.contains(r)));
+    let (current, from_cache) = if let Some(target) = usable {
+        (target.clone(), true)
     } else {
         let counter = progress.counter("Reading users from the target");
         target.report_progress_to(counter.clone());
@@ -166,32 +206,105 @@ pub async fn read_and_plan_cached(
         (current, false)
     };
     let plan = crate::plan::plan(&manifest.users, &desired, &current);
-    Ok(Planned { plan, desired, current, from_cache })
+    let sources = SourceReads::collect(sources).await;
+    Ok(Planned { plan, desired, current, from_cache, sources })
 }
 
-/// The state file a `--state` run uses, and what it remembers (unless `--refresh`).
-pub fn open_state(path: Option<&Path>, refresh: bool) -> anyhow::Result<Option<(SqliteStore, Option<Snapshot>)>> {
-    let Some(path) = path else { return Ok(None) };
-    let store = SqliteStore::open(path)?;
-    let snapshot = if refresh { None } else { store.load()? };
-    Ok(Some((store, snapshot)))
+/// What a run leaves of the target in the state.
+pub enum TargetUpdate {
+    /// As the state remembers it (planned against it and nothing written, or no target read).
+    Unchanged,
+    /// Read in full, or followed through the apply.
+    Replace(CurrentState),
+    /// Not known exactly (a failed or stale write): the next run reads it in full.
+    Forget,
 }
 
-/// After a full read, the state file remembers the target (managed attributes only).
-pub fn remember(store: &mut SqliteStore, manifest: &Manifest, current: &CurrentState) -> anyhow::Result<()> {
-    let target = crate::state::trim_state(current, &manifest.users.managed_paths());
-    store.save(&Snapshot { manifest_sha256: manifest.sha256.clone(), target })?;
-    Ok(())
+/// The state a `--state` run works with: the store, and what the last run left for this
+/// manifest (nothing after `--refresh`, in a new store, or for another manifest: another
+/// mapping means full reads).
+pub struct RunState {
+    store: Store,
+    loaded: Option<Snapshot>,
+    /// The watermarks the sources were resumed from, to tell whether they moved.
+    resumed_from: BTreeMap<String, serde_json::Value>,
+}
+
+impl RunState {
+    /// Opens the state `--state` names, if any. A database keeps the states of several
+    /// manifests, each under its path as given (`file`).
+    pub async fn open(
+        location: Option<&str>,
+        refresh: bool,
+        manifest: &Manifest,
+        file: &Path,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(location) = location else { return Ok(None) };
+        let key = file.display().to_string();
+        let mut store = Store::open(location, key.strip_prefix("./").unwrap_or(&key)).await?;
+        let loaded = if refresh { None } else { store.load().await? };
+        let loaded = loaded.filter(|s| s.manifest_sha256 == manifest.sha256);
+        Ok(Some(Self { store, loaded, resumed_from: BTreeMap::new() }))
+    }
+
+    /// The target as the last run left it.
+    pub fn target(&self) -> Option<&CurrentState> {
+        self.loaded.as_ref()?.target.as_ref()
+    }
+
+    /// Hands each source the cache it left last time (moved out of the snapshot).
+    pub async fn resume(&mut self, sources: &BTreeMap<String, AnySource>) {
+        let Some(loaded) = &mut self.loaded else { return };
+        for (name, cache) in std::mem::take(&mut loaded.sources) {
+            if let Some(source) = sources.get(&name) {
+                self.resumed_from.insert(name, cache.watermark.clone());
+                source.resume(cache).await;
+            }
+        }
+    }
+
+    /// Saves what the run leaves, in one transaction, writing no more than changed: nothing
+    /// when nothing did, only the sources' progress when their records and the target stayed.
+    pub async fn save(&mut self, manifest: &Manifest, target: TargetUpdate, reads: SourceReads) -> anyhow::Result<()> {
+        let loaded_target = self.loaded.as_mut().and_then(|s| s.target.take());
+        let (target, target_changed) = match target {
+            TargetUpdate::Unchanged => (loaded_target, false),
+            TargetUpdate::Replace(current) => {
+                (Some(crate::state::trim_state(&current, &manifest.users.managed_paths())), true)
+            }
+            TargetUpdate::Forget => {
+                let known = loaded_target.is_some();
+                (None, known)
+            }
+        };
+        let moved = reads.caches.len() != self.resumed_from.len()
+            || reads.caches.iter().any(|(name, cache)| self.resumed_from.get(name) != Some(&cache.watermark));
+        let snapshot = Snapshot { manifest_sha256: manifest.sha256.clone(), target, sources: reads.caches };
+        if target_changed || reads.records_changed || self.loaded.is_none() {
+            self.store.save(&snapshot).await?;
+        } else if moved {
+            self.store.save_progress(&snapshot).await?;
+        }
+        Ok(())
+    }
+
+    /// `--refresh-only`: remembers the target as read, keeping the sources as they were.
+    pub async fn remember_target(&mut self, manifest: &Manifest, current: CurrentState) -> anyhow::Result<()> {
+        let sources = self.loaded.as_mut().map(|s| std::mem::take(&mut s.sources)).unwrap_or_default();
+        let target = Some(crate::state::trim_state(&current, &manifest.users.managed_paths()));
+        self.store.save(&Snapshot { manifest_sha256: manifest.sha256.clone(), target, sources }).await?;
+        Ok(())
+    }
 }
 
 /// `--refresh-only`: the target read in full, and how it drifted from the state file.
 pub async fn read_drift(
     manifest: &Manifest,
     target: &ScimClient,
-    snapshot: Option<&Snapshot>,
+    remembered: Option<&CurrentState>,
     progress: Progress,
 ) -> anyhow::Result<(Vec<crate::state::Drift>, CurrentState)> {
-    let Some(snapshot) = snapshot.filter(|s| s.manifest_sha256 == manifest.sha256) else {
+    let Some(remembered) = remembered else {
         bail!(
             "the state file remembers no target for this manifest, so there is nothing to compare with; run `apply --state` first"
         );
@@ -203,5 +316,5 @@ pub async fn read_drift(
     counter.finish_and_clear();
     let managed = manifest.users.managed_paths();
     let trimmed = crate::state::trim_state(&now, &managed);
-    Ok((crate::state::drift(&snapshot.target, &trimmed, &managed), trimmed))
+    Ok((crate::state::drift(remembered, &trimmed, &managed), trimmed))
 }

@@ -1,6 +1,6 @@
 //! `scimform plan -f FILE`: show what would change; optionally save it for `apply FILE`.
 
-use super::{Console, open_state, read_and_plan_cached, read_drift, remember, sources_for, write_file};
+use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, sources_for, write_file};
 use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
@@ -12,10 +12,10 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let file = &args.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let mut state = open_state(args.state.path.as_deref(), args.state.refresh)?;
-    let cache = state.as_ref().and_then(|(_, snapshot)| snapshot.as_ref());
+    let mut state = RunState::open(args.state.location.as_deref(), args.state.refresh, &manifest, file).await?;
     if args.state.refresh_only {
-        let (drift, _) = read_drift(&manifest, &client, cache, console.progress).await?;
+        let remembered = state.as_ref().and_then(RunState::target);
+        let (drift, _) = read_drift(&manifest, &client, remembered, console.progress).await?;
         console.out.write_all(render_drift(&drift).as_bytes())?;
         return Ok(if args.detailed_exitcode && !drift.is_empty() {
             ExitStatus::ChangesPresent
@@ -23,13 +23,17 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
             ExitStatus::Success
         });
     }
-    let planned = read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, cache).await?;
-    if let Some((store, _)) = &mut state {
-        if planned.from_cache {
-            writeln!(console.err, "Planned against the state file; `--refresh` reads the target in full.")?;
+    let mut planned =
+        read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;
+    if let Some(state) = &mut state {
+        planned.sources.describe(console.err)?;
+        let target = if planned.from_cache {
+            writeln!(console.err, "Planned against the state; `--refresh` reads the target in full.")?;
+            TargetUpdate::Unchanged
         } else {
-            remember(store, &manifest, &planned.current)?;
-        }
+            TargetUpdate::Replace(planned.current.clone())
+        };
+        state.save(&manifest, target, std::mem::take(&mut planned.sources)).await?;
     }
     let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
     let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);

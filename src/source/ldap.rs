@@ -5,22 +5,72 @@
 //! from explicit `member;range=` windows, as AD returns at most 1,500 values at once; nested
 //! groups are walked with cycle detection. Member DNs resolve to the users of the user search;
 //! anything else is reported, never invented.
+//!
+//! Incremental reads (Active Directory's USN scheme): the domain controller's `invocationID` and
+//! `highestCommittedUSN` are read before the search. Given the last run's cache (`resume`), a
+//! run on the same `invocationID` reads only the entries in scope whose `uSNChanged` is past
+//! the last watermark, and learns which cached users left the scope (deleted, moved, filtered
+//! out) from the objects changed since across the naming context, tombstones included (the
+//! Show Deleted control). A cached group is read again only when it or a nested group changed
+//! or one of its members left the scope; otherwise its members are rebuilt from the records.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{EntriesOnly, PagedResults};
+use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, ldap_escape};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::ad;
+use super::cache::{CachedGroup, ReadKind, SourceCache, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 
 /// AD never returns more than this many values of one attribute at once (MaxValRange).
 const RANGE_WINDOW: usize = 1500;
 const USER_FILTER: &str = "(&(objectClass=user)(!(objectClass=computer)))";
+/// LDAP_SERVER_SHOW_DELETED_OID: tombstones are returned too, so a deleted user is noticed.
+const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
+
+/// Where a domain controller's changes had got to when a read began. `uSNChanged` is per
+/// domain controller; another `invocationID` means another DC or a restored database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsnWatermark {
+    pub invocation_id: String,
+    pub usn: u64,
+}
+
+/// What changed since the watermark, for deciding which cached groups still hold.
+#[derive(Debug, Default)]
+struct Delta {
+    /// Every object changed since, in the whole naming context (tombstones included).
+    touched: HashSet<String>,
+    /// Cached users that are no longer in scope.
+    removed: HashSet<String>,
+    /// Users in scope now that the cache did not hold.
+    arrived: usize,
+}
+
+/// This run's read: the records, and what the next run resumes from.
+#[derive(Debug)]
+struct Session {
+    watermark: Option<UsnWatermark>,
+    /// Every user record in scope, sorted by id.
+    records: Arc<Vec<SourceRecord>>,
+    /// Lower-cased DN -> index into `records` (to resolve group members).
+    by_dn: Arc<HashMap<String, usize>>,
+    /// `None` after a full read.
+    delta: Option<Delta>,
+    kind: ReadKind,
+    previous_groups: BTreeMap<String, CachedGroup>,
+    groups: BTreeMap<String, CachedGroup>,
+    groups_read: usize,
+    groups_reused: usize,
+}
 
 /// An LDAP directory, read with one connection per operation.
 #[derive(Debug)]
@@ -29,13 +79,52 @@ pub struct LdapSource {
     config: LdapConfig,
     /// Attributes the mappings read; the search asks for these and nothing else.
     wanted: BTreeSet<String>,
-    /// Lower-cased user DN -> record, from the last user search (to resolve group members).
-    users_by_dn: Mutex<Option<Arc<HashMap<String, SourceRecord>>>>,
+    /// The last run's cache, until the user search takes it.
+    previous: Mutex<Option<SourceCache>>,
+    /// This run's read, once the users were searched.
+    session: Mutex<Option<Session>>,
 }
 
 impl LdapSource {
     pub fn new(name: &str, config: LdapConfig, wanted: &BTreeSet<String>) -> Self {
-        Self { name: name.to_owned(), config, wanted: wanted.clone(), users_by_dn: Mutex::new(None) }
+        Self {
+            name: name.to_owned(),
+            config,
+            wanted: wanted.clone(),
+            previous: Mutex::new(None),
+            session: Mutex::new(None),
+        }
+    }
+
+    /// Reads incrementally from what the last run read, where the watermark allows.
+    pub async fn resume(&self, cache: SourceCache) {
+        *self.previous.lock().await = Some(cache);
+    }
+
+    /// What the next run resumes from: the watermark, the records and the groups read.
+    pub async fn cache(&self) -> Option<SourceCache> {
+        let session = self.session.lock().await;
+        let session = session.as_ref()?;
+        Some(SourceCache {
+            watermark: session.watermark.as_ref().map_or(Value::Null, |w| serde_json::to_value(w).unwrap_or_default()),
+            users: session.records.as_ref().clone(),
+            groups: session.groups.clone(),
+        })
+    }
+
+    /// How this run read the directory, once it did.
+    pub async fn last_read(&self) -> Option<ReadKind> {
+        let session = self.session.lock().await;
+        let session = session.as_ref()?;
+        Some(match &session.kind {
+            ReadKind::Incremental { changed, removed, .. } => ReadKind::Incremental {
+                changed: *changed,
+                removed: *removed,
+                groups_read: session.groups_read,
+                groups_reused: session.groups_reused,
+            },
+            full @ ReadKind::Full { .. } => full.clone(),
+        })
     }
 
     fn timeout(&self) -> Duration {
@@ -112,43 +201,185 @@ impl LdapSource {
         attributes.into_iter().collect()
     }
 
-    pub async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
-        let mut ldap = self.connect().await?;
-        let filter = self.config.filter.clone().unwrap_or_else(|| USER_FILTER.to_owned());
-        let scope = match self.config.scope {
+    fn scope(&self) -> Scope {
+        match self.config.scope {
             LdapScope::Base => Scope::Base,
             LdapScope::One => Scope::OneLevel,
             LdapScope::Sub => Scope::Subtree,
+        }
+    }
+
+    pub async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
+        let mut ldap = self.connect().await?;
+        // Read before the search: whatever changes during it is read again next time.
+        let watermark = self.watermark(&mut ldap).await?;
+        let previous = self.previous.lock().await.take();
+        let filter = self.config.filter.clone().unwrap_or_else(|| USER_FILTER.to_owned());
+        let resumable = previous.as_ref().map(|p| resumable(p, watermark.as_ref()));
+        let (records, delta, kind, previous_groups) = match (previous, resumable) {
+            (Some(previous), Some(Ok(since))) => {
+                // The objects changed since, first: an entry changed between the two searches
+                // is then at worst read as changed, never taken for one that left the scope.
+                let touched = self.touched_since(&mut ldap, since).await?;
+                let scoped = format!("(&{filter}(uSNChanged>={since}))");
+                let changed = self.search(&mut ldap, &scoped, Vec::new()).await?;
+                let changed_ids: HashSet<String> = changed.iter().map(|r| r.id.clone()).collect();
+                let mut by_id: BTreeMap<String, SourceRecord> =
+                    previous.users.into_iter().map(|r| (r.id.clone(), r)).collect();
+                let removed: HashSet<String> = touched
+                    .iter()
+                    .filter(|id| by_id.contains_key(*id) && !changed_ids.contains(*id))
+                    .cloned()
+                    .collect();
+                by_id.retain(|id, _| !removed.contains(id));
+                let arrived = changed.iter().filter(|r| !by_id.contains_key(&r.id)).count();
+                let kind = ReadKind::Incremental {
+                    changed: changed.len(),
+                    removed: removed.len(),
+                    groups_read: 0,
+                    groups_reused: 0,
+                };
+                by_id.extend(changed.into_iter().map(|r| (r.id.clone(), r)));
+                let delta = Delta { touched, removed, arrived };
+                (by_id.into_values().collect(), Some(delta), kind, previous.groups)
+            }
+            (_, reason) => {
+                let records = sorted_by_id(self.search(&mut ldap, &filter, Vec::new()).await?);
+                let reason = reason.and_then(Result::err);
+                (records, None, ReadKind::Full { entries: 0, reason }, BTreeMap::new())
+            }
         };
-        let attributes = self.wanted_attributes();
-        let page_size = i32::try_from(self.config.page_size).unwrap_or(500);
+        let _ = ldap.unbind().await;
+        let kind = match kind {
+            ReadKind::Full { reason, .. } => ReadKind::Full { entries: records.len(), reason },
+            incremental @ ReadKind::Incremental { .. } => incremental,
+        };
+        let by_dn = records.iter().enumerate().map(|(i, r)| (record_dn(r), i)).collect();
+        let records = Arc::new(records);
+        *self.session.lock().await = Some(Session {
+            watermark,
+            records: Arc::clone(&records),
+            by_dn: Arc::new(by_dn),
+            delta,
+            kind,
+            previous_groups,
+            groups: BTreeMap::new(),
+            groups_read: 0,
+            groups_reused: 0,
+        });
+        Ok(records.as_ref().clone())
+    }
+
+    /// One paged search of the user base with `filter`, as records.
+    async fn search(
+        &self,
+        ldap: &mut Ldap,
+        filter: &str,
+        controls: Vec<RawControl>,
+    ) -> Result<Vec<SourceRecord>, SourceError> {
         let base_dn = &self.config.base_dn;
-        let search_error = |e: LdapError| self.search_error(base_dn, &filter, e);
+        let entries = self.paged(ldap, base_dn, self.scope(), filter, self.wanted_attributes(), controls).await?;
+        Ok(entries.into_iter().map(to_record).collect())
+    }
+
+    /// Every entry of a paged search (Simple Paged Results, references skipped).
+    async fn paged(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attributes: Vec<String>,
+        controls: Vec<RawControl>,
+    ) -> Result<Vec<SearchEntry>, SourceError> {
+        let page_size = i32::try_from(self.config.page_size).unwrap_or(500);
+        let search_error = |e: LdapError| self.search_error(base, filter, e);
         let mut stream = ldap
             .with_timeout(self.timeout())
+            .with_controls(controls)
             .streaming_search_with(
                 vec![
                     Box::new(EntriesOnly::new()) as Box<dyn ldap3::adapters::Adapter<_, _>>,
                     Box::new(PagedResults::new(page_size)),
                 ],
-                base_dn,
+                base,
                 scope,
-                &filter,
+                filter,
                 attributes,
             )
             .await
             .map_err(search_error)?;
-        let mut records = Vec::new();
-        let mut by_dn = HashMap::new();
+        let mut entries = Vec::new();
         while let Some(entry) = stream.next().await.map_err(search_error)? {
-            let record = to_record(SearchEntry::construct(entry));
-            by_dn.insert(record_dn(&record), record.clone());
-            records.push(record);
+            entries.push(SearchEntry::construct(entry));
         }
         stream.finish().await.success().map_err(search_error)?;
-        let _ = ldap.unbind().await;
-        *self.users_by_dn.lock().await = Some(Arc::new(by_dn));
-        Ok(records)
+        Ok(entries)
+    }
+
+    /// The domain controller's `invocationID` and `highestCommittedUSN`; `None` for a directory
+    /// that keeps no USNs (not Active Directory), which is then always read in full.
+    async fn watermark(&self, ldap: &mut Ldap) -> Result<Option<UsnWatermark>, SourceError> {
+        let root = self.root_dse(ldap, &["highestCommittedUSN", "dsServiceName"]).await?;
+        let first = |name: &str| root.as_ref().and_then(|e| e.attrs.get(name)).and_then(|v| v.first()).cloned();
+        let (Some(usn), Some(service)) = (first("highestCommittedUSN"), first("dsServiceName")) else {
+            return Ok(None);
+        };
+        let Ok(usn) = usn.parse::<u64>() else { return Ok(None) };
+        let (entries, _) = ldap
+            .with_timeout(self.timeout())
+            .search(&service, Scope::Base, "(objectClass=*)", vec!["invocationId"])
+            .await
+            .and_then(ldap3::SearchResult::success)
+            .map_err(|e| self.search_error(&service, "(objectClass=*)", e))?;
+        let invocation_id = entries
+            .into_iter()
+            .find(|e| !e.is_ref())
+            .map(SearchEntry::construct)
+            .and_then(|e| binary_value(&e, "invocationId"))
+            .and_then(|bytes| ad::guid_to_string(&bytes));
+        Ok(invocation_id.map(|invocation_id| UsnWatermark { invocation_id, usn }))
+    }
+
+    async fn root_dse(&self, ldap: &mut Ldap, attributes: &[&str]) -> Result<Option<SearchEntry>, SourceError> {
+        let (entries, _) = ldap
+            .with_timeout(self.timeout())
+            .search("", Scope::Base, "(objectClass=*)", attributes.to_vec())
+            .await
+            .and_then(ldap3::SearchResult::success)
+            .map_err(|e| self.search_error("", "(objectClass=*)", e))?;
+        Ok(entries.into_iter().find(|e| !e.is_ref()).map(SearchEntry::construct))
+    }
+
+    /// The objectGUIDs of every object changed at or after `since` in the naming context that
+    /// holds the user base, tombstones included.
+    async fn touched_since(&self, ldap: &mut Ldap, since: u64) -> Result<HashSet<String>, SourceError> {
+        let context = self.naming_context_of_base(ldap).await?;
+        let show_deleted = RawControl { ctype: SHOW_DELETED.to_owned(), crit: true, val: None };
+        let filter = format!("(uSNChanged>={since})");
+        let entries = self
+            .paged(ldap, &context, Scope::Subtree, &filter, vec!["objectGUID".to_owned()], vec![show_deleted])
+            .await?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| binary_value(e, "objectGUID"))
+            .filter_map(|bytes| ad::guid_to_string(&bytes))
+            .collect())
+    }
+
+    /// The naming context the user base lies in (the longest of rootDSE's `namingContexts`
+    /// that ends it), where deleted and moved users are looked for.
+    async fn naming_context_of_base(&self, ldap: &mut Ldap) -> Result<String, SourceError> {
+        let root = self.root_dse(ldap, &["namingContexts", "defaultNamingContext"]).await?;
+        let base = self.config.base_dn.to_ascii_lowercase();
+        let contexts = root.as_ref().and_then(|e| e.attrs.get("namingContexts")).cloned().unwrap_or_default();
+        let found = contexts
+            .into_iter()
+            .filter(|c| base == c.to_ascii_lowercase() || base.ends_with(&format!(",{}", c.to_ascii_lowercase())))
+            .max_by_key(String::len);
+        Ok(found
+            .or_else(|| root.and_then(|e| e.attrs.get("defaultNamingContext").and_then(|v| v.first()).cloned()))
+            .unwrap_or_else(|| self.config.base_dn.clone()))
     }
 
     fn search_error(&self, base_dn: &str, filter: &str, error: LdapError) -> SourceError {
@@ -171,33 +402,71 @@ impl LdapSource {
         self.error(what, hint, Some(error))
     }
 
-    async fn user_index(&self) -> Result<Arc<HashMap<String, SourceRecord>>, SourceError> {
-        if let Some(index) = self.users_by_dn.lock().await.clone() {
-            return Ok(index);
+    /// The records and their DN index, searching the users first if this run has not.
+    async fn user_index(&self) -> Result<(Arc<Vec<SourceRecord>>, Arc<HashMap<String, usize>>), SourceError> {
+        if let Some(session) = self.session.lock().await.as_ref() {
+            return Ok((Arc::clone(&session.records), Arc::clone(&session.by_dn)));
         }
         self.users().await?;
-        Ok(self.users_by_dn.lock().await.clone().unwrap_or_default())
+        let session = self.session.lock().await;
+        Ok(session.as_ref().map(|s| (Arc::clone(&s.records), Arc::clone(&s.by_dn))).unwrap_or_default())
+    }
+
+    /// The cached group, with its members' records as read now, when nothing that makes it up
+    /// changed since: not the group or a nested group, no member left the scope, and, where it
+    /// had members outside the scope, nobody came into it.
+    async fn reusable_group(&self, key: &str, records: &[SourceRecord]) -> Option<SourceGroup> {
+        let mut session = self.session.lock().await;
+        let session = session.as_mut()?;
+        let delta = session.delta.as_ref()?;
+        let cached = session.previous_groups.get(key)?;
+        let changed = cached.walked.iter().any(|id| delta.touched.contains(id))
+            || cached.members.iter().any(|id| delta.removed.contains(id))
+            || (!cached.unresolved.is_empty() && delta.arrived > 0);
+        if changed {
+            return None;
+        }
+        let members = cached
+            .members
+            .iter()
+            .map(|id| records.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| records[i].clone()))
+            .collect::<Option<Vec<_>>>()?;
+        let group = SourceGroup {
+            id: cached.id.clone(),
+            name: cached.name.clone(),
+            members,
+            unresolved: cached.unresolved.clone(),
+        };
+        session.groups.insert(key.to_owned(), cached.clone());
+        session.groups_reused += 1;
+        Some(group)
     }
 
     pub async fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
-        let users = self.user_index().await?;
+        let (records, by_dn) = self.user_index().await?;
+        let key = group_key(selector, nested);
+        if let Some(group) = self.reusable_group(&key, &records).await {
+            return Ok(group);
+        }
         let mut ldap = self.connect().await?;
         let (dn, id, name) = self.find_group(&mut ldap, selector).await?;
         let mut members = Vec::new();
         let mut unresolved = BTreeSet::new();
+        let mut walked = vec![id.clone()];
         let mut seen_groups: BTreeSet<String> = BTreeSet::from([dn.to_ascii_lowercase()]);
         let mut pending = VecDeque::from([dn]);
         let mut member_set = BTreeSet::new();
         while let Some(group_dn) = pending.pop_front() {
             for member_dn in self.members(&mut ldap, &group_dn).await? {
                 let key = member_dn.to_ascii_lowercase();
-                if let Some(record) = users.get(&key) {
+                if let Some(record) = by_dn.get(&key).map(|&i| &records[i]) {
                     if member_set.insert(record.id.clone()) {
                         members.push(record.clone());
                     }
-                } else if nested && self.is_group(&mut ldap, &member_dn).await? {
+                } else if let Some(group_id) = if nested { self.group_id(&mut ldap, &member_dn).await? } else { None } {
                     // A cycle (A contains B contains A) ends here.
                     if seen_groups.insert(key) {
+                        walked.push(group_id);
                         pending.push_back(member_dn);
                     }
                 } else {
@@ -207,7 +476,20 @@ impl LdapSource {
         }
         let _ = ldap.unbind().await;
         // Members outside the user search are reported as unresolved, by DN.
-        Ok(SourceGroup { id, name, members, unresolved: unresolved.into_iter().collect() })
+        let group = SourceGroup { id, name, members, unresolved: unresolved.into_iter().collect() };
+        if let Some(session) = self.session.lock().await.as_mut() {
+            walked.sort();
+            let cached = CachedGroup {
+                id: group.id.clone(),
+                name: group.name.clone(),
+                members: group.members.iter().map(|m| m.id.clone()).collect(),
+                unresolved: group.unresolved.clone(),
+                walked,
+            };
+            session.groups.insert(key, cached);
+            session.groups_read += 1;
+        }
+        Ok(group)
     }
 
     async fn find_group(
@@ -309,16 +591,56 @@ impl LdapSource {
         }
     }
 
-    async fn is_group(&self, ldap: &mut Ldap, dn: &str) -> Result<bool, SourceError> {
+    /// The objectGUID of the group at `dn`; `None` when it is not a group.
+    async fn group_id(&self, ldap: &mut Ldap, dn: &str) -> Result<Option<String>, SourceError> {
         let result =
-            ldap.with_timeout(self.timeout()).search(dn, Scope::Base, "(objectClass=group)", vec!["1.1"]).await;
+            ldap.with_timeout(self.timeout()).search(dn, Scope::Base, "(objectClass=group)", vec!["objectGUID"]).await;
         match result.and_then(ldap3::SearchResult::success) {
-            Ok((entries, _)) => Ok(entries.iter().any(|e| !e.is_ref())),
+            Ok((entries, _)) => Ok(entries.into_iter().find(|e| !e.is_ref()).map(|e| {
+                let entry = SearchEntry::construct(e);
+                binary_value(&entry, "objectGUID").and_then(|b| ad::guid_to_string(&b)).unwrap_or(entry.dn)
+            })),
             // A member DN that no longer exists is not a group; it is reported as unresolved.
-            Err(LdapError::LdapResult { result }) if result.rc == 32 => Ok(false),
+            Err(LdapError::LdapResult { result }) if result.rc == 32 => Ok(None),
             Err(e) => Err(self.search_error(dn, "(objectClass=group)", e)),
         }
     }
+}
+
+/// Whether the last run's cache can be read on from, and since which USN; else why not.
+fn resumable(previous: &SourceCache, now: Option<&UsnWatermark>) -> Result<u64, String> {
+    let Some(now) = now else {
+        return Err("the directory reports no `highestCommittedUSN`, so it cannot be read incrementally".into());
+    };
+    let Ok(last) = serde_json::from_value::<UsnWatermark>(previous.watermark.clone()) else {
+        return Err("the state holds no USN watermark for this source".into());
+    };
+    if last.invocation_id != now.invocation_id {
+        return Err(format!(
+            "the domain controller's invocationID changed ({} -> {}): another DC, or a restored database",
+            last.invocation_id, now.invocation_id
+        ));
+    }
+    if now.usn < last.usn {
+        return Err(format!("highestCommittedUSN went back ({} -> {})", last.usn, now.usn));
+    }
+    Ok(last.usn + 1)
+}
+
+/// A binary attribute's first value, wherever ldap3 put it (values that happen to be valid
+/// UTF-8 land among the text attributes).
+fn binary_value(entry: &SearchEntry, name: &str) -> Option<Vec<u8>> {
+    let find = |map: &HashMap<String, Vec<Vec<u8>>>| {
+        map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first().cloned())
+    };
+    find(&entry.bin_attrs).or_else(|| {
+        entry
+            .attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.first())
+            .map(|t| t.as_bytes().to_vec())
+    })
 }
 
 fn record_dn(record: &SourceRecord) -> String {
@@ -331,13 +653,8 @@ fn record_dn(record: &SourceRecord) -> String {
 /// One search entry as a record: values kept as lists when multi-valued, AD's binary and time
 /// formats rendered as text, `dn` always present.
 pub fn to_record(entry: SearchEntry) -> SourceRecord {
-    let guid = entry
-        .bin_attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-        .and_then(|(_, v)| v.first())
-        .and_then(|b| ad::guid_to_string(b));
-    let mut record = SourceRecord::new(guid.unwrap_or_else(|| entry.dn.clone()));
+    let guid = binary_value(&entry, "objectGUID").and_then(|b| ad::guid_to_string(&b));
+    let mut record = SourceRecord::new(guid.clone().unwrap_or_else(|| entry.dn.clone()));
     record.insert("dn", AttrValue::Text(entry.dn.clone()));
     for (name, bytes) in &entry.bin_attrs {
         let text: Vec<String> = match name.to_ascii_lowercase().as_str() {
@@ -348,6 +665,13 @@ pub fn to_record(entry: SearchEntry) -> SourceRecord {
         record.insert(name, one_or_many(text));
     }
     for (name, values) in entry.attrs {
+        if name.eq_ignore_ascii_case("objectGUID") || name.eq_ignore_ascii_case("objectSid") {
+            // Binary values that happen to be valid UTF-8; the GUID is the record's id.
+            if let Some(guid) = guid.as_ref().filter(|_| name.eq_ignore_ascii_case("objectGUID")) {
+                record.insert(&name, AttrValue::Text(guid.clone()));
+            }
+            continue;
+        }
         let converted: Vec<String> = if ad::GENERALIZED_TIME_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
             values.iter().map(|v| ad::generalized_time_to_rfc3339(v).unwrap_or_else(|| v.clone())).collect()
         } else if ad::FILETIME_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(&name)) {

@@ -2,20 +2,24 @@
 //! directory; `desired` turns them into the desired state. The planner never sees a source.
 
 pub mod ad;
+pub mod cache;
 pub mod file;
 pub mod graph;
 pub mod ldap;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use cache::{ReadKind, SourceCache};
 pub use file::FileSource;
 pub use graph::GraphSource;
 pub use ldap::LdapSource;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::model::{GroupSelector, SourceConfig};
 
 /// One value of a source attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum AttrValue {
     Text(String),
     Bool(bool),
@@ -23,12 +27,13 @@ pub enum AttrValue {
 }
 
 /// One person as a source sees them. Attribute names are case-insensitive, as in LDAP and Graph.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRecord {
     /// The source's own stable identifier (AD `objectGUID`, Graph `id`, the file's `id`).
     pub id: String,
     /// Whether the source account is disabled (AD `userAccountControl` bit 2, Graph
     /// `accountEnabled: false`, a file's `disabled: true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
     attributes: BTreeMap<String, AttrValue>,
 }
@@ -109,6 +114,7 @@ pub trait Source {
 
 /// The sources a manifest can name, dispatched statically (`async fn` in traits is not `dyn`).
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per source of a manifest, never moved in bulk")]
 pub enum AnySource {
     File(FileSource),
     Ldap(LdapSource),
@@ -124,6 +130,32 @@ impl AnySource {
             SourceConfig::Ldap(ldap) => AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted)),
             SourceConfig::Graph(graph) => AnySource::Graph(GraphSource::new(name, graph, wanted)?),
         })
+    }
+}
+
+impl AnySource {
+    /// Hands the last run's cache to a source that reads incrementally (AD); the others read
+    /// in full every run and keep nothing.
+    pub async fn resume(&self, cache: SourceCache) {
+        if let AnySource::Ldap(ldap) = self {
+            ldap.resume(cache).await;
+        }
+    }
+
+    /// What the next run resumes from, for a source that reads incrementally.
+    pub async fn cache(&self) -> Option<SourceCache> {
+        match self {
+            AnySource::Ldap(ldap) => ldap.cache().await,
+            AnySource::File(_) | AnySource::Graph(_) => None,
+        }
+    }
+
+    /// How this run read the source, for a source that can read incrementally.
+    pub async fn last_read(&self) -> Option<ReadKind> {
+        match self {
+            AnySource::Ldap(ldap) => ldap.last_read().await,
+            AnySource::File(_) | AnySource::Graph(_) => None,
+        }
     }
 }
 

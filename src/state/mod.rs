@@ -1,18 +1,20 @@
 //! State kept between runs, per manifest: what the target looked like after the last run (each
-//! managed user's managed attributes and version, the paired groups) and, later, source
-//! watermarks. With it a scheduled run plans against the cache instead of listing the whole
+//! managed user's managed attributes and version, the paired groups) and, for sources that
+//! read incrementally, their watermarks with the records and groups read (`SourceCache`). With it a scheduled run plans against the cache instead of listing the whole
 //! target (13 minutes for 100,000 Genesys users), and every write still carries the cached
 //! version as `If-Match`, so an edit made in the target since is refused, not overwritten.
 //!
 //! `update_after_apply` is pure: the cache as the apply left it, from the plan and what the
 //! server answered. The store (`sqlite`) only reads and writes snapshots, each in one transaction.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::apply::ApplyReport;
@@ -20,14 +22,86 @@ use crate::manifest::model::TargetGroupRef;
 use crate::plan::{Action, Plan};
 use crate::scim::ScimPath;
 use crate::scim::resource::{id_of, version_of};
+use crate::source::SourceCache;
 use crate::target::{CurrentGroup, CurrentState, CurrentUser};
 
-/// The target as the last run left it.
+/// What the last run left.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// The manifest it was made with: another manifest means another mapping, so a full run.
     pub manifest_sha256: String,
-    pub target: CurrentState,
+    /// The target as the last run left it; `None` when that run could not follow it exactly
+    /// (a failed or stale write), so the next run reads the target in full.
+    pub target: Option<CurrentState>,
+    /// What each incrementally read source got to, by source name.
+    pub sources: BTreeMap<String, SourceCache>,
+}
+
+/// Where the state lives: a SQLite file (the default), or a PostgreSQL database for runners
+/// that keep no files between runs.
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    /// Opens the store `location` names: a `postgres://` or `postgresql://` URL (the state of
+    /// the manifest `key`, with the run lock taken), else a file.
+    pub async fn open(location: &str, key: &str) -> Result<Self, StateError> {
+        if postgres::is_postgres_url(location) {
+            return Ok(Store::Postgres(PostgresStore::open(location, key).await?));
+        }
+        Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(location))?))
+    }
+
+    /// The last run's snapshot, if any.
+    pub async fn load(&mut self) -> Result<Option<Snapshot>, StateError> {
+        match self {
+            Store::Sqlite(store) => store.load(),
+            Store::Postgres(store) => store.load().await,
+        }
+    }
+
+    /// Replaces the snapshot, all or nothing.
+    pub async fn save(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        match self {
+            Store::Sqlite(store) => store.save(snapshot),
+            Store::Postgres(store) => store.save(snapshot).await,
+        }
+    }
+
+    /// Records the sources' watermarks and groups when their records and the target are as
+    /// saved already.
+    pub async fn save_progress(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        match self {
+            Store::Sqlite(store) => store.save_progress(snapshot),
+            Store::Postgres(store) => store.save_progress(snapshot).await,
+        }
+    }
+
+    /// Forgets the target, keeping the sources: the next run reads the target in full.
+    pub async fn forget_target(&mut self) -> Result<(), StateError> {
+        match self {
+            Store::Sqlite(store) => store.forget_target(),
+            Store::Postgres(store) => store.forget_target().await,
+        }
+    }
+}
+
+/// How a group reference is keyed in a store.
+pub(crate) fn show_reference(reference: &TargetGroupRef) -> String {
+    match reference {
+        TargetGroupRef::Id(id) => format!("id:{id}"),
+        TargetGroupRef::DisplayName(name) => format!("display_name:{name}"),
+    }
+}
+
+pub(crate) fn parse_reference(text: &str) -> Option<TargetGroupRef> {
+    if let Some(id) = text.strip_prefix("id:") {
+        return Some(TargetGroupRef::Id(id.to_owned()));
+    }
+    text.strip_prefix("display_name:").map(|name| TargetGroupRef::DisplayName(name.to_owned()))
 }
 
 /// A state store that cannot be used.
@@ -41,8 +115,14 @@ pub enum StateError {
     },
     #[error("the state file `{path}` was written by a newer scimform (schema {found}, this one reads {supported})")]
     Schema { path: String, found: i64, supported: i64 },
-    #[error("the state file `{path}` holds something that is not scimform state: {detail}")]
+    #[error("the state `{path}` holds something that is not scimform state: {detail}")]
     Corrupt { path: String, detail: String },
+    #[error("cannot use the state database `{url}`: {detail}")]
+    Postgres { url: String, detail: String },
+    #[error(
+        "another scimform run holds the state lock of `{key}` in `{url}`: {holder}. Wait for it to finish; the lock ends with that run's connection"
+    )]
+    Locked { url: String, key: String, holder: String },
 }
 
 /// Keeps only what planning reads of a user: its id, version and the managed attributes.
@@ -226,6 +306,57 @@ pub fn render_drift(drift: &[Drift]) -> String {
         };
     }
     out
+}
+
+/// A snapshot with `users` target users, a paired group and an AD-like source (tests).
+#[cfg(test)]
+pub(crate) fn sample_snapshot(sha: &str, users: usize) -> Snapshot {
+    use crate::source::cache::CachedGroup;
+    use crate::source::{AttrValue, SourceRecord};
+    use serde_json::json;
+    let target_users = (0..users)
+        .map(|i| CurrentUser {
+            id: format!("u{i}"),
+            resource: json!({"id": format!("u{i}"), "userName": format!("p{i}@x"), "active": true}),
+            version: Some(format!("W/\"{i}\"")),
+        })
+        .collect();
+    let group = CurrentGroup {
+        id: "g1".into(),
+        display_name: "Support".into(),
+        members: ["u0".to_owned()].into(),
+        version: None,
+    };
+    let records = (0..users)
+        .map(|i| {
+            let mut record = SourceRecord::new(format!("guid-{i}"));
+            record.insert("mail", AttrValue::Text(format!("p{i}@x")));
+            record.disabled = i % 2 == 1;
+            record
+        })
+        .collect();
+    let cached = CachedGroup {
+        id: "sg".into(),
+        name: "Support".into(),
+        members: vec!["guid-0".into()],
+        unresolved: Vec::new(),
+        walked: vec!["sg".into()],
+    };
+    Snapshot {
+        manifest_sha256: sha.into(),
+        target: Some(CurrentState {
+            users: target_users,
+            groups: BTreeMap::from([(TargetGroupRef::DisplayName("Support".into()), group)]),
+        }),
+        sources: BTreeMap::from([(
+            "corp_ad".to_owned(),
+            SourceCache {
+                watermark: json!({"invocation_id": "i", "usn": 7}),
+                users: records,
+                groups: BTreeMap::from([("name Support".to_owned(), cached)]),
+            },
+        )]),
+    }
 }
 
 #[cfg(test)]

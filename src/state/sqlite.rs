@@ -1,5 +1,7 @@
 //! The SQLite state store (bundled SQLite: nothing to install). One file per manifest, written
-//! in one transaction per snapshot, so a crash leaves the previous snapshot whole.
+//! in one transaction per snapshot, so a crash leaves the previous snapshot whole: never a
+//! source watermark without the records it was read with, nor a target the apply did not
+//! leave.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -7,12 +9,14 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{Snapshot, StateError};
-use crate::manifest::model::TargetGroupRef;
+use super::{Snapshot, StateError, parse_reference, show_reference};
+use crate::source::SourceCache;
+use crate::source::cache::CachedGroup;
 use crate::target::{CurrentGroup, CurrentState, CurrentUser};
 
-/// The schema this scimform writes; a newer file is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this scimform writes; a newer file is refused rather than misread. Version 1
+/// files (the target only) are read as they are and gain the source tables.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -20,6 +24,8 @@ CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, version TEXT, resource TE
 CREATE TABLE IF NOT EXISTS groups (
     reference TEXT PRIMARY KEY, id TEXT NOT NULL, display_name TEXT NOT NULL, version TEXT, members TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, watermark TEXT NOT NULL, groups TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS source_users (source TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (source, id));
 ";
 
 /// A state file.
@@ -41,10 +47,10 @@ impl SqliteStore {
             .optional()
             .map_err(sqlite)?;
         match found.map(|v| v.parse::<i64>()) {
-            None => {
+            None | Some(Ok(1)) => {
                 connection
                     .execute(
-                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
                         [SCHEMA_VERSION.to_string()],
                     )
                     .map_err(sqlite)?;
@@ -66,14 +72,22 @@ impl SqliteStore {
         StateError::Corrupt { path: self.path.display().to_string(), detail: detail.into() }
     }
 
+    fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
+        self.connection
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
     /// The last snapshot, if any.
     pub fn load(&self) -> Result<Option<Snapshot>, StateError> {
-        let sha: Option<String> = self
-            .connection
-            .query_row("SELECT value FROM meta WHERE key = 'manifest_sha256'", [], |row| row.get(0))
-            .optional()
-            .map_err(|e| self.error(e))?;
-        let Some(manifest_sha256) = sha else { return Ok(None) };
+        let Some(manifest_sha256) = self.meta("manifest_sha256")? else { return Ok(None) };
+        // Files of schema 1 have no flag: their target was always known.
+        let target = if self.meta("target_known")?.as_deref() == Some("0") { None } else { Some(self.load_target()?) };
+        Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources()? }))
+    }
+
+    fn load_target(&self) -> Result<CurrentState, StateError> {
         let mut users = Vec::new();
         let mut statement = self
             .connection
@@ -114,7 +128,37 @@ impl SqliteStore {
                 serde_json::from_str(&members).map_err(|e| self.corrupt(format!("group {id}: {e}")))?;
             groups.insert(reference, CurrentGroup { id, display_name, members, version });
         }
-        Ok(Some(Snapshot { manifest_sha256, target: CurrentState { users, groups } }))
+        Ok(CurrentState { users, groups })
+    }
+
+    fn load_sources(&self) -> Result<BTreeMap<String, SourceCache>, StateError> {
+        let mut sources = BTreeMap::new();
+        let mut statement =
+            self.connection.prepare("SELECT name, watermark, groups FROM sources").map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (name, watermark, groups) = row.map_err(|e| self.error(e))?;
+            let watermark: Value =
+                serde_json::from_str(&watermark).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
+            let groups: BTreeMap<String, CachedGroup> =
+                serde_json::from_str(&groups).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
+            sources.insert(name, SourceCache { watermark, users: Vec::new(), groups });
+        }
+        let mut statement = self
+            .connection
+            .prepare("SELECT source, id, record FROM source_users ORDER BY source, id")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (source, id, record) = row.map_err(|e| self.error(e))?;
+            let cache = sources.get_mut(&source).ok_or_else(|| self.corrupt(format!("record {id} of no source")))?;
+            cache.users.push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
+        }
+        Ok(sources)
     }
 
     /// Replaces the snapshot, all or nothing.
@@ -122,11 +166,13 @@ impl SqliteStore {
         let path = self.path.display().to_string();
         let sqlite = |source| StateError::Sqlite { path: path.clone(), source };
         let transaction = self.connection.transaction().map_err(sqlite)?;
-        transaction.execute_batch("DELETE FROM users; DELETE FROM groups;").map_err(sqlite)?;
-        {
+        transaction
+            .execute_batch("DELETE FROM users; DELETE FROM groups; DELETE FROM sources; DELETE FROM source_users;")
+            .map_err(sqlite)?;
+        if let Some(target) = &snapshot.target {
             let mut insert =
                 transaction.prepare("INSERT INTO users (id, version, resource) VALUES (?1, ?2, ?3)").map_err(sqlite)?;
-            for user in &snapshot.target.users {
+            for user in &target.users {
                 insert.execute(params![user.id, user.version, user.resource.to_string()]).map_err(sqlite)?;
             }
             let mut insert = transaction
@@ -134,73 +180,74 @@ impl SqliteStore {
                     "INSERT INTO groups (reference, id, display_name, version, members) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(sqlite)?;
-            for (reference, group) in &snapshot.target.groups {
+            for (reference, group) in &target.groups {
                 let members = serde_json::to_string(&group.members).unwrap_or_default();
                 insert
                     .execute(params![show_reference(reference), group.id, group.display_name, group.version, members])
                     .map_err(sqlite)?;
             }
         }
-        transaction
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('manifest_sha256', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
-                [&snapshot.manifest_sha256],
-            )
-            .map_err(sqlite)?;
+        write_sources(&transaction, snapshot, true).map_err(sqlite)?;
+        write_meta(&transaction, snapshot).map_err(sqlite)?;
         transaction.commit().map_err(sqlite)
     }
 
-    /// Forgets the snapshot: the next run reads the target in full.
-    pub fn invalidate(&mut self) -> Result<(), StateError> {
+    /// Records how far the sources got (watermarks and groups) when their records and the
+    /// target are as saved already: the run read nothing that changes them.
+    pub fn save_progress(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sqlite = |source| StateError::Sqlite { path: path.clone(), source };
+        let transaction = self.connection.transaction().map_err(sqlite)?;
+        transaction.execute_batch("DELETE FROM sources;").map_err(sqlite)?;
+        write_sources(&transaction, snapshot, false).map_err(sqlite)?;
+        write_meta(&transaction, snapshot).map_err(sqlite)?;
+        transaction.commit().map_err(sqlite)
+    }
+
+    /// Forgets the target (the sources stay): the next run reads the target in full.
+    pub fn forget_target(&mut self) -> Result<(), StateError> {
         self.connection
-            .execute("DELETE FROM meta WHERE key = 'manifest_sha256'", [])
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('target_known', '0') ON CONFLICT(key) DO UPDATE SET value = '0'",
+                [],
+            )
             .map(|_| ())
             .map_err(|e| self.error(e))
     }
 }
 
-fn show_reference(reference: &TargetGroupRef) -> String {
-    match reference {
-        TargetGroupRef::Id(id) => format!("id:{id}"),
-        TargetGroupRef::DisplayName(name) => format!("display_name:{name}"),
+fn write_sources(
+    transaction: &rusqlite::Transaction<'_>,
+    snapshot: &Snapshot,
+    with_records: bool,
+) -> rusqlite::Result<()> {
+    let mut insert = transaction.prepare("INSERT INTO sources (name, watermark, groups) VALUES (?1, ?2, ?3)")?;
+    for (name, cache) in &snapshot.sources {
+        let groups = serde_json::to_string(&cache.groups).unwrap_or_default();
+        insert.execute(params![name, cache.watermark.to_string(), groups])?;
     }
+    if with_records {
+        let mut insert = transaction.prepare("INSERT INTO source_users (source, id, record) VALUES (?1, ?2, ?3)")?;
+        for (name, cache) in &snapshot.sources {
+            for record in &cache.users {
+                insert.execute(params![name, record.id, serde_json::to_string(record).unwrap_or_default()])?;
+            }
+        }
+    }
+    Ok(())
 }
 
-fn parse_reference(text: &str) -> Option<TargetGroupRef> {
-    if let Some(id) = text.strip_prefix("id:") {
-        return Some(TargetGroupRef::Id(id.to_owned()));
-    }
-    text.strip_prefix("display_name:").map(|name| TargetGroupRef::DisplayName(name.to_owned()))
+fn write_meta(transaction: &rusqlite::Transaction<'_>, snapshot: &Snapshot) -> rusqlite::Result<()> {
+    let upsert = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2";
+    transaction.execute(upsert, ["manifest_sha256", &snapshot.manifest_sha256])?;
+    transaction.execute(upsert, ["target_known", if snapshot.target.is_some() { "1" } else { "0" }])?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-
-    fn snapshot(sha: &str, users: usize) -> Snapshot {
-        let users = (0..users)
-            .map(|i| CurrentUser {
-                id: format!("u{i}"),
-                resource: json!({"id": format!("u{i}"), "userName": format!("p{i}@x"), "active": true}),
-                version: Some(format!("W/\"{i}\"")),
-            })
-            .collect();
-        let group = CurrentGroup {
-            id: "g1".into(),
-            display_name: "Support".into(),
-            members: ["u0".to_owned()].into(),
-            version: None,
-        };
-        Snapshot {
-            manifest_sha256: sha.into(),
-            target: CurrentState {
-                users,
-                groups: BTreeMap::from([(TargetGroupRef::DisplayName("Support".into()), group)]),
-            },
-        }
-    }
+    use crate::state::sample_snapshot as snapshot;
 
     #[test]
     fn a_snapshot_round_trips() {
@@ -224,14 +271,22 @@ mod tests {
         assert_eq!(store.load().unwrap(), Some(snapshot("second", 1)));
 
         // Two users with one id: the insert fails halfway, and the transaction leaves the last
-        // snapshot whole, as a crash would.
+        // snapshot whole, as a crash would: no watermark without its records.
         let mut broken = snapshot("third", 2);
-        broken.target.users[1].id = "u0".into();
+        broken.sources.values_mut().for_each(|s| s.watermark = serde_json::json!({"usn": 99}));
+        broken.target.as_mut().unwrap().users[1].id = "u0".into();
         assert!(store.save(&broken).is_err());
         assert_eq!(store.load().unwrap(), Some(snapshot("second", 1)));
 
-        store.invalidate().unwrap();
-        assert_eq!(store.load().unwrap(), None);
+        // Progress alone: the watermark moves, the records stay.
+        let mut moved = snapshot("second", 1);
+        moved.sources.values_mut().for_each(|s| s.watermark = serde_json::json!({"usn": 100}));
+        store.save_progress(&moved).unwrap();
+        assert_eq!(store.load().unwrap(), Some(moved.clone()));
+
+        store.forget_target().unwrap();
+        let forgotten = store.load().unwrap().unwrap();
+        assert_eq!((forgotten.target, forgotten.sources), (None, moved.sources), "the sources are kept");
     }
 
     #[test]
@@ -243,6 +298,26 @@ mod tests {
         connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", []).unwrap();
         drop(connection);
         let error = SqliteStore::open(&path).unwrap_err().to_string();
-        assert!(error.contains("newer scimform (schema 99, this one reads 1)"), "{error}");
+        assert!(error.contains("newer scimform (schema 99, this one reads 2)"), "{error}");
+    }
+
+    #[test]
+    fn a_schema_1_file_is_read_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE users (id TEXT PRIMARY KEY, version TEXT, resource TEXT NOT NULL);
+                 CREATE TABLE groups (reference TEXT PRIMARY KEY, id TEXT NOT NULL, display_name TEXT NOT NULL, version TEXT, members TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '1'), ('manifest_sha256', 'old');
+                 INSERT INTO users VALUES ('u1', NULL, '{\"id\":\"u1\"}');",
+            )
+            .unwrap();
+        drop(connection);
+        let loaded = SqliteStore::open(&path).unwrap().load().unwrap().unwrap();
+        assert_eq!(loaded.target.unwrap().users.len(), 1);
+        assert!(loaded.sources.is_empty());
     }
 }

@@ -256,22 +256,171 @@ async fn each_failure_names_the_source_and_what_to_check() {
     }
 }
 
+/// The administrator's connection, for tests that change the directory.
+pub async fn admin() -> ldap3::Ldap {
+    let ad = ad();
+    let (conn, mut ldap) = ldap3::LdapConnAsync::new(&ad.url).await.unwrap();
+    tokio::spawn(async move { conn.drive().await });
+    ldap.simple_bind(&ad.bind_dn, &ad.password).await.unwrap().success().unwrap();
+    ldap
+}
+
+/// A new OU of this test's own, so tests that write do not disturb the others.
+pub async fn fresh_ou(ldap: &mut ldap3::Ldap, prefix: &str) -> String {
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let ou = format!("OU={prefix}-{unique},{DOMAIN}");
+    ldap.add(&ou, vec![("objectClass", std::collections::HashSet::from(["organizationalUnit"]))])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ou
+}
+
+/// Incremental reads: the domain controller's USNs, against the real thing.
+mod incremental {
+    use std::collections::HashSet;
+
+    use ldap3::Mod;
+    use scimform::manifest::model::GroupSelector;
+    use scimform::source::{LdapSource, ReadKind};
+
+    use super::{ad, admin, config, fresh_ou, source, text};
+
+    async fn add_user(ldap: &mut ldap3::Ldap, ou: &str, cn: &str, title: &str) -> String {
+        let dn = format!("CN={cn},{ou}");
+        // sAMAccountName is unique in the domain and at most 20 characters: the OU's last digits.
+        let digits = &ou[..ou.find(',').unwrap()];
+        let sam = format!("i{}{}", &digits[digits.len() - 8..], cn.to_ascii_lowercase());
+        let mail = format!("{}@corp.test", cn.to_ascii_lowercase());
+        ldap.add(
+            &dn,
+            vec![
+                ("objectClass", HashSet::from(["user"])),
+                ("sAMAccountName", HashSet::from([sam.as_str()])),
+                ("mail", HashSet::from([mail.as_str()])),
+                ("title", HashSet::from([title])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        dn
+    }
+
+    fn fresh(ou: &str) -> LdapSource {
+        source(config(&ad(), ou), &["mail", "title"])
+    }
+
+    /// Reads the users and the group with `cache` from the last run; returns what it read,
+    /// how, and the cache for the next run.
+    async fn run(
+        ou: &str,
+        group: &GroupSelector,
+        cache: Option<scimform::source::SourceCache>,
+    ) -> (Vec<scimform::source::SourceRecord>, scimform::source::SourceGroup, ReadKind, scimform::source::SourceCache)
+    {
+        let source = fresh(ou);
+        if let Some(cache) = cache {
+            source.resume(cache).await;
+        }
+        let users = source.users().await.unwrap();
+        let group = source.group(group, true).await.unwrap();
+        (users, group, source.last_read().await.unwrap(), source.cache().await.unwrap())
+    }
+
+    /// What a full read finds now, to compare an incremental read with.
+    async fn truth(ou: &str, group: &GroupSelector) -> (Vec<scimform::source::SourceRecord>, Vec<String>) {
+        let (users, group, kind, _) = run(ou, group, None).await;
+        assert!(matches!(kind, ReadKind::Full { reason: None, .. }), "{kind:?}");
+        (users, group.members.iter().map(|m| m.id.clone()).collect())
+    }
+
+    #[tokio::test]
+    async fn reads_only_what_changed_and_notices_who_left() {
+        let mut ldap = admin().await;
+        let ou = fresh_ou(&mut ldap, "Incr").await;
+        let ann = add_user(&mut ldap, &ou, "Ann", "Agent").await;
+        let bob = add_user(&mut ldap, &ou, "Bob", "Agent").await;
+        let cy = add_user(&mut ldap, &ou, "Cy", "Agent").await;
+        let inner = format!("CN=Inner,{ou}");
+        ldap.add(&inner, vec![("objectClass", HashSet::from(["group"])), ("member", HashSet::from([bob.as_str()]))])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let team_dn = format!("CN=Team,{ou}");
+        ldap.add(
+            &team_dn,
+            vec![("objectClass", HashSet::from(["group"])), ("member", HashSet::from([ann.as_str(), inner.as_str()]))],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let team = GroupSelector::Dn(team_dn.clone());
+
+        let (users, group, kind, cache) = run(&ou, &team, None).await;
+        assert_eq!(kind, ReadKind::Full { entries: 3, reason: None });
+        assert_eq!((users.len(), group.members.len()), (3, 2), "Ann, and Bob through the nested group");
+
+        // One title changes: the next run reads that entry, not all; the group is rebuilt
+        // from the records, not read again, and shows the new title.
+        ldap.modify(&ann, vec![Mod::Replace("title", HashSet::from(["Team Lead"]))]).await.unwrap().success().unwrap();
+        let (users, group, kind, cache) = run(&ou, &team, Some(cache)).await;
+        assert_eq!(kind, ReadKind::Incremental { changed: 1, removed: 0, groups_read: 0, groups_reused: 1 });
+        let (all, members) = truth(&ou, &team).await;
+        assert_eq!(users, all, "the incremental read equals a full read");
+        assert_eq!(group.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), members);
+        let ann_now = group.members.iter().find(|m| text(m, "mail") == Some("ann@corp.test")).unwrap();
+        assert_eq!(text(ann_now, "title"), Some("Team Lead"));
+
+        // Bob (a nested member) is deleted and Cy joins the nested group: Bob's tombstone says he
+        // left; the nested group changed, so the group is read again.
+        ldap.delete(&bob).await.unwrap().success().unwrap();
+        ldap.modify(&inner, vec![Mod::Add("member", HashSet::from([cy.as_str()]))]).await.unwrap().success().unwrap();
+        let (users, group, kind, cache) = run(&ou, &team, Some(cache)).await;
+        assert_eq!(kind, ReadKind::Incremental { changed: 0, removed: 1, groups_read: 1, groups_reused: 0 });
+        let (all, members) = truth(&ou, &team).await;
+        assert_eq!(users, all);
+        let mut got: Vec<String> = group.members.iter().map(|m| m.id.clone()).collect();
+        got.sort();
+        let mut want = members.clone();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(group.members.len(), 2, "Ann and Cy");
+
+        // Nothing changed: nothing read, the group reused.
+        let (_, _, kind, cache) = run(&ou, &team, Some(cache)).await;
+        assert_eq!(kind, ReadKind::Incremental { changed: 0, removed: 0, groups_read: 0, groups_reused: 1 });
+
+        // Another invocationID (a restored database, or another DC answering): a full read.
+        let mut restored = cache.clone();
+        restored.watermark["invocation_id"] = serde_json::json!("00000000-0000-0000-0000-000000000000");
+        let (users, _, kind, _) = run(&ou, &team, Some(restored)).await;
+        match kind {
+            ReadKind::Full { entries: 2, reason: Some(reason) } => {
+                assert!(reason.contains("invocationID changed (00000000-0000-0000-0000-000000000000 -> "), "{reason}");
+            }
+            other => panic!("expected a full read, got {other:?}"),
+        }
+        assert_eq!(users.len(), 2);
+    }
+}
+
 mod end_to_end {
     use std::collections::HashSet;
 
-    use ldap3::{LdapConnAsync, Mod};
+    use ldap3::Mod;
     use scimform::target::memory::{MemoryServer, MemoryStore};
 
-    use super::{DOMAIN, ad};
+    use super::{DOMAIN, ad, admin};
     use crate::common::{run_async, workspace};
-
-    async fn admin() -> ldap3::Ldap {
-        let ad = ad();
-        let (conn, mut ldap) = LdapConnAsync::new(&ad.url).await.unwrap();
-        tokio::spawn(async move { conn.drive().await });
-        ldap.simple_bind(&ad.bind_dn, &ad.password).await.unwrap().success().unwrap();
-        ldap
-    }
 
     /// NORMAL_ACCOUNT | PASSWD_NOTREQD; with ACCOUNTDISABLE (0x2) added, a disabled account.
     const ENABLED: &str = "544";
@@ -402,5 +551,82 @@ groups:
         assert_eq!(server.writes(), 1, "exactly one write: the PATCH that sets active=false");
         let bob = server.users().into_iter().find(|u| u["name"]["givenName"] == "Bob").unwrap();
         assert_eq!(bob["active"], false);
+    }
+
+    /// The scheduled run against AD with a state file: the first run reads everything and fills
+    /// the state; a run with nothing to do reads no user entry and sends nothing to the target;
+    /// one changed title is one entry read and one PATCH.
+    #[tokio::test]
+    async fn ad_runs_with_a_state_file_read_only_what_changed() {
+        let ad = ad();
+        let mut ldap = admin().await;
+        let ou = super::fresh_ou(&mut ldap, "E2EState").await;
+        let digits: String = ou[..ou.find(',').unwrap()].chars().rev().take(8).collect();
+        let mut dns = Vec::new();
+        for given in ["Ann", "Bob"] {
+            let dn = format!("CN={given},{ou}");
+            let sam = format!("s{digits}{given}");
+            let mail = format!("{sam}@corp.test");
+            let attributes = vec![
+                ("objectClass", HashSet::from(["user"])),
+                ("sAMAccountName", HashSet::from([sam.as_str()])),
+                ("mail", HashSet::from([mail.as_str()])),
+                ("title", HashSet::from(["Agent"])),
+                ("userAccountControl", HashSet::from([ENABLED])),
+            ];
+            ldap.add(&dn, attributes).await.unwrap().success().unwrap();
+            dns.push(dn);
+        }
+        let server = MemoryServer::start(MemoryStore::new(Some("tok"))).await.unwrap();
+        let manifest = format!(
+            r#"version: 1
+sources:
+  corp_ad:
+    kind: ldap
+    url: {url}
+    bind_dn: {bind_dn}
+    password: ${{env:AD_PASSWORD}}
+    base_dn: "{ou}"
+target:
+  kind: scim
+  base_url: {base_url}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+users:
+  source: corp_ad
+  external_id: "{{{{ objectGUID }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+    title: title
+"#,
+            url = ad.url,
+            bind_dn = ad.bind_dn,
+            base_url = server.base_url(),
+        );
+        let dir = workspace(&[("ad.yaml", &manifest)]);
+        let env = [("AD_PASSWORD", ad.password.as_str()), ("SCIM_TOKEN", "tok")];
+        let apply = ["apply", "-f", "ad.yaml", "--auto-approve", "--state", "state.db", "-v"];
+
+        let first = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(first.code, 0, "{}", first.all());
+        assert!(first.stderr.contains("Source `corp_ad` read in full (2 users)."), "{}", first.stderr);
+
+        server.reset_writes();
+        let idle = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(idle.code, 0, "{}", idle.all());
+        assert!(idle.stdout.contains("No changes."), "{}", idle.stdout);
+        assert!(idle.stderr.contains("Source `corp_ad` read incrementally: 0 changed user(s) read"), "{}", idle.stderr);
+        assert!(!idle.stderr.contains(" -> "), "no request to the target at all: {}", idle.stderr);
+
+        ldap.modify(&dns[1], vec![Mod::Replace("title", HashSet::from(["Lead"]))]).await.unwrap().success().unwrap();
+        let one = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(one.code, 0, "{}", one.all());
+        assert!(one.stderr.contains("Source `corp_ad` read incrementally: 1 changed user(s) read"), "{}", one.stderr);
+        assert_eq!(server.writes(), 1, "one PATCH: {}", one.all());
+        let bob = server.users().into_iter().find(|u| u["title"] == "Lead");
+        assert!(bob.is_some(), "{:?}", server.users());
+
+        // `--refresh` reads the directory in full again.
+        let full = run_async(dir.path(), &[&apply[..], &["--refresh"]].concat(), &env).await;
+        assert!(full.stderr.contains("Source `corp_ad` read in full (2 users)."), "{}", full.stderr);
     }
 }

@@ -20,6 +20,8 @@ mod gitops;
 mod graph;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.
 mod ldap;
+// The PostgreSQL state store against a real PostgreSQL: per-manifest snapshots, the advisory lock.
+mod postgres;
 // End to end against scim2-server, a third-party SCIM server.
 mod scim2;
 // The state file: planning against the last run's target, exact writes, fallback to full reads.

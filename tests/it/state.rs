@@ -18,7 +18,7 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
 
     let first = run_async(dir.path(), &apply, &env).await;
     assert_eq!(first.code, 0, "{}", first.all());
-    assert!(!first.stderr.contains("Planned against the state file"), "no state yet: {}", first.stderr);
+    assert!(!first.stderr.contains("Planned against the state;"), "no state yet: {}", first.stderr);
     assert!(first.stderr.contains("GET 200"), "the first run lists the target: {}", first.stderr);
 
     // Nothing to do: no request at all, not even a listing.
@@ -30,7 +30,7 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
         "{}",
         idle.all()
     );
-    assert!(idle.stderr.contains("Planned against the state file"), "{}", idle.stderr);
+    assert!(idle.stderr.contains("Planned against the state;"), "{}", idle.stderr);
     assert_eq!(server.writes(), 0);
 
     // One title changes in the source: one PATCH, carrying the version the first run left.
@@ -85,22 +85,22 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
         "{}",
         again.all()
     );
-    assert!(!again.stderr.contains("Planned against the state file"), "{}", again.stderr);
+    assert!(!again.stderr.contains("Planned against the state;"), "{}", again.stderr);
 
     // `--refresh` reads in full even with a state file; another manifest does too.
     let refreshed = run_async(dir.path(), &[&apply[..], &["--refresh", "-v"]].concat(), &env).await;
     assert!(
-        !refreshed.stderr.contains("Planned against the state file") && refreshed.stderr.contains("GET /Users -> 200"),
+        !refreshed.stderr.contains("Planned against the state;") && refreshed.stderr.contains("GET /Users -> 200"),
         "{}",
         refreshed.stderr
     );
     let cached = run_async(dir.path(), &apply, &env).await;
-    assert!(cached.stderr.contains("Planned against the state file"), "{}", cached.stderr);
+    assert!(cached.stderr.contains("Planned against the state;"), "{}", cached.stderr);
     let manifest = dir.path().join("scimform.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, format!("{text}# changed\n")).unwrap();
     let changed = run_async(dir.path(), &apply, &env).await;
-    assert!(!changed.stderr.contains("Planned against the state file"), "{}", changed.stderr);
+    assert!(!changed.stderr.contains("Planned against the state;"), "{}", changed.stderr);
     assert_eq!(changed.stdout, "No changes. The target matches the manifest.\n");
 }
 
@@ -185,7 +185,7 @@ async fn refresh_only_reports_drift_and_writes_nothing() {
     assert_eq!(learned.code, 0, "{}", learned.all());
     assert!(learned.stderr.contains("nothing was written to the target"), "{}", learned.stderr);
     let aware = run_async(dir.path(), &[&["plan"], &state[..]].concat(), &env).await;
-    assert!(aware.stderr.contains("Planned against the state file"), "{}", aware.stderr);
+    assert!(aware.stderr.contains("Planned against the state;"), "{}", aware.stderr);
     assert!(aware.stdout.contains("~ title") && aware.stdout.contains(r#""By Hand" -> "Analyst""#), "{}", aware.stdout);
     assert_eq!(server.writes(), 0, "refresh-only and plan never write");
 

@@ -1,0 +1,368 @@
+//! The PostgreSQL state store, for runners that keep no files between runs (CI). One database
+//! can hold the state of several manifests, each under its own key. A session-level advisory
+//! lock on that key is taken when the store opens and held until the run ends: it is the run
+//! lock across machines, so two runs of one manifest never interleave, wherever they run.
+//! Every snapshot is written in one transaction, as in the SQLite store.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::{Client, NoTls};
+
+use super::{Snapshot, StateError, parse_reference, show_reference};
+use crate::source::SourceCache;
+use crate::source::cache::CachedGroup;
+use crate::target::{CurrentGroup, CurrentState, CurrentUser};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS scimform_meta (
+    state_key TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (state_key, key));
+CREATE TABLE IF NOT EXISTS scimform_users (
+    state_key TEXT NOT NULL, id TEXT NOT NULL, version TEXT, resource TEXT NOT NULL, PRIMARY KEY (state_key, id));
+CREATE TABLE IF NOT EXISTS scimform_groups (
+    state_key TEXT NOT NULL, reference TEXT NOT NULL, id TEXT NOT NULL, display_name TEXT NOT NULL,
+    version TEXT, members TEXT NOT NULL, PRIMARY KEY (state_key, reference));
+CREATE TABLE IF NOT EXISTS scimform_sources (
+    state_key TEXT NOT NULL, name TEXT NOT NULL, watermark TEXT NOT NULL, groups TEXT NOT NULL,
+    PRIMARY KEY (state_key, name));
+CREATE TABLE IF NOT EXISTS scimform_source_users (
+    state_key TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (state_key, source, id));
+";
+
+/// A database's state for one manifest, with the run lock held.
+pub struct PostgresStore {
+    client: Client,
+    /// The manifest's key: rows of other manifests are never read or written.
+    key: String,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("url", &self.shown).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects, takes the run lock for `key` (failing at once when another run holds it) and
+    /// creates the tables if need be.
+    pub async fn open(url: &str, key: &str) -> Result<Self, StateError> {
+        let shown = redact(url);
+        let error = |detail: String| StateError::Postgres { url: shown.clone(), detail };
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| error(format!("the URL is not a PostgreSQL connection URL: {e}")))?;
+        let me = format!("scimform pid {} on host {}", std::process::id(), crate::lock::hostname());
+        config.application_name(&me);
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| error(format!("cannot connect: {e}")))?;
+        tokio::spawn(async move {
+            // Ends when the client is dropped; its errors surface on the client's calls.
+            let _ = connection.await;
+        });
+        let lock = lock_id(key);
+        let taken: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| error(format!("cannot take the run lock: {e}")))?;
+        if !taken {
+            let holder = client
+                .query_opt(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                     WHERE l.locktype = 'advisory' AND l.granted
+                       AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+                    &[&lock],
+                )
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.try_get::<_, String>(0).ok())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "another session".to_owned());
+            return Err(StateError::Locked { url: shown, key: key.to_owned(), holder });
+        }
+        client.batch_execute(SCHEMA).await.map_err(|e| error(format!("cannot create the state tables: {e}")))?;
+        Ok(Self { client, key: key.to_owned(), shown })
+    }
+
+    fn error(&self, what: &str, e: &tokio_postgres::Error) -> StateError {
+        StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {e}") }
+    }
+
+    fn corrupt(&self, detail: impl Into<String>) -> StateError {
+        StateError::Corrupt { path: self.shown.clone(), detail: detail.into() }
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
+        let row = self
+            .client
+            .query_opt("SELECT value FROM scimform_meta WHERE state_key = $1 AND key = $2", &[&self.key, &key])
+            .await
+            .map_err(|e| self.error("cannot read the state", &e))?;
+        row.map(|r| r.try_get(0)).transpose().map_err(|e| self.error("cannot read the state", &e))
+    }
+
+    /// The last snapshot for this manifest, if any.
+    pub async fn load(&mut self) -> Result<Option<Snapshot>, StateError> {
+        let Some(manifest_sha256) = self.meta("manifest_sha256").await? else { return Ok(None) };
+        let target = if self.meta("target_known").await?.as_deref() == Some("0") {
+            None
+        } else {
+            Some(self.load_target().await?)
+        };
+        Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources().await? }))
+    }
+
+    async fn load_target(&self) -> Result<CurrentState, StateError> {
+        let read = |e| self.error("cannot read the state", &e);
+        let rows = self
+            .client
+            .query("SELECT id, version, resource FROM scimform_users WHERE state_key = $1 ORDER BY id", &[&self.key])
+            .await
+            .map_err(read)?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (id, version, resource): (String, Option<String>, String) =
+                (row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?);
+            let resource = serde_json::from_str(&resource).map_err(|e| self.corrupt(format!("user {id}: {e}")))?;
+            users.push(CurrentUser { id, resource, version });
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT reference, id, display_name, version, members FROM scimform_groups WHERE state_key = $1",
+                &[&self.key],
+            )
+            .await
+            .map_err(read)?;
+        let mut groups = BTreeMap::new();
+        for row in rows {
+            let reference: String = row.try_get(0).map_err(read)?;
+            let id: String = row.try_get(1).map_err(read)?;
+            let members: String = row.try_get(4).map_err(read)?;
+            let members: BTreeSet<String> =
+                serde_json::from_str(&members).map_err(|e| self.corrupt(format!("group {id}: {e}")))?;
+            let group = CurrentGroup {
+                id,
+                display_name: row.try_get(2).map_err(read)?,
+                members,
+                version: row.try_get(3).map_err(read)?,
+            };
+            let reference =
+                parse_reference(&reference).ok_or_else(|| self.corrupt(format!("group reference `{reference}`")))?;
+            groups.insert(reference, group);
+        }
+        Ok(CurrentState { users, groups })
+    }
+
+    async fn load_sources(&self) -> Result<BTreeMap<String, SourceCache>, StateError> {
+        let read = |e| self.error("cannot read the state", &e);
+        let rows = self
+            .client
+            .query("SELECT name, watermark, groups FROM scimform_sources WHERE state_key = $1", &[&self.key])
+            .await
+            .map_err(read)?;
+        let mut sources = BTreeMap::new();
+        for row in rows {
+            let name: String = row.try_get(0).map_err(read)?;
+            let watermark: String = row.try_get(1).map_err(read)?;
+            let groups: String = row.try_get(2).map_err(read)?;
+            let watermark =
+                serde_json::from_str(&watermark).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
+            let groups: BTreeMap<String, CachedGroup> =
+                serde_json::from_str(&groups).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
+            sources.insert(name, SourceCache { watermark, users: Vec::new(), groups });
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT source, id, record FROM scimform_source_users WHERE state_key = $1 ORDER BY source, id",
+                &[&self.key],
+            )
+            .await
+            .map_err(read)?;
+        for row in rows {
+            let source: String = row.try_get(0).map_err(read)?;
+            let id: String = row.try_get(1).map_err(read)?;
+            let record: String = row.try_get(2).map_err(read)?;
+            let cache = sources.get_mut(&source).ok_or_else(|| self.corrupt(format!("record {id} of no source")))?;
+            cache.users.push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
+        }
+        Ok(sources)
+    }
+
+    /// Replaces this manifest's snapshot, all or nothing.
+    pub async fn save(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        let key = self.key.clone();
+        let shown = self.shown.clone();
+        let write = |e: tokio_postgres::Error| StateError::Postgres {
+            url: shown.clone(),
+            detail: format!("cannot save the state: {e}"),
+        };
+        let transaction = self.client.transaction().await.map_err(write)?;
+        for table in ["scimform_users", "scimform_groups", "scimform_sources", "scimform_source_users"] {
+            transaction.execute(&format!("DELETE FROM {table} WHERE state_key = $1"), &[&key]).await.map_err(write)?;
+        }
+        if let Some(target) = &snapshot.target {
+            // One statement per table, the rows as arrays: 100,000 users are one round trip.
+            let ids: Vec<&str> = target.users.iter().map(|u| u.id.as_str()).collect();
+            let versions: Vec<Option<&str>> = target.users.iter().map(|u| u.version.as_deref()).collect();
+            let resources: Vec<String> = target.users.iter().map(|u| u.resource.to_string()).collect();
+            transaction
+                .execute(
+                    "INSERT INTO scimform_users (state_key, id, version, resource)
+                     SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[])",
+                    &[&key, &ids, &versions, &resources],
+                )
+                .await
+                .map_err(write)?;
+            for (reference, group) in &target.groups {
+                let members = serde_json::to_string(&group.members).unwrap_or_default();
+                transaction
+                    .execute(
+                        "INSERT INTO scimform_groups (state_key, reference, id, display_name, version, members)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[&key, &show_reference(reference), &group.id, &group.display_name, &group.version, &members],
+                    )
+                    .await
+                    .map_err(write)?;
+            }
+        }
+        write_sources(&transaction, &key, snapshot).await.map_err(write)?;
+        for (name, cache) in &snapshot.sources {
+            let ids: Vec<&str> = cache.users.iter().map(|r| r.id.as_str()).collect();
+            let records: Vec<String> =
+                cache.users.iter().map(|r| serde_json::to_string(r).unwrap_or_default()).collect();
+            transaction
+                .execute(
+                    "INSERT INTO scimform_source_users (state_key, source, id, record)
+                     SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[])",
+                    &[&key, name, &ids, &records],
+                )
+                .await
+                .map_err(write)?;
+        }
+        write_meta(&transaction, &key, snapshot).await.map_err(write)?;
+        transaction.commit().await.map_err(write)
+    }
+
+    /// Records how far the sources got when their records and the target are as saved already.
+    pub async fn save_progress(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        let key = self.key.clone();
+        let shown = self.shown.clone();
+        let write = |e: tokio_postgres::Error| StateError::Postgres {
+            url: shown.clone(),
+            detail: format!("cannot save the state: {e}"),
+        };
+        let transaction = self.client.transaction().await.map_err(write)?;
+        transaction.execute("DELETE FROM scimform_sources WHERE state_key = $1", &[&key]).await.map_err(write)?;
+        write_sources(&transaction, &key, snapshot).await.map_err(write)?;
+        write_meta(&transaction, &key, snapshot).await.map_err(write)?;
+        transaction.commit().await.map_err(write)
+    }
+
+    /// Forgets the target (the sources stay): the next run reads the target in full.
+    pub async fn forget_target(&mut self) -> Result<(), StateError> {
+        self.client
+            .execute(
+                "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, 'target_known', '0')
+                 ON CONFLICT (state_key, key) DO UPDATE SET value = '0'",
+                &[&self.key],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("cannot save the state", &e))
+    }
+}
+
+async fn write_sources(
+    transaction: &tokio_postgres::Transaction<'_>,
+    key: &str,
+    snapshot: &Snapshot,
+) -> Result<(), tokio_postgres::Error> {
+    for (name, cache) in &snapshot.sources {
+        let groups = serde_json::to_string(&cache.groups).unwrap_or_default();
+        transaction
+            .execute(
+                "INSERT INTO scimform_sources (state_key, name, watermark, groups) VALUES ($1, $2, $3, $4)",
+                &[&key, name, &cache.watermark.to_string(), &groups],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_meta(
+    transaction: &tokio_postgres::Transaction<'_>,
+    key: &str,
+    snapshot: &Snapshot,
+) -> Result<(), tokio_postgres::Error> {
+    let known = if snapshot.target.is_some() { "1" } else { "0" };
+    for (name, value) in [("manifest_sha256", snapshot.manifest_sha256.as_str()), ("target_known", known)] {
+        transaction
+            .execute(
+                "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (state_key, key) DO UPDATE SET value = $3",
+                &[&key, &name, &value],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The advisory lock's id for a key: the first 8 bytes of its sha256.
+fn lock_id(key: &str) -> i64 {
+    let digest = Sha256::digest(format!("scimform run lock {key}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Whether a `--state` location names a PostgreSQL database.
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// The URL with its password, if any, replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.find(['/', '?']).map_or((rest, ""), |i| rest.split_at(i));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => {
+            // A password given as a query parameter.
+            let path = path
+                .split('&')
+                .map(|part| match part.split_once("password=") {
+                    Some((before, _)) => format!("{before}password=***"),
+                    None => part.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{scheme}://{authority}{path}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_never_shown() {
+        assert_eq!(redact("postgres://scim:s3cret@127.0.0.1:5432/state"), "postgres://scim:***@127.0.0.1:5432/state");
+        assert_eq!(redact("postgresql://scim@db/state?sslmode=disable"), "postgresql://scim@db/state?sslmode=disable");
+        assert_eq!(redact("postgres://db/state?user=a&password=s3cret"), "postgres://db/state?user=a&password=***");
+        assert!(is_postgres_url("postgresql://x") && is_postgres_url("postgres://x") && !is_postgres_url("state.db"));
+    }
+
+    #[test]
+    fn lock_ids_differ_by_key() {
+        assert_ne!(lock_id("a.yaml"), lock_id("b.yaml"));
+        assert_eq!(lock_id("a.yaml"), lock_id("a.yaml"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The PostgreSQL state store against a real PostgreSQL server (Debian's package, started on
+//! 127.0.0.1 by `scripts/postgres/pg`, see `scripts/test`): snapshots per manifest, all or
+//! nothing, and the advisory lock that serves as the run lock across machines.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use scimform::commands::demo::seeded_store;
+use scimform::source::SourceCache;
+use scimform::state::{Snapshot, StateError, Store};
+use scimform::target::memory::MemoryServer;
+use scimform::target::{CurrentState, CurrentUser};
+use serde_json::json;
+
+use crate::common::{quickstart, run_async};
+
+fn url() -> String {
+    std::env::var("SCIMFORM_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("SCIMFORM_TEST_POSTGRES_URL is not set: run the suite with `scripts/test`, which starts PostgreSQL")
+    })
+}
+
+/// A key no other test uses.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}.yaml", std::process::id())
+}
+
+fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
+    let users = (0..users)
+        .map(|i| CurrentUser {
+            // Sorted as the stores return them.
+            id: format!("u{i:05}"),
+            resource: json!({"id": format!("u{i:05}"), "userName": format!("p{i}@x"), "title": "Agent \"quoted\""}),
+            version: (i % 2 == 0).then(|| format!("W/\"{i}\"")),
+        })
+        .collect();
+    let records = serde_json::from_value(json!([{"id": "g1", "attributes": {"mail": "a@x"}}])).unwrap();
+    Snapshot {
+        manifest_sha256: sha.into(),
+        target: Some(CurrentState { users, groups: BTreeMap::new() }),
+        sources: BTreeMap::from([(
+            "corp_ad".to_owned(),
+            SourceCache {
+                watermark: json!({"invocation_id": "i", "usn": usn}),
+                users: records,
+                groups: BTreeMap::new(),
+            },
+        )]),
+    }
+}
+
+#[tokio::test]
+async fn snapshots_round_trip_per_manifest_all_or_nothing() {
+    let (a, b) = (unique("a"), unique("b"));
+    let mut store = Store::open(&url(), &a).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), None, "a new key holds nothing");
+    store.save(&snapshot("first", 2_000, 1)).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 1)));
+
+    // Another manifest's state is its own.
+    let mut other = Store::open(&url(), &b).await.unwrap();
+    assert_eq!(other.load().await.unwrap(), None);
+    other.save(&snapshot("other", 1, 5)).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 1)));
+
+    // Two users with one id: the transaction fails and leaves the last snapshot whole,
+    // watermark included.
+    let mut broken = snapshot("second", 3, 9);
+    broken.target.as_mut().unwrap().users[1].id = "u00000".into();
+    assert!(store.save(&broken).await.is_err());
+    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 1)));
+
+    store.save_progress(&snapshot("first", 2_000, 2)).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 2)));
+    store.forget_target().await.unwrap();
+    let forgotten = store.load().await.unwrap().unwrap();
+    assert_eq!((forgotten.target, forgotten.sources), (None, snapshot("first", 2_000, 2).sources));
+}
+
+#[tokio::test]
+async fn the_advisory_lock_is_the_run_lock() {
+    let key = unique("locked");
+    let first = Store::open(&url(), &key).await.unwrap();
+    let error = Store::open(&url(), &key).await.unwrap_err();
+    assert!(matches!(error, StateError::Locked { .. }), "{error:?}");
+    let message = error.to_string();
+    let me = format!("scimform pid {} on host", std::process::id());
+    assert!(message.contains(&format!("another scimform run holds the state lock of `{key}`")), "{message}");
+    assert!(message.contains(&me), "the holder is named: {message}");
+    assert!(!message.contains("scimform-test-pw"), "no password in messages: {message}");
+    // Another manifest is not held up.
+    drop(Store::open(&url(), &unique("free")).await.unwrap());
+    // The lock ends with the holder's connection.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        match Store::open(&url(), &key).await {
+            Ok(store) => {
+                again = Some(store);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(again.is_some(), "the lock is free once the first run's connection is gone");
+}
+
+/// Two applies of one manifest with one PostgreSQL state on two "machines" (no shared lock
+/// file): the second fails on the advisory lock, naming the first; once the first is done, a
+/// run plans against the state it left and lists nothing.
+#[tokio::test]
+async fn two_runs_on_one_database_do_not_interleave() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let slow = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ServiceProviderConfig"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&slow)
+        .await;
+    let state = url();
+    let (one, two) = (quickstart(), quickstart());
+    // The state key is the manifest's path as given: the same on both machines.
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_scimform"))
+        .current_dir(one.path())
+        .args(["apply", "-f", "scimform.yaml", "--auto-approve", "--state", &state, "--refresh"])
+        .env("SCIM_BASE_URL", slow.uri())
+        .env("SCIM_TOKEN", "t")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the first run has connected and holds the lock (asked of PostgreSQL itself).
+    let (probe, connection) = tokio_postgres::connect(&state, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let holder = format!("scimform pid {} on host %", first.id());
+    for _ in 0..200 {
+        let held: i64 = probe
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE $1",
+                &[&holder],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if held > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let env = [("SCIM_BASE_URL", slow.uri()), ("SCIM_TOKEN", "t".to_owned())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let second =
+        run_async(two.path(), &["apply", "-f", "scimform.yaml", "--auto-approve", "--state", &state], &env).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(
+        second.stderr.contains("another scimform run holds the state lock of `scimform.yaml`"),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stderr.contains(&format!("scimform pid {}", first.id())), "{}", second.stderr);
+    assert!(!second.all().contains("scimform-test-pw"), "no password in output");
+    assert!(!two.path().join("scimform.yaml.lock").exists(), "no lock file: the database holds the lock");
+
+    // With the first run gone, the state in the database carries a scheduled run.
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let apply = ["apply", "-f", "scimform.yaml", "--auto-approve", "--state", &state, "--refresh"];
+    let full = run_async(one.path(), &apply, &env).await;
+    assert_eq!(full.code, 0, "{}", full.all());
+    server.reset_writes();
+    let idle = run_async(two.path(), &apply[..apply.len() - 1], &env).await;
+    assert_eq!(idle.code, 0, "{}", idle.all());
+    assert!(idle.stdout.contains("No changes."), "{}", idle.stdout);
+    assert!(idle.stderr.contains("Planned against the state;"), "the other machine used the state: {}", idle.stderr);
+    assert_eq!(server.writes(), 0);
+}
