@@ -252,14 +252,16 @@ impl RunState {
         self.loaded.as_ref()?.target.as_ref()
     }
 
-    /// Hands each source the cache it left last time (moved out of the snapshot).
+    /// Tells each source that this run keeps state, handing it the cache it left last time
+    /// (moved out of the snapshot).
     pub async fn resume(&mut self, sources: &BTreeMap<String, AnySource>) {
-        let Some(loaded) = &mut self.loaded else { return };
-        for (name, cache) in std::mem::take(&mut loaded.sources) {
-            if let Some(source) = sources.get(&name) {
-                self.resumed_from.insert(name, cache.watermark.clone());
-                source.resume(cache).await;
+        let mut caches = self.loaded.as_mut().map(|l| std::mem::take(&mut l.sources)).unwrap_or_default();
+        for (name, source) in sources {
+            let cache = caches.remove(name);
+            if let Some(cache) = &cache {
+                self.resumed_from.insert(name.clone(), cache.watermark.clone());
             }
+            source.resume(cache).await;
         }
     }
 

@@ -5,13 +5,24 @@
 //! end; group members from `/groups/{id}/members` or, nested, `/transitiveMembers`, users only.
 //! 429 waits for `Retry-After`, 5xx and timeouts back off and retry, a 401 refreshes the token
 //! once.
+//!
+//! With a state (`resume`), users come from `/users/delta` and each directly paired group from
+//! `/groups/delta?$filter=id eq '…'&$select=members`: the first run reads everything and keeps
+//! the `@odata.deltaLink`s, later runs read only the changes (`@removed` users and members leave
+//! the cache); an expired token (`410 Gone`, `syncStateNotFound`) restarts a full sync. Sources
+//! with a `filter` or a mapped `manager` (neither is supported by delta) and nested groups are
+//! read in full every run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::Mutex;
 
+use super::cache::{CachedGroup, ReadKind, SourceCache, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
@@ -23,6 +34,49 @@ const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 const MAX_ATTEMPTS: u32 = 5;
 /// Guards against a `@odata.nextLink` chain that never ends.
 const MAX_PAGES: usize = 100_000;
+
+/// Where the delta queries got to: the `@odata.deltaLink` of the users and of each group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaLinks {
+    pub users: String,
+    /// By `group_key`.
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
+}
+
+/// A run's delta read: the records, the links for the next run and the groups read.
+#[derive(Debug)]
+struct Session {
+    links: DeltaLinks,
+    records: Arc<Vec<SourceRecord>>,
+    kind: ReadKind,
+    previous: BTreeMap<String, CachedGroup>,
+    previous_links: BTreeMap<String, String>,
+    groups: BTreeMap<String, CachedGroup>,
+    groups_read: usize,
+    groups_reused: usize,
+}
+
+/// Whether a run keeps state, and what the last one left.
+#[derive(Debug, Default)]
+enum Tracking {
+    #[default]
+    Off,
+    From(Option<SourceCache>),
+}
+
+/// Why a delta query has to start again.
+enum DeltaError {
+    /// The token expired or the service lost it (`410 Gone`, `syncStateNotFound`).
+    Expired(String),
+    Other(SourceError),
+}
+
+impl From<SourceError> for DeltaError {
+    fn from(error: SourceError) -> Self {
+        DeltaError::Other(error)
+    }
+}
 
 #[derive(Debug)]
 pub struct GraphSource {
@@ -36,6 +90,9 @@ pub struct GraphSource {
     http: reqwest::Client,
     auth: Auth,
     backoff: Backoff,
+    /// Read through delta queries (a run with a state), on from the last run's cache if any.
+    tracking: Mutex<Tracking>,
+    session: Mutex<Option<Session>>,
 }
 
 impl GraphSource {
@@ -91,6 +148,41 @@ impl GraphSource {
             http,
             auth,
             backoff: Backoff::default(),
+            tracking: Mutex::new(Tracking::Off),
+            session: Mutex::new(None),
+        })
+    }
+
+    /// Reads through delta queries from now on, on from `cache` when there is one.
+    pub async fn resume(&self, cache: Option<SourceCache>) {
+        *self.tracking.lock().await = Tracking::From(cache);
+    }
+
+    /// What the next run resumes from, after a delta read.
+    pub async fn cache(&self) -> Option<SourceCache> {
+        let session = self.session.lock().await;
+        let session = session.as_ref()?;
+        let mut links = session.links.clone();
+        links.groups.retain(|key, _| session.groups.contains_key(key));
+        Some(SourceCache {
+            watermark: serde_json::to_value(&links).unwrap_or_default(),
+            users: session.records.as_ref().clone(),
+            groups: session.groups.clone(),
+        })
+    }
+
+    /// How this run read the users and groups, after a delta read.
+    pub async fn last_read(&self) -> Option<ReadKind> {
+        let session = self.session.lock().await;
+        let session = session.as_ref()?;
+        Some(match &session.kind {
+            ReadKind::Incremental { changed, removed, .. } => ReadKind::Incremental {
+                changed: *changed,
+                removed: *removed,
+                groups_read: session.groups_read,
+                groups_reused: session.groups_reused,
+            },
+            full @ ReadKind::Full { .. } => full.clone(),
         })
     }
 
@@ -172,6 +264,12 @@ impl GraphSource {
                 _ => {
                     let body: Value = response.json().await.unwrap_or(Value::Null);
                     let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
+                    if status == 410 || code.eq_ignore_ascii_case("syncStateNotFound") {
+                        return Err(SourceError::DeltaExpired {
+                            source_name: self.name.clone(),
+                            detail: format!("HTTP {status} {code}"),
+                        });
+                    }
                     let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
                     let hint = match status {
                         401 | 403 => {
@@ -209,6 +307,13 @@ impl GraphSource {
     }
 
     pub async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
+        let tracking = std::mem::take(&mut *self.tracking.lock().await);
+        if let Tracking::From(previous) = tracking {
+            if self.filter.is_none() && !self.expand_manager {
+                return self.users_by_delta(previous).await;
+            }
+            tracing::info!("source `{}`: a `filter` or a mapped `manager` rules out delta queries", self.name);
+        }
         let mut query = vec![("$select", self.select.as_str()), ("$top", "999")];
         if let Some(filter) = &self.filter {
             query.push(("$filter", filter));
@@ -218,6 +323,173 @@ impl GraphSource {
         }
         let items = self.collect(self.url("/users", &query)).await?;
         Ok(items.iter().filter_map(to_record).collect())
+    }
+
+    /// Every page of a delta query from `url`, and the delta link it ends with.
+    async fn delta(&self, url: String) -> Result<(Vec<Value>, String), DeltaError> {
+        let mut items = Vec::new();
+        let mut next = url;
+        for _ in 0..MAX_PAGES {
+            let mut page = match self.get(&next).await {
+                Ok(page) => page,
+                Err(SourceError::DeltaExpired { detail, .. }) => return Err(DeltaError::Expired(detail)),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
+                items.extend(values);
+            }
+            if let Some(link) = page.get("@odata.deltaLink").and_then(Value::as_str) {
+                return Ok((items, link.to_owned()));
+            }
+            match page.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(link) => link.clone_into(&mut next),
+                None => {
+                    return Err(self
+                        .error("a delta query ended without `@odata.deltaLink`", "report this to the service")
+                        .into());
+                }
+            }
+        }
+        Err(self.error("the pages never end", "report this to the service").into())
+    }
+
+    async fn users_by_delta(&self, previous: Option<SourceCache>) -> Result<Vec<SourceRecord>, SourceError> {
+        let initial = self.url("/users/delta", &[("$select", self.select.as_str())]);
+        let links = previous.as_ref().and_then(|p| serde_json::from_value::<DeltaLinks>(p.watermark.clone()).ok());
+        let (records, kind, users_link, previous) = match (previous, links) {
+            (Some(previous), Some(links)) => match self.delta(links.users.clone()).await {
+                Ok((changes, link)) => {
+                    let mut by_id: BTreeMap<String, SourceRecord> =
+                        previous.users.into_iter().map(|r| (r.id.clone(), r)).collect();
+                    let (mut updated, mut removed) = (0, 0);
+                    for item in &changes {
+                        let Some(id) = item.get("id").and_then(Value::as_str) else { continue };
+                        if item.get("@removed").is_some() {
+                            removed += usize::from(by_id.remove(id).is_some());
+                        } else {
+                            // Changes may carry only the changed properties: merged over the cache.
+                            let record = by_id.entry(id.to_owned()).or_insert_with(|| SourceRecord::new(id));
+                            apply_properties(record, item);
+                            updated += 1;
+                        }
+                    }
+                    let kind = ReadKind::Incremental { changed: updated, removed, groups_read: 0, groups_reused: 0 };
+                    let groups = (previous.groups, links.groups);
+                    (by_id.into_values().collect(), kind, link, Some(groups))
+                }
+                Err(DeltaError::Expired(detail)) => {
+                    let (items, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
+                    let records = sorted_by_id(items.iter().filter_map(to_record));
+                    let reason = format!("the delta token expired ({detail}): a full sync");
+                    (records, ReadKind::Full { entries: 0, reason: Some(reason) }, link, None)
+                }
+                Err(DeltaError::Other(e)) => return Err(e),
+            },
+            (previous, _) => {
+                let (items, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
+                let records = sorted_by_id(items.iter().filter_map(to_record));
+                let reason = previous.map(|_| "the state holds no delta link for this source".to_owned());
+                (records, ReadKind::Full { entries: 0, reason }, link, None)
+            }
+        };
+        let kind = match kind {
+            ReadKind::Full { reason, .. } => ReadKind::Full { entries: records.len(), reason },
+            incremental @ ReadKind::Incremental { .. } => incremental,
+        };
+        let records = Arc::new(records);
+        let (previous, previous_links) = previous.unwrap_or_default();
+        *self.session.lock().await = Some(Session {
+            links: DeltaLinks { users: users_link, groups: BTreeMap::new() },
+            records: Arc::clone(&records),
+            kind,
+            previous,
+            previous_links,
+            groups: BTreeMap::new(),
+            groups_read: 0,
+            groups_reused: 0,
+        });
+        Ok(records.as_ref().clone())
+    }
+
+    fn delta_error(&self, error: DeltaError) -> SourceError {
+        match error {
+            DeltaError::Other(e) => e,
+            DeltaError::Expired(detail) => {
+                self.error(format!("a new delta query was refused ({detail})"), "report this to the service")
+            }
+        }
+    }
+
+    /// A directly paired group through its own delta query, when this run reads users by delta:
+    /// members are ids, resolved through the users' records.
+    async fn group_by_delta(&self, id: &str, name: &str, key: &str) -> Result<Option<SourceGroup>, SourceError> {
+        let (records, cached, link) = {
+            let session = self.session.lock().await;
+            let Some(session) = session.as_ref() else { return Ok(None) };
+            let cached = session.previous.get(key).filter(|g| g.id == id).cloned();
+            let link = cached.as_ref().and(session.previous_links.get(key).cloned());
+            (Arc::clone(&session.records), cached, link)
+        };
+        let filter = format!("id eq '{}'", id.replace('\'', "''"));
+        let initial = self.url("/groups/delta", &[("$filter", &filter), ("$select", "members")]);
+        let resumed = match (cached, link) {
+            (Some(cached), Some(link)) => match self.delta(link).await {
+                Ok((changes, link)) => Some((cached.members.into_iter().collect::<BTreeSet<_>>(), changes, link)),
+                Err(DeltaError::Expired(detail)) => {
+                    tracing::warn!(
+                        "source `{}`: the delta token of group `{name}` expired ({detail}): a full sync",
+                        self.name
+                    );
+                    None
+                }
+                Err(DeltaError::Other(e)) => return Err(e),
+            },
+            _ => None,
+        };
+        let reused = resumed.is_some();
+        let (mut members, changes, link) = if let Some(resumed) = resumed {
+            resumed
+        } else {
+            let (changes, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
+            (BTreeSet::new(), changes, link)
+        };
+        for group in changes.iter().filter(|g| g.get("id").and_then(Value::as_str) == Some(id)) {
+            for member in group.get("members@delta").and_then(Value::as_array).into_iter().flatten() {
+                let Some(member_id) = member.get("id").and_then(Value::as_str) else { continue };
+                let is_user =
+                    member.get("@odata.type").and_then(Value::as_str).is_none_or(|t| t == "#microsoft.graph.user");
+                if member.get("@removed").is_some() {
+                    members.remove(member_id);
+                } else if is_user {
+                    members.insert(member_id.to_owned());
+                }
+            }
+        }
+        let mut found = Vec::new();
+        let mut unresolved = Vec::new();
+        for member in &members {
+            match records.binary_search_by(|r| r.id.as_str().cmp(member)) {
+                Ok(i) => found.push(records[i].clone()),
+                Err(_) => unresolved.push(member.clone()),
+            }
+        }
+        let cached = CachedGroup {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            members: members.into_iter().collect(),
+            unresolved: Vec::new(),
+            walked: vec![id.to_owned()],
+        };
+        if let Some(session) = self.session.lock().await.as_mut() {
+            session.groups.insert(key.to_owned(), cached);
+            session.links.groups.insert(key.to_owned(), link);
+            if reused {
+                session.groups_reused += 1;
+            } else {
+                session.groups_read += 1;
+            }
+        }
+        Ok(Some(SourceGroup { id: id.to_owned(), name: name.to_owned(), members: found, unresolved }))
     }
 
     pub async fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
@@ -251,6 +523,9 @@ impl GraphSource {
                 return Err(self.error("Graph groups have no DN", "name the group by `id` or `name`"));
             }
         };
+        if !nested && let Some(group) = self.group_by_delta(&id, &name, &group_key(selector, nested)).await? {
+            return Ok(group);
+        }
         let relation = if nested { "transitiveMembers" } else { "members" };
         let path = format!("/groups/{}/{relation}/microsoft.graph.user", encode(&id));
         let items = self.collect(self.url(&path, &[("$select", &self.select), ("$top", "999")])).await?;
@@ -261,10 +536,17 @@ impl GraphSource {
 /// A Graph user object as a record: strings, booleans and lists of strings are kept;
 /// `accountEnabled: false` marks a disabled account.
 pub fn to_record(user: &Value) -> Option<SourceRecord> {
-    let object = user.as_object()?;
-    let mut record = SourceRecord::new(object.get("id")?.as_str()?);
+    let mut record = SourceRecord::new(user.as_object()?.get("id")?.as_str()?);
+    apply_properties(&mut record, user);
+    Some(record)
+}
+
+/// Sets a record's attributes from a Graph object's properties (a `null` removes one), as a
+/// full read gives them or as a delta change carries them.
+fn apply_properties(record: &mut SourceRecord, user: &Value) {
+    let Some(object) = user.as_object() else { return };
     for (name, value) in object {
-        if name.starts_with("@odata") {
+        if name.starts_with('@') || name.contains("@odata") {
             continue;
         }
         let attr = match value {
@@ -279,12 +561,16 @@ pub fn to_record(user: &Value) -> Option<SourceRecord> {
                 Some(id) => AttrValue::Text(id.to_owned()),
                 None => continue,
             },
-            Value::Null => continue,
+            Value::Null => {
+                record.remove(name);
+                continue;
+            }
         };
         record.insert(name, attr);
     }
-    record.disabled = object.get("accountEnabled").and_then(Value::as_bool) == Some(false);
-    Some(record)
+    if let Some(enabled) = object.get("accountEnabled").and_then(Value::as_bool) {
+        record.disabled = !enabled;
+    }
 }
 
 /// Percent-encodes a query or path value (RFC 3986 unreserved characters pass).

@@ -47,6 +47,10 @@ impl SourceRecord {
         self.attributes.insert(name.to_ascii_lowercase(), value);
     }
 
+    pub fn remove(&mut self, name: &str) {
+        self.attributes.remove(&name.to_ascii_lowercase());
+    }
+
     /// An attribute by name, ignoring case. (Mappings also see `id` and `disabled`, which
     /// `mapping::eval` supplies from the fields above when the record has no such attribute.)
     pub fn get(&self, name: &str) -> Option<&AttrValue> {
@@ -98,6 +102,9 @@ pub enum SourceError {
     /// A Microsoft Graph request failed; `hint` says what to check.
     #[error("source `{source_name}`: {what}; {hint}")]
     Graph { source_name: String, what: String, hint: String },
+    /// A delta token is no longer valid; the caller starts a full sync.
+    #[error("source `{source_name}`: the delta token is no longer valid ({detail})")]
+    DeltaExpired { source_name: String, detail: String },
 }
 
 /// The world as it should be: people and groups from one directory.
@@ -114,7 +121,6 @@ pub trait Source {
 
 /// The sources a manifest can name, dispatched statically (`async fn` in traits is not `dyn`).
 #[derive(Debug)]
-#[expect(clippy::large_enum_variant, reason = "one per source of a manifest, never moved in bulk")]
 pub enum AnySource {
     File(FileSource),
     Ldap(LdapSource),
@@ -134,11 +140,17 @@ impl AnySource {
 }
 
 impl AnySource {
-    /// Hands the last run's cache to a source that reads incrementally (AD); the others read
-    /// in full every run and keep nothing.
-    pub async fn resume(&self, cache: SourceCache) {
-        if let AnySource::Ldap(ldap) = self {
-            ldap.resume(cache).await;
+    /// Tells a source that reads incrementally (AD, Graph) that this run keeps state, and hands
+    /// it the last run's cache if any; a file is read in full every run and keeps nothing.
+    pub async fn resume(&self, cache: Option<SourceCache>) {
+        match self {
+            AnySource::Ldap(ldap) => {
+                if let Some(cache) = cache {
+                    ldap.resume(cache).await;
+                }
+            }
+            AnySource::Graph(graph) => graph.resume(cache).await,
+            AnySource::File(_) => {}
         }
     }
 
@@ -146,7 +158,8 @@ impl AnySource {
     pub async fn cache(&self) -> Option<SourceCache> {
         match self {
             AnySource::Ldap(ldap) => ldap.cache().await,
-            AnySource::File(_) | AnySource::Graph(_) => None,
+            AnySource::Graph(graph) => graph.cache().await,
+            AnySource::File(_) => None,
         }
     }
 
@@ -154,7 +167,8 @@ impl AnySource {
     pub async fn last_read(&self) -> Option<ReadKind> {
         match self {
             AnySource::Ldap(ldap) => ldap.last_read().await,
-            AnySource::File(_) | AnySource::Graph(_) => None,
+            AnySource::Graph(graph) => graph.last_read().await,
+            AnySource::File(_) => None,
         }
     }
 }

@@ -417,3 +417,133 @@ async fn a_large_group_changes_by_delta_not_by_replacement() {
     assert_eq!(operations.len(), 5, "one add of 6 members and 4 removes: 10 member changes");
     assert_eq!(scim.group_members("Big").len(), MEMBERS);
 }
+
+/// Delta queries with a state: the first run reads everything through `/users/delta` and the
+/// group's own delta and keeps both delta links; the next reuses them and applies only the
+/// changes (a changed user merged over its record, an `@removed` user and member gone, a new
+/// member); an expired token (`410 Gone`, `syncStateNotFound`) restarts a full sync.
+#[tokio::test]
+async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sync() {
+    use scimform::source::ReadKind;
+    use wiremock::matchers::query_param_is_missing;
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let uri = server.uri();
+    let group = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
+    let users: Vec<Value> = (0..5).map(user).collect();
+    let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
+
+    // A full sync: two pages, then the delta link.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$select", "accountEnabled,id,mail,userPrincipalName"))
+        .and(query_param_is_missing("$deltatoken"))
+        .and(query_param_is_missing("$skiptoken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": users[..3], "@odata.nextLink": format!("{uri}/v1.0/users/delta?$skiptoken=p2")})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$skiptoken", "p2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": users[3..], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=t1")})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{group}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": group, "displayName": "Support"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$filter", format!("id eq '{group}'")))
+        .and(query_param("$select", "members"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": group, "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": id(1)},
+                {"@odata.type": "#microsoft.graph.user", "id": id(2)},
+                {"@odata.type": "#microsoft.graph.group", "id": "a-nested-group"}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=g1")})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let selector = GroupSelector::Id(group.into());
+    let graph = source(&server, &["mail", "userPrincipalName"]);
+    graph.resume(None).await;
+    assert_eq!(graph.users().await.unwrap().len(), 5);
+    let support = graph.group(&selector, false).await.unwrap();
+    assert_eq!(support.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), [id(1), id(2)]);
+    assert_eq!(graph.last_read().await, Some(ReadKind::Full { entries: 5, reason: None }));
+    let cache = graph.cache().await.unwrap();
+
+    // The next run: only the changes, through the delta links the first one kept.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "t1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [
+                {"id": id(3), "mail": "Renamed3@contoso.example"},
+                {"id": id(4), "@removed": {"reason": "deleted"}}],
+            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=t2")})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$deltatoken", "g1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": group, "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": id(2), "@removed": {"reason": "deleted"}},
+                {"@odata.type": "#microsoft.graph.user", "id": id(3)}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=g2")})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let graph = source(&server, &["mail", "userPrincipalName"]);
+    graph.resume(Some(cache)).await;
+    let users = graph.users().await.unwrap();
+    assert_eq!(
+        graph.last_read().await.map(|k| k.to_string()),
+        Some(ReadKind::Incremental { changed: 1, removed: 1, groups_read: 0, groups_reused: 0 }.to_string())
+    );
+    assert_eq!(users.len(), 4, "the deleted user left");
+    let three = users.iter().find(|u| u.id == id(3)).unwrap();
+    assert_eq!(three.get("mail"), Some(&AttrValue::Text("Renamed3@contoso.example".into())));
+    assert_eq!(
+        three.get("userPrincipalName"),
+        Some(&AttrValue::Text("user3@contoso.example".into())),
+        "a change carrying only what changed keeps the rest"
+    );
+    let support = graph.group(&selector, false).await.unwrap();
+    assert_eq!(support.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), [id(1), id(3)]);
+    assert_eq!(
+        graph.last_read().await,
+        Some(ReadKind::Incremental { changed: 1, removed: 1, groups_read: 0, groups_reused: 1 })
+    );
+    let cache = graph.cache().await.unwrap();
+    assert_eq!(cache.watermark["users"], json!(format!("{uri}/v1.0/users/delta?$deltatoken=t2")));
+    let group_links: Vec<&Value> = cache.watermark["groups"].as_object().unwrap().values().collect();
+    assert_eq!(group_links, [&json!(format!("{uri}/v1.0/groups/delta?$deltatoken=g2"))]);
+
+    // The token expired: a full sync, said so.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "t2"))
+        .respond_with(ResponseTemplate::new(410).set_body_json(json!({
+            "error": {"code": "syncStateNotFound", "message": "The sync state is no longer valid."}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let graph = source(&server, &["mail", "userPrincipalName"]);
+    graph.resume(Some(cache)).await;
+    assert_eq!(graph.users().await.unwrap().len(), 5, "everything, from the full sync");
+    match graph.last_read().await {
+        Some(ReadKind::Full { entries: 5, reason: Some(reason) }) => {
+            assert!(reason.contains("the delta token expired (HTTP 410 syncStateNotFound)"), "{reason}");
+        }
+        other => panic!("expected a full sync, got {other:?}"),
+    }
+}
