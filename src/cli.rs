@@ -73,23 +73,39 @@ pub struct PlanArgs {
     pub state: StateArgs,
 }
 
-/// The state file: plan against what the last run left instead of listing the whole target.
+/// The state: what the last run left, so a run reads only what changed.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// The state: a SQLite file, or a PostgreSQL database (`postgres://…`, for runners that keep
-    /// no files). It remembers the target and how far each source was read; later runs read
-    /// only what changed in the sources and plan against the remembered target instead of
-    /// listing every user (writes still carry each user's version as `If-Match`)
+    /// Where the state lives [default: a SQLite file beside the manifest, `<manifest>.state`]:
+    /// a file, or a PostgreSQL database (`postgres://…`) for runners that keep no files. It
+    /// remembers the target and how far each source was read; later runs read only what changed
+    /// in the sources and plan against the remembered target instead of listing every user
+    /// (writes still carry each user's version as `If-Match`)
     #[arg(long = "state", value_name = "FILE|URL", env = "SCIMFORM_STATE", hide_env_values = true)]
     pub location: Option<String>,
-    /// Read the sources and the target in full even when the state remembers them
-    #[arg(long, requires = "location")]
+    /// Keep no state: read the sources and the target in full, remember nothing
+    #[arg(long, conflicts_with_all = ["location", "refresh", "refresh_only"])]
+    pub no_state: bool,
+    /// Read the sources and the target in full even when the state remembers them (and
+    /// remember them anew): a periodic full cycle catches edits made in the target
+    #[arg(long)]
     pub refresh: bool,
     /// Read the target in full and report drift (edits made in the target since the last run)
-    /// instead of planning; `apply --refresh-only` also makes the state file remember it. Never
+    /// instead of planning; `apply --refresh-only` also makes the state remember it. Never
     /// writes to the target
-    #[arg(long, requires = "location", conflicts_with = "refresh")]
+    #[arg(long, conflicts_with = "refresh")]
     pub refresh_only: bool,
+}
+
+impl StateArgs {
+    /// The state this run uses: `--state`, else the file beside the manifest; none with
+    /// `--no-state`.
+    pub fn location(&self, manifest: &std::path::Path) -> Option<String> {
+        if self.no_state {
+            return None;
+        }
+        Some(self.location.clone().unwrap_or_else(|| format!("{}.state", manifest.display())))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -44,12 +44,13 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
     let manifest = crate::manifest::load(file)?;
     // A state in PostgreSQL holds the run lock itself, across machines; else the lock file.
-    let _lock = match args.state.location.as_deref() {
+    let location = args.state.location(file);
+    let _lock = match location.as_deref() {
         Some(location) if is_postgres_url(location) => None,
         _ => Some(RunLock::acquire(&lock_path(args, file), console.err)?),
     };
     let client = super::client_for(&manifest)?;
-    let mut state = RunState::open(args.state.location.as_deref(), args.state.refresh, &manifest, file).await?;
+    let mut state = RunState::open(location.as_deref(), args.state.refresh, &manifest, file).await?;
     if args.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, now) = read_drift(&manifest, &client, remembered, console.progress).await?;
@@ -108,11 +109,6 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
 }
 
 async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
-    if args.state.location.is_some() {
-        bail!(
-            "`--state` plans against a state file; a saved plan was made already. Apply it without `--state`; a later `apply -f --state` finds what it changed through its `If-Match` checks"
-        );
-    }
     let document = PlanDocument::from_json(&read_file(plan_file)?)
         .with_context(|| format!("cannot apply the plan file `{}`", plan_file.display()))?;
     let manifest_path = args.file.clone().unwrap_or_else(|| PathBuf::from(&document.manifest.path));
@@ -125,7 +121,13 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
             document.manifest.sha256
         );
     }
-    let _lock = RunLock::acquire(&lock_path(args, &manifest_path), console.err)?;
+    let location = args.state.location(&manifest_path);
+    let _lock = match location.as_deref() {
+        Some(location) if is_postgres_url(location) => None,
+        _ => Some(RunLock::acquire(&lock_path(args, &manifest_path), console.err)?),
+    };
+    // The plan is applied as it is; the state only learns that the target changed under it.
+    let mut run_state = RunState::open(location.as_deref(), true, &manifest, &manifest_path).await?;
     let client = super::client_for(&manifest)?;
     let plan = &document.plan;
     console.out.write_all(console.paint(&render_text(plan)).as_bytes())?;
@@ -148,7 +150,12 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
         bail!(message);
     }
     // The plan was reviewed: it runs without asking, as Terraform's `apply PLANFILE` does.
-    execute_and_report(plan, &client, manifest.target.concurrency, console).await
+    let outcome = execute_and_report(plan, &client, manifest.target.concurrency, console).await;
+    // The next run reads the target in full (its sources stay where they got to).
+    if let Some(state) = &mut run_state {
+        state.forget_target().await?;
+    }
+    outcome
 }
 
 /// Users whose write was refused as stale (edited in the target since the state file was

@@ -210,6 +210,28 @@ pub async fn read_and_plan_cached(
     Ok(Planned { plan, desired, current, from_cache, sources })
 }
 
+/// What a state belongs to: the manifest's text and where it points once its `${env:…}` are
+/// resolved (the target's URL, each source's directory). The same manifest run against another
+/// target or directory starts afresh instead of trusting what another one left. Secrets are not
+/// part of it: rotating a password keeps the state.
+pub fn state_identity(manifest: &Manifest) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let mut text = format!("manifest {}\ntarget {}\n", manifest.sha256, manifest.target.base_url);
+    for (name, source) in &manifest.sources {
+        let _ = match source {
+            crate::manifest::model::SourceConfig::File(file) => writeln!(text, "{name} file {}", file.path.display()),
+            crate::manifest::model::SourceConfig::Ldap(ldap) => {
+                writeln!(text, "{name} ldap {} {}", ldap.url, ldap.base_dn)
+            }
+            crate::manifest::model::SourceConfig::Graph(graph) => {
+                writeln!(text, "{name} graph {} {}", graph.tenant_id, graph.graph_url.as_deref().unwrap_or_default())
+            }
+        };
+    }
+    format!("{:x}", Sha256::digest(text.as_bytes()))
+}
+
 /// What a run leaves of the target in the state.
 pub enum TargetUpdate {
     /// As the state remembers it (planned against it and nothing written, or no target read).
@@ -243,8 +265,16 @@ impl RunState {
         let key = file.display().to_string();
         let mut store = Store::open(location, key.strip_prefix("./").unwrap_or(&key)).await?;
         let loaded = if refresh { None } else { store.load().await? };
-        let loaded = loaded.filter(|s| s.manifest_sha256 == manifest.sha256);
+        let loaded = loaded.filter(|s| s.manifest_sha256 == state_identity(manifest));
         Ok(Some(Self { store, loaded, resumed_from: BTreeMap::new() }))
+    }
+
+    /// Plans against the target as read now rather than as remembered (a saved plan, made for
+    /// review, is made against what is).
+    pub fn read_target_in_full(&mut self) {
+        if let Some(loaded) = &mut self.loaded {
+            loaded.target = None;
+        }
     }
 
     /// The target as the last run left it.
@@ -281,7 +311,7 @@ impl RunState {
         };
         let moved = reads.caches.len() != self.resumed_from.len()
             || reads.caches.iter().any(|(name, cache)| self.resumed_from.get(name) != Some(&cache.watermark));
-        let snapshot = Snapshot { manifest_sha256: manifest.sha256.clone(), target, sources: reads.caches };
+        let snapshot = Snapshot { manifest_sha256: state_identity(manifest), target, sources: reads.caches };
         if target_changed || reads.records_changed || self.loaded.is_none() {
             self.store.save(&snapshot).await?;
         } else if moved {
@@ -290,11 +320,16 @@ impl RunState {
         Ok(())
     }
 
+    /// Forgets the remembered target, keeping the sources: the next run reads the target in full.
+    pub async fn forget_target(&mut self) -> anyhow::Result<()> {
+        Ok(self.store.forget_target().await?)
+    }
+
     /// `--refresh-only`: remembers the target as read, keeping the sources as they were.
     pub async fn remember_target(&mut self, manifest: &Manifest, current: CurrentState) -> anyhow::Result<()> {
         let sources = self.loaded.as_mut().map(|s| std::mem::take(&mut s.sources)).unwrap_or_default();
         let target = Some(crate::state::trim_state(&current, &manifest.users.managed_paths()));
-        self.store.save(&Snapshot { manifest_sha256: manifest.sha256.clone(), target, sources }).await?;
+        self.store.save(&Snapshot { manifest_sha256: state_identity(manifest), target, sources }).await?;
         Ok(())
     }
 }
@@ -308,7 +343,7 @@ pub async fn read_drift(
 ) -> anyhow::Result<(Vec<crate::state::Drift>, CurrentState)> {
     let Some(remembered) = remembered else {
         bail!(
-            "the state file remembers no target for this manifest, so there is nothing to compare with; run `apply --state` first"
+            "the state remembers no target for this manifest, so there is nothing to compare with; run `apply` first"
         );
     };
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();

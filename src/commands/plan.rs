@@ -12,7 +12,7 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let file = &args.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let mut state = RunState::open(args.state.location.as_deref(), args.state.refresh, &manifest, file).await?;
+    let mut state = RunState::open(args.state.location(file).as_deref(), args.state.refresh, &manifest, file).await?;
     if args.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, _) = read_drift(&manifest, &client, remembered, console.progress).await?;
@@ -22,6 +22,11 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
         } else {
             ExitStatus::Success
         });
+    }
+    if args.out.is_some()
+        && let Some(state) = &mut state
+    {
+        state.read_target_in_full();
     }
     let mut planned =
         read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;

@@ -14,7 +14,8 @@ async fn plan_apply_plan_converges_and_leaves_unmanaged_attributes_alone() {
     let server = MemoryServer::start(seeded_store()).await.unwrap();
     let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
     let root = repo_root();
-    let args = ["-f", "examples/quickstart/scimform.yaml"];
+    // Run in the repository: no state file is left beside the example.
+    let args = ["-f", "examples/quickstart/scimform.yaml", "--no-state"];
     let before = server.users();
 
     let plan = run_async(&root, &[&["plan"], &args[..]].concat(), &env).await;

@@ -189,11 +189,43 @@ async fn refresh_only_reports_drift_and_writes_nothing() {
     assert!(aware.stdout.contains("~ title") && aware.stdout.contains(r#""By Hand" -> "Analyst""#), "{}", aware.stdout);
     assert_eq!(server.writes(), 0, "refresh-only and plan never write");
 
-    // A saved plan is applied as it is: a state file has no say in it.
+    // A plan saved for review is made against the target as it is, not as remembered; applied,
+    // it runs as it is and the state forgets the target, so the next run reads it in full.
     let saved = run_async(dir.path(), &[&["plan", "--out", "plan.json"], &state[..]].concat(), &env).await;
     assert_eq!(saved.code, 0, "{}", saved.all());
-    let refused = run_async(dir.path(), &["apply", "plan.json", "--state", "state.db"], &env).await;
-    assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("a saved plan was made already"), "{}", refused.stderr);
-    assert_eq!(server.writes(), 0);
+    assert!(!saved.stderr.contains("Planned against the state;"), "{}", saved.stderr);
+    let applied = run_async(dir.path(), &["apply", "plan.json", "--state", "state.db"], &env).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    assert_eq!(server.writes(), 1, "the restored title");
+    let next = run_async(dir.path(), &[&["plan"], &state[..]].concat(), &env).await;
+    assert!(!next.stderr.contains("Planned against the state;"), "read in full: {}", next.stderr);
+    assert!(next.stdout.starts_with("No changes."), "{}", next.stdout);
+}
+
+/// The state is on by default, a SQLite file beside the manifest, and belongs to the manifest
+/// and where it points: the same manifest against another target starts afresh; `--no-state`
+/// keeps none.
+#[tokio::test]
+async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() {
+    let first = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", first.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let apply = ["apply", "-f", "scimform.yaml", "--auto-approve"];
+    let filled = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(filled.code, 0, "{}", filled.all());
+    assert!(dir.path().join("scimform.yaml.state").exists(), "the state beside the manifest");
+    let idle = run_async(dir.path(), &apply, &env).await;
+    assert!(idle.stderr.contains("Planned against the state;"), "{}", idle.stderr);
+
+    // Another target (the same manifest, another SCIM_BASE_URL): nothing remembered applies.
+    let second = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", second.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let elsewhere = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.all());
+    assert!(!elsewhere.stderr.contains("Planned against the state;"), "{}", elsewhere.stderr);
+    assert!(elsewhere.stdout.contains("Plan: 1 to create"), "the second target is converged: {}", elsewhere.stdout);
+
+    let none = ["apply", "-f", "scimform.yaml", "--auto-approve", "--no-state"];
+    let stateless = run_async(dir.path(), &none, &env).await;
+    assert!(!stateless.stderr.contains("Planned against the state;"), "{}", stateless.stderr);
 }
