@@ -4,8 +4,9 @@
 //! fills it, the next plan against it). Prints wall time, requests and peak memory.
 //!
 //! Run with `cargo bench --bench scale`. The embedded server runs in a child process (this
-//! program again, with `SCALE_SERVE` set), so the peak memory printed, from `/proc/self/status`,
-//! is scimform's alone: sources, desired and current state, plan, client.
+//! program again, with `SCALE_SERVE` set), and so does each run (`SCALE_RUN`), so the peak
+//! memory printed, from `/proc/self/status`, is that run's alone: sources, desired and current
+//! state, plan, client.
 // A benchmark program: it prints and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
 
@@ -92,9 +93,9 @@ async fn run(label: &str, base_url: &str, people: String, state_file: Option<&Pa
     let report = execute(&plan, &client, manifest.target.concurrency).await;
     if let Some(state) = run_state.as_mut() {
         let target = if planned.from_cache && plan.users.is_empty() {
-            TargetUpdate::Unchanged
+            TargetUpdate::Unchanged(planned.current)
         } else {
-            let next = update_after_apply(&planned.current, &plan, &report, &manifest.users.managed_paths())
+            let next = update_after_apply(planned.current, &plan, &report, &manifest.users.managed_paths())
                 .expect("an exact cache");
             TargetUpdate::Replace(next)
         };
@@ -127,6 +128,17 @@ async fn serve() {
         .expect("stdin");
 }
 
+/// The runs, in order: label (those of `state:` use the state file), and the changed titles
+/// in per mille of the users.
+const RUNS: [(&str, usize); 6] = [
+    ("first run (all creates)", 0),
+    ("no changes (full read)", 0),
+    ("1 % changed titles", 10),
+    ("state: full read, saved", 10),
+    ("state: no changes", 10),
+    ("state: 1 % changed back", 0),
+];
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     if std::env::var_os("SCALE_SERVE").is_some() {
@@ -134,8 +146,16 @@ async fn main() {
         return;
     }
     let count: usize = std::env::var("SCALE_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    // One run in this process (a child of the process below), so its peak memory is its own.
+    if let Ok(number) = std::env::var("SCALE_RUN") {
+        let (label, per_mille) = RUNS[number.parse::<usize>().expect("a run number")];
+        let server = std::env::var("SCALE_SERVER").expect("the server's URL");
+        let state = std::env::var("SCALE_STATE").ok().filter(|_| label.starts_with("state"));
+        run(label, &server, people(count, count * per_mille / 1000), state.as_deref().map(Path::new)).await;
+        return;
+    }
     println!(
-        "machine: {} cores; {count} users; file source -> embedded SCIM server in a child process",
+        "machine: {} cores; {count} users; file source -> embedded SCIM server in a child process; each run in a process of its own",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     let mut child = std::process::Command::new(std::env::current_exe().expect("this program"))
@@ -146,15 +166,17 @@ async fn main() {
         .expect("the server process");
     let mut url = String::new();
     std::io::BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut url).expect("its URL");
-    let server = url.trim();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state = dir.path().join("state.db");
-    run("first run (all creates)", server, people(count, 0), None).await;
-    run("no changes (full read)", server, people(count, 0), None).await;
-    run("1 % changed titles", server, people(count, count / 100), None).await;
-    run("state: full read, saved", server, people(count, count / 100), Some(&state)).await;
-    run("state: no changes", server, people(count, count / 100), Some(&state)).await;
-    run("state: 1 % changed back", server, people(count, 0), Some(&state)).await;
+    for i in 0..RUNS.len() {
+        let status = std::process::Command::new(std::env::current_exe().expect("this program"))
+            .env("SCALE_RUN", i.to_string())
+            .env("SCALE_SERVER", url.trim())
+            .env("SCALE_STATE", &state)
+            .status()
+            .expect("a run");
+        assert!(status.success(), "run {i} failed");
+    }
     drop(child.stdin.take());
     child.wait().expect("the server process ends");
 }

@@ -93,15 +93,15 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
         // record, so a write that failed is planned again, never forgotten.
         let target = match &outcome {
             Ok(Outcome { report: Some(report), .. }) => {
-                match update_after_apply(&planned.current, &plan, report, &manifest.users.managed_paths()) {
+                match update_after_apply(planned.current, &plan, report, &manifest.users.managed_paths()) {
                     Some(current) => TargetUpdate::Replace(current),
                     None => TargetUpdate::Forget,
                 }
             }
             // Nothing was written: a remembered target stays as it is; a full read is remembered.
-            Ok(_) if planned.from_cache => TargetUpdate::Unchanged,
+            Ok(_) if planned.from_cache => TargetUpdate::Unchanged(planned.current),
             Err(_) if planned.from_cache => TargetUpdate::Forget,
-            Ok(_) | Err(_) => TargetUpdate::Replace(planned.current.clone()),
+            Ok(_) | Err(_) => TargetUpdate::Replace(planned.current),
         };
         state.save(&manifest, target, reads).await?;
     }

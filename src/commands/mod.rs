@@ -65,7 +65,8 @@ pub fn sources_for(manifest: &Manifest) -> anyhow::Result<BTreeMap<String, AnySo
 
 /// The SCIM client for a manifest's target.
 pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
-    Ok(ScimClient::new(&manifest.target, &manifest.users.managed_paths())?)
+    let managed = manifest.users.managed_paths();
+    Ok(ScimClient::new(&manifest.target, &managed)?.keep_only(&managed))
 }
 
 /// Reads the sources and builds the desired state, problems included (see `DesiredState::errors`);
@@ -174,10 +175,14 @@ pub async fn read_and_plan_cached(
     progress: Progress,
     state: Option<&mut RunState>,
 ) -> anyhow::Result<Planned> {
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
     let mut remembered = None;
     if let Some(state) = state {
         state.resume(sources).await;
-        remembered = state.target();
+        // Taken, not copied: 100,000 users are held once.
+        let usable = |t: &CurrentState| refs.iter().all(|r| t.groups.contains_key(r) || creatable.contains(r));
+        remembered = state.take_target_if(usable);
     }
     let (_, desired) = read_desired(manifest, sources, progress).await?;
     if !desired.errors.is_empty() {
@@ -191,12 +196,8 @@ pub async fn read_and_plan_cached(
         }
         bail!(message);
     }
-    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
-    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
-    let usable =
-        remembered.filter(|target| refs.iter().all(|r| target.groups.contains_key(r) || creatable.contains(r)));
-    let (current, from_cache) = if let Some(target) = usable {
-        (target.clone(), true)
+    let (current, from_cache) = if let Some(target) = remembered {
+        (target, true)
     } else {
         let counter = progress.counter("Reading users from the target");
         target.report_progress_to(counter.clone());
@@ -234,8 +235,8 @@ pub fn state_identity(manifest: &Manifest) -> String {
 
 /// What a run leaves of the target in the state.
 pub enum TargetUpdate {
-    /// As the state remembers it (planned against it and nothing written, or no target read).
-    Unchanged,
+    /// As the state remembered it (planned against it, nothing written): handed back.
+    Unchanged(CurrentState),
     /// Read in full, or followed through the apply.
     Replace(CurrentState),
     /// Not known exactly (a failed or stale write): the next run reads it in full.
@@ -248,6 +249,8 @@ pub enum TargetUpdate {
 pub struct RunState {
     store: Store,
     loaded: Option<Snapshot>,
+    /// The state remembered a target when it was opened.
+    target_known: bool,
     /// The watermarks the sources were resumed from, to tell whether they moved.
     resumed_from: BTreeMap<String, serde_json::Value>,
 }
@@ -266,7 +269,8 @@ impl RunState {
         let mut store = Store::open(location, key.strip_prefix("./").unwrap_or(&key)).await?;
         let loaded = if refresh { None } else { store.load().await? };
         let loaded = loaded.filter(|s| s.manifest_sha256 == state_identity(manifest));
-        Ok(Some(Self { store, loaded, resumed_from: BTreeMap::new() }))
+        let target_known = loaded.as_ref().is_some_and(|s| s.target.is_some());
+        Ok(Some(Self { store, loaded, target_known, resumed_from: BTreeMap::new() }))
     }
 
     /// Plans against the target as read now rather than as remembered (a saved plan, made for
@@ -280,6 +284,12 @@ impl RunState {
     /// The target as the last run left it.
     pub fn target(&self) -> Option<&CurrentState> {
         self.loaded.as_ref()?.target.as_ref()
+    }
+
+    /// Takes the remembered target when `usable` says it serves this run.
+    pub fn take_target_if(&mut self, usable: impl FnOnce(&CurrentState) -> bool) -> Option<CurrentState> {
+        let loaded = self.loaded.as_mut()?;
+        if loaded.target.as_ref().is_some_and(usable) { loaded.target.take() } else { None }
     }
 
     /// Tells each source that this run keeps state, handing it the cache it left last time
@@ -298,16 +308,12 @@ impl RunState {
     /// Saves what the run leaves, in one transaction, writing no more than changed: nothing
     /// when nothing did, only the sources' progress when their records and the target stayed.
     pub async fn save(&mut self, manifest: &Manifest, target: TargetUpdate, reads: SourceReads) -> anyhow::Result<()> {
-        let loaded_target = self.loaded.as_mut().and_then(|s| s.target.take());
         let (target, target_changed) = match target {
-            TargetUpdate::Unchanged => (loaded_target, false),
+            TargetUpdate::Unchanged(current) => (Some(current), false),
             TargetUpdate::Replace(current) => {
-                (Some(crate::state::trim_state(&current, &manifest.users.managed_paths())), true)
+                (Some(crate::state::trim_state(current, &manifest.users.managed_paths())), true)
             }
-            TargetUpdate::Forget => {
-                let known = loaded_target.is_some();
-                (None, known)
-            }
+            TargetUpdate::Forget => (None, self.target_known),
         };
         let moved = reads.caches.len() != self.resumed_from.len()
             || reads.caches.iter().any(|(name, cache)| self.resumed_from.get(name) != Some(&cache.watermark));
@@ -328,7 +334,7 @@ impl RunState {
     /// `--refresh-only`: remembers the target as read, keeping the sources as they were.
     pub async fn remember_target(&mut self, manifest: &Manifest, current: CurrentState) -> anyhow::Result<()> {
         let sources = self.loaded.as_mut().map(|s| std::mem::take(&mut s.sources)).unwrap_or_default();
-        let target = Some(crate::state::trim_state(&current, &manifest.users.managed_paths()));
+        let target = Some(crate::state::trim_state(current, &manifest.users.managed_paths()));
         self.store.save(&Snapshot { manifest_sha256: state_identity(manifest), target, sources }).await?;
         Ok(())
     }
@@ -352,6 +358,6 @@ pub async fn read_drift(
     let now = target.current_state(&refs, &refs).await.context("cannot read the current state of the target")?;
     counter.finish_and_clear();
     let managed = manifest.users.managed_paths();
-    let trimmed = crate::state::trim_state(&now, &managed);
+    let trimmed = crate::state::trim_state(now, &managed);
     Ok((crate::state::drift(remembered, &trimmed, &managed), trimmed))
 }

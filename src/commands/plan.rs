@@ -34,9 +34,9 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
         planned.sources.describe(console.err)?;
         let target = if planned.from_cache {
             writeln!(console.err, "Planned against the state; `--refresh` reads the target in full.")?;
-            TargetUpdate::Unchanged
+            TargetUpdate::Unchanged(std::mem::take(&mut planned.current))
         } else {
-            TargetUpdate::Replace(planned.current.clone())
+            TargetUpdate::Replace(std::mem::take(&mut planned.current))
         };
         state.save(&manifest, target, std::mem::take(&mut planned.sources)).await?;
     }

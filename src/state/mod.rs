@@ -12,7 +12,7 @@ pub mod sqlite;
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -125,29 +125,15 @@ pub enum StateError {
     Locked { url: String, key: String, holder: String },
 }
 
-/// Keeps only what planning reads of a user: its id, version and the managed attributes.
-pub fn trim(user: &CurrentUser, managed: &[ScimPath]) -> CurrentUser {
-    let mut resource = Value::Object(Map::new());
-    if let Value::Object(object) = &mut resource {
-        object.insert("id".into(), Value::String(user.id.clone()));
-    }
-    for path in managed {
-        if let Some(value) = path.get(&user.resource).filter(|v| !v.is_null()) {
-            path.set(&mut resource, value.clone());
-        }
-    }
-    CurrentUser { id: user.id.clone(), resource, version: user.version.clone() }
-}
-
 /// A target state as the state file keeps it: users trimmed to what planning reads.
-pub fn trim_state(current: &CurrentState, managed: &[ScimPath]) -> CurrentState {
-    CurrentState { users: current.users.iter().map(|u| trim(u, managed)).collect(), groups: current.groups.clone() }
+pub fn trim_state(current: CurrentState, managed: &[ScimPath]) -> CurrentState {
+    CurrentState { users: current.users.into_iter().map(|u| u.trimmed(managed)).collect(), groups: current.groups }
 }
 
 /// The cache after an apply. `None` when the result cannot be known exactly (a failed or stale
 /// write, a reference set after a create): the next run then reads the target in full.
 pub fn update_after_apply(
-    before: &CurrentState,
+    before: CurrentState,
     plan: &Plan,
     report: &ApplyReport,
     managed: &[ScimPath],
@@ -155,7 +141,7 @@ pub fn update_after_apply(
     if report.failures().next().is_some() {
         return None;
     }
-    let mut users: BTreeMap<String, CurrentUser> = before.users.iter().map(|u| (u.id.clone(), u.clone())).collect();
+    let mut users: BTreeMap<String, CurrentUser> = before.users.into_iter().map(|u| (u.id.clone(), u)).collect();
     for change in &plan.users {
         let outcome = report.outcomes.iter().find(|o| o.user.as_deref() == Some(change.key.as_str()))?;
         let response = outcome.response.as_ref()?;
@@ -165,7 +151,7 @@ pub fn update_after_apply(
             }
             Action::Create => {
                 let created = CurrentUser::from_resource(response.body.clone()?)?;
-                users.insert(created.id.clone(), trim(&created, managed));
+                users.insert(created.id.clone(), created.trimmed(managed));
             }
             Action::Update | Action::Adopt | Action::Disable => {
                 let id = change.target_id.as_deref()?;
@@ -183,7 +169,7 @@ pub fn update_after_apply(
                     }
                     CurrentUser { id: id.to_owned(), resource, version: response.etag.clone() }
                 };
-                users.insert(id.to_owned(), trim(&updated, managed));
+                users.insert(id.to_owned(), updated.trimmed(managed));
             }
         }
     }
@@ -197,7 +183,7 @@ pub fn update_after_apply(
         .filter(|o| o.request == "POST /Users")
         .filter_map(|o| Some((o.user.as_deref()?, o.response.as_ref()?.body.as_ref().and_then(id_of)?)))
         .collect();
-    let mut groups = before.groups.clone();
+    let mut groups = before.groups;
     for change in &plan.groups {
         let label = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
         let Some(response) = report.outcomes.iter().find(|o| o.resource == label).and_then(|o| o.response.as_ref())
@@ -411,7 +397,7 @@ mod tests {
         group.group = Some("Support".into());
         outcomes.push(group);
         let report = ApplyReport { outcomes };
-        let after = update_after_apply(&before, &plan, &report, &managed).unwrap();
+        let after = update_after_apply(before.clone(), &plan, &report, &managed).unwrap();
 
         let user = |id: &str| after.users.iter().find(|u| u.id == id).unwrap();
         assert_eq!(
@@ -428,7 +414,7 @@ mod tests {
         // A failed write: nothing is remembered, the next run reads in full.
         let mut failed = report.clone();
         failed.outcomes[0].result = Err("HTTP 412".into());
-        assert_eq!(update_after_apply(&before, &plan, &failed, &managed), None);
+        assert_eq!(update_after_apply(before, &plan, &failed, &managed), None);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct ScimClient {
     stats: Mutex<RequestStats>,
     /// Counts resources read by `list`; hidden unless a command shows it.
     progress: Mutex<indicatif::ProgressBar>,
+    /// A listing keeps only these attributes of each user, page by page (`keep_only`).
+    kept: Option<Vec<ScimPath>>,
 }
 
 impl ScimClient {
@@ -84,7 +86,17 @@ impl ScimClient {
             capabilities: OnceCell::new(),
             stats: Mutex::new(RequestStats::default()),
             progress: Mutex::new(indicatif::ProgressBar::hidden()),
+            kept: None,
         })
+    }
+
+    /// Keeps only `managed` of each user a listing reads, as each page arrives: what planning
+    /// reads, so 100,000 users are held as their managed attributes, not as whole resources.
+    /// (A service without PATCH gets its PUT from a fresh read, never from a listing.)
+    #[must_use]
+    pub fn keep_only(mut self, managed: &[ScimPath]) -> Self {
+        self.kept = Some(managed.to_vec());
+        self
     }
 
     /// Shorter waits between retries (tests).
@@ -255,15 +267,19 @@ impl ScimClient {
         }))
     }
 
-    async fn list(
+    /// Every resource at `path` (matching `filter`), page by page, each turned by `keep` into
+    /// what the caller holds as its page arrives.
+    async fn list<T>(
         &self,
         path: &str,
         filter: Option<&EqFilter>,
         excluded: &[String],
-    ) -> Result<Vec<Value>, TargetError> {
+        keep: impl Fn(Value) -> Option<T>,
+    ) -> Result<Vec<T>, TargetError> {
         let capabilities = self.capabilities().await;
         let page_size = capabilities.max_results.map_or(self.profile.page_size, |m| m.min(self.profile.page_size));
         let mut resources = Vec::new();
+        let mut read = 0;
         let mut start_index = 1;
         for _ in 0..MAX_PAGES {
             let mut query = vec![("startIndex", start_index.to_string()), ("count", page_size.to_string())];
@@ -286,9 +302,10 @@ impl ScimClient {
                 })?;
             let received = page.resources.len();
             self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
-            resources.extend(page.resources);
+            resources.extend(page.resources.into_iter().filter_map(&keep));
+            read += received;
             start_index += received;
-            if received == 0 || resources.len() >= page.total_results {
+            if received == 0 || read >= page.total_results {
                 break;
             }
         }
@@ -297,12 +314,18 @@ impl ScimClient {
 
     async fn users(&self) -> Result<Vec<CurrentUser>, TargetError> {
         let excluded = &self.profile.excluded_attributes;
-        let mut resources = self.list("/Users", None, excluded).await?;
+        let keep = |resource| {
+            let user = CurrentUser::from_resource(resource)?;
+            Some(match &self.kept {
+                Some(managed) => user.trimmed(managed),
+                None => user,
+            })
+        };
+        let mut users = self.list("/Users", None, excluded, keep).await?;
         if self.profile.list_inactive_separately {
             // Genesys lists only active users unless asked for the others.
-            resources.extend(self.list("/Users", Some(&EqFilter::new("active", false)), excluded).await?);
+            users.extend(self.list("/Users", Some(&EqFilter::new("active", false)), excluded, keep).await?);
         }
-        let mut users: Vec<CurrentUser> = resources.into_iter().filter_map(CurrentUser::from_resource).collect();
         users.sort_by(|a, b| a.id.cmp(&b.id));
         users.dedup_by(|a, b| a.id == b.id);
         Ok(users)
@@ -312,7 +335,8 @@ impl ScimClient {
         let resource = match reference {
             TargetGroupRef::Id(id) => self.fetch(&format!("/Groups/{id}")).await?,
             TargetGroupRef::DisplayName(name) => {
-                let mut found = self.list("/Groups", Some(&EqFilter::new("displayName", name.as_str())), &[]).await?;
+                let mut found =
+                    self.list("/Groups", Some(&EqFilter::new("displayName", name.as_str())), &[], Some).await?;
                 if found.len() > 1 {
                     return Err(TargetError::GroupAmbiguous { group: reference.clone(), count: found.len() });
                 }
@@ -377,7 +401,7 @@ impl TargetReader for ScimClient {
     }
 
     async fn find(&self, path: &str, attribute: &str, value: &str) -> Result<Vec<Value>, TargetError> {
-        self.list(path, Some(&EqFilter::new(attribute, value)), &[]).await
+        self.list(path, Some(&EqFilter::new(attribute, value)), &[], Some).await
     }
 }
 

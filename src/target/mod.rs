@@ -39,6 +39,22 @@ impl CurrentUser {
         crate::scim::path::get_ci(self.resource.as_object()?, "externalId")?.as_str().filter(|s| !s.is_empty())
     }
 
+    /// Only what planning reads of a user: its id, version and the managed attributes (what the
+    /// state keeps, and what a listing keeps of each user it reads).
+    #[must_use]
+    pub fn trimmed(&self, managed: &[crate::scim::ScimPath]) -> CurrentUser {
+        let mut resource = Value::Object(serde_json::Map::new());
+        if let Value::Object(object) = &mut resource {
+            object.insert("id".into(), Value::String(self.id.clone()));
+        }
+        for path in managed {
+            if let Some(value) = path.get(&self.resource).filter(|v| !v.is_null()) {
+                path.set(&mut resource, value.clone());
+            }
+        }
+        CurrentUser { id: self.id.clone(), resource, version: self.version.clone() }
+    }
+
     /// SCIM's default for a missing `active` is "active".
     pub fn active(&self) -> bool {
         self.resource

@@ -629,4 +629,68 @@ users:
         let full = run_async(dir.path(), &[&apply[..], &["--refresh"]].concat(), &env).await;
         assert!(full.stderr.contains("Source `corp_ad` read in full (2 users)."), "{}", full.stderr);
     }
+
+    /// The old scripts' bug, not repeated: a write that fails is not forgotten when the
+    /// watermark moves. The run after it reads nothing new from AD, yet plans the refused create
+    /// again (from every record, against the target read in full) and sends it.
+    #[tokio::test]
+    async fn a_failed_write_is_planned_again_although_the_watermark_moved() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let ad = ad();
+        let mut ldap = admin().await;
+        let ou = super::fresh_ou(&mut ldap, "E2EFail").await;
+        let digits: String = ou[..ou.find(',').unwrap()].chars().rev().take(8).collect();
+        let sam = format!("f{digits}");
+        let mail = format!("{sam}@corp.test");
+        let attributes = vec![
+            ("objectClass", HashSet::from(["user"])),
+            ("sAMAccountName", HashSet::from([sam.as_str()])),
+            ("mail", HashSet::from([mail.as_str()])),
+            ("userAccountControl", HashSet::from([ENABLED])),
+        ];
+        ldap.add(&format!("CN=Fay,{ou}"), attributes).await.unwrap().success().unwrap();
+
+        let target = MockServer::start().await;
+        let empty = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 0, "Resources": []});
+        Mock::given(method("GET"))
+            .and(path("/Users"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(empty))
+            .mount(&target)
+            .await;
+        let refused = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "detail": "try later"});
+        Mock::given(method("POST"))
+            .and(path("/Users"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(refused))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&target)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/Users"))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": "fay-1", "userName": mail})),
+            )
+            .with_priority(2)
+            .expect(1)
+            .mount(&target)
+            .await;
+        let manifest = format!(
+            "version: 1\nsources:\n  corp_ad:\n    kind: ldap\n    url: {url}\n    bind_dn: {bind_dn}\n    password: ${{env:AD_PASSWORD}}\n    base_dn: \"{ou}\"\ntarget:\n  kind: scim\n  base_url: {base}\n  auth: {{ bearer_token: t }}\nusers:\n  source: corp_ad\n  external_id: \"{{{{ objectGUID }}}}\"\n  attributes:\n    userName: \"{{{{ mail | lower }}}}\"\n",
+            url = ad.url,
+            bind_dn = ad.bind_dn,
+            base = target.uri()
+        );
+        let dir = workspace(&[("ad.yaml", &manifest)]);
+        let env = [("AD_PASSWORD", ad.password.as_str())];
+        let apply = ["apply", "-f", "ad.yaml", "--auto-approve"];
+        let failed = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(failed.code, 1, "{}", failed.all());
+        assert!(failed.stderr.contains("read in full (1 users)"), "{}", failed.stderr);
+
+        let retried = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(retried.code, 0, "{}", retried.all());
+        assert!(retried.stderr.contains("read incrementally: 0 changed user(s) read"), "{}", retried.stderr);
+        assert!(retried.stdout.contains("Plan: 1 to create"), "the refused create, again: {}", retried.stdout);
+    }
 }
