@@ -9,20 +9,39 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::USER_SCHEMA;
 use super::filter::quote;
 
-/// A parsed SCIM attribute path.
-#[derive(Debug, Clone)]
-pub struct ScimPath {
+/// A parsed SCIM attribute path. Cheap to clone and to compare: every user of a run holds its
+/// managed paths (100,000 users, a dozen paths each), and maps keyed by path compare them often,
+/// so the parts are shared and the lower-cased key is made once.
+#[derive(Clone)]
+pub struct ScimPath(Arc<Parts>);
+
+#[derive(Debug)]
+struct Parts {
     /// Schema URN for extension attributes; `None` for core attributes.
     schema: Option<String>,
     attribute: String,
     filter: Option<ValueFilter>,
     sub_attribute: Option<String>,
+    /// Every name lower-cased: what equality, ordering and hashing compare.
+    key: NormalizedPath,
+}
+
+impl fmt::Debug for ScimPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScimPath")
+            .field("schema", &self.0.schema)
+            .field("attribute", &self.0.attribute)
+            .field("filter", &self.0.filter)
+            .field("sub_attribute", &self.0.sub_attribute)
+            .finish()
+    }
 }
 
 /// A value filter selecting one element of a multi-valued attribute: `type eq "work"`.
@@ -90,58 +109,75 @@ impl ScimPath {
             let c = text[pos..].chars().next().unwrap_or(' ');
             return Err(err(pos, format!("unexpected `{c}` in attribute path")));
         }
-        Ok(Self { schema, attribute, filter, sub_attribute })
+        Ok(Self::from_parts(schema, attribute, filter, sub_attribute))
+    }
+
+    fn from_parts(
+        schema: Option<String>,
+        attribute: String,
+        filter: Option<ValueFilter>,
+        sub_attribute: Option<String>,
+    ) -> Self {
+        let key = (
+            schema.as_ref().map(|s| s.to_ascii_lowercase()),
+            attribute.to_ascii_lowercase(),
+            filter.as_ref().map(|f| (f.attribute.to_ascii_lowercase(), f.value.to_ascii_lowercase())),
+            sub_attribute.as_ref().map(|s| s.to_ascii_lowercase()),
+        );
+        Self(Arc::new(Parts { schema, attribute, filter, sub_attribute, key }))
     }
 
     /// A plain top-level core attribute such as `userName`.
     pub fn attribute(name: &str) -> Self {
-        Self { schema: None, attribute: name.to_owned(), filter: None, sub_attribute: None }
+        Self::from_parts(None, name.to_owned(), None, None)
     }
 
     pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+        self.0.schema.as_deref()
     }
 
     pub fn attribute_name(&self) -> &str {
-        &self.attribute
+        &self.0.attribute
     }
 
     pub fn filter(&self) -> Option<&ValueFilter> {
-        self.filter.as_ref()
+        self.0.filter.as_ref()
     }
 
     pub fn sub_attribute(&self) -> Option<&str> {
-        self.sub_attribute.as_deref()
+        self.0.sub_attribute.as_deref()
     }
 
     /// True for the top-level core attribute `name` (case-insensitive), e.g. `userName`.
     pub fn is(&self, name: &str) -> bool {
-        self.schema.is_none()
-            && self.filter.is_none()
-            && self.sub_attribute.is_none()
-            && self.attribute.eq_ignore_ascii_case(name)
+        self.0.schema.is_none()
+            && self.0.filter.is_none()
+            && self.0.sub_attribute.is_none()
+            && self.0.attribute.eq_ignore_ascii_case(name)
     }
 
     /// The top-level attribute the path lives in, with its schema: `name.givenName` -> `name`,
     /// `emails[type eq "work"].value` -> `emails`.
     #[must_use]
     pub fn parent(&self) -> Self {
-        Self { schema: self.schema.clone(), attribute: self.attribute.clone(), filter: None, sub_attribute: None }
+        Self::from_parts(self.0.schema.clone(), self.0.attribute.clone(), None, None)
     }
 
     /// The whole element a filtered path points into: `emails[type eq "work"].value` ->
     /// `emails[type eq "work"]`; other paths are returned as they are.
     #[must_use]
     pub fn element(&self) -> Self {
-        match self.filter {
-            Some(_) => Self { sub_attribute: None, ..self.clone() },
+        match &self.0.filter {
+            Some(filter) => {
+                Self::from_parts(self.0.schema.clone(), self.0.attribute.clone(), Some(filter.clone()), None)
+            }
             None => self.clone(),
         }
     }
 
     fn container<'a>(&self, resource: &'a Value) -> Option<&'a Map<String, Value>> {
         let object = resource.as_object()?;
-        match &self.schema {
+        match &self.0.schema {
             None => Some(object),
             Some(urn) => get_ci(object, urn)?.as_object(),
         }
@@ -152,7 +188,7 @@ impl ScimPath {
             *resource = Value::Object(Map::new());
         }
         let object = resource.as_object_mut()?;
-        match &self.schema {
+        match &self.0.schema {
             None => Some(object),
             Some(urn) => {
                 let key = key_ci(object, urn).unwrap_or_else(|| urn.clone());
@@ -167,12 +203,12 @@ impl ScimPath {
 
     /// Reads the value this path names out of a SCIM resource.
     pub fn get<'a>(&self, resource: &'a Value) -> Option<&'a Value> {
-        let value = get_ci(self.container(resource)?, &self.attribute)?;
-        let value = match &self.filter {
+        let value = get_ci(self.container(resource)?, &self.0.attribute)?;
+        let value = match &self.0.filter {
             None => value,
             Some(filter) => value.as_array()?.iter().find(|e| filter.matches(e))?,
         };
-        match &self.sub_attribute {
+        match &self.0.sub_attribute {
             None => Some(value),
             Some(sub) => get_ci(value.as_object()?, sub),
         }
@@ -181,9 +217,9 @@ impl ScimPath {
     /// Writes `new` at this path, creating the containers and the filtered element as needed.
     pub fn set(&self, resource: &mut Value, new: Value) {
         let Some(container) = self.container_mut(resource) else { return };
-        let key = key_ci(container, &self.attribute).unwrap_or_else(|| self.attribute.clone());
+        let key = key_ci(container, &self.0.attribute).unwrap_or_else(|| self.0.attribute.clone());
         let slot = container.entry(key).or_insert(Value::Null);
-        let slot = match &self.filter {
+        let slot = match &self.0.filter {
             None => slot,
             Some(filter) => {
                 if !slot.is_array() {
@@ -199,7 +235,7 @@ impl ScimPath {
                 &mut elements[index]
             }
         };
-        match &self.sub_attribute {
+        match &self.0.sub_attribute {
             None => *slot = new,
             Some(sub) => {
                 if !slot.is_object() {
@@ -217,8 +253,8 @@ impl ScimPath {
     /// (`{"type": "work"}`) is removed as a whole.
     pub fn remove(&self, resource: &mut Value) {
         let Some(container) = self.container_mut(resource) else { return };
-        let Some(key) = key_ci(container, &self.attribute) else { return };
-        match (&self.filter, &self.sub_attribute) {
+        let Some(key) = key_ci(container, &self.0.attribute) else { return };
+        match (&self.0.filter, &self.0.sub_attribute) {
             (None, None) => {
                 container.remove(&key);
             }
@@ -248,13 +284,8 @@ impl ScimPath {
     }
 
     /// The path with every name lower-cased: what equality, ordering and hashing compare.
-    fn normalized(&self) -> NormalizedPath {
-        (
-            self.schema.as_ref().map(|s| s.to_ascii_lowercase()),
-            self.attribute.to_ascii_lowercase(),
-            self.filter.as_ref().map(|f| (f.attribute.to_ascii_lowercase(), f.value.to_ascii_lowercase())),
-            self.sub_attribute.as_ref().map(|s| s.to_ascii_lowercase()),
-        )
+    fn normalized(&self) -> &NormalizedPath {
+        &self.0.key
     }
 }
 
@@ -355,14 +386,14 @@ fn key_ci(object: &Map<String, Value>, name: &str) -> Option<String> {
 
 impl fmt::Display for ScimPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(schema) = &self.schema {
+        if let Some(schema) = &self.0.schema {
             write!(f, "{schema}:")?;
         }
-        f.write_str(&self.attribute)?;
-        if let Some(filter) = &self.filter {
+        f.write_str(&self.0.attribute)?;
+        if let Some(filter) = &self.0.filter {
             write!(f, "[{} eq {}]", filter.attribute, quote(&filter.value))?;
         }
-        if let Some(sub) = &self.sub_attribute {
+        if let Some(sub) = &self.0.sub_attribute {
             write!(f, ".{sub}")?;
         }
         Ok(())
@@ -391,7 +422,7 @@ impl PartialOrd for ScimPath {
 
 impl Ord for ScimPath {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.normalized().cmp(&other.normalized())
+        self.normalized().cmp(other.normalized())
     }
 }
 
