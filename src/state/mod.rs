@@ -8,6 +8,7 @@
 //! server answered. The store (`sqlite`) only reads and writes snapshots, each in one transaction.
 
 pub mod postgres;
+mod postgres_tls;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

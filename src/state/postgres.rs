@@ -2,12 +2,14 @@
 //! can hold the state of several manifests, each under its own key. A session-level advisory
 //! lock on that key is taken when the store opens and held until the run ends: it is the run
 //! lock across machines, so two runs of one manifest never interleave, wherever they run.
-//! Every snapshot is written in one transaction, as in the SQLite store.
+//! Every snapshot is written in one transaction, as in the SQLite store. Connections to another
+//! machine use TLS (`sslmode=require` at least; the system roots and `SSL_CERT_FILE` are trusted).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+use tokio_postgres::config::{Host, SslMode};
 
 use super::{Snapshot, StateError, parse_reference, show_reference};
 use crate::source::SourceCache;
@@ -51,11 +53,41 @@ impl PostgresStore {
     pub async fn open(url: &str, key: &str) -> Result<Self, StateError> {
         let shown = redact(url);
         let error = |detail: String| StateError::Postgres { url: shown.clone(), detail };
+        // libpq's `sslrootcert` (a CA file), which tokio-postgres does not know, is taken out.
+        let (url, ca_file) = take_query_parameter(url, "sslrootcert");
+        let tls = match &ca_file {
+            Some(path) => super::postgres_tls::MakeRustls::with_ca_file(std::path::Path::new(path))
+                .map_err(|detail| error(format!("cannot use `sslrootcert` `{path}`: {detail}")))?,
+            None => super::postgres_tls::MakeRustls::with_system_roots(),
+        };
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| error(format!("the URL is not a PostgreSQL connection URL: {e}")))?;
         let me = format!("scimform pid {} on host {}", std::process::id(), crate::lock::hostname());
         config.application_name(&me);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| error(format!("cannot connect: {e}")))?;
+        // Off this machine, the state (and the password) go over TLS or not at all: `prefer`
+        // (the default) would fall back to clear text for whoever answers.
+        let local = config.get_hosts().iter().all(|host| match host {
+            Host::Tcp(name) => is_loopback(name),
+            Host::Unix(_) => true,
+        });
+        if !local {
+            match config.get_ssl_mode() {
+                SslMode::Disable => {
+                    return Err(error(
+                        "refusing `sslmode=disable` to a host that is not this machine: the state would cross the network in clear text; drop it (TLS is required)".into(),
+                    ));
+                }
+                _ => {
+                    config.ssl_mode(SslMode::Require);
+                }
+            }
+        }
+        let (client, connection) = config.connect(tls).await.map_err(|e| {
+            error(format!(
+                "cannot connect: {}; check the host, the credentials and, for TLS, `sslrootcert` (a CA file) or `SSL_CERT_FILE`",
+                with_causes(&e)
+            ))
+        })?;
         tokio::spawn(async move {
             // Ends when the client is dropped; its errors surface on the client's calls.
             let _ = connection.await;
@@ -65,7 +97,7 @@ impl PostgresStore {
             .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
             .await
             .and_then(|row| row.try_get(0))
-            .map_err(|e| error(format!("cannot take the run lock: {e}")))?;
+            .map_err(|e| error(format!("cannot take the run lock: {}", with_causes(&e))))?;
         if !taken {
             let holder = client
                 .query_opt(
@@ -82,12 +114,17 @@ impl PostgresStore {
                 .unwrap_or_else(|| "another session".to_owned());
             return Err(StateError::Locked { url: shown, key: key.to_owned(), holder });
         }
-        client.batch_execute(SCHEMA).await.map_err(|e| error(format!("cannot create the state tables: {e}")))?;
+        // Two first runs at once would race on CREATE TABLE IF NOT EXISTS: one at a time.
+        let schema = format!("BEGIN; SELECT pg_advisory_xact_lock({}); {SCHEMA} COMMIT;", lock_id("schema"));
+        client
+            .batch_execute(&schema)
+            .await
+            .map_err(|e| error(format!("cannot create the state tables: {}", with_causes(&e))))?;
         Ok(Self { client, key: key.to_owned(), shown })
     }
 
     fn error(&self, what: &str, e: &tokio_postgres::Error) -> StateError {
-        StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {e}") }
+        StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {}", with_causes(e)) }
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> StateError {
@@ -198,7 +235,7 @@ impl PostgresStore {
         let shown = self.shown.clone();
         let write = |e: tokio_postgres::Error| StateError::Postgres {
             url: shown.clone(),
-            detail: format!("cannot save the state: {e}"),
+            detail: format!("cannot save the state: {}", with_causes(&e)),
         };
         let transaction = self.client.transaction().await.map_err(write)?;
         for table in ["scimform_users", "scimform_groups", "scimform_sources", "scimform_source_users"] {
@@ -253,7 +290,7 @@ impl PostgresStore {
         let shown = self.shown.clone();
         let write = |e: tokio_postgres::Error| StateError::Postgres {
             url: shown.clone(),
-            detail: format!("cannot save the state: {e}"),
+            detail: format!("cannot save the state: {}", with_causes(&e)),
         };
         let transaction = self.client.transaction().await.map_err(write)?;
         transaction.execute("DELETE FROM scimform_sources WHERE state_key = $1", &[&key]).await.map_err(write)?;
@@ -319,6 +356,61 @@ fn lock_id(key: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
+/// An error with the errors that caused it, which tokio-postgres keeps out of its message (the
+/// TLS handshake's reason, say).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `url` without the query parameter `name`, and its value.
+fn take_query_parameter(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None) };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|part| match part.split_once('=') {
+            Some((key, v)) if key == name => {
+                value = Some(percent_decode(v));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    (url, value)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether a `--state` location names a PostgreSQL database.
 pub fn is_postgres_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
@@ -358,6 +450,16 @@ mod tests {
         assert_eq!(redact("postgresql://scim@db/state?sslmode=disable"), "postgresql://scim@db/state?sslmode=disable");
         assert_eq!(redact("postgres://db/state?user=a&password=s3cret"), "postgres://db/state?user=a&password=***");
         assert!(is_postgres_url("postgresql://x") && is_postgres_url("postgres://x") && !is_postgres_url("state.db"));
+    }
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_the_url() {
+        assert_eq!(
+            take_query_parameter("postgres://h/db?sslmode=require&sslrootcert=%2Fetc%2Fca.pem", "sslrootcert"),
+            ("postgres://h/db?sslmode=require".to_owned(), Some("/etc/ca.pem".to_owned()))
+        );
+        assert_eq!(take_query_parameter("postgres://h/db?sslrootcert=ca.pem", "sslrootcert").0, "postgres://h/db");
+        assert_eq!(take_query_parameter("postgres://h/db", "sslrootcert"), ("postgres://h/db".to_owned(), None));
     }
 
     #[test]

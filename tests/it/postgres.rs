@@ -1,6 +1,6 @@
 //! The PostgreSQL state store against a real PostgreSQL server (Debian's package, started on
-//! 127.0.0.1 by `scripts/postgres/pg`, see `scripts/test`): snapshots per manifest, all or
-//! nothing, and the advisory lock that serves as the run lock across machines.
+//! 127.0.0.1 by `scripts/postgres/pg`, see `scripts/test`), over TLS: snapshots per manifest, all
+//! or nothing, and the advisory lock that serves as the run lock across machines.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,10 +14,40 @@ use serde_json::json;
 
 use crate::common::{quickstart, run_async};
 
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the suite with `scripts/test`, which starts PostgreSQL"))
+}
+
+/// The test database over TLS, verified against the test CA.
 fn url() -> String {
-    std::env::var("SCIMFORM_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("SCIMFORM_TEST_POSTGRES_URL is not set: run the suite with `scripts/test`, which starts PostgreSQL")
-    })
+    format!(
+        "{}?sslmode=require&sslrootcert={}",
+        var("SCIMFORM_TEST_POSTGRES_URL"),
+        var("SCIMFORM_TEST_POSTGRES_CA_FILE")
+    )
+}
+
+#[tokio::test]
+async fn tls_verifies_the_server_and_failures_say_why() {
+    // The server's certificate is not signed by any CA of the system's: refused, with the reason.
+    let plain = var("SCIMFORM_TEST_POSTGRES_URL");
+    let error = Store::open(&format!("{plain}?sslmode=require"), &unique("tls")).await.unwrap_err().to_string();
+    assert!(
+        error.contains("cannot connect: error performing TLS handshake: invalid peer certificate: UnknownIssuer"),
+        "{error}"
+    );
+    assert!(error.contains("sslrootcert"), "says what to check: {error}");
+    assert!(!error.contains("scimform-test-pw"), "{error}");
+    // A missing CA file is named.
+    let error = Store::open(&format!("{plain}?sslrootcert=/nonexistent/ca.pem"), &unique("tls")).await.unwrap_err();
+    assert!(error.to_string().contains("cannot use `sslrootcert` `/nonexistent/ca.pem`"), "{error}");
+    // Clear text only on this machine, and only when asked for.
+    drop(Store::open(&format!("{plain}?sslmode=disable"), &unique("tls")).await.unwrap());
+    let remote = "postgres://scim:s3cret@192.0.2.10:5432/state?sslmode=disable";
+    let error = Store::open(remote, &unique("tls")).await.unwrap_err().to_string();
+    assert!(error.contains("refusing `sslmode=disable` to a host that is not this machine"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
 }
 
 /// A key no other test uses.
@@ -132,7 +162,8 @@ async fn two_runs_on_one_database_do_not_interleave() {
         .spawn()
         .unwrap();
     // Until the first run has connected and holds the lock (asked of PostgreSQL itself).
-    let (probe, connection) = tokio_postgres::connect(&state, tokio_postgres::NoTls).await.unwrap();
+    let (probe, connection) =
+        tokio_postgres::connect(&var("SCIMFORM_TEST_POSTGRES_URL"), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let holder = format!("scimform pid {} on host %", first.id());
     for _ in 0..200 {
