@@ -42,7 +42,14 @@ const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
 pub struct UsnWatermark {
     pub invocation_id: String,
     pub usn: u64,
+    /// When the read began (seconds since 1970): past the tombstone lifetime, the tombstones
+    /// that tell of deletions may be gone, so the next read is a full one.
+    #[serde(default)]
+    pub read_at: u64,
 }
+
+/// AD's default tombstone lifetime, when the forest sets none (`tombstoneLifetime`).
+const DEFAULT_TOMBSTONE_DAYS: u64 = 180;
 
 /// What changed since the watermark, for deciding which cached groups still hold.
 #[derive(Debug, Default)]
@@ -215,7 +222,9 @@ impl LdapSource {
         let watermark = self.watermark(&mut ldap).await?;
         let previous = self.previous.lock().await.take();
         let filter = self.config.filter.clone().unwrap_or_else(|| USER_FILTER.to_owned());
-        let resumable = previous.as_ref().map(|p| resumable(p, watermark.as_ref()));
+        let tombstone_days =
+            if previous.is_some() { self.tombstone_lifetime_days(&mut ldap).await? } else { DEFAULT_TOMBSTONE_DAYS };
+        let resumable = previous.as_ref().map(|p| resumable(p, watermark.as_ref(), tombstone_days));
         let (records, delta, kind, previous_groups) = match (previous, resumable) {
             (Some(previous), Some(Ok(since))) => {
                 // The objects changed since, first: an entry changed between the two searches
@@ -326,6 +335,8 @@ impl LdapSource {
             return Ok(None);
         };
         let Ok(usn) = usn.parse::<u64>() else { return Ok(None) };
+        #[expect(clippy::disallowed_methods, reason = "a source is an edge: the watermark records when it was read")]
+        let read_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (entries, _) = ldap
             .with_timeout(self.timeout())
             .search(&service, Scope::Base, "(objectClass=*)", vec!["invocationId"])
@@ -338,7 +349,33 @@ impl LdapSource {
             .map(SearchEntry::construct)
             .and_then(|e| binary_value(&e, "invocationId"))
             .and_then(|bytes| ad::guid_to_string(&bytes));
-        Ok(invocation_id.map(|invocation_id| UsnWatermark { invocation_id, usn }))
+        Ok(invocation_id.map(|invocation_id| UsnWatermark { invocation_id, usn, read_at }))
+    }
+
+    /// The forest's `tombstoneLifetime` in days (AD's default when it sets none).
+    async fn tombstone_lifetime_days(&self, ldap: &mut Ldap) -> Result<u64, SourceError> {
+        let root = self.root_dse(ldap, &["configurationNamingContext"]).await?;
+        let Some(configuration) =
+            root.and_then(|e| e.attrs.get("configurationNamingContext").and_then(|v| v.first()).cloned())
+        else {
+            return Ok(DEFAULT_TOMBSTONE_DAYS);
+        };
+        let base = format!("CN=Directory Service,CN=Windows NT,CN=Services,{configuration}");
+        let found = ldap
+            .with_timeout(self.timeout())
+            .search(&base, Scope::Base, "(objectClass=*)", vec!["tombstoneLifetime"])
+            .await
+            .and_then(ldap3::SearchResult::success);
+        Ok(match found {
+            Ok((entries, _)) => entries
+                .into_iter()
+                .find(|e| !e.is_ref())
+                .map(SearchEntry::construct)
+                .and_then(|e| e.attrs.get("tombstoneLifetime").and_then(|v| v.first()).and_then(|v| v.parse().ok()))
+                .unwrap_or(DEFAULT_TOMBSTONE_DAYS),
+            // Not there, or not readable by the bind account: the default.
+            Err(_) => DEFAULT_TOMBSTONE_DAYS,
+        })
     }
 
     async fn root_dse(&self, ldap: &mut Ldap, attributes: &[&str]) -> Result<Option<SearchEntry>, SourceError> {
@@ -608,7 +645,7 @@ impl LdapSource {
 }
 
 /// Whether the last run's cache can be read on from, and since which USN; else why not.
-fn resumable(previous: &SourceCache, now: Option<&UsnWatermark>) -> Result<u64, String> {
+fn resumable(previous: &SourceCache, now: Option<&UsnWatermark>, tombstone_days: u64) -> Result<u64, String> {
     let Some(now) = now else {
         return Err("the directory reports no `highestCommittedUSN`, so it cannot be read incrementally".into());
     };
@@ -623,6 +660,12 @@ fn resumable(previous: &SourceCache, now: Option<&UsnWatermark>) -> Result<u64, 
     }
     if now.usn < last.usn {
         return Err(format!("highestCommittedUSN went back ({} -> {})", last.usn, now.usn));
+    }
+    let days = now.read_at.saturating_sub(last.read_at) / 86_400;
+    if days >= tombstone_days {
+        return Err(format!(
+            "the last read was {days} days ago, not less than the tombstone lifetime ({tombstone_days} days): deletions since may have left no trace"
+        ));
     }
     Ok(last.usn + 1)
 }

@@ -410,6 +410,19 @@ mod incremental {
             other => panic!("expected a full read, got {other:?}"),
         }
         assert_eq!(users.len(), 2);
+
+        // A last read older than the tombstone lifetime (AD's default, 180 days): a full read.
+        let mut stale = cache.clone();
+        let read_at = stale.watermark["read_at"].as_u64().unwrap();
+        stale.watermark["read_at"] = serde_json::json!(read_at - 181 * 86_400);
+        let (_, _, kind, _) = run(&ou, &team, Some(stale)).await;
+        match kind {
+            ReadKind::Full { entries: 2, reason: Some(reason) } => {
+                assert!(reason.contains("the last read was 181 days ago"), "{reason}");
+                assert!(reason.contains("tombstone lifetime (180 days)"), "{reason}");
+            }
+            other => panic!("expected a full read, got {other:?}"),
+        }
     }
 }
 
