@@ -98,17 +98,17 @@ async fn run_users<W: TargetWriter>(
                         stale = true;
                         Err(format!(
                             "{}: it changed in the target since it was read; nothing was written, plan again",
-                            error_chain(&error)
+                            crate::error_chain(&error)
                         ))
                     }
                     Err(error) if creates && error.is_duplicate() => {
                         stale = true;
                         Err(format!(
                             "{}: it exists in the target already (created since the target was read); plan again",
-                            error_chain(&error)
+                            crate::error_chain(&error)
                         ))
                     }
-                    Err(error) => Err(error_chain(&error)),
+                    Err(error) => Err(crate::error_chain(&error)),
                 };
                 progress.inc(1);
                 let resource = label("user", &key);
@@ -132,17 +132,6 @@ async fn run_users<W: TargetWriter>(
     results.sort_by_key(|(index, _)| *index);
     let created = created.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     (results.into_iter().map(|(_, o)| o).collect(), created)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A resource a saved plan touches that is no longer as the plan found it.
@@ -314,7 +303,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
         }
         let (result, response) = match writer.send(&request).await {
             Ok(response) => (Ok(response.status), Some(response)),
-            Err(error) => (Err(error_chain(&error)), None),
+            Err(error) => (Err(crate::error_chain(&error)), None),
         };
         report.outcomes.push(Outcome {
             resource,

@@ -38,6 +38,19 @@ use crate::cli::{Cli, Command};
 use crate::commands::Console;
 use crate::exit::ExitStatus;
 
+/// An error with the errors that caused it: libraries (reqwest, tokio-postgres) keep the reason
+/// out of their message, a TLS handshake's say.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs scimform with the given arguments; the binary's `main` is only this.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {

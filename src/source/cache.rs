@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,6 +63,61 @@ impl fmt::Display for ReadKind {
                 "read incrementally: {changed} changed user(s) read, {removed} left the scope; {groups_read} group(s) read again, {groups_reused} unchanged"
             ),
         }
+    }
+}
+
+/// What a run read of a source that reads incrementally: the records and the groups, as the
+/// next run resumes from them, and how they were read.
+#[derive(Debug)]
+pub struct ReadSession {
+    /// Every user record in scope, sorted by id.
+    pub records: Arc<Vec<SourceRecord>>,
+    kind: ReadKind,
+    groups: BTreeMap<String, CachedGroup>,
+    groups_read: usize,
+    groups_reused: usize,
+}
+
+impl ReadSession {
+    /// After the users were read (`kind`'s group counts are kept here).
+    pub fn new(records: Vec<SourceRecord>, kind: ReadKind) -> Self {
+        let kind = match kind {
+            ReadKind::Full { reason, .. } => ReadKind::Full { entries: records.len(), reason },
+            incremental @ ReadKind::Incremental { .. } => incremental,
+        };
+        Self { records: Arc::new(records), kind, groups: BTreeMap::new(), groups_read: 0, groups_reused: 0 }
+    }
+
+    /// A group of this run: read again (`reused: false`) or carried on from the last run.
+    pub fn remember_group(&mut self, key: String, group: CachedGroup, reused: bool) {
+        self.groups.insert(key, group);
+        if reused {
+            self.groups_reused += 1;
+        } else {
+            self.groups_read += 1;
+        }
+    }
+
+    pub fn has_group(&self, key: &str) -> bool {
+        self.groups.contains_key(key)
+    }
+
+    /// How the source was read, groups counted.
+    pub fn kind(&self) -> ReadKind {
+        match &self.kind {
+            ReadKind::Incremental { changed, removed, .. } => ReadKind::Incremental {
+                changed: *changed,
+                removed: *removed,
+                groups_read: self.groups_read,
+                groups_reused: self.groups_reused,
+            },
+            full @ ReadKind::Full { .. } => full.clone(),
+        }
+    }
+
+    /// What the next run resumes from, with the adapter's `watermark`.
+    pub fn cache(&self, watermark: Value) -> SourceCache {
+        SourceCache { watermark, users: self.records.as_ref().clone(), groups: self.groups.clone() }
     }
 }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::cache::{CachedGroup, ReadKind, SourceCache, group_key, sorted_by_id};
+use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
@@ -44,17 +44,13 @@ pub struct DeltaLinks {
     pub groups: BTreeMap<String, String>,
 }
 
-/// A run's delta read: the records, the links for the next run and the groups read.
+/// A run's delta read: the records and groups, and the links for the next run.
 #[derive(Debug)]
 struct Session {
+    read: ReadSession,
     links: DeltaLinks,
-    records: Arc<Vec<SourceRecord>>,
-    kind: ReadKind,
     previous: BTreeMap<String, CachedGroup>,
     previous_links: BTreeMap<String, String>,
-    groups: BTreeMap<String, CachedGroup>,
-    groups_read: usize,
-    groups_reused: usize,
 }
 
 /// Whether a run keeps state, and what the last one left.
@@ -163,27 +159,13 @@ impl GraphSource {
         let session = self.session.lock().await;
         let session = session.as_ref()?;
         let mut links = session.links.clone();
-        links.groups.retain(|key, _| session.groups.contains_key(key));
-        Some(SourceCache {
-            watermark: serde_json::to_value(&links).unwrap_or_default(),
-            users: session.records.as_ref().clone(),
-            groups: session.groups.clone(),
-        })
+        links.groups.retain(|key, _| session.read.has_group(key));
+        Some(session.read.cache(serde_json::to_value(&links).unwrap_or_default()))
     }
 
     /// How this run read the users and groups, after a delta read.
     pub async fn last_read(&self) -> Option<ReadKind> {
-        let session = self.session.lock().await;
-        let session = session.as_ref()?;
-        Some(match &session.kind {
-            ReadKind::Incremental { changed, removed, .. } => ReadKind::Incremental {
-                changed: *changed,
-                removed: *removed,
-                groups_read: session.groups_read,
-                groups_reused: session.groups_reused,
-            },
-            full @ ReadKind::Full { .. } => full.clone(),
-        })
+        Some(self.session.lock().await.as_ref()?.read.kind())
     }
 
     /// Shorter waits between retries (tests).
@@ -392,22 +374,11 @@ impl GraphSource {
                 (records, ReadKind::Full { entries: 0, reason }, link, None)
             }
         };
-        let kind = match kind {
-            ReadKind::Full { reason, .. } => ReadKind::Full { entries: records.len(), reason },
-            incremental @ ReadKind::Incremental { .. } => incremental,
-        };
-        let records = Arc::new(records);
+        let read = ReadSession::new(records, kind);
+        let records = Arc::clone(&read.records);
         let (previous, previous_links) = previous.unwrap_or_default();
-        *self.session.lock().await = Some(Session {
-            links: DeltaLinks { users: users_link, groups: BTreeMap::new() },
-            records: Arc::clone(&records),
-            kind,
-            previous,
-            previous_links,
-            groups: BTreeMap::new(),
-            groups_read: 0,
-            groups_reused: 0,
-        });
+        let links = DeltaLinks { users: users_link, groups: BTreeMap::new() };
+        *self.session.lock().await = Some(Session { read, links, previous, previous_links });
         Ok(records.as_ref().clone())
     }
 
@@ -428,7 +399,7 @@ impl GraphSource {
             let Some(session) = session.as_ref() else { return Ok(None) };
             let cached = session.previous.get(key).filter(|g| g.id == id).cloned();
             let link = cached.as_ref().and(session.previous_links.get(key).cloned());
-            (Arc::clone(&session.records), cached, link)
+            (Arc::clone(&session.read.records), cached, link)
         };
         let filter = format!("id eq '{}'", id.replace('\'', "''"));
         let initial = self.url("/groups/delta", &[("$filter", &filter), ("$select", "members")]);
@@ -481,13 +452,8 @@ impl GraphSource {
             walked: vec![id.to_owned()],
         };
         if let Some(session) = self.session.lock().await.as_mut() {
-            session.groups.insert(key.to_owned(), cached);
+            session.read.remember_group(key.to_owned(), cached, reused);
             session.links.groups.insert(key.to_owned(), link);
-            if reused {
-                session.groups_reused += 1;
-            } else {
-                session.groups_read += 1;
-            }
         }
         Ok(Some(SourceGroup { id: id.to_owned(), name: name.to_owned(), members: found, unresolved }))
     }

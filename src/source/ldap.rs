@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::ad;
-use super::cache::{CachedGroup, ReadKind, SourceCache, group_key, sorted_by_id};
+use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 
@@ -65,18 +65,13 @@ struct Delta {
 /// This run's read: the records, and what the next run resumes from.
 #[derive(Debug)]
 struct Session {
+    read: ReadSession,
     watermark: Option<UsnWatermark>,
-    /// Every user record in scope, sorted by id.
-    records: Arc<Vec<SourceRecord>>,
-    /// Lower-cased DN -> index into `records` (to resolve group members).
+    /// Lower-cased DN -> index into the records (to resolve group members).
     by_dn: Arc<HashMap<String, usize>>,
     /// `None` after a full read.
     delta: Option<Delta>,
-    kind: ReadKind,
     previous_groups: BTreeMap<String, CachedGroup>,
-    groups: BTreeMap<String, CachedGroup>,
-    groups_read: usize,
-    groups_reused: usize,
 }
 
 /// An LDAP directory, read with one connection per operation.
@@ -112,26 +107,13 @@ impl LdapSource {
     pub async fn cache(&self) -> Option<SourceCache> {
         let session = self.session.lock().await;
         let session = session.as_ref()?;
-        Some(SourceCache {
-            watermark: session.watermark.as_ref().map_or(Value::Null, |w| serde_json::to_value(w).unwrap_or_default()),
-            users: session.records.as_ref().clone(),
-            groups: session.groups.clone(),
-        })
+        let watermark = session.watermark.as_ref().map_or(Value::Null, |w| serde_json::to_value(w).unwrap_or_default());
+        Some(session.read.cache(watermark))
     }
 
     /// How this run read the directory, once it did.
     pub async fn last_read(&self) -> Option<ReadKind> {
-        let session = self.session.lock().await;
-        let session = session.as_ref()?;
-        Some(match &session.kind {
-            ReadKind::Incremental { changed, removed, .. } => ReadKind::Incremental {
-                changed: *changed,
-                removed: *removed,
-                groups_read: session.groups_read,
-                groups_reused: session.groups_reused,
-            },
-            full @ ReadKind::Full { .. } => full.clone(),
-        })
+        Some(self.session.lock().await.as_ref()?.read.kind())
     }
 
     fn timeout(&self) -> Duration {
@@ -259,23 +241,10 @@ impl LdapSource {
             }
         };
         let _ = ldap.unbind().await;
-        let kind = match kind {
-            ReadKind::Full { reason, .. } => ReadKind::Full { entries: records.len(), reason },
-            incremental @ ReadKind::Incremental { .. } => incremental,
-        };
         let by_dn = records.iter().enumerate().map(|(i, r)| (record_dn(r), i)).collect();
-        let records = Arc::new(records);
-        *self.session.lock().await = Some(Session {
-            watermark,
-            records: Arc::clone(&records),
-            by_dn: Arc::new(by_dn),
-            delta,
-            kind,
-            previous_groups,
-            groups: BTreeMap::new(),
-            groups_read: 0,
-            groups_reused: 0,
-        });
+        let read = ReadSession::new(records, kind);
+        let records = Arc::clone(&read.records);
+        *self.session.lock().await = Some(Session { read, watermark, by_dn: Arc::new(by_dn), delta, previous_groups });
         Ok(records.as_ref().clone())
     }
 
@@ -442,11 +411,11 @@ impl LdapSource {
     /// The records and their DN index, searching the users first if this run has not.
     async fn user_index(&self) -> Result<(Arc<Vec<SourceRecord>>, Arc<HashMap<String, usize>>), SourceError> {
         if let Some(session) = self.session.lock().await.as_ref() {
-            return Ok((Arc::clone(&session.records), Arc::clone(&session.by_dn)));
+            return Ok((Arc::clone(&session.read.records), Arc::clone(&session.by_dn)));
         }
         self.users().await?;
         let session = self.session.lock().await;
-        Ok(session.as_ref().map(|s| (Arc::clone(&s.records), Arc::clone(&s.by_dn))).unwrap_or_default())
+        Ok(session.as_ref().map(|s| (Arc::clone(&s.read.records), Arc::clone(&s.by_dn))).unwrap_or_default())
     }
 
     /// The cached group, with its members' records as read now, when nothing that makes it up
@@ -474,8 +443,7 @@ impl LdapSource {
             members,
             unresolved: cached.unresolved.clone(),
         };
-        session.groups.insert(key.to_owned(), cached.clone());
-        session.groups_reused += 1;
+        session.read.remember_group(key.to_owned(), cached.clone(), true);
         Some(group)
     }
 
@@ -523,8 +491,7 @@ impl LdapSource {
                 unresolved: group.unresolved.clone(),
                 walked,
             };
-            session.groups.insert(key, cached);
-            session.groups_read += 1;
+            session.read.remember_group(key, cached, false);
         }
         Ok(group)
     }

@@ -85,7 +85,7 @@ impl PostgresStore {
         let (client, connection) = config.connect(tls).await.map_err(|e| {
             error(format!(
                 "cannot connect: {}; check the host, the credentials and, for TLS, `sslrootcert` (a CA file) or `SSL_CERT_FILE`",
-                with_causes(&e)
+                crate::error_chain(&e)
             ))
         })?;
         tokio::spawn(async move {
@@ -97,7 +97,7 @@ impl PostgresStore {
             .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
             .await
             .and_then(|row| row.try_get(0))
-            .map_err(|e| error(format!("cannot take the run lock: {}", with_causes(&e))))?;
+            .map_err(|e| error(format!("cannot take the run lock: {}", crate::error_chain(&e))))?;
         if !taken {
             let holder = client
                 .query_opt(
@@ -119,12 +119,12 @@ impl PostgresStore {
         client
             .batch_execute(&schema)
             .await
-            .map_err(|e| error(format!("cannot create the state tables: {}", with_causes(&e))))?;
+            .map_err(|e| error(format!("cannot create the state tables: {}", crate::error_chain(&e))))?;
         Ok(Self { client, key: key.to_owned(), shown })
     }
 
     fn error(&self, what: &str, e: &tokio_postgres::Error) -> StateError {
-        StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {}", with_causes(e)) }
+        StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {}", crate::error_chain(e)) }
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> StateError {
@@ -231,15 +231,11 @@ impl PostgresStore {
 
     /// Replaces this manifest's snapshot, all or nothing.
     pub async fn save(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
-        let key = self.key.clone();
-        let shown = self.shown.clone();
-        let write = |e: tokio_postgres::Error| StateError::Postgres {
-            url: shown.clone(),
-            detail: format!("cannot save the state: {}", with_causes(&e)),
-        };
-        let transaction = self.client.transaction().await.map_err(write)?;
+        let key = &self.key;
+        let write = save_error(&self.shown);
+        let transaction = self.client.transaction().await.map_err(&write)?;
         for table in ["scimform_users", "scimform_groups", "scimform_sources", "scimform_source_users"] {
-            transaction.execute(&format!("DELETE FROM {table} WHERE state_key = $1"), &[&key]).await.map_err(write)?;
+            transaction.execute(&format!("DELETE FROM {table} WHERE state_key = $1"), &[&key]).await.map_err(&write)?;
         }
         if let Some(target) = &snapshot.target {
             // One statement per table, the rows as arrays: 100,000 users are one round trip.
@@ -253,7 +249,7 @@ impl PostgresStore {
                     &[&key, &ids, &versions, &resources],
                 )
                 .await
-                .map_err(write)?;
+                .map_err(&write)?;
             for (reference, group) in &target.groups {
                 let members = serde_json::to_string(&group.members).unwrap_or_default();
                 transaction
@@ -263,10 +259,10 @@ impl PostgresStore {
                         &[&key, &show_reference(reference), &group.id, &group.display_name, &group.version, &members],
                     )
                     .await
-                    .map_err(write)?;
+                    .map_err(&write)?;
             }
         }
-        write_sources(&transaction, &key, snapshot).await.map_err(write)?;
+        write_sources(&transaction, key, snapshot).await.map_err(&write)?;
         for (name, cache) in &snapshot.sources {
             let ids: Vec<&str> = cache.users.iter().map(|r| r.id.as_str()).collect();
             let records: Vec<String> =
@@ -278,25 +274,21 @@ impl PostgresStore {
                     &[&key, name, &ids, &records],
                 )
                 .await
-                .map_err(write)?;
+                .map_err(&write)?;
         }
-        write_meta(&transaction, &key, snapshot).await.map_err(write)?;
-        transaction.commit().await.map_err(write)
+        write_meta(&transaction, key, snapshot).await.map_err(&write)?;
+        transaction.commit().await.map_err(&write)
     }
 
     /// Records how far the sources got when their records and the target are as saved already.
     pub async fn save_progress(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
-        let key = self.key.clone();
-        let shown = self.shown.clone();
-        let write = |e: tokio_postgres::Error| StateError::Postgres {
-            url: shown.clone(),
-            detail: format!("cannot save the state: {}", with_causes(&e)),
-        };
-        let transaction = self.client.transaction().await.map_err(write)?;
-        transaction.execute("DELETE FROM scimform_sources WHERE state_key = $1", &[&key]).await.map_err(write)?;
-        write_sources(&transaction, &key, snapshot).await.map_err(write)?;
-        write_meta(&transaction, &key, snapshot).await.map_err(write)?;
-        transaction.commit().await.map_err(write)
+        let key = &self.key;
+        let write = save_error(&self.shown);
+        let transaction = self.client.transaction().await.map_err(&write)?;
+        transaction.execute("DELETE FROM scimform_sources WHERE state_key = $1", &[&key]).await.map_err(&write)?;
+        write_sources(&transaction, key, snapshot).await.map_err(&write)?;
+        write_meta(&transaction, key, snapshot).await.map_err(&write)?;
+        transaction.commit().await.map_err(&write)
     }
 
     /// Forgets the target (the sources stay): the next run reads the target in full.
@@ -356,17 +348,12 @@ fn lock_id(key: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// An error with the errors that caused it, which tokio-postgres keeps out of its message (the
-/// TLS handshake's reason, say).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// What a failed save says.
+fn save_error(shown: &str) -> impl Fn(tokio_postgres::Error) -> StateError + '_ {
+    move |e| StateError::Postgres {
+        url: shown.to_owned(),
+        detail: format!("cannot save the state: {}", crate::error_chain(&e)),
     }
-    text
 }
 
 /// `url` without the query parameter `name`, and its value.
