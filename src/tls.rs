@@ -34,3 +34,8 @@ pub fn rustls_config(ca_file: &Path) -> Result<rustls::ClientConfig, String> {
 pub fn reqwest_certificates(ca_file: &Path) -> Result<Vec<reqwest::Certificate>, String> {
     read_ca_file(ca_file)?.iter().map(|der| reqwest::Certificate::from_der(der).map_err(|e| e.to_string())).collect()
 }
+
+/// A host on this machine: what is sent to it in clear text never crosses a network.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}

@@ -28,6 +28,7 @@ use tokio::sync::Mutex;
 use super::ad;
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
+use crate::tls::is_loopback;
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 
 /// AD never returns more than this many values of one attribute at once (MaxValRange).
@@ -727,9 +728,6 @@ fn host_of(url: &str) -> String {
     authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_owned()
 }
 
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 #[cfg(test)]
 mod tests {

@@ -67,7 +67,7 @@ impl PostgresStore {
         // Off this machine, the state (and the password) go over TLS or not at all: `prefer`
         // (the default) would fall back to clear text for whoever answers.
         let local = config.get_hosts().iter().all(|host| match host {
-            Host::Tcp(name) => is_loopback(name),
+            Host::Tcp(name) => crate::tls::is_loopback(name),
             Host::Unix(_) => true,
         });
         if !local {
@@ -394,9 +394,6 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 /// Whether a `--state` location names a PostgreSQL database.
 pub fn is_postgres_url(location: &str) -> bool {
