@@ -28,8 +28,8 @@ use tokio::sync::Mutex;
 use super::ad;
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
-use crate::tls::is_loopback;
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
+use crate::tls::is_loopback;
 
 /// AD never returns more than this many values of one attribute at once (MaxValRange).
 const RANGE_WINDOW: usize = 1500;
@@ -727,7 +727,6 @@ fn host_of(url: &str) -> String {
     }
     authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_owned()
 }
-
 
 #[cfg(test)]
 mod tests {

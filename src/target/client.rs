@@ -408,10 +408,20 @@ impl TargetReader for ScimClient {
 impl TargetWriter for ScimClient {
     async fn send(&self, request: &ScimRequest) -> Result<ScimResponse, TargetError> {
         let capabilities = self.capabilities().await;
-        if request.method == Method::Patch && !capabilities.patch {
-            return self.patch_as_put(request, capabilities.etag).await;
+        let mut response = if request.method == Method::Patch && !capabilities.patch {
+            self.patch_as_put(request, capabilities.etag).await?
+        } else {
+            self.execute(request, &[], capabilities.etag).await?
+        };
+        // An apply of 100,000 creates keeps every answer until the state follows it: as little
+        // of each as the state needs.
+        if let Some(managed) = &self.kept
+            && request.path.starts_with("/Users")
+            && response.body.as_ref().is_some_and(|b| id_of(b).is_some())
+        {
+            response.body = response.body.map(|body| CurrentUser::trim_resource(body, managed));
         }
-        self.execute(request, &[], capabilities.etag).await
+        Ok(response)
     }
 }
 

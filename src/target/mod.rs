@@ -55,6 +55,17 @@ impl CurrentUser {
         CurrentUser { id: self.id.clone(), resource, version: self.version.clone() }
     }
 
+    /// A user resource trimmed as `trimmed` does, with its `meta.version` kept in place (the
+    /// form a write's answer is kept in until the state follows it).
+    pub fn trim_resource(resource: Value, managed: &[crate::scim::ScimPath]) -> Value {
+        let Some(user) = CurrentUser::from_resource(resource) else { return Value::Null };
+        let mut trimmed = user.trimmed(managed);
+        if let (Some(version), Value::Object(object)) = (&user.version, &mut trimmed.resource) {
+            object.insert("meta".into(), serde_json::json!({ "version": version }));
+        }
+        trimmed.resource
+    }
+
     /// SCIM's default for a missing `active` is "active".
     pub fn active(&self) -> bool {
         self.resource
