@@ -256,8 +256,28 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// Opens the state `--state` names, if any. A database keeps the states of several
-    /// manifests, each under its path as given (`file`).
+    /// Opens the state a run's arguments name: `--state`, else the file beside the manifest
+    /// (none with `--no-state`). The default that cannot be used (a read-only directory, say) is
+    /// a warning and a run without state; a state asked for by name that cannot be used is an
+    /// error. A database keeps the states of several manifests, each under its path as given.
+    pub async fn open_for(
+        args: &crate::cli::StateArgs,
+        refresh: bool,
+        manifest: &Manifest,
+        file: &Path,
+        warn: &mut dyn Write,
+    ) -> anyhow::Result<Option<Self>> {
+        let location = args.location(file);
+        match Self::open(location.as_deref(), refresh, manifest, file).await {
+            Err(error) if args.location.is_none() => {
+                writeln!(warn, "Warning: running without state: {error:#}. Pass `--no-state` to silence this.")?;
+                Ok(None)
+            }
+            opened => opened,
+        }
+    }
+
+    /// Opens the state at `location`, if any.
     pub async fn open(
         location: Option<&str>,
         refresh: bool,

@@ -12,7 +12,7 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let file = &args.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let mut state = RunState::open(args.state.location(file).as_deref(), args.state.refresh, &manifest, file).await?;
+    let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err).await?;
     if args.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, _) = read_drift(&manifest, &client, remembered, console.progress).await?;

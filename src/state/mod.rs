@@ -114,6 +114,12 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot create the state file `{path}`")]
+    Create {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the state file `{path}` was written by a newer scimform (schema {found}, this one reads {supported})")]
     Schema { path: String, found: i64, supported: i64 },
     #[error("the state `{path}` holds something that is not scimform state: {detail}")]

@@ -36,9 +36,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if need be) the state file at `path`.
+    /// Opens (creating if need be, readable by its owner only: it holds people's attributes)
+    /// the state file at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let display = path.display().to_string();
+        create_private(path).map_err(|source| StateError::Create { path: display.clone(), source })?;
         let sqlite = |source| StateError::Sqlite { path: display.clone(), source };
         let connection = Connection::open(path).map_err(sqlite)?;
         connection.execute_batch(SCHEMA).map_err(sqlite)?;
@@ -216,6 +218,19 @@ impl SqliteStore {
     }
 }
 
+/// Creates `path` with mode 0600 unless it exists (SQLite would create it with the umask's mode).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn write_sources(
     transaction: &rusqlite::Transaction<'_>,
     snapshot: &Snapshot,
@@ -287,6 +302,17 @@ mod tests {
         store.forget_target().unwrap();
         let forgotten = store.load().unwrap().unwrap();
         assert_eq!((forgotten.target, forgotten.sources), (None, moved.sources), "the sources are kept");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_state_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        SqliteStore::open(&path).unwrap().save(&snapshot("abc", 1)).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -225,6 +225,21 @@ async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() 
     assert!(!elsewhere.stderr.contains("Planned against the state;"), "{}", elsewhere.stderr);
     assert!(elsewhere.stdout.contains("Plan: 1 to create"), "the second target is converged: {}", elsewhere.stdout);
 
+    // The default state cannot be used (here: a directory stands where the file would be): a
+    // warning and a run without state. The same state asked for by name: an error.
+    std::fs::copy(dir.path().join("scimform.yaml"), dir.path().join("other.yaml")).unwrap();
+    std::fs::create_dir(dir.path().join("other.yaml.state")).unwrap();
+    let fallback = run_async(dir.path(), &["plan", "-f", "other.yaml"], &env).await;
+    assert_eq!(fallback.code, 0, "{}", fallback.all());
+    assert!(
+        fallback.stderr.contains("Warning: running without state: cannot use the state file `other.yaml.state`"),
+        "{}",
+        fallback.stderr
+    );
+    let named = run_async(dir.path(), &["plan", "-f", "other.yaml", "--state", "other.yaml.state"], &env).await;
+    assert_eq!(named.code, 1, "{}", named.all());
+    assert!(named.stderr.contains("cannot use the state file `other.yaml.state`"), "{}", named.stderr);
+
     let none = ["apply", "-f", "scimform.yaml", "--auto-approve", "--no-state"];
     let stateless = run_async(dir.path(), &none, &env).await;
     assert!(!stateless.stderr.contains("Planned against the state;"), "{}", stateless.stderr);
