@@ -60,7 +60,7 @@ impl fmt::Display for ReadKind {
             }
             ReadKind::Incremental { changed, removed, groups_read, groups_reused } => write!(
                 f,
-                "read incrementally: {changed} changed user(s) read, {removed} left the scope; {groups_read} group(s) read again, {groups_reused} unchanged"
+                "read incrementally: {changed} changed user(s) read, {removed} left the scope; {groups_read} group(s) read in full, {groups_reused} carried on from the last run"
             ),
         }
     }

@@ -9,9 +9,10 @@
 //! With a state (`resume`), users come from `/users/delta` and each directly paired group from
 //! `/groups/delta?$filter=id eq '…'&$select=members`: the first run reads everything and keeps
 //! the `@odata.deltaLink`s, later runs read only the changes (`@removed` users and members leave
-//! the cache); an expired token (`410 Gone`, `syncStateNotFound`) restarts a full sync. Sources
-//! with a `filter` or a mapped `manager` (neither is supported by delta) and nested groups are
-//! read in full every run.
+//! the cache); an expired token (`410 Gone`, `syncStateNotFound`) restarts a full sync. A source
+//! that serves only groups keeps its users by delta too, so members resolve to current records.
+//! Sources with a `filter` or a mapped `manager` (neither is supported by delta) and nested
+//! groups (transitive members have no delta) are read in full every run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -489,8 +490,17 @@ impl GraphSource {
                 return Err(self.error("Graph groups have no DN", "name the group by `id` or `name`"));
             }
         };
-        if !nested && let Some(group) = self.group_by_delta(&id, &name, &group_key(selector, nested)).await? {
-            return Ok(group);
+        if !nested {
+            // A source that serves only groups still reads its users by delta when the run
+            // keeps state (once in full, then only changes), so members resolve to records
+            // that follow every change, not just the membership's.
+            let tracking = matches!(*self.tracking.lock().await, Tracking::From(_));
+            if tracking && self.filter.is_none() && !self.expand_manager && self.session.lock().await.is_none() {
+                self.users().await?;
+            }
+            if let Some(group) = self.group_by_delta(&id, &name, &group_key(selector, nested)).await? {
+                return Ok(group);
+            }
         }
         let relation = if nested { "transitiveMembers" } else { "members" };
         let path = format!("/groups/{}/{relation}/microsoft.graph.user", encode(&id));

@@ -370,6 +370,99 @@ groups:
     }
 }
 
+/// A Graph source that serves only a group (users from a file), with the state beside the
+/// manifest: the first run syncs its users and the group by delta; the next reads only the
+/// changes through the kept links, and a member `@removed` in Entra is one `remove` in the target.
+#[tokio::test]
+async fn a_group_only_source_reads_its_group_by_delta_with_a_state() {
+    use std::fmt::Write;
+
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use wiremock::matchers::query_param_is_missing;
+
+    use crate::common::{run_async, workspace};
+    const GROUP: &str = "3f1e6d2c-0000-4000-8000-00000000b111";
+    let graph = MockServer::start().await;
+    mount_token(&graph).await;
+    let uri = graph.uri();
+    let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{GROUP}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": GROUP, "displayName": "Billing"})))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param_is_missing("$deltatoken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": (1..=4).map(user).collect::<Vec<_>>(),
+            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param_is_missing("$deltatoken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": GROUP, "members@delta": [{"id": id(1)}, {"id": id(2)}, {"id": id(3)}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=g1")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "u1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u2")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$deltatoken", "g1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": GROUP, "members@delta": [{"id": id(2), "@removed": {"reason": "deleted"}}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=g2")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let mut store = MemoryStore::new(Some("tok"));
+    let group_id = store.insert_group("Billing", &[]);
+    let scim = MemoryServer::start(store).await.unwrap();
+    let mut people = String::from("users:\n");
+    for i in 1..=4 {
+        let _ = writeln!(people, "  - {{id: 'e{i}', mail: 'User{i}@contoso.example'}}");
+    }
+    let manifest = format!(
+        "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\n  entra:\n    kind: graph\n    tenant_id: contoso\n    client_id: app-id\n    client_secret: ${{env:GRAPH_SECRET}}\n    authority: {uri}/contoso/oauth2/v2.0/token\n    graph_url: {uri}/v1.0\ntarget:\n  kind: scim\n  base_url: {scim}\n  auth: {{ bearer_token: tok }}\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: \"{{{{ mail | lower }}}}\"\ngroups:\n  - name: Billing\n    source: entra\n    from: {{ id: {GROUP} }}\n    member_key: \"{{{{ mail | lower }}}}\"\n    to: {{ display_name: Billing }}\n",
+        scim = scim.base_url(),
+    );
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", &people)]);
+    let env = [("GRAPH_SECRET", "app-secret")];
+
+    let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(first.stderr.contains("Source `entra` read in full (4 users)."), "{}", first.stderr);
+    assert_eq!(scim.group_members("Billing").len(), 3);
+
+    scim.reset_writes();
+    let second = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(
+        second.stderr.contains("Source `entra` read incrementally: 0 changed user(s) read, 0 left the scope; 0 group(s) read in full, 1 carried on from the last run."),
+        "{}",
+        second.stderr
+    );
+    let writes = scim.recorded_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    let user2 = scim.user("user2@contoso.example").unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(writes[0].path, format!("/Groups/{group_id}"));
+    assert_eq!(
+        writes[0].body.as_ref().unwrap()["Operations"],
+        json!([{"op": "remove", "path": format!("members[value eq \"{user2}\"]")}])
+    );
+}
+
 /// A 20,000-member group that gains 6 members and loses 4 is one PATCH with those 10 changes.
 #[tokio::test]
 async fn a_large_group_changes_by_delta_not_by_replacement() {
