@@ -6,13 +6,14 @@
 //! 429 waits for `Retry-After`, 5xx and timeouts back off and retry, a 401 refreshes the token
 //! once.
 //!
-//! With a state (`resume`), users come from `/users/delta` and each directly paired group from
-//! `/groups/delta?$filter=id eq '…'&$select=members`: the first run reads everything and keeps
-//! the `@odata.deltaLink`s, later runs read only the changes (`@removed` users and members leave
+//! With a state (`resume`), users come from `/users/delta` and each paired group from
+//! `/groups/delta?$filter=id eq '…'&$select=members` (a nested pairing: each member group's
+//! too, as transitive members have no delta): the first run reads everything and keeps the
+//! `@odata.deltaLink`s, later runs read only the changes (`@removed` users and members leave
 //! the cache); an expired token (`410 Gone`, `syncStateNotFound`) restarts a full sync. A source
 //! that serves only groups keeps its users by delta too, so members resolve to current records.
-//! Sources with a `filter` or a mapped `manager` (neither is supported by delta) and nested
-//! groups (transitive members have no delta) are read in full every run.
+//! Sources with a `filter` or a mapped `manager` (neither is supported by delta) are read in
+//! full every run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, group_key, sorted_by_id};
+use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
@@ -40,7 +41,7 @@ const MAX_PAGES: usize = 100_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeltaLinks {
     pub users: String,
-    /// By `group_key`.
+    /// By group, `direct {id}`: each group's own direct members.
     #[serde(default)]
     pub groups: BTreeMap<String, String>,
 }
@@ -392,24 +393,55 @@ impl GraphSource {
         }
     }
 
-    /// A directly paired group through its own delta query, when this run reads users by delta:
-    /// members are ids, resolved through the users' records.
-    async fn group_by_delta(&self, id: &str, name: &str, key: &str) -> Result<Option<SourceGroup>, SourceError> {
-        let (records, cached, link) = {
+    /// A paired group through delta queries, when this run reads users by delta: its own and,
+    /// `nested`, each member group's (transitive members have no delta). Members are ids,
+    /// resolved through the users' records.
+    async fn group_by_delta(&self, id: &str, name: &str, nested: bool) -> Result<Option<SourceGroup>, SourceError> {
+        let Some(records) = self.session.lock().await.as_ref().map(|s| Arc::clone(&s.read.records)) else {
+            return Ok(None);
+        };
+        let mut users = BTreeSet::new();
+        let mut seen = BTreeSet::from([id.to_owned()]);
+        let mut pending = std::collections::VecDeque::from([id.to_owned()]);
+        while let Some(group) = pending.pop_front() {
+            let (direct_users, member_groups) = self.direct_members(&group).await?;
+            users.extend(direct_users);
+            if nested {
+                // A cycle (A contains B contains A) ends here.
+                pending.extend(member_groups.into_iter().filter(|g| seen.insert(g.clone())));
+            }
+        }
+        let mut found = Vec::new();
+        let mut unresolved = Vec::new();
+        for member in &users {
+            match records.binary_search_by(|r| r.id.as_str().cmp(member)) {
+                Ok(i) => found.push(records[i].clone()),
+                Err(_) => unresolved.push(member.clone()),
+            }
+        }
+        Ok(Some(SourceGroup { id: id.to_owned(), name: name.to_owned(), members: found, unresolved }))
+    }
+
+    /// One group's direct members, user ids and member group ids, through its own delta query
+    /// (`/groups/delta?$filter=id eq '…'&$select=members`), on from the last run's link.
+    async fn direct_members(&self, id: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), SourceError> {
+        let key = format!("direct {id}");
+        let (cached, link) = {
             let session = self.session.lock().await;
-            let Some(session) = session.as_ref() else { return Ok(None) };
-            let cached = session.previous.get(key).filter(|g| g.id == id).cloned();
-            let link = cached.as_ref().and(session.previous_links.get(key).cloned());
-            (Arc::clone(&session.read.records), cached, link)
+            let session = session.as_ref();
+            let cached = session.and_then(|s| s.previous.get(&key).cloned());
+            (cached, session.and_then(|s| s.previous_links.get(&key).cloned()))
         };
         let filter = format!("id eq '{}'", id.replace('\'', "''"));
         let initial = self.url("/groups/delta", &[("$filter", &filter), ("$select", "members")]);
         let resumed = match (cached, link) {
             (Some(cached), Some(link)) => match self.delta(link).await {
-                Ok((changes, link)) => Some((cached.members.into_iter().collect::<BTreeSet<_>>(), changes, link)),
+                Ok((changes, link)) => {
+                    Some((cached.members.into_iter().collect(), cached.walked.into_iter().collect(), changes, link))
+                }
                 Err(DeltaError::Expired(detail)) => {
                     tracing::warn!(
-                        "source `{}`: the delta token of group `{name}` expired ({detail}): a full sync",
+                        "source `{}`: the delta token of group {id} expired ({detail}): a full sync",
                         self.name
                     );
                     None
@@ -419,44 +451,40 @@ impl GraphSource {
             _ => None,
         };
         let reused = resumed.is_some();
-        let (mut members, changes, link) = if let Some(resumed) = resumed {
-            resumed
-        } else {
-            let (changes, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
-            (BTreeSet::new(), changes, link)
-        };
+        let (mut users, mut groups, changes, link): (BTreeSet<String>, BTreeSet<String>, _, _) =
+            if let Some(resumed) = resumed {
+                resumed
+            } else {
+                let (changes, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
+                (BTreeSet::new(), BTreeSet::new(), changes, link)
+            };
         for group in changes.iter().filter(|g| g.get("id").and_then(Value::as_str) == Some(id)) {
             for member in group.get("members@delta").and_then(Value::as_array).into_iter().flatten() {
                 let Some(member_id) = member.get("id").and_then(Value::as_str) else { continue };
-                let is_user =
-                    member.get("@odata.type").and_then(Value::as_str).is_none_or(|t| t == "#microsoft.graph.user");
+                let kind = member.get("@odata.type").and_then(Value::as_str).unwrap_or("#microsoft.graph.user");
                 if member.get("@removed").is_some() {
-                    members.remove(member_id);
-                } else if is_user {
-                    members.insert(member_id.to_owned());
+                    users.remove(member_id);
+                    groups.remove(member_id);
+                } else if kind == "#microsoft.graph.user" {
+                    users.insert(member_id.to_owned());
+                } else if kind == "#microsoft.graph.group" {
+                    groups.insert(member_id.to_owned());
                 }
-            }
-        }
-        let mut found = Vec::new();
-        let mut unresolved = Vec::new();
-        for member in &members {
-            match records.binary_search_by(|r| r.id.as_str().cmp(member)) {
-                Ok(i) => found.push(records[i].clone()),
-                Err(_) => unresolved.push(member.clone()),
             }
         }
         let cached = CachedGroup {
             id: id.to_owned(),
-            name: name.to_owned(),
-            members: members.into_iter().collect(),
+            name: String::new(),
+            members: users.iter().cloned().collect(),
             unresolved: Vec::new(),
-            walked: vec![id.to_owned()],
+            // Here: the member groups, which a nested pairing walks.
+            walked: groups.iter().cloned().collect(),
         };
         if let Some(session) = self.session.lock().await.as_mut() {
-            session.read.remember_group(key.to_owned(), cached, reused);
-            session.links.groups.insert(key.to_owned(), link);
+            session.read.remember_group(key.clone(), cached, reused);
+            session.links.groups.insert(key, link);
         }
-        Ok(Some(SourceGroup { id: id.to_owned(), name: name.to_owned(), members: found, unresolved }))
+        Ok((users, groups))
     }
 
     pub async fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
@@ -490,17 +518,15 @@ impl GraphSource {
                 return Err(self.error("Graph groups have no DN", "name the group by `id` or `name`"));
             }
         };
-        if !nested {
-            // A source that serves only groups still reads its users by delta when the run
-            // keeps state (once in full, then only changes), so members resolve to records
-            // that follow every change, not just the membership's.
-            let tracking = matches!(*self.tracking.lock().await, Tracking::From(_));
-            if tracking && self.filter.is_none() && !self.expand_manager && self.session.lock().await.is_none() {
-                self.users().await?;
-            }
-            if let Some(group) = self.group_by_delta(&id, &name, &group_key(selector, nested)).await? {
-                return Ok(group);
-            }
+        // A source that serves only groups still reads its users by delta when the run keeps
+        // state (once in full, then only changes), so members resolve to records that follow
+        // every change, not just the membership's.
+        let tracking = matches!(*self.tracking.lock().await, Tracking::From(_));
+        if tracking && self.filter.is_none() && !self.expand_manager && self.session.lock().await.is_none() {
+            self.users().await?;
+        }
+        if let Some(group) = self.group_by_delta(&id, &name, nested).await? {
+            return Ok(group);
         }
         let relation = if nested { "transitiveMembers" } else { "members" };
         let path = format!("/groups/{}/{relation}/microsoft.graph.user", encode(&id));

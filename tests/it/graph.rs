@@ -298,7 +298,9 @@ mod end_to_end {
             .await;
     }
 
-    /// Users from an HR file, membership from Entra: members join users by their mail.
+    /// Users from an HR file, membership from Entra: members join users by their mail. (Without
+    /// state: transitive members read in full; `a_nested_group_is_followed_by_each_member_group_s_delta`
+    /// covers the same pairing read by delta.)
     #[tokio::test]
     async fn entra_groups_over_file_users_converge_and_one_removed_member_is_one_remove() {
         let graph = MockServer::start().await;
@@ -344,20 +346,20 @@ groups:
         let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", &people)]);
         let env = [("GRAPH_SECRET", "app-secret")];
 
-        let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+        let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--no-state"], &env).await;
         assert_eq!(first.code, 0, "{}", first.all());
         assert!(first.stdout.contains("+ member \"user3@contoso.example\" (known after apply)"), "{}", first.stdout);
         assert!(first.stdout.contains("member `user99@contoso.example` matches no user"), "{}", first.stdout);
         assert_eq!(scim.group_members("Support").len(), 3);
 
         scim.reset_writes();
-        let second = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+        let second = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--no-state"], &env).await;
         assert_eq!(second.code, 0, "{}", second.all());
         assert!(second.stdout.starts_with("No changes."), "{}", second.stdout);
         assert_eq!(scim.writes(), 0);
 
         mount_members(&graph, &[user(1), user(2), user(99)]).await;
-        let third = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+        let third = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--no-state"], &env).await;
         assert_eq!(third.code, 0, "{}", third.all());
         let writes = scim.recorded_writes();
         assert_eq!(writes.len(), 1, "{writes:?}");
@@ -639,4 +641,97 @@ async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sy
         }
         other => panic!("expected a full sync, got {other:?}"),
     }
+}
+
+/// A nested pairing by delta: the group's own delta and each member group's (transitive members
+/// have none). A user who leaves the nested group and one who joins it change only that group's
+/// delta, and the nested membership follows.
+#[tokio::test]
+async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
+    use scimform::source::ReadKind;
+    use wiremock::matchers::query_param_is_missing;
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let uri = server.uri();
+    let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
+    let (top, inner) = ("top-group", "inner-group");
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{top}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": top, "displayName": "Support"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param_is_missing("$deltatoken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": (1..=4).map(user).collect::<Vec<_>>(),
+            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "u1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
+        .mount(&server)
+        .await;
+    for (group, members, token) in [
+        (
+            top,
+            json!([{"@odata.type": "#microsoft.graph.user", "id": id(1)}, {"@odata.type": "#microsoft.graph.group", "id": inner}]),
+            "t1",
+        ),
+        (
+            inner,
+            json!([{"@odata.type": "#microsoft.graph.user", "id": id(2)}, {"@odata.type": "#microsoft.graph.group", "id": top}]),
+            "i1",
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/v1.0/groups/delta"))
+            .and(query_param("$filter", format!("id eq '{group}'")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "value": [{"id": group, "members@delta": members}],
+                "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken={token}")})))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$deltatoken", "t1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=t2")})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$deltatoken", "i1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": inner, "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": id(2), "@removed": {"reason": "deleted"}},
+                {"@odata.type": "#microsoft.graph.user", "id": id(3)}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=i2")})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let selector = GroupSelector::Id(top.into());
+    let members =
+        |group: &scimform::source::SourceGroup| group.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+
+    let graph = source(&server, &["mail"]);
+    graph.resume(None).await;
+    let first = graph.group(&selector, true).await.unwrap();
+    assert_eq!(members(&first), [id(1), id(2)], "through the member group; the cycle back to the top ends");
+    let cache = graph.cache().await.unwrap();
+
+    let graph = source(&server, &["mail"]);
+    graph.resume(Some(cache)).await;
+    let second = graph.group(&selector, true).await.unwrap();
+    assert_eq!(members(&second), [id(1), id(3)]);
+    assert_eq!(
+        graph.last_read().await,
+        Some(ReadKind::Incremental { changed: 0, removed: 0, groups_read: 0, groups_reused: 2 })
+    );
 }
