@@ -75,7 +75,7 @@ pub async fn read_desired(
     manifest: &Manifest,
     sources: &BTreeMap<String, AnySource>,
     progress: Progress,
-) -> anyhow::Result<(Vec<SourceRecord>, DesiredState)> {
+) -> anyhow::Result<(std::sync::Arc<Vec<SourceRecord>>, DesiredState)> {
     let source = |name: &str| sources.get(name).with_context(|| format!("source `{name}` is not configured"));
     let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
     let records = source(&manifest.users.source)?.users().await?;

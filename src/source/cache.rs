@@ -14,13 +14,13 @@ use super::SourceRecord;
 use crate::manifest::model::GroupSelector;
 
 /// One source's part of the state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceCache {
     /// Where the source got to, as its adapter records it (AD: the domain controller's
     /// `invocationID` and `highestCommittedUSN`; Graph: delta links).
     pub watermark: Value,
-    /// Every user record in scope, sorted by id.
-    pub users: Vec<SourceRecord>,
+    /// Every user record in scope, sorted by id (shared with the run that read them).
+    pub users: Arc<Vec<SourceRecord>>,
     /// The groups read, by `group_key`.
     pub groups: BTreeMap<String, CachedGroup>,
 }
@@ -117,7 +117,7 @@ impl ReadSession {
 
     /// What the next run resumes from, with the adapter's `watermark`.
     pub fn cache(&self, watermark: Value) -> SourceCache {
-        SourceCache { watermark, users: self.records.as_ref().clone(), groups: self.groups.clone() }
+        SourceCache { watermark, users: Arc::clone(&self.records), groups: self.groups.clone() }
     }
 }
 
@@ -133,28 +133,26 @@ mod tests {
     use crate::source::AttrValue;
 
     #[test]
-    fn records_round_trip_through_json() {
+    fn records_and_groups_round_trip_through_json() {
         let mut record = SourceRecord::new("g-1");
         record.disabled = true;
         record.insert("mail", AttrValue::Text("a@x".into()));
         record.insert("proxyAddresses", AttrValue::List(vec!["smtp:a@x".into(), "true".into()]));
         record.insert("accountEnabled", AttrValue::Bool(false));
-        let cache = SourceCache {
-            watermark: serde_json::json!({"usn": 7}),
-            users: vec![record],
-            groups: BTreeMap::from([(
-                group_key(&GroupSelector::Name("Support".into()), true),
-                CachedGroup {
-                    id: "g".into(),
-                    name: "Support".into(),
-                    members: vec!["g-1".into()],
-                    unresolved: vec!["CN=x".into()],
-                    walked: vec!["g".into()],
-                },
-            )]),
-        };
-        let json = serde_json::to_string(&cache).unwrap();
-        assert_eq!(serde_json::from_str::<SourceCache>(&json).unwrap(), cache);
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<SourceRecord>(&json).unwrap(), record);
+        let groups = BTreeMap::from([(
+            group_key(&GroupSelector::Name("Support".into()), true),
+            CachedGroup {
+                id: "g".into(),
+                name: "Support".into(),
+                members: vec!["g-1".into()],
+                unresolved: vec!["CN=x".into()],
+                walked: vec!["g".into()],
+            },
+        )]);
+        let json = serde_json::to_string(&groups).unwrap();
+        assert_eq!(serde_json::from_str::<BTreeMap<String, CachedGroup>>(&json).unwrap(), groups);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct FileSource {
 
 #[derive(Debug, Default)]
 struct Contents {
-    users: Vec<SourceRecord>,
+    users: Arc<Vec<SourceRecord>>,
     groups: Vec<FileGroup>,
 }
 
@@ -83,8 +83,8 @@ impl FileSource {
         })
     }
 
-    pub fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
-        Ok(self.contents()?.users.clone())
+    pub fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
+        Ok(Arc::clone(&self.contents()?.users))
     }
 
     pub fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
@@ -141,7 +141,7 @@ fn parse_value(value: &Value) -> Result<Contents, String> {
     };
     let mut contents = Contents::default();
     for (index, user) in users.iter().enumerate() {
-        contents.users.push(parse_user(user).map_err(|e| format!("users[{index}]: {e}"))?);
+        Arc::make_mut(&mut contents.users).push(parse_user(user).map_err(|e| format!("users[{index}]: {e}"))?);
     }
     for (index, group) in groups.iter().enumerate() {
         contents.groups.push(parse_group(group).map_err(|e| format!("groups[{index}]: {e}"))?);
@@ -224,7 +224,8 @@ fn parse_csv(text: &str) -> Result<Contents, String> {
                 Some(existing) => *existing = Value::Array(vec![existing.take(), Value::String(cell.to_owned())]),
             }
         }
-        contents.users.push(parse_user(&Value::Object(object)).map_err(|e| format!("line {line}: {e}"))?);
+        Arc::make_mut(&mut contents.users)
+            .push(parse_user(&Value::Object(object)).map_err(|e| format!("line {line}: {e}"))?);
     }
     Ok(contents)
 }

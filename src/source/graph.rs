@@ -290,7 +290,7 @@ impl GraphSource {
         Ok(items)
     }
 
-    pub async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
+    pub async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         let tracking = std::mem::take(&mut *self.tracking.lock().await);
         if let Tracking::From(previous) = tracking {
             if self.filter.is_none() && !self.expand_manager {
@@ -306,7 +306,7 @@ impl GraphSource {
             query.push(("$expand", "manager($select=id)"));
         }
         let items = self.collect(self.url("/users", &query)).await?;
-        Ok(items.iter().filter_map(to_record).collect())
+        Ok(Arc::new(items.iter().filter_map(to_record).collect()))
     }
 
     /// Every page of a delta query from `url`, and the delta link it ends with.
@@ -337,14 +337,14 @@ impl GraphSource {
         Err(self.error("the pages never end", "report this to the service").into())
     }
 
-    async fn users_by_delta(&self, previous: Option<SourceCache>) -> Result<Vec<SourceRecord>, SourceError> {
+    async fn users_by_delta(&self, previous: Option<SourceCache>) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         let initial = self.url("/users/delta", &[("$select", self.select.as_str())]);
         let links = previous.as_ref().and_then(|p| serde_json::from_value::<DeltaLinks>(p.watermark.clone()).ok());
         let (records, kind, users_link, previous) = match (previous, links) {
             (Some(previous), Some(links)) => match self.delta(links.users.clone()).await {
                 Ok((changes, link)) => {
                     let mut by_id: BTreeMap<String, SourceRecord> =
-                        previous.users.into_iter().map(|r| (r.id.clone(), r)).collect();
+                        Arc::unwrap_or_clone(previous.users).into_iter().map(|r| (r.id.clone(), r)).collect();
                     let (mut updated, mut removed) = (0, 0);
                     for item in &changes {
                         let Some(id) = item.get("id").and_then(Value::as_str) else { continue };
@@ -381,7 +381,7 @@ impl GraphSource {
         let (previous, previous_links) = previous.unwrap_or_default();
         let links = DeltaLinks { users: users_link, groups: BTreeMap::new() };
         *self.session.lock().await = Some(Session { read, links, previous, previous_links });
-        Ok(records.as_ref().clone())
+        Ok(records)
     }
 
     fn delta_error(&self, error: DeltaError) -> SourceError {

@@ -199,7 +199,7 @@ impl LdapSource {
         }
     }
 
-    pub async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
+    pub async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         let mut ldap = self.connect().await?;
         // Read before the search: whatever changes during it is read again next time.
         let watermark = self.watermark(&mut ldap).await?;
@@ -217,7 +217,7 @@ impl LdapSource {
                 let changed = self.search(&mut ldap, &scoped, Vec::new()).await?;
                 let changed_ids: HashSet<String> = changed.iter().map(|r| r.id.clone()).collect();
                 let mut by_id: BTreeMap<String, SourceRecord> =
-                    previous.users.into_iter().map(|r| (r.id.clone(), r)).collect();
+                    Arc::unwrap_or_clone(previous.users).into_iter().map(|r| (r.id.clone(), r)).collect();
                 let removed: HashSet<String> = touched
                     .iter()
                     .filter(|id| by_id.contains_key(*id) && !changed_ids.contains(*id))
@@ -246,7 +246,7 @@ impl LdapSource {
         let read = ReadSession::new(records, kind);
         let records = Arc::clone(&read.records);
         *self.session.lock().await = Some(Session { read, watermark, by_dn: Arc::new(by_dn), delta, previous_groups });
-        Ok(records.as_ref().clone())
+        Ok(records)
     }
 
     /// One paged search of the user base with `filter`, as records.

@@ -8,6 +8,7 @@ pub mod graph;
 pub mod ldap;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 pub use cache::{ReadKind, SourceCache};
 pub use file::FileSource;
@@ -109,8 +110,8 @@ pub enum SourceError {
 
 /// The world as it should be: people and groups from one directory.
 pub trait Source {
-    /// Every user record in scope.
-    fn users(&self) -> impl Future<Output = Result<Vec<SourceRecord>, SourceError>> + Send;
+    /// Every user record in scope (shared: a source may keep them for its groups or its state).
+    fn users(&self) -> impl Future<Output = Result<Arc<Vec<SourceRecord>>, SourceError>> + Send;
     /// One group and its members (with `nested`, the members of member groups too).
     fn group(
         &self,
@@ -174,7 +175,7 @@ impl AnySource {
 }
 
 impl Source for AnySource {
-    async fn users(&self) -> Result<Vec<SourceRecord>, SourceError> {
+    async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         match self {
             AnySource::File(file) => file.users(),
             AnySource::Ldap(ldap) => ldap.users().await,

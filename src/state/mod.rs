@@ -345,7 +345,7 @@ pub(crate) fn sample_snapshot(sha: &str, users: usize) -> Snapshot {
             "corp_ad".to_owned(),
             SourceCache {
                 watermark: json!({"invocation_id": "i", "usn": 7}),
-                users: records,
+                users: std::sync::Arc::new(records),
                 groups: BTreeMap::from([("name Support".to_owned(), cached)]),
             },
         )]),

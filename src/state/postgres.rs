@@ -209,7 +209,7 @@ impl PostgresStore {
                 serde_json::from_str(&watermark).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
             let groups: BTreeMap<String, CachedGroup> =
                 serde_json::from_str(&groups).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
-            sources.insert(name, SourceCache { watermark, users: Vec::new(), groups });
+            sources.insert(name, SourceCache { watermark, users: std::sync::Arc::default(), groups });
         }
         let rows = self
             .client
@@ -224,7 +224,8 @@ impl PostgresStore {
             let id: String = row.try_get(1).map_err(read)?;
             let record: String = row.try_get(2).map_err(read)?;
             let cache = sources.get_mut(&source).ok_or_else(|| self.corrupt(format!("record {id} of no source")))?;
-            cache.users.push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
+            std::sync::Arc::make_mut(&mut cache.users)
+                .push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
         }
         Ok(sources)
     }

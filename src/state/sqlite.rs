@@ -146,7 +146,7 @@ impl SqliteStore {
                 serde_json::from_str(&watermark).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
             let groups: BTreeMap<String, CachedGroup> =
                 serde_json::from_str(&groups).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
-            sources.insert(name, SourceCache { watermark, users: Vec::new(), groups });
+            sources.insert(name, SourceCache { watermark, users: std::sync::Arc::default(), groups });
         }
         let mut statement = self
             .connection
@@ -158,7 +158,8 @@ impl SqliteStore {
         for row in rows {
             let (source, id, record) = row.map_err(|e| self.error(e))?;
             let cache = sources.get_mut(&source).ok_or_else(|| self.corrupt(format!("record {id} of no source")))?;
-            cache.users.push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
+            std::sync::Arc::make_mut(&mut cache.users)
+                .push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
         }
         Ok(sources)
     }
@@ -244,7 +245,7 @@ fn write_sources(
     if with_records {
         let mut insert = transaction.prepare("INSERT INTO source_users (source, id, record) VALUES (?1, ?2, ?3)")?;
         for (name, cache) in &snapshot.sources {
-            for record in &cache.users {
+            for record in cache.users.iter() {
                 insert.execute(params![name, record.id, serde_json::to_string(record).unwrap_or_default()])?;
             }
         }

@@ -331,7 +331,7 @@ mod incremental {
         }
         let users = source.users().await.unwrap();
         let group = source.group(group, true).await.unwrap();
-        (users, group, source.last_read().await.unwrap(), source.cache().await.unwrap())
+        (users.to_vec(), group, source.last_read().await.unwrap(), source.cache().await.unwrap())
     }
 
     /// What a full read finds now, to compare an incremental read with.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use scimform::commands::demo::seeded_store;
-use scimform::source::SourceCache;
+use scimform::source::{AttrValue, SourceCache, SourceRecord};
 use scimform::state::{Snapshot, StateError, Store};
 use scimform::target::memory::MemoryServer;
 use scimform::target::{CurrentState, CurrentUser};
@@ -65,7 +65,8 @@ fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
             version: (i % 2 == 0).then(|| format!("W/\"{i}\"")),
         })
         .collect();
-    let records = serde_json::from_value(json!([{"id": "g1", "attributes": {"mail": "a@x"}}])).unwrap();
+    let mut record = SourceRecord::new("g1");
+    record.insert("mail", AttrValue::Text("a@x".into()));
     Snapshot {
         manifest_sha256: sha.into(),
         target: Some(CurrentState { users, groups: BTreeMap::new() }),
@@ -73,7 +74,7 @@ fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
             "corp_ad".to_owned(),
             SourceCache {
                 watermark: json!({"invocation_id": "i", "usn": usn}),
-                users: records,
+                users: std::sync::Arc::new(vec![record]),
                 groups: BTreeMap::new(),
             },
         )]),
