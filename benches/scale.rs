@@ -84,7 +84,9 @@ async fn run(label: &str, base_url: &str, people: String, state_file: Option<&Pa
     let started = Instant::now();
     let location = state_file.map(|p| p.display().to_string());
     let mut run_state =
-        RunState::open(location.as_deref(), false, &manifest, Path::new("scale.yaml")).await.expect("the state file");
+        RunState::open(location.as_deref(), false, &manifest, Path::new("scale.yaml"), std::time::Duration::ZERO)
+            .await
+            .expect("the state file");
     let mut planned = read_and_plan_cached(&manifest, &sources, &client, Progress::default(), run_state.as_mut())
         .await
         .expect("a plan");

@@ -95,6 +95,10 @@ pub struct StateArgs {
     /// writes to the target
     #[arg(long, conflicts_with = "refresh")]
     pub refresh_only: bool,
+    /// How long to wait for the run lock (the lock file, or a PostgreSQL state's) when another
+    /// run holds it, before giving up
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub lock_timeout: u64,
 }
 
 impl StateArgs {

@@ -78,6 +78,38 @@ impl RunLock {
     }
 }
 
+impl RunLock {
+    /// `acquire`, waiting up to `wait` while another live run holds the lock.
+    pub async fn acquire_within(
+        path: &Path,
+        warn: &mut dyn Write,
+        wait: std::time::Duration,
+    ) -> Result<Self, LockError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut said = false;
+        loop {
+            match Self::acquire(path, warn) {
+                Err(LockError::Held { holder, .. }) if tokio::time::Instant::now() < deadline => {
+                    if !said {
+                        let _ = writeln!(
+                            warn,
+                            "Waiting up to {}s for the lock `{}` ({holder}).",
+                            wait.as_secs(),
+                            path.display()
+                        );
+                        said = true;
+                    }
+                    tokio::time::sleep(POLL.min(deadline - tokio::time::Instant::now())).await;
+                }
+                taken_or_failed => return taken_or_failed,
+            }
+        }
+    }
+}
+
+/// How often a run waiting for the lock looks again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -114,6 +146,25 @@ fn process_alive(pid: u32) -> bool {
 #[expect(clippy::disallowed_methods, reason = "tests write lock files by hand")]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_run_waits_for_the_lock_when_asked_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.lock");
+        let held = RunLock::acquire(&path, &mut Vec::new()).unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            drop(held);
+        });
+        let mut said = Vec::new();
+        let taken = RunLock::acquire_within(&path, &mut said, std::time::Duration::from_secs(10)).await;
+        assert!(taken.is_ok(), "{taken:?}");
+        assert!(String::from_utf8(said).unwrap().starts_with("Waiting up to 10s for the lock"));
+        release.await.unwrap();
+        // Without time to wait, a held lock is an error at once.
+        let error = RunLock::acquire_within(&path, &mut Vec::new(), std::time::Duration::ZERO).await.unwrap_err();
+        assert!(error.to_string().starts_with("another scimform run holds the lock"), "{error}");
+    }
 
     #[test]
     fn a_held_lock_names_its_holder_and_is_released_on_drop() {

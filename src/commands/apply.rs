@@ -47,7 +47,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     let location = args.state.location(file);
     let _lock = match location.as_deref() {
         Some(location) if is_postgres_url(location) => None,
-        _ => Some(RunLock::acquire(&lock_path(args, file), console.err)?),
+        _ => Some(RunLock::acquire_within(&lock_path(args, file), console.err, lock_wait(args)).await?),
     };
     let client = super::client_for(&manifest)?;
     let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err).await?;
@@ -124,7 +124,7 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
     let location = args.state.location(&manifest_path);
     let _lock = match location.as_deref() {
         Some(location) if is_postgres_url(location) => None,
-        _ => Some(RunLock::acquire(&lock_path(args, &manifest_path), console.err)?),
+        _ => Some(RunLock::acquire_within(&lock_path(args, &manifest_path), console.err, lock_wait(args)).await?),
     };
     // The plan is applied as it is; the state only learns that the target changed under it.
     let mut run_state = RunState::open_for(&args.state, true, &manifest, &manifest_path, console.err).await?;
@@ -206,6 +206,10 @@ async fn replan_stale(
     let failed = merged.failures().count();
     let (status, result) = if failed == 0 { (ExitStatus::Success, "applied") } else { (ExitStatus::Failure, "failed") };
     Ok(Outcome { status, report: Some(merged), result })
+}
+
+fn lock_wait(args: &ApplyArgs) -> std::time::Duration {
+    std::time::Duration::from_secs(args.state.lock_timeout)
 }
 
 /// The lock beside the manifest (`scimform.yaml.lock`) unless `--lock-file` says otherwise.

@@ -268,7 +268,8 @@ impl RunState {
         warn: &mut dyn Write,
     ) -> anyhow::Result<Option<Self>> {
         let location = args.location(file);
-        match Self::open(location.as_deref(), refresh, manifest, file).await {
+        let wait = std::time::Duration::from_secs(args.lock_timeout);
+        match Self::open(location.as_deref(), refresh, manifest, file, wait).await {
             Err(error) if args.location.is_none() => {
                 writeln!(warn, "Warning: running without state: {error:#}. Pass `--no-state` to silence this.")?;
                 Ok(None)
@@ -277,16 +278,18 @@ impl RunState {
         }
     }
 
-    /// Opens the state at `location`, if any.
+    /// Opens the state at `location`, if any, waiting up to `lock_wait` for a PostgreSQL
+    /// state's run lock.
     pub async fn open(
         location: Option<&str>,
         refresh: bool,
         manifest: &Manifest,
         file: &Path,
+        lock_wait: std::time::Duration,
     ) -> anyhow::Result<Option<Self>> {
         let Some(location) = location else { return Ok(None) };
         let key = file.display().to_string();
-        let mut store = Store::open(location, key.strip_prefix("./").unwrap_or(&key)).await?;
+        let mut store = Store::open_waiting(location, key.strip_prefix("./").unwrap_or(&key), lock_wait).await?;
         let loaded = if refresh { None } else { store.load().await? };
         let loaded = loaded.filter(|s| s.manifest_sha256 == state_identity(manifest));
         let target_known = loaded.as_ref().is_some_and(|s| s.target.is_some());

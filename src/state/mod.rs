@@ -50,8 +50,13 @@ impl Store {
     /// Opens the store `location` names: a `postgres://` or `postgresql://` URL (the state of
     /// the manifest `key`, with the run lock taken), else a file.
     pub async fn open(location: &str, key: &str) -> Result<Self, StateError> {
+        Self::open_waiting(location, key, std::time::Duration::ZERO).await
+    }
+
+    /// `open`, waiting up to `wait` for a run lock another run holds.
+    pub async fn open_waiting(location: &str, key: &str, wait: std::time::Duration) -> Result<Self, StateError> {
         if postgres::is_postgres_url(location) {
-            return Ok(Store::Postgres(PostgresStore::open(location, key).await?));
+            return Ok(Store::Postgres(PostgresStore::open(location, key, wait).await?));
         }
         Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(location))?))
     }

@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS scimform_source_users (
     PRIMARY KEY (state_key, source, id));
 ";
 
+/// How often a run waiting for the lock asks again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A database's state for one manifest, with the run lock held.
 pub struct PostgresStore {
     client: Client,
@@ -48,9 +51,9 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects, takes the run lock for `key` (failing at once when another run holds it) and
-    /// creates the tables if need be.
-    pub async fn open(url: &str, key: &str) -> Result<Self, StateError> {
+    /// Connects, takes the run lock for `key` (waiting up to `wait` while another run holds
+    /// it) and creates the tables if need be.
+    pub async fn open(url: &str, key: &str, wait: std::time::Duration) -> Result<Self, StateError> {
         let shown = redact(url);
         let error = |detail: String| StateError::Postgres { url: shown.clone(), detail };
         // libpq's `sslrootcert` (a CA file), which tokio-postgres does not know, is taken out.
@@ -93,11 +96,18 @@ impl PostgresStore {
             let _ = connection.await;
         });
         let lock = lock_id(key);
-        let taken: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(|e| error(format!("cannot take the run lock: {}", crate::error_chain(&e))))?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let taken = loop {
+            let taken: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| error(format!("cannot take the run lock: {}", crate::error_chain(&e))))?;
+            if taken || tokio::time::Instant::now() >= deadline {
+                break taken;
+            }
+            tokio::time::sleep(LOCK_POLL.min(deadline - tokio::time::Instant::now())).await;
+        };
         if !taken {
             let holder = client
                 .query_opt(

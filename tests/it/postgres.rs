@@ -122,6 +122,18 @@ async fn the_advisory_lock_is_the_run_lock() {
     assert!(!message.contains("scimform-test-pw"), "no password in messages: {message}");
     // Another manifest is not held up.
     drop(Store::open(&url(), &unique("free")).await.unwrap());
+    // A run that may wait gets the lock once its holder is done.
+    let waited = unique("waited");
+    let holder = Store::open(&url(), &waited).await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(holder);
+    });
+    let started = std::time::Instant::now();
+    let after = Store::open_waiting(&url(), &waited, Duration::from_secs(20)).await;
+    assert!(after.is_ok(), "{after:?}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "it waited for the holder");
+    release.await.unwrap();
     // The lock ends with the holder's connection.
     drop(first);
     let mut again = None;
