@@ -199,7 +199,7 @@ fn create(
             path: path.clone(),
             before: None,
             after: Some(value.clone()),
-            set: mapping.set(path).map(set_change),
+            set: mapping.set(path).map(|m| Box::new(set_change(m))),
             reference: None,
         })
         .collect();
@@ -223,6 +223,8 @@ fn create(
         reference: None,
     });
     changes.sort_by(|a, b| a.path.cmp(&b.path));
+    // Kept until the apply ends, for every create: no spare capacity.
+    changes.shrink_to_fit();
     UserChange {
         key: want.key.clone(),
         action: Action::Create,
@@ -255,7 +257,7 @@ fn update(
                     path: path.clone(),
                     before: before.cloned(),
                     after: Some(value.clone()),
-                    set: Some(set),
+                    set: Some(Box::new(set)),
                     reference: None,
                 };
                 changes.push(change);

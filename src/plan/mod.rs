@@ -59,8 +59,9 @@ pub struct AttributeChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
     /// For a set attribute (skills, languages, roles): how its entries compare and are written.
+    /// Boxed: most changes have none, and a plan of 100,000 creates holds a million changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub set: Option<set::SetChange>,
+    pub set: Option<Box<set::SetChange>>,
     /// The value is the target id of the user with this key, created by this plan: known after
     /// apply (`after` is `None` until then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
