@@ -1,5 +1,6 @@
 //! Reads every user of the test Active Directory (see `benches/ldap-read.sh`, which starts Samba
-//! and seeds 10,000 users) through the LDAP source, and reports wall time and peak memory.
+//! and seeds 10,000 users) through the LDAP source, and reports wall time and peak memory; then
+//! reads on from the last read's USN watermark, as a scheduled run with a state does.
 // A benchmark program: it prints, reads /proc, and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::disallowed_methods, clippy::expect_used, clippy::cast_precision_loss)]
 
@@ -58,4 +59,19 @@ fn main() {
         );
     }
     println!("peak RSS {} KiB (at start {before} KiB)", peak_rss_kib().unwrap_or(0));
+
+    // Incremental: a full read leaves a cache; reading on from it finds what changed since.
+    let first = LdapSource::new("bench", config.clone(), &wanted);
+    runtime.block_on(first.users()).expect("the test AD answers");
+    let mut cache = runtime.block_on(first.cache()).expect("a cache after a read");
+    for round in 1..=3 {
+        let source = LdapSource::new("bench", config.clone(), &wanted);
+        runtime.block_on(source.resume(cache));
+        let started = Instant::now();
+        let users = runtime.block_on(source.users()).expect("the test AD answers");
+        let elapsed = started.elapsed();
+        let kind = runtime.block_on(source.last_read()).expect("a read");
+        println!("incremental round {round}: {} users in {:.3} s; {kind}", users.len(), elapsed.as_secs_f64());
+        cache = runtime.block_on(source.cache()).expect("a cache after a read");
+    }
 }
