@@ -50,7 +50,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
         _ => Some(RunLock::acquire_within(&lock_path(args, file), console.err, lock_wait(args)).await?),
     };
     let client = super::client_for(&manifest)?;
-    let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err).await?;
+    let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err, true).await?;
     if args.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, now) = read_drift(&manifest, &client, remembered, console.progress).await?;
@@ -127,7 +127,7 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
         _ => Some(RunLock::acquire_within(&lock_path(args, &manifest_path), console.err, lock_wait(args)).await?),
     };
     // The plan is applied as it is; the state only learns that the target changed under it.
-    let mut run_state = RunState::open_for(&args.state, true, &manifest, &manifest_path, console.err).await?;
+    let mut run_state = RunState::open_for(&args.state, true, &manifest, &manifest_path, console.err, false).await?;
     let client = super::client_for(&manifest)?;
     let plan = &document.plan;
     console.out.write_all(console.paint(&render_text(plan)).as_bytes())?;

@@ -211,6 +211,11 @@ pub async fn read_and_plan_cached(
     Ok(Planned { plan, desired, current, from_cache, sources })
 }
 
+/// Whether a state file is there yet (commands are an edge).
+fn state_file_exists(path: &Path) -> bool {
+    std::fs::exists(path).unwrap_or(true)
+}
+
 /// What a state belongs to: the manifest's text and where it points once its `${env:…}` are
 /// resolved (the target's URL, each source's directory). The same manifest run against another
 /// target or directory starts afresh instead of trusting what another one left. Secrets are not
@@ -259,15 +264,23 @@ impl RunState {
     /// Opens the state a run's arguments name: `--state`, else the file beside the manifest
     /// (none with `--no-state`). The default that cannot be used (a read-only directory, say) is
     /// a warning and a run without state; a state asked for by name that cannot be used is an
-    /// error. A database keeps the states of several manifests, each under its path as given.
+    /// error. A state file that does not exist is made only when `create` (a run that will
+    /// write it). A database keeps the states of several manifests, each under its path as given.
     pub async fn open_for(
         args: &crate::cli::StateArgs,
         refresh: bool,
         manifest: &Manifest,
         file: &Path,
         warn: &mut dyn Write,
+        create: bool,
     ) -> anyhow::Result<Option<Self>> {
         let location = args.location(file);
+        if !create
+            && let Some(path) = location.as_deref().filter(|l| !crate::state::postgres::is_postgres_url(l))
+            && !state_file_exists(Path::new(path))
+        {
+            return Ok(None);
+        }
         let wait = std::time::Duration::from_secs(args.lock_timeout);
         match Self::open(location.as_deref(), refresh, manifest, file, wait).await {
             Err(error) if args.location.is_none() => {

@@ -1,6 +1,6 @@
 //! `scimform plan -f FILE`: show what would change; optionally save it for `apply FILE`.
 
-use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, sources_for, write_file};
+use super::{Console, RunState, read_and_plan_cached, read_drift, sources_for, write_file};
 use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
@@ -12,7 +12,7 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let file = &args.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err).await?;
+    let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err, false).await?;
     if args.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, _) = read_drift(&manifest, &client, remembered, console.progress).await?;
@@ -28,17 +28,16 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     {
         state.read_target_in_full();
     }
-    let mut planned =
+    let planned =
         read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;
-    if let Some(state) = &mut state {
+    // A plan reads the state and never writes it (as Terraform's): only a run that applies
+    // moves it on, under the run lock, so a plan made while an apply runs cannot put back what
+    // the apply moved past.
+    if state.is_some() {
         planned.sources.describe(console.err)?;
-        let target = if planned.from_cache {
+        if planned.from_cache {
             writeln!(console.err, "Planned against the state; `--refresh` reads the target in full.")?;
-            TargetUpdate::Unchanged(std::mem::take(&mut planned.current))
-        } else {
-            TargetUpdate::Replace(std::mem::take(&mut planned.current))
-        };
-        state.save(&manifest, target, std::mem::take(&mut planned.sources)).await?;
+        }
     }
     let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
     let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);

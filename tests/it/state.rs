@@ -210,12 +210,27 @@ async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() 
     let first = MemoryServer::start(seeded_store()).await.unwrap();
     let env = [("SCIM_BASE_URL", first.base_url()), ("SCIM_TOKEN", "demo-token")];
     let dir = quickstart();
+    let state = dir.path().join("scimform.yaml.state");
+    // A plan reads the state and never writes it: none is made by a plan.
+    let planned = run_async(dir.path(), &["plan", "-f", "scimform.yaml"], &env).await;
+    assert_eq!(planned.code, 0, "{}", planned.all());
+    assert!(!state.exists(), "a plan makes no state");
     let apply = ["apply", "-f", "scimform.yaml", "--auto-approve"];
     let filled = run_async(dir.path(), &apply, &env).await;
     assert_eq!(filled.code, 0, "{}", filled.all());
-    assert!(dir.path().join("scimform.yaml.state").exists(), "the state beside the manifest");
+    assert!(state.exists(), "the state beside the manifest");
     let idle = run_async(dir.path(), &apply, &env).await;
     assert!(idle.stderr.contains("Planned against the state;"), "{}", idle.stderr);
+    // Nor does a plan change it, even when the source changed.
+    let saved = std::fs::read(&state).unwrap();
+    let people = dir.path().join("people.yaml");
+    let text = std::fs::read_to_string(&people).unwrap();
+    std::fs::write(&people, text.replacen("title: Analyst", "title: Senior Analyst", 1)).unwrap();
+    let changed = run_async(dir.path(), &["plan", "-f", "scimform.yaml"], &env).await;
+    assert!(changed.stderr.contains("Planned against the state;"), "{}", changed.stderr);
+    assert!(changed.stdout.contains("Plan: 0 to create, 1 to update"), "{}", changed.stdout);
+    assert_eq!(std::fs::read(&state).unwrap(), saved, "a plan leaves the state as it was");
+    std::fs::write(&people, text).unwrap();
 
     // Another target (the same manifest, another SCIM_BASE_URL): nothing remembered applies.
     let second = MemoryServer::start(seeded_store()).await.unwrap();
