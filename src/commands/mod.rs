@@ -376,7 +376,7 @@ impl RunState {
     }
 }
 
-/// `--refresh-only`: the target read in full, and how it drifted from the state file.
+/// `--refresh-only`: the target read in full, and how it drifted from the state.
 pub async fn read_drift(
     manifest: &Manifest,
     target: &ScimClient,

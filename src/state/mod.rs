@@ -1,11 +1,14 @@
 //! State kept between runs, per manifest: what the target looked like after the last run (each
 //! managed user's managed attributes and version, the paired groups) and, for sources that
-//! read incrementally, their watermarks with the records and groups read (`SourceCache`). With it a scheduled run plans against the cache instead of listing the whole
-//! target (13 minutes for 100,000 Genesys users), and every write still carries the cached
-//! version as `If-Match`, so an edit made in the target since is refused, not overwritten.
+//! read incrementally, their watermarks with the records and groups read (`SourceCache`). With
+//! it a scheduled run reads only what changed in the sources and plans against the cache
+//! instead of listing the whole target (13 minutes for 100,000 Genesys users), and every write
+//! still carries the cached version as `If-Match`, so an edit made in the target since is
+//! refused, not overwritten.
 //!
 //! `update_after_apply` is pure: the cache as the apply left it, from the plan and what the
-//! server answered. The store (`sqlite`) only reads and writes snapshots, each in one transaction.
+//! server answered. The stores (`sqlite`, the default; `postgres`, which also holds the run
+//! lock) only read and write snapshots, each in one transaction.
 
 pub mod postgres;
 mod postgres_tls;
