@@ -248,9 +248,9 @@ pub enum TargetUpdate {
     Forget,
 }
 
-/// The state a `--state` run works with: the store, and what the last run left for this
-/// manifest (nothing after `--refresh`, in a new store, or for another manifest: another
-/// mapping means full reads).
+/// The state a run works with: the store, and what the last run left for this manifest and
+/// where it points (nothing after `--refresh`, in a new store, or for another manifest or
+/// target: full reads).
 pub struct RunState {
     store: Store,
     loaded: Option<Snapshot>,
