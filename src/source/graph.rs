@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, sorted_by_id};
+use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
@@ -345,25 +345,14 @@ impl GraphSource {
                 Ok((changes, link)) => {
                     let mut by_id: BTreeMap<String, SourceRecord> =
                         Arc::unwrap_or_clone(previous.users).into_iter().map(|r| (r.id.clone(), r)).collect();
-                    let (mut updated, mut removed) = (0, 0);
-                    for item in &changes {
-                        let Some(id) = item.get("id").and_then(Value::as_str) else { continue };
-                        if item.get("@removed").is_some() {
-                            removed += usize::from(by_id.remove(id).is_some());
-                        } else {
-                            // Changes may carry only the changed properties: merged over the cache.
-                            let record = by_id.entry(id.to_owned()).or_insert_with(|| SourceRecord::new(id));
-                            apply_properties(record, item);
-                            updated += 1;
-                        }
-                    }
+                    let (updated, removed) = apply_delta(&mut by_id, &changes);
                     let kind = ReadKind::Incremental { changed: updated, removed, groups_read: 0, groups_reused: 0 };
                     let groups = (previous.groups, links.groups);
                     (by_id.into_values().collect(), kind, link, Some(groups))
                 }
                 Err(DeltaError::Expired(detail)) => {
                     let (items, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
-                    let records = sorted_by_id(items.iter().filter_map(to_record));
+                    let records = full_sync(&items);
                     let reason = format!("the delta token expired ({detail}): a full sync");
                     (records, ReadKind::Full { entries: 0, reason: Some(reason) }, link, None)
                 }
@@ -371,7 +360,7 @@ impl GraphSource {
             },
             (previous, _) => {
                 let (items, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
-                let records = sorted_by_id(items.iter().filter_map(to_record));
+                let records = full_sync(&items);
                 let reason = previous.map(|_| "the state holds no delta link for this source".to_owned());
                 (records, ReadKind::Full { entries: 0, reason }, link, None)
             }
@@ -543,6 +532,31 @@ pub fn to_record(user: &Value) -> Option<SourceRecord> {
     Some(record)
 }
 
+/// Applies a delta query's items to records by id: an `@removed` item removes its record, any
+/// other is merged over it (a change may carry only what changed; an object may come more than
+/// once, the last one counting). Returns how many were changed and how many removed.
+fn apply_delta(by_id: &mut BTreeMap<String, SourceRecord>, items: &[Value]) -> (usize, usize) {
+    let (mut updated, mut removed) = (0, 0);
+    for item in items {
+        let Some(id) = item.get("id").and_then(Value::as_str) else { continue };
+        if item.get("@removed").is_some() {
+            removed += usize::from(by_id.remove(id).is_some());
+        } else {
+            let record = by_id.entry(id.to_owned()).or_insert_with(|| SourceRecord::new(id));
+            apply_properties(record, item);
+            updated += 1;
+        }
+    }
+    (updated, removed)
+}
+
+/// The records a full delta sync describes, sorted by id.
+fn full_sync(items: &[Value]) -> Vec<SourceRecord> {
+    let mut by_id = BTreeMap::new();
+    apply_delta(&mut by_id, items);
+    by_id.into_values().collect()
+}
+
 /// Sets a record's attributes from a Graph object's properties (a `null` removes one), as a
 /// full read gives them or as a delta change carries them.
 fn apply_properties(record: &mut SourceRecord, user: &Value) {
@@ -605,6 +619,21 @@ mod tests {
         assert_eq!(record.get("mail"), Some(&AttrValue::Text("a@x".into())));
         assert_eq!(record.get("@odata.type"), None);
         assert!(matches!(record.get("proxyAddresses"), Some(AttrValue::List(v)) if v.len() == 2));
+    }
+
+    #[test]
+    fn a_full_sync_keeps_the_last_of_an_object_and_drops_the_removed() {
+        let items = [
+            json!({"id": "1", "mail": "old@x"}),
+            json!({"id": "2", "mail": "two@x"}),
+            json!({"id": "1", "mail": "new@x", "accountEnabled": false}),
+            json!({"id": "2", "@removed": {"reason": "deleted"}}),
+            json!({"id": "3", "@removed": {"reason": "changed"}}),
+        ];
+        let records = full_sync(&items);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].get("mail"), Some(&AttrValue::Text("new@x".into())));
+        assert!(records[0].disabled);
     }
 
     #[test]
