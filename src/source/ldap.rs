@@ -630,7 +630,7 @@ fn resumable(previous: &SourceCache, now: Option<&UsnWatermark>, tombstone_days:
         return Err(format!("highestCommittedUSN went back ({} -> {})", last.usn, now.usn));
     }
     let days = now.read_at.saturating_sub(last.read_at) / 86_400;
-    if days >= tombstone_days {
+    if last.read_at > 0 && days >= tombstone_days {
         return Err(format!(
             "the last read was {days} days ago, not less than the tombstone lifetime ({tombstone_days} days): deletions since may have left no trace"
         ));
