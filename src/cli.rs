@@ -83,8 +83,9 @@ pub struct StateArgs {
     /// (writes still carry each user's version as `If-Match`)
     #[arg(long = "state", value_name = "FILE|URL", env = "SCIMFORM_STATE", hide_env_values = true)]
     pub location: Option<String>,
-    /// Keep no state: read the sources and the target in full, remember nothing
-    #[arg(long, conflicts_with_all = ["location", "refresh", "refresh_only"])]
+    /// Keep no state: read the sources and the target in full, remember nothing (whatever
+    /// `--state` or SCIMFORM_STATE say)
+    #[arg(long, conflicts_with_all = ["refresh", "refresh_only"])]
     pub no_state: bool,
     /// Read the sources and the target in full even when the state remembers them (and
     /// remember them anew): a periodic full cycle catches edits made in the target

@@ -255,7 +255,10 @@ async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() 
     assert_eq!(named.code, 1, "{}", named.all());
     assert!(named.stderr.contains("cannot use the state file `other.yaml.state`"), "{}", named.stderr);
 
+    // `--no-state` wins over a state named in the environment (a CI-wide SCIMFORM_STATE).
     let none = ["apply", "-f", "scimform.yaml", "--auto-approve", "--no-state"];
+    let env = [env[0], env[1], ("SCIMFORM_STATE", "scimform.yaml.state")];
     let stateless = run_async(dir.path(), &none, &env).await;
+    assert_eq!(stateless.code, 0, "{}", stateless.all());
     assert!(!stateless.stderr.contains("Planned against the state;"), "{}", stateless.stderr);
 }
