@@ -66,7 +66,7 @@ fn main() {
     let mut cache = runtime.block_on(first.cache()).expect("a cache after a read");
     for round in 1..=3 {
         let source = LdapSource::new("bench", config.clone(), &wanted);
-        runtime.block_on(source.resume(cache));
+        runtime.block_on(source.resume(Some(cache)));
         let started = Instant::now();
         let users = runtime.block_on(source.users()).expect("the test AD answers");
         let elapsed = started.elapsed();

@@ -99,9 +99,10 @@ impl LdapSource {
         }
     }
 
-    /// Reads incrementally from what the last run read, where the watermark allows.
-    pub async fn resume(&self, cache: SourceCache) {
-        *self.previous.lock().await = Some(cache);
+    /// Reads incrementally from what the last run read, where the watermark allows. (A run
+    /// with a state and no cache yet reads in full, as one without state does.)
+    pub async fn resume(&self, cache: Option<SourceCache>) {
+        *self.previous.lock().await = cache;
     }
 
     /// What the next run resumes from: the watermark, the records and the groups read.
@@ -202,17 +203,21 @@ impl LdapSource {
     pub async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         let mut ldap = self.connect().await?;
         // Read before the search: whatever changes during it is read again next time.
-        let watermark = self.watermark(&mut ldap).await?;
+        let root = self.root_dse(&mut ldap).await?;
+        let watermark = self.watermark(&mut ldap, &root).await?;
         let previous = self.previous.lock().await.take();
         let filter = self.config.filter.clone().unwrap_or_else(|| USER_FILTER.to_owned());
-        let tombstone_days =
-            if previous.is_some() { self.tombstone_lifetime_days(&mut ldap).await? } else { DEFAULT_TOMBSTONE_DAYS };
+        let tombstone_days = if previous.is_some() {
+            self.tombstone_lifetime_days(&mut ldap, &root).await
+        } else {
+            DEFAULT_TOMBSTONE_DAYS
+        };
         let resumable = previous.as_ref().map(|p| resumable(p, watermark.as_ref(), tombstone_days));
         let (records, delta, kind, previous_groups) = match (previous, resumable) {
             (Some(previous), Some(Ok(since))) => {
                 // The objects changed since, first: an entry changed between the two searches
                 // is then at worst read as changed, never taken for one that left the scope.
-                let touched = self.touched_since(&mut ldap, since).await?;
+                let touched = self.touched_since(&mut ldap, &root, since).await?;
                 let scoped = format!("(&{filter}(uSNChanged>={since}))");
                 let changed = self.search(&mut ldap, &scoped, Vec::new()).await?;
                 let changed_ids: HashSet<String> = changed.iter().map(|r| r.id.clone()).collect();
@@ -298,70 +303,75 @@ impl LdapSource {
 
     /// The domain controller's `invocationID` and `highestCommittedUSN`; `None` for a directory
     /// that keeps no USNs (not Active Directory), which is then always read in full.
-    async fn watermark(&self, ldap: &mut Ldap) -> Result<Option<UsnWatermark>, SourceError> {
-        let root = self.root_dse(ldap, &["highestCommittedUSN", "dsServiceName"]).await?;
-        let first = |name: &str| root.as_ref().and_then(|e| e.attrs.get(name)).and_then(|v| v.first()).cloned();
-        let (Some(usn), Some(service)) = (first("highestCommittedUSN"), first("dsServiceName")) else {
+    async fn watermark(&self, ldap: &mut Ldap, root: &SearchEntry) -> Result<Option<UsnWatermark>, SourceError> {
+        let (Some(usn), Some(service)) = (text_value(root, "highestCommittedUSN"), text_value(root, "dsServiceName"))
+        else {
             return Ok(None);
         };
         let Ok(usn) = usn.parse::<u64>() else { return Ok(None) };
         #[expect(clippy::disallowed_methods, reason = "a source is an edge: the watermark records when it was read")]
         let read_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let (entries, _) = ldap
-            .with_timeout(self.timeout())
-            .search(&service, Scope::Base, "(objectClass=*)", vec!["invocationId"])
-            .await
-            .and_then(ldap3::SearchResult::success)
-            .map_err(|e| self.search_error(&service, "(objectClass=*)", e))?;
-        let invocation_id = entries
-            .into_iter()
-            .find(|e| !e.is_ref())
-            .map(SearchEntry::construct)
+        let invocation_id = self
+            .base_entry(ldap, &service, "invocationId")
+            .await?
             .and_then(|e| binary_value(&e, "invocationId"))
             .and_then(|bytes| ad::guid_to_string(&bytes));
         Ok(invocation_id.map(|invocation_id| UsnWatermark { invocation_id, usn, read_at }))
     }
 
-    /// The forest's `tombstoneLifetime` in days (AD's default when it sets none).
-    async fn tombstone_lifetime_days(&self, ldap: &mut Ldap) -> Result<u64, SourceError> {
-        let root = self.root_dse(ldap, &["configurationNamingContext"]).await?;
-        let Some(configuration) =
-            root.and_then(|e| e.attrs.get("configurationNamingContext").and_then(|v| v.first()).cloned())
-        else {
-            return Ok(DEFAULT_TOMBSTONE_DAYS);
+    /// The forest's `tombstoneLifetime` in days; AD's default when it sets none, or when the
+    /// bind account may not read it.
+    async fn tombstone_lifetime_days(&self, ldap: &mut Ldap, root: &SearchEntry) -> u64 {
+        let Some(configuration) = text_value(root, "configurationNamingContext") else {
+            return DEFAULT_TOMBSTONE_DAYS;
         };
         let base = format!("CN=Directory Service,CN=Windows NT,CN=Services,{configuration}");
-        let found = ldap
-            .with_timeout(self.timeout())
-            .search(&base, Scope::Base, "(objectClass=*)", vec!["tombstoneLifetime"])
-            .await
-            .and_then(ldap3::SearchResult::success);
-        Ok(match found {
-            Ok((entries, _)) => entries
-                .into_iter()
-                .find(|e| !e.is_ref())
-                .map(SearchEntry::construct)
-                .and_then(|e| e.attrs.get("tombstoneLifetime").and_then(|v| v.first()).and_then(|v| v.parse().ok()))
-                .unwrap_or(DEFAULT_TOMBSTONE_DAYS),
-            // Not there, or not readable by the bind account: the default.
-            Err(_) => DEFAULT_TOMBSTONE_DAYS,
-        })
+        let found = self.base_entry(ldap, &base, "tombstoneLifetime").await.ok().flatten();
+        found
+            .and_then(|e| text_value(&e, "tombstoneLifetime"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_TOMBSTONE_DAYS)
     }
 
-    async fn root_dse(&self, ldap: &mut Ldap, attributes: &[&str]) -> Result<Option<SearchEntry>, SourceError> {
+    /// The entry at `dn` with its attribute `attribute`, if the entry is there.
+    async fn base_entry(&self, ldap: &mut Ldap, dn: &str, attribute: &str) -> Result<Option<SearchEntry>, SourceError> {
         let (entries, _) = ldap
             .with_timeout(self.timeout())
-            .search("", Scope::Base, "(objectClass=*)", attributes.to_vec())
+            .search(dn, Scope::Base, "(objectClass=*)", vec![attribute])
+            .await
+            .and_then(ldap3::SearchResult::success)
+            .map_err(|e| self.search_error(dn, "(objectClass=*)", e))?;
+        Ok(entries.into_iter().find(|e| !e.is_ref()).map(SearchEntry::construct))
+    }
+
+    /// The rootDSE, with what the reads need of it: the watermark's, the naming contexts.
+    async fn root_dse(&self, ldap: &mut Ldap) -> Result<SearchEntry, SourceError> {
+        let attributes = vec![
+            "highestCommittedUSN",
+            "dsServiceName",
+            "configurationNamingContext",
+            "namingContexts",
+            "defaultNamingContext",
+        ];
+        let (entries, _) = ldap
+            .with_timeout(self.timeout())
+            .search("", Scope::Base, "(objectClass=*)", attributes)
             .await
             .and_then(ldap3::SearchResult::success)
             .map_err(|e| self.search_error("", "(objectClass=*)", e))?;
-        Ok(entries.into_iter().find(|e| !e.is_ref()).map(SearchEntry::construct))
+        let root = entries.into_iter().find(|e| !e.is_ref()).map(SearchEntry::construct);
+        Ok(root.unwrap_or(SearchEntry { dn: String::new(), attrs: HashMap::new(), bin_attrs: HashMap::new() }))
     }
 
     /// The objectGUIDs of every object changed at or after `since` in the naming context that
     /// holds the user base, tombstones included.
-    async fn touched_since(&self, ldap: &mut Ldap, since: u64) -> Result<HashSet<String>, SourceError> {
-        let context = self.naming_context_of_base(ldap).await?;
+    async fn touched_since(
+        &self,
+        ldap: &mut Ldap,
+        root: &SearchEntry,
+        since: u64,
+    ) -> Result<HashSet<String>, SourceError> {
+        let context = self.naming_context_of_base(root);
         let show_deleted = RawControl { ctype: SHOW_DELETED.to_owned(), crit: true, val: None };
         let filter = format!("(uSNChanged>={since})");
         let entries = self
@@ -376,17 +386,19 @@ impl LdapSource {
 
     /// The naming context the user base lies in (the longest of rootDSE's `namingContexts`
     /// that ends it), where deleted and moved users are looked for.
-    async fn naming_context_of_base(&self, ldap: &mut Ldap) -> Result<String, SourceError> {
-        let root = self.root_dse(ldap, &["namingContexts", "defaultNamingContext"]).await?;
+    fn naming_context_of_base(&self, root: &SearchEntry) -> String {
         let base = self.config.base_dn.to_ascii_lowercase();
-        let contexts = root.as_ref().and_then(|e| e.attrs.get("namingContexts")).cloned().unwrap_or_default();
+        let contexts = root.attrs.get("namingContexts").cloned().unwrap_or_default();
         let found = contexts
             .into_iter()
             .filter(|c| base == c.to_ascii_lowercase() || base.ends_with(&format!(",{}", c.to_ascii_lowercase())))
             .max_by_key(String::len);
-        Ok(found
-            .or_else(|| root.and_then(|e| e.attrs.get("defaultNamingContext").and_then(|v| v.first()).cloned()))
-            .unwrap_or_else(|| self.config.base_dn.clone()))
+        found.unwrap_or_else(|| self.naming_context(root))
+    }
+
+    /// The domain's naming context (rootDSE `defaultNamingContext`), where groups are searched.
+    fn naming_context(&self, root: &SearchEntry) -> String {
+        text_value(root, "defaultNamingContext").unwrap_or_else(|| self.config.base_dn.clone())
     }
 
     fn search_error(&self, base_dn: &str, filter: &str, error: LdapError) -> SourceError {
@@ -505,14 +517,14 @@ impl LdapSource {
         let (base, scope, filter) = match selector {
             GroupSelector::Dn(dn) => (dn.clone(), Scope::Base, "(objectClass=group)".to_owned()),
             GroupSelector::Id(guid) => (
-                self.naming_context(ldap).await?,
+                self.naming_context(&self.root_dse(ldap).await?),
                 Scope::Subtree,
                 format!("(&(objectClass=group)(objectGUID={}))", guid_filter_value(guid)),
             ),
             GroupSelector::Name(name) => {
                 let value = ldap_escape(name.as_str());
                 (
-                    self.naming_context(ldap).await?,
+                    self.naming_context(&self.root_dse(ldap).await?),
                     Scope::Subtree,
                     format!("(&(objectClass=group)(|(sAMAccountName={value})(cn={value})))"),
                 )
@@ -528,13 +540,10 @@ impl LdapSource {
             entries.into_iter().filter(|e| !e.is_ref()).map(SearchEntry::construct).collect();
         match entries.as_slice() {
             [entry] => {
-                let id = entry
-                    .bin_attrs
-                    .get("objectGUID")
-                    .and_then(|v| v.first())
-                    .and_then(|b| ad::guid_to_string(b))
+                let id = binary_value(entry, "objectGUID")
+                    .and_then(|b| ad::guid_to_string(&b))
                     .unwrap_or_else(|| entry.dn.clone());
-                let name = entry.attrs.get("cn").and_then(|v| v.first()).cloned().unwrap_or_else(|| entry.dn.clone());
+                let name = text_value(entry, "cn").unwrap_or_else(|| entry.dn.clone());
                 Ok((entry.dn.clone(), id, name))
             }
             [] => Err(SourceError::GroupNotFound { source_name: self.name.clone(), selector: selector.to_string() }),
@@ -544,21 +553,6 @@ impl LdapSource {
                 None,
             )),
         }
-    }
-
-    /// The domain's naming context (rootDSE `defaultNamingContext`), where groups are searched.
-    async fn naming_context(&self, ldap: &mut Ldap) -> Result<String, SourceError> {
-        let (entries, _) = ldap
-            .with_timeout(self.timeout())
-            .search("", Scope::Base, "(objectClass=*)", vec!["defaultNamingContext"])
-            .await
-            .and_then(ldap3::SearchResult::success)
-            .map_err(|e| self.search_error("", "(objectClass=*)", e))?;
-        Ok(entries
-            .into_iter()
-            .map(SearchEntry::construct)
-            .find_map(|e| e.attrs.get("defaultNamingContext").and_then(|v| v.first()).cloned())
-            .unwrap_or_else(|| self.config.base_dn.clone()))
     }
 
     /// Every `member` of a group, window by window (`member;range=0-1499`, `1500-2999`, ...).
@@ -636,6 +630,11 @@ fn resumable(previous: &SourceCache, now: Option<&UsnWatermark>, tombstone_days:
         ));
     }
     Ok(last.usn + 1)
+}
+
+/// A text attribute's first value.
+fn text_value(entry: &SearchEntry, name: &str) -> Option<String> {
+    entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first()).cloned()
 }
 
 /// A binary attribute's first value, wherever ldap3 put it (values that happen to be valid

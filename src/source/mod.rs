@@ -138,18 +138,12 @@ impl AnySource {
             SourceConfig::Graph(graph) => AnySource::Graph(GraphSource::new(name, graph, wanted)?),
         })
     }
-}
 
-impl AnySource {
     /// Tells a source that reads incrementally (AD, Graph) that this run keeps state, and hands
     /// it the last run's cache if any; a file is read in full every run and keeps nothing.
     pub async fn resume(&self, cache: Option<SourceCache>) {
         match self {
-            AnySource::Ldap(ldap) => {
-                if let Some(cache) = cache {
-                    ldap.resume(cache).await;
-                }
-            }
+            AnySource::Ldap(ldap) => ldap.resume(cache).await,
             AnySource::Graph(graph) => graph.resume(cache).await,
             AnySource::File(_) => {}
         }

@@ -326,9 +326,7 @@ mod incremental {
     ) -> (Vec<scimform::source::SourceRecord>, scimform::source::SourceGroup, ReadKind, scimform::source::SourceCache)
     {
         let source = fresh(ou);
-        if let Some(cache) = cache {
-            source.resume(cache).await;
-        }
+        source.resume(cache).await;
         let users = source.users().await.unwrap();
         let group = source.group(group, true).await.unwrap();
         (users.to_vec(), group, source.last_read().await.unwrap(), source.cache().await.unwrap())
