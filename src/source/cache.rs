@@ -121,6 +121,11 @@ impl ReadSession {
     }
 }
 
+/// The record with `id` among records sorted by id (the form the cache keeps).
+pub fn find_record<'a>(records: &'a [SourceRecord], id: &str) -> Option<&'a SourceRecord> {
+    records.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &records[i])
+}
+
 /// Sorts records by id and drops repeated ids, keeping the last: the form the cache keeps.
 pub fn sorted_by_id(records: impl IntoIterator<Item = SourceRecord>) -> Vec<SourceRecord> {
     let by_id: BTreeMap<String, SourceRecord> = records.into_iter().map(|r| (r.id.clone(), r)).collect();

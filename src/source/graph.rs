@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache};
+use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
@@ -61,19 +61,6 @@ enum Tracking {
     #[default]
     Off,
     From(Option<SourceCache>),
-}
-
-/// Why a delta query has to start again.
-enum DeltaError {
-    /// The token expired or the service lost it (`410 Gone`, `syncStateNotFound`).
-    Expired(String),
-    Other(SourceError),
-}
-
-impl From<SourceError> for DeltaError {
-    fn from(error: SourceError) -> Self {
-        DeltaError::Other(error)
-    }
 }
 
 #[derive(Debug)]
@@ -271,23 +258,28 @@ impl GraphSource {
         }
     }
 
-    /// Every item of a collection, following `@odata.nextLink` as an opaque URL until it ends.
-    async fn collect(&self, first: String) -> Result<Vec<Value>, SourceError> {
+    /// Every item of a collection, following `@odata.nextLink` as an opaque URL until it ends,
+    /// and the `@odata.deltaLink` the last page gives (a delta query's).
+    async fn pages(&self, first: String) -> Result<(Vec<Value>, Option<String>), SourceError> {
         let mut items = Vec::new();
-        let mut next = Some(first);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(self.error("the pages never end", "report this to the service"));
-            }
-            let mut page = self.get(&url).await?;
+        let mut next = first;
+        for _ in 0..MAX_PAGES {
+            let mut page = self.get(&next).await?;
             if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
                 items.extend(values);
             }
-            next = page.get("@odata.nextLink").and_then(Value::as_str).map(str::to_owned);
+            let Some(link) = page.get("@odata.nextLink").and_then(Value::as_str) else {
+                let delta_link = page.get("@odata.deltaLink").and_then(Value::as_str).map(str::to_owned);
+                return Ok((items, delta_link));
+            };
+            link.clone_into(&mut next);
         }
-        Ok(items)
+        Err(self.error("the pages never end", "report this to the service"))
+    }
+
+    /// Every item of a collection.
+    async fn collect(&self, first: String) -> Result<Vec<Value>, SourceError> {
+        Ok(self.pages(first).await?.0)
     }
 
     pub async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
@@ -309,32 +301,15 @@ impl GraphSource {
         Ok(Arc::new(items.iter().filter_map(to_record).collect()))
     }
 
-    /// Every page of a delta query from `url`, and the delta link it ends with.
-    async fn delta(&self, url: String) -> Result<(Vec<Value>, String), DeltaError> {
-        let mut items = Vec::new();
-        let mut next = url;
-        for _ in 0..MAX_PAGES {
-            let mut page = match self.get(&next).await {
-                Ok(page) => page,
-                Err(SourceError::DeltaExpired { detail, .. }) => return Err(DeltaError::Expired(detail)),
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
-                items.extend(values);
-            }
-            if let Some(link) = page.get("@odata.deltaLink").and_then(Value::as_str) {
-                return Ok((items, link.to_owned()));
-            }
-            match page.get("@odata.nextLink").and_then(Value::as_str) {
-                Some(link) => link.clone_into(&mut next),
-                None => {
-                    return Err(self
-                        .error("a delta query ended without `@odata.deltaLink`", "report this to the service")
-                        .into());
-                }
+    /// Every page of a delta query from `url`, and the delta link it ends with. An expired
+    /// token is `SourceError::DeltaExpired`, for the caller to start a full sync.
+    async fn delta(&self, url: String) -> Result<(Vec<Value>, String), SourceError> {
+        match self.pages(url).await? {
+            (items, Some(link)) => Ok((items, link)),
+            (_, None) => {
+                Err(self.error("a delta query ended without `@odata.deltaLink`", "report this to the service"))
             }
         }
-        Err(self.error("the pages never end", "report this to the service").into())
     }
 
     async fn users_by_delta(&self, previous: Option<SourceCache>) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
@@ -350,16 +325,16 @@ impl GraphSource {
                     let groups = (previous.groups, links.groups);
                     (by_id.into_values().collect(), kind, link, Some(groups))
                 }
-                Err(DeltaError::Expired(detail)) => {
-                    let (items, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
+                Err(SourceError::DeltaExpired { detail, .. }) => {
+                    let (items, link) = self.delta(initial).await?;
                     let records = full_sync(&items);
                     let reason = format!("the delta token expired ({detail}): a full sync");
                     (records, ReadKind::Full { entries: 0, reason: Some(reason) }, link, None)
                 }
-                Err(DeltaError::Other(e)) => return Err(e),
+                Err(e) => return Err(e),
             },
             (previous, _) => {
-                let (items, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
+                let (items, link) = self.delta(initial).await?;
                 let records = full_sync(&items);
                 let reason = previous.map(|_| "the state holds no delta link for this source".to_owned());
                 (records, ReadKind::Full { entries: 0, reason }, link, None)
@@ -371,15 +346,6 @@ impl GraphSource {
         let links = DeltaLinks { users: users_link, groups: BTreeMap::new() };
         *self.session.lock().await = Some(Session { read, links, previous, previous_links });
         Ok(records)
-    }
-
-    fn delta_error(&self, error: DeltaError) -> SourceError {
-        match error {
-            DeltaError::Other(e) => e,
-            DeltaError::Expired(detail) => {
-                self.error(format!("a new delta query was refused ({detail})"), "report this to the service")
-            }
-        }
     }
 
     /// A paired group through delta queries, when this run reads users by delta: its own and,
@@ -403,9 +369,9 @@ impl GraphSource {
         let mut found = Vec::new();
         let mut unresolved = Vec::new();
         for member in &users {
-            match records.binary_search_by(|r| r.id.as_str().cmp(member)) {
-                Ok(i) => found.push(records[i].clone()),
-                Err(_) => unresolved.push(member.clone()),
+            match find_record(&records, member) {
+                Some(record) => found.push(record.clone()),
+                None => unresolved.push(member.clone()),
             }
         }
         Ok(Some(SourceGroup { id: id.to_owned(), name: name.to_owned(), members: found, unresolved }))
@@ -428,14 +394,14 @@ impl GraphSource {
                 Ok((changes, link)) => {
                     Some((cached.members.into_iter().collect(), cached.walked.into_iter().collect(), changes, link))
                 }
-                Err(DeltaError::Expired(detail)) => {
+                Err(SourceError::DeltaExpired { detail, .. }) => {
                     tracing::warn!(
                         "source `{}`: the delta token of group {id} expired ({detail}): a full sync",
                         self.name
                     );
                     None
                 }
-                Err(DeltaError::Other(e)) => return Err(e),
+                Err(e) => return Err(e),
             },
             _ => None,
         };
@@ -444,7 +410,7 @@ impl GraphSource {
             if let Some(resumed) = resumed {
                 resumed
             } else {
-                let (changes, link) = self.delta(initial).await.map_err(|e| self.delta_error(e))?;
+                let (changes, link) = self.delta(initial).await?;
                 (BTreeSet::new(), BTreeSet::new(), changes, link)
             };
         for group in changes.iter().filter(|g| g.get("id").and_then(Value::as_str) == Some(id)) {

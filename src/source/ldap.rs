@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::ad;
-use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, group_key, sorted_by_id};
+use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 use crate::tls::is_loopback;
@@ -445,11 +445,7 @@ impl LdapSource {
         if changed {
             return None;
         }
-        let members = cached
-            .members
-            .iter()
-            .map(|id| records.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| records[i].clone()))
-            .collect::<Option<Vec<_>>>()?;
+        let members = cached.members.iter().map(|id| find_record(records, id).cloned()).collect::<Option<Vec<_>>>()?;
         let group = SourceGroup {
             id: cached.id.clone(),
             name: cached.name.clone(),
