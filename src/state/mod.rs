@@ -98,6 +98,55 @@ impl Store {
     }
 }
 
+/// The rows both stores keep, decoded from their text columns; an error is the detail of a
+/// `StateError::Corrupt`.
+pub(crate) mod decode {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use crate::manifest::model::TargetGroupRef;
+    use crate::source::SourceCache;
+    use crate::source::cache::CachedGroup;
+    use crate::target::{CurrentGroup, CurrentUser};
+
+    pub fn user(id: String, version: Option<String>, resource: &str) -> Result<CurrentUser, String> {
+        let resource = serde_json::from_str(resource).map_err(|e| format!("user {id}: {e}"))?;
+        Ok(CurrentUser { id, resource, version })
+    }
+
+    pub fn group(
+        reference: &str,
+        id: String,
+        display_name: String,
+        version: Option<String>,
+        members: &str,
+    ) -> Result<(TargetGroupRef, CurrentGroup), String> {
+        let reference = super::parse_reference(reference).ok_or_else(|| format!("group reference `{reference}`"))?;
+        let members: BTreeSet<String> = serde_json::from_str(members).map_err(|e| format!("group {id}: {e}"))?;
+        Ok((reference, CurrentGroup { id, display_name, members, version }))
+    }
+
+    /// A source's row, its records to come (`add_record`).
+    pub fn source(name: &str, watermark: &str, groups: &str) -> Result<SourceCache, String> {
+        let watermark = serde_json::from_str(watermark).map_err(|e| format!("source {name}: {e}"))?;
+        let groups: BTreeMap<String, CachedGroup> =
+            serde_json::from_str(groups).map_err(|e| format!("source {name}: {e}"))?;
+        Ok(SourceCache { watermark, users: std::sync::Arc::default(), groups })
+    }
+
+    /// A record's row, added to its source's (rows come sorted by source and id).
+    pub fn add_record(
+        sources: &mut BTreeMap<String, SourceCache>,
+        source: &str,
+        id: &str,
+        record: &str,
+    ) -> Result<(), String> {
+        let cache = sources.get_mut(source).ok_or_else(|| format!("record {id} of no source"))?;
+        let record = serde_json::from_str(record).map_err(|e| format!("record {id}: {e}"))?;
+        std::sync::Arc::make_mut(&mut cache.users).push(record);
+        Ok(())
+    }
+}
+
 /// How a group reference is keyed in a store.
 pub(crate) fn show_reference(reference: &TargetGroupRef) -> String {
     match reference {
@@ -106,7 +155,7 @@ pub(crate) fn show_reference(reference: &TargetGroupRef) -> String {
     }
 }
 
-pub(crate) fn parse_reference(text: &str) -> Option<TargetGroupRef> {
+fn parse_reference(text: &str) -> Option<TargetGroupRef> {
     if let Some(id) = text.strip_prefix("id:") {
         return Some(TargetGroupRef::Id(id.to_owned()));
     }

@@ -5,16 +5,15 @@
 //! Every snapshot is written in one transaction, as in the SQLite store. Connections to another
 //! machine use TLS (`sslmode=require` at least; the system roots and `SSL_CERT_FILE` are trusted).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tokio_postgres::config::{Host, SslMode};
 
-use super::{Snapshot, StateError, parse_reference, show_reference};
+use super::{Snapshot, StateError, decode, show_reference};
 use crate::source::SourceCache;
-use crate::source::cache::CachedGroup;
-use crate::target::{CurrentGroup, CurrentState, CurrentUser};
+use crate::target::CurrentState;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS scimform_meta (
@@ -172,8 +171,7 @@ impl PostgresStore {
         for row in rows {
             let (id, version, resource): (String, Option<String>, String) =
                 (row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?);
-            let resource = serde_json::from_str(&resource).map_err(|e| self.corrupt(format!("user {id}: {e}")))?;
-            users.push(CurrentUser { id, resource, version });
+            users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
         }
         let rows = self
             .client
@@ -186,18 +184,11 @@ impl PostgresStore {
         let mut groups = BTreeMap::new();
         for row in rows {
             let reference: String = row.try_get(0).map_err(read)?;
-            let id: String = row.try_get(1).map_err(read)?;
             let members: String = row.try_get(4).map_err(read)?;
-            let members: BTreeSet<String> =
-                serde_json::from_str(&members).map_err(|e| self.corrupt(format!("group {id}: {e}")))?;
-            let group = CurrentGroup {
-                id,
-                display_name: row.try_get(2).map_err(read)?,
-                members,
-                version: row.try_get(3).map_err(read)?,
-            };
-            let reference =
-                parse_reference(&reference).ok_or_else(|| self.corrupt(format!("group reference `{reference}`")))?;
+            let (id, display_name, version) =
+                (row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?, row.try_get(3).map_err(read)?);
+            let (reference, group) =
+                decode::group(&reference, id, display_name, version, &members).map_err(|d| self.corrupt(d))?;
             groups.insert(reference, group);
         }
         Ok(CurrentState { users, groups })
@@ -215,11 +206,8 @@ impl PostgresStore {
             let name: String = row.try_get(0).map_err(read)?;
             let watermark: String = row.try_get(1).map_err(read)?;
             let groups: String = row.try_get(2).map_err(read)?;
-            let watermark =
-                serde_json::from_str(&watermark).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
-            let groups: BTreeMap<String, CachedGroup> =
-                serde_json::from_str(&groups).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
-            sources.insert(name, SourceCache { watermark, users: std::sync::Arc::default(), groups });
+            let cache = decode::source(&name, &watermark, &groups).map_err(|d| self.corrupt(d))?;
+            sources.insert(name, cache);
         }
         let rows = self
             .client
@@ -233,9 +221,7 @@ impl PostgresStore {
             let source: String = row.try_get(0).map_err(read)?;
             let id: String = row.try_get(1).map_err(read)?;
             let record: String = row.try_get(2).map_err(read)?;
-            let cache = sources.get_mut(&source).ok_or_else(|| self.corrupt(format!("record {id} of no source")))?;
-            std::sync::Arc::make_mut(&mut cache.users)
-                .push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
+            decode::add_record(&mut sources, &source, &id, &record).map_err(|d| self.corrupt(d))?;
         }
         Ok(sources)
     }

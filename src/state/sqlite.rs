@@ -3,16 +3,14 @@
 //! source watermark without the records it was read with, nor a target the apply did not
 //! leave.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 
-use super::{Snapshot, StateError, parse_reference, show_reference};
+use super::{Snapshot, StateError, decode, show_reference};
 use crate::source::SourceCache;
-use crate::source::cache::CachedGroup;
-use crate::target::{CurrentGroup, CurrentState, CurrentUser};
+use crate::target::CurrentState;
 
 /// The schema this scimform writes; a newer file is refused rather than misread. Version 1
 /// files (the target only) are read as they are and gain the source tables.
@@ -102,9 +100,7 @@ impl SqliteStore {
             .map_err(|e| self.error(e))?;
         for row in rows {
             let (id, version, resource) = row.map_err(|e| self.error(e))?;
-            let resource: Value =
-                serde_json::from_str(&resource).map_err(|e| self.corrupt(format!("user {id}: {e}")))?;
-            users.push(CurrentUser { id, resource, version });
+            users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
         }
         let mut groups = BTreeMap::new();
         let mut statement = self
@@ -124,11 +120,9 @@ impl SqliteStore {
             .map_err(|e| self.error(e))?;
         for row in rows {
             let (reference, id, display_name, version, members) = row.map_err(|e| self.error(e))?;
-            let reference =
-                parse_reference(&reference).ok_or_else(|| self.corrupt(format!("group reference `{reference}`")))?;
-            let members: BTreeSet<String> =
-                serde_json::from_str(&members).map_err(|e| self.corrupt(format!("group {id}: {e}")))?;
-            groups.insert(reference, CurrentGroup { id, display_name, members, version });
+            let (reference, group) =
+                decode::group(&reference, id, display_name, version, &members).map_err(|d| self.corrupt(d))?;
+            groups.insert(reference, group);
         }
         Ok(CurrentState { users, groups })
     }
@@ -142,11 +136,8 @@ impl SqliteStore {
             .map_err(|e| self.error(e))?;
         for row in rows {
             let (name, watermark, groups) = row.map_err(|e| self.error(e))?;
-            let watermark: Value =
-                serde_json::from_str(&watermark).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
-            let groups: BTreeMap<String, CachedGroup> =
-                serde_json::from_str(&groups).map_err(|e| self.corrupt(format!("source {name}: {e}")))?;
-            sources.insert(name, SourceCache { watermark, users: std::sync::Arc::default(), groups });
+            let cache = decode::source(&name, &watermark, &groups).map_err(|d| self.corrupt(d))?;
+            sources.insert(name, cache);
         }
         let mut statement = self
             .connection
@@ -157,9 +148,7 @@ impl SqliteStore {
             .map_err(|e| self.error(e))?;
         for row in rows {
             let (source, id, record) = row.map_err(|e| self.error(e))?;
-            let cache = sources.get_mut(&source).ok_or_else(|| self.corrupt(format!("record {id} of no source")))?;
-            std::sync::Arc::make_mut(&mut cache.users)
-                .push(serde_json::from_str(&record).map_err(|e| self.corrupt(format!("record {id}: {e}")))?);
+            decode::add_record(&mut sources, &source, &id, &record).map_err(|d| self.corrupt(d))?;
         }
         Ok(sources)
     }
