@@ -76,9 +76,7 @@ impl RunLock {
         let holder = read_holder(path).ok_or_else(|| LockError::Unreadable { path: display.clone() })?;
         Err(LockError::Held { path: display, holder })
     }
-}
 
-impl RunLock {
     /// `acquire`, waiting up to `wait` while another live run holds the lock.
     pub async fn acquire_within(
         path: &Path,

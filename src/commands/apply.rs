@@ -43,12 +43,7 @@ pub async fn run(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<
 async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
     let manifest = crate::manifest::load(file)?;
-    // A state in PostgreSQL holds the run lock itself, across machines; else the lock file.
-    let location = args.state.location(file);
-    let _lock = match location.as_deref() {
-        Some(location) if is_postgres_url(location) => None,
-        _ => Some(RunLock::acquire_within(&lock_path(args, file), console.err, lock_wait(args)).await?),
-    };
+    let _lock = run_lock(args, file, console).await?;
     let client = super::client_for(&manifest)?;
     let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err, true).await?;
     if args.state.refresh_only {
@@ -64,10 +59,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     let mut planned =
         read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;
     if state.is_some() {
-        planned.sources.describe(console.err)?;
-    }
-    if planned.from_cache {
-        writeln!(console.err, "Planned against the state; `--refresh` reads the target in full.")?;
+        planned.describe_reads(console.err)?;
     }
     let reads = std::mem::take(&mut planned.sources);
     let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
@@ -121,11 +113,7 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
             document.manifest.sha256
         );
     }
-    let location = args.state.location(&manifest_path);
-    let _lock = match location.as_deref() {
-        Some(location) if is_postgres_url(location) => None,
-        _ => Some(RunLock::acquire_within(&lock_path(args, &manifest_path), console.err, lock_wait(args)).await?),
-    };
+    let _lock = run_lock(args, &manifest_path, console).await?;
     // The plan is applied as it is; the state only learns that the target changed under it.
     let mut run_state = RunState::open_for(&args.state, true, &manifest, &manifest_path, console.err, false).await?;
     let client = super::client_for(&manifest)?;
@@ -208,8 +196,14 @@ async fn replan_stale(
     Ok(Outcome { status, report: Some(merged), result })
 }
 
-fn lock_wait(args: &ApplyArgs) -> std::time::Duration {
-    std::time::Duration::from_secs(args.state.lock_timeout)
+/// The lock file, unless the state is in PostgreSQL: its advisory lock is the run lock then,
+/// across machines.
+async fn run_lock(args: &ApplyArgs, manifest: &Path, console: &mut Console<'_>) -> anyhow::Result<Option<RunLock>> {
+    if args.state.location(manifest).as_deref().is_some_and(is_postgres_url) {
+        return Ok(None);
+    }
+    let wait = std::time::Duration::from_secs(args.state.lock_timeout);
+    Ok(Some(RunLock::acquire_within(&lock_path(args, manifest), console.err, wait).await?))
 }
 
 /// The lock beside the manifest (`scimform.yaml.lock`) unless `--lock-file` says otherwise.

@@ -129,6 +129,17 @@ pub struct Planned {
     pub sources: SourceReads,
 }
 
+impl Planned {
+    /// For a run with a state: how each source was read, and whether the target was.
+    pub fn describe_reads(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        self.sources.describe(out)?;
+        if self.from_cache {
+            writeln!(out, "Planned against the state; `--refresh` reads the target in full.")?;
+        }
+        Ok(())
+    }
+}
+
 /// What the sources that read incrementally got to in this run.
 #[derive(Debug, Default)]
 pub struct SourceReads {
@@ -393,7 +404,6 @@ pub async fn read_drift(
     target.report_progress_to(counter.clone());
     let now = target.current_state(&refs, &refs).await.context("cannot read the current state of the target")?;
     counter.finish_and_clear();
-    let managed = manifest.users.managed_paths();
-    let trimmed = crate::state::trim_state(now, &managed);
-    Ok((crate::state::drift(remembered, &trimmed, &managed), trimmed))
+    // Compared over the managed attributes only; the state trims what it keeps.
+    Ok((crate::state::drift(remembered, &now, &manifest.users.managed_paths()), now))
 }

@@ -34,10 +34,7 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     // moves it on, under the run lock, so a plan made while an apply runs cannot put back what
     // the apply moved past.
     if state.is_some() {
-        planned.sources.describe(console.err)?;
-        if planned.from_cache {
-            writeln!(console.err, "Planned against the state; `--refresh` reads the target in full.")?;
-        }
+        planned.describe_reads(console.err)?;
     }
     let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
     let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);
