@@ -140,6 +140,11 @@ impl PostgresStore {
         StateError::Corrupt { path: self.shown.clone(), detail: detail.into() }
     }
 
+    /// The rows `sql` selects for this manifest (`$1` is its key).
+    async fn rows(&self, sql: &str) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        self.client.query(sql, &[&self.key]).await.map_err(|e| self.error("cannot read the state", &e))
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
         let row = self
             .client
@@ -162,11 +167,8 @@ impl PostgresStore {
 
     async fn load_target(&self) -> Result<CurrentState, StateError> {
         let read = |e| self.error("cannot read the state", &e);
-        let rows = self
-            .client
-            .query("SELECT id, version, resource FROM scimform_users WHERE state_key = $1 ORDER BY id", &[&self.key])
-            .await
-            .map_err(read)?;
+        let rows =
+            self.rows("SELECT id, version, resource FROM scimform_users WHERE state_key = $1 ORDER BY id").await?;
         let mut users = Vec::with_capacity(rows.len());
         for row in rows {
             let (id, version, resource): (String, Option<String>, String) =
@@ -174,13 +176,8 @@ impl PostgresStore {
             users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
         }
         let rows = self
-            .client
-            .query(
-                "SELECT reference, id, display_name, version, members FROM scimform_groups WHERE state_key = $1",
-                &[&self.key],
-            )
-            .await
-            .map_err(read)?;
+            .rows("SELECT reference, id, display_name, version, members FROM scimform_groups WHERE state_key = $1")
+            .await?;
         let mut groups = BTreeMap::new();
         for row in rows {
             let reference: String = row.try_get(0).map_err(read)?;
@@ -196,11 +193,7 @@ impl PostgresStore {
 
     async fn load_sources(&self) -> Result<BTreeMap<String, SourceCache>, StateError> {
         let read = |e| self.error("cannot read the state", &e);
-        let rows = self
-            .client
-            .query("SELECT name, watermark, groups FROM scimform_sources WHERE state_key = $1", &[&self.key])
-            .await
-            .map_err(read)?;
+        let rows = self.rows("SELECT name, watermark, groups FROM scimform_sources WHERE state_key = $1").await?;
         let mut sources = BTreeMap::new();
         for row in rows {
             let name: String = row.try_get(0).map_err(read)?;
@@ -210,13 +203,8 @@ impl PostgresStore {
             sources.insert(name, cache);
         }
         let rows = self
-            .client
-            .query(
-                "SELECT source, id, record FROM scimform_source_users WHERE state_key = $1 ORDER BY source, id",
-                &[&self.key],
-            )
-            .await
-            .map_err(read)?;
+            .rows("SELECT source, id, record FROM scimform_source_users WHERE state_key = $1 ORDER BY source, id")
+            .await?;
         for row in rows {
             let source: String = row.try_get(0).map_err(read)?;
             let id: String = row.try_get(1).map_err(read)?;
