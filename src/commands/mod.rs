@@ -55,9 +55,9 @@ pub fn read_file(path: &Path) -> anyhow::Result<String> {
 
 /// The adapters a manifest's sources describe.
 pub fn sources_for(manifest: &Manifest) -> anyhow::Result<BTreeMap<String, AnySource>> {
-    let wanted = manifest.source_attributes();
     let mut sources = BTreeMap::new();
     for (name, config) in &manifest.sources {
+        let wanted = manifest.attributes_read_from(name);
         sources.insert(name.clone(), AnySource::from_config(name, config, &wanted)?);
     }
     Ok(sources)

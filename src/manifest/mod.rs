@@ -2,6 +2,7 @@
 //! problem out); `load` is the thin edge that reads the file and the real environment.
 
 pub mod error;
+pub mod graph_properties;
 pub mod interpolate;
 pub mod model;
 pub mod raw;

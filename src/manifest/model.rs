@@ -196,15 +196,28 @@ impl UserMapping {
 }
 
 impl Manifest {
-    /// Every source attribute the user mappings and the pairings' member keys read.
-    pub fn source_attributes(&self) -> std::collections::BTreeSet<String> {
-        let mut wanted = self.users.source_attributes();
-        for pairing in &self.groups {
-            if let Some(key) = &pairing.member_key {
-                wanted.extend(key.attributes().into_iter().map(str::to_owned));
+    /// Every attribute the mappings read from source `name`: the user mappings' (and `disabled`)
+    /// when it serves the users; the member keys of the pairings it serves (the users' match
+    /// mapping where a pairing names none), and the match mapping for set rules' groups it
+    /// serves. A source asked for exactly these never selects what it does not have (a Graph
+    /// source that only serves groups never selects AD's `objectGUID`).
+    pub fn attributes_read_from(&self, name: &str) -> std::collections::BTreeSet<String> {
+        let match_attributes = || self.users.match_mapping().map(Mapping::attributes).unwrap_or_default();
+        let mut read = std::collections::BTreeSet::new();
+        if self.users.source == name {
+            read.extend(self.users.source_attributes());
+            read.insert("disabled".to_owned());
+        }
+        for pairing in self.groups.iter().filter(|p| p.source == name) {
+            match &pairing.member_key {
+                Some(key) => read.extend(key.attributes().into_iter().map(str::to_owned)),
+                None => read.extend(match_attributes().into_iter().map(str::to_owned)),
             }
         }
-        wanted
+        if self.users.sets.iter().flat_map(|s| &s.groups).any(|rule| rule.source == name) {
+            read.extend(match_attributes().into_iter().map(str::to_owned));
+        }
+        read
     }
 }
 

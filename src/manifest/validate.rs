@@ -139,6 +139,7 @@ impl Checker<'_> {
         let target = self.root.get("target").and_then(|_| self.target());
         let users = self.root.get("users").and_then(|_| self.users());
         let groups = self.groups();
+        self.graph_reads(&sources, users.as_ref(), &groups);
         Some(Manifest { sources, target: target?, users: users?, groups, sha256: String::new() })
     }
 
@@ -749,6 +750,80 @@ impl Checker<'_> {
         }
     }
 
+    /// Checks every name a mapping reads from a Graph source against Graph's user properties
+    /// (see `graph_properties`), located at the name within the mapping's text.
+    fn graph_reads(
+        &mut self,
+        sources: &BTreeMap<String, SourceConfig>,
+        users: Option<&UserMapping>,
+        groups: &[GroupPairing],
+    ) {
+        let is_graph = |name: &str| matches!(sources.get(name), Some(SourceConfig::Graph(_)));
+        let Some(users) = users else { return };
+        let mut sites: Vec<(Vec<Segment>, &Mapping)> = Vec::new();
+        if is_graph(&users.source) {
+            for (k, value) in self.node(&[key("users"), key("attributes")]).entries() {
+                let Ok(path) = ScimPath::parse(&k.text) else { continue };
+                let Some(attribute) = users.attributes.iter().find(|a| a.path == path) else { continue };
+                let mut at = vec![key("users"), key("attributes"), key(&k.text)];
+                if let Some(field) = ["from", "reference"].into_iter().find(|f| value.get(f).is_some()) {
+                    at.push(key(field));
+                }
+                sites.push((at, &attribute.mapping));
+            }
+            if let Some(external_id) = &users.external_id {
+                sites.push((vec![key("users"), key("external_id")], external_id));
+            }
+            for (k, _) in self.node(&[key("users"), key("sets")]).entries() {
+                let Ok(path) = ScimPath::parse(&k.text) else { continue };
+                if let Some(from) = users.set(&path).and_then(|s| s.from.as_ref()) {
+                    sites.push((vec![key("users"), key("sets"), key(&k.text), key("from")], from));
+                }
+            }
+        }
+        // Members of a Graph group are Graph users: their key is read from Graph too.
+        let match_mapping = users.match_mapping();
+        let items = match &self.node(&[key("groups")]).kind {
+            NodeKind::Seq(items) => items.len(),
+            _ => 0,
+        };
+        for index in 0..items {
+            let here = [key("groups"), Segment::Index(index)];
+            let name = self.node(&[&here[..], &[key("name")]].concat()).as_scalar().unwrap_or_default().to_owned();
+            let Some(pairing) = groups.iter().find(|p| p.name == name && is_graph(&p.source)) else { continue };
+            match &pairing.member_key {
+                Some(member_key) => sites.push(([&here[..], &[key("member_key")]].concat(), member_key)),
+                None => {
+                    for read in match_mapping.map(Mapping::attributes).unwrap_or_default() {
+                        if let Err((message, _)) = super::graph_properties::check_user_read(read) {
+                            let location = self.node(&here).location;
+                            self.report(
+                                location,
+                                &here,
+                                format!("members of Graph source `{}` are keyed by the users' match mapping, which reads `{read}`: {message}", pairing.source),
+                                Some("give the pairing a `member_key` that Graph members have, such as \"{{ userPrincipalName | lower }}\"".into()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for (at, mapping) in sites {
+            let node = self.node(&at);
+            let text = node.as_scalar().unwrap_or_default().to_owned();
+            let location = node.location;
+            for read in mapping.attributes() {
+                if let Err((message, hint)) = super::graph_properties::check_user_read(read) {
+                    let location = text.find(read).map_or(location, |offset| self.node(&at).location_within(offset));
+                    self.report(location, &at, message, hint);
+                    if let Some(last) = self.diagnostics.last_mut() {
+                        last.width = Some(read.len());
+                    }
+                }
+            }
+        }
+    }
+
     /// A source group selector: exactly one of `id`, `name` and `dn`.
     fn group_selector(&mut self, raw: &RawGroupSelector, path: &[Segment]) -> Option<GroupSelector> {
         match (&raw.id, &raw.name, &raw.dn) {
@@ -1114,6 +1189,52 @@ groups:
             "  base_url: https://scim.example/v2\n  region: mypurecloud.ie\n",
         );
         assert_eq!(one(&region_without_genesys).2, "`region` applies to `profile: genesys` only");
+    }
+
+    /// Names read from a Graph source are Graph's, checked at load: a typo in a user mapping, in
+    /// a dotted property and in a member key each fails at its place with a suggestion; the
+    /// users' AD match mapping used to key Entra members (no `member_key`) is named too.
+    #[test]
+    fn graph_reads_are_checked_against_graph_user_properties() {
+        const ENTRA: &str = "  entra: { kind: graph, tenant_id: t, client_id: c, client_secret: s }\n";
+        let entra_users = GOOD
+            .replace("sources:\n", &format!("sources:\n{ENTRA}"))
+            .replace("source: hr\n", "source: entra\n")
+            .replace("title: title", "title: jobTitel\n    displayName: employeeOrgData.divison")
+            .replace("source: hr, from", "source: entra, member_key: \"{{ userPrincipleName }}\", from");
+        let all = problems(&entra_users);
+        let messages: Vec<&str> = all.iter().map(|p| p.2.as_str()).collect();
+        assert!(messages.contains(&"`jobTitel` is not a property of a Microsoft Graph user (v1.0)"), "{all:#?}");
+        assert!(messages.contains(&"`employeeOrgData` has no property `divison`"), "{all:#?}");
+        assert!(
+            messages.contains(&"`userPrincipleName` is not a property of a Microsoft Graph user (v1.0)"),
+            "{all:#?}"
+        );
+        let member_key = all.iter().find(|p| p.2.contains("userPrincipleName")).unwrap();
+        assert_eq!(member_key.1, "groups[0].member_key");
+        let env = MapEnvironment([("TOKEN".to_owned(), "t".to_owned())].into_iter().collect());
+        let error = parse(&entra_users, "m.yaml", &env, Path::new(".")).unwrap_err();
+        let hints: Vec<&str> = error.diagnostics.iter().filter_map(|d| d.hint.as_deref()).collect();
+        assert!(hints.contains(&"did you mean `jobTitle`?"), "{hints:?}");
+        assert!(hints.contains(&"did you mean `employeeOrgData.division`?"), "{hints:?}");
+        assert!(hints.contains(&"did you mean `userPrincipalName`?"), "{hints:?}");
+
+        let ad_users_entra_groups = GOOD
+            .replace("sources:\n", &format!("sources:\n{ENTRA}"))
+            .replace("{{ mail | lower }}", "{{ sAMAccountName | lower }}")
+            .replace("source: hr, from", "source: entra, from");
+        let (_, at, message) = one(&ad_users_entra_groups);
+        assert_eq!(at, "groups[0]");
+        assert!(
+            message.starts_with("members of Graph source `entra` are keyed by the users' match mapping"),
+            "{message}"
+        );
+
+        let fine = ad_users_entra_groups.replace(
+            "source: entra, from",
+            "source: entra, member_key: \"{{ onPremisesExtensionAttributes.extensionAttribute3 }}\", from",
+        );
+        assert_eq!(problems(&fine), Vec::new());
     }
 
     #[test]

@@ -153,7 +153,20 @@ fn parse_user(value: &Value) -> Result<SourceRecord, String> {
     let object = value.as_object().ok_or("a user must be a mapping of attribute names to values")?;
     let id = object.get("id").and_then(scalar_text).ok_or("a user needs an `id`")?;
     let mut record = SourceRecord::new(id);
+    insert_attributes(&mut record, "", object)?;
+    record.disabled = is_disabled(&record)?;
+    Ok(record)
+}
+
+/// Inserts the attributes of `object` under `prefix`; a nested mapping's values are read as
+/// dotted names (`employeeOrgData.division`), as Graph's complex properties are.
+fn insert_attributes(
+    record: &mut SourceRecord,
+    prefix: &str,
+    object: &serde_json::Map<String, Value>,
+) -> Result<(), String> {
     for (name, value) in object {
+        let name = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         let attr = match value {
             Value::Null => continue,
             Value::Bool(b) => AttrValue::Bool(*b),
@@ -163,13 +176,15 @@ fn parse_user(value: &Value) -> Result<SourceRecord, String> {
                     .map(|item| scalar_text(item).ok_or_else(|| format!("`{name}` must be a list of plain values")))
                     .collect::<Result<_, _>>()?,
             ),
-            Value::Object(_) => return Err(format!("`{name}` is a mapping; attributes hold plain values or lists")),
+            Value::Object(members) => {
+                insert_attributes(record, &name, members)?;
+                continue;
+            }
             other => AttrValue::Text(scalar_text(other).unwrap_or_default()),
         };
-        record.insert(name, attr);
+        record.insert(&name, attr);
     }
-    record.disabled = is_disabled(&record)?;
-    Ok(record)
+    Ok(())
 }
 
 /// `disabled: true` or `accountEnabled: false` (Graph's spelling) marks a disabled account.
@@ -277,6 +292,22 @@ mod tests {
         assert_eq!(users[0].get("proxy"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
         assert_eq!(users[1].get("proxy"), None);
         assert!(users[1].disabled);
+    }
+
+    /// Nested mappings read as dotted names, as Graph's complex properties do.
+    #[test]
+    fn nested_objects_read_as_dotted_names() {
+        let file = source(
+            "people.yaml",
+            "users:\n  - id: 1\n    onPremisesExtensionAttributes: {extensionAttribute3: 'Sales:2', extensionAttribute4: null}\n    employeeOrgData: {division: EMEA, costCenter: 42}\n",
+        );
+        let users = file.users().unwrap();
+        let text = |name: &str| users[0].get(name).cloned();
+        assert_eq!(text("onPremisesExtensionAttributes.extensionAttribute3"), Some(AttrValue::Text("Sales:2".into())));
+        assert_eq!(text("onPremisesExtensionAttributes.extensionAttribute4"), None);
+        assert_eq!(text("employeeOrgData.division"), Some(AttrValue::Text("EMEA".into())));
+        assert_eq!(text("employeeorgdata.costcenter"), Some(AttrValue::Text("42".into())));
+        assert_eq!(text("employeeOrgData"), None, "the object itself is no value");
     }
 
     #[test]

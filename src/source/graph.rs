@@ -26,6 +26,7 @@ use tokio::sync::Mutex;
 
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
+use crate::manifest::graph_properties::top_level;
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
 use crate::target::pacing::throttled_wait;
@@ -113,12 +114,6 @@ impl GraphSource {
             ClientAuth::Form,
         ));
         let expand_manager = wanted.iter().any(|a| a.eq_ignore_ascii_case("manager"));
-        let mut select: BTreeSet<&str> = wanted
-            .iter()
-            .map(String::as_str)
-            .filter(|a| !matches!(a.to_ascii_lowercase().as_str(), "id" | "disabled" | "accountenabled" | "manager"))
-            .collect();
-        select.extend(["id", "accountEnabled"]);
         Ok(Self {
             name: name.to_owned(),
             graph_url: config
@@ -128,7 +123,7 @@ impl GraphSource {
                 .trim_end_matches('/')
                 .to_owned(),
             filter: config.filter.clone(),
-            select: select.into_iter().collect::<Vec<_>>().join(","),
+            select: select_for(wanted),
             expand_manager,
             http,
             auth,
@@ -490,6 +485,25 @@ impl GraphSource {
     }
 }
 
+/// `$select` for what the mappings read: each name's top-level property (`employeeOrgData` for
+/// `employeeOrgData.division`), `id` always and `accountEnabled` for `disabled`; `manager` is a
+/// navigation property, expanded instead. Sorted, so the query is the same every run.
+fn select_for(wanted: &BTreeSet<String>) -> String {
+    let mut select: BTreeSet<&str> = BTreeSet::from(["id"]);
+    for name in wanted {
+        match name.to_ascii_lowercase().as_str() {
+            "id" | "manager" => {}
+            "disabled" | "accountenabled" => {
+                select.insert("accountEnabled");
+            }
+            _ => {
+                select.insert(top_level(name));
+            }
+        }
+    }
+    select.into_iter().collect::<Vec<_>>().join(",")
+}
+
 /// A Graph user object as a record: strings, booleans and lists of strings are kept;
 /// `accountEnabled: false` marks a disabled account.
 pub fn to_record(user: &Value) -> Option<SourceRecord> {
@@ -527,10 +541,21 @@ fn full_sync(items: &[Value]) -> Vec<SourceRecord> {
 /// full read gives them or as a delta change carries them.
 fn apply_properties(record: &mut SourceRecord, user: &Value) {
     let Some(object) = user.as_object() else { return };
+    set_properties(record, "", object);
+    if let Some(enabled) = object.get("accountEnabled").and_then(Value::as_bool) {
+        record.disabled = !enabled;
+    }
+}
+
+/// Sets the properties of `object` under `prefix`. A complex property (`employeeOrgData`,
+/// `onPremisesExtensionAttributes`) comes whole, so it replaces every value read under its
+/// name and its members are read as dotted names (`employeeOrgData.division`).
+fn set_properties(record: &mut SourceRecord, prefix: &str, object: &serde_json::Map<String, Value>) {
     for (name, value) in object {
         if name.starts_with('@') || name.contains("@odata") {
             continue;
         }
+        let name = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         let attr = match value {
             Value::String(s) => AttrValue::Text(s.clone()),
             Value::Bool(b) => AttrValue::Bool(*b),
@@ -539,19 +564,23 @@ fn apply_properties(record: &mut SourceRecord, user: &Value) {
                 AttrValue::List(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
             }
             // An expanded navigation property (`manager`) reads as the id of what it points to.
-            Value::Object(expanded) => match expanded.get("id").and_then(Value::as_str) {
-                Some(id) => AttrValue::Text(id.to_owned()),
-                None => continue,
-            },
+            Value::Object(expanded) if prefix.is_empty() && expanded.contains_key("id") => {
+                match expanded.get("id").and_then(Value::as_str) {
+                    Some(id) => AttrValue::Text(id.to_owned()),
+                    None => continue,
+                }
+            }
+            Value::Object(members) => {
+                record.remove_nested(&name);
+                set_properties(record, &name, members);
+                continue;
+            }
             Value::Null => {
-                record.remove(name);
+                record.remove_nested(&name);
                 continue;
             }
         };
-        record.insert(name, attr);
-    }
-    if let Some(enabled) = object.get("accountEnabled").and_then(Value::as_bool) {
-        record.disabled = !enabled;
+        record.insert(&name, attr);
     }
 }
 
@@ -587,6 +616,29 @@ mod tests {
         assert!(matches!(record.get("proxyAddresses"), Some(AttrValue::List(v)) if v.len() == 2));
     }
 
+    /// A complex property comes whole: its members read as dotted names, a new value replaces
+    /// every member (one left out is gone), `null` removes them all; `manager` stays an id.
+    #[test]
+    fn complex_properties_read_as_dotted_names_and_come_whole() {
+        let mut record = to_record(&json!({"id": "1", "manager": {"id": "m1"},
+            "onPremisesExtensionAttributes": {"extensionAttribute1": "a", "extensionAttribute3": "Sales:2"}}))
+        .unwrap();
+        assert_eq!(
+            record.get("onPremisesExtensionAttributes.extensionAttribute3"),
+            Some(&AttrValue::Text("Sales:2".into()))
+        );
+        assert_eq!(record.get("manager"), Some(&AttrValue::Text("m1".into())));
+        apply_properties(&mut record, &json!({"onPremisesExtensionAttributes": {"extensionAttribute3": "Sales:5"}}));
+        assert_eq!(
+            record.get("onPremisesExtensionAttributes.extensionAttribute3"),
+            Some(&AttrValue::Text("Sales:5".into()))
+        );
+        assert_eq!(record.get("onPremisesExtensionAttributes.extensionAttribute1"), None);
+        apply_properties(&mut record, &json!({"onPremisesExtensionAttributes": null}));
+        let names: Vec<&str> = record.attributes().map(|(name, _)| name).collect();
+        assert_eq!(names, ["id", "manager"]);
+    }
+
     #[test]
     fn a_full_sync_keeps_the_last_of_an_object_and_drops_the_removed() {
         let items = [
@@ -600,6 +652,22 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].get("mail"), Some(&AttrValue::Text("new@x".into())));
         assert!(records[0].disabled);
+    }
+
+    #[test]
+    fn select_names_top_level_properties_and_only_what_is_read() {
+        let wanted = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<BTreeSet<String>>();
+        assert_eq!(select_for(&wanted(&["mail"])), "id,mail", "a groups-only source: the member key and `id`");
+        assert_eq!(
+            select_for(&wanted(&[
+                "disabled",
+                "employeeOrgData.division",
+                "employeeOrgData.costCenter",
+                "manager",
+                "id"
+            ])),
+            "accountEnabled,employeeOrgData,id"
+        );
     }
 
     #[test]

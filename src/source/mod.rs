@@ -52,6 +52,14 @@ impl SourceRecord {
         self.attributes.remove(&name.to_ascii_lowercase());
     }
 
+    /// Removes an attribute and everything nested under it (`name.*`), as when a source hands
+    /// a whole new object (or `null`) for a property read as dotted names.
+    pub fn remove_nested(&mut self, name: &str) {
+        let key = name.to_ascii_lowercase();
+        let prefix = format!("{key}.");
+        self.attributes.retain(|k, _| *k != key && !k.starts_with(&prefix));
+    }
+
     /// An attribute by name, ignoring case. (Mappings also see `id` and `disabled`, which
     /// `mapping::eval` supplies from the fields above when the record has no such attribute.)
     pub fn get(&self, name: &str) -> Option<&AttrValue> {

@@ -9,8 +9,10 @@ use scimform::secret::Secret;
 use scimform::source::{AttrValue, GraphSource, SourceRecord};
 use scimform::target::retry::Backoff;
 use serde_json::{Value, json};
-use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::graph_double::{graph_server, refusals};
 
 pub fn graph_config(server: &MockServer) -> GraphConfig {
     GraphConfig {
@@ -22,20 +24,6 @@ pub fn graph_config(server: &MockServer) -> GraphConfig {
         filter: None,
         ca_file: None,
     }
-}
-
-pub async fn mount_token(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/contoso/oauth2/v2.0/token"))
-        .and(body_string_contains("grant_type=client_credentials"))
-        .and(body_string_contains("client_id=app-id"))
-        .and(body_string_contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "graph-token"})),
-        )
-        .mount(server)
-        .await;
 }
 
 pub fn user(i: usize) -> Value {
@@ -51,8 +39,9 @@ fn page(users: &[Value], next: Option<String>) -> Value {
     body
 }
 
+/// A source that serves users (so it reads `disabled`) and whose mappings read `wanted`.
 fn source(server: &MockServer, wanted: &[&str]) -> GraphSource {
-    let wanted: BTreeSet<String> = wanted.iter().map(|s| (*s).to_owned()).collect();
+    let wanted: BTreeSet<String> = wanted.iter().chain(&["disabled"]).map(|s| (*s).to_owned()).collect();
     GraphSource::new("entra", &graph_config(server), &wanted)
         .unwrap()
         .with_backoff(Backoff { base: Duration::from_millis(20), cap: Duration::from_millis(100) })
@@ -72,8 +61,7 @@ fn mails(records: &[SourceRecord]) -> Vec<String> {
 
 #[tokio::test]
 async fn three_pages_of_users_with_exactly_the_mapped_attributes() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     let users: Vec<Value> = (0..7).map(user).collect();
     Mock::given(method("GET"))
         .and(path("/v1.0/users"))
@@ -113,8 +101,7 @@ async fn three_pages_of_users_with_exactly_the_mapped_attributes() {
 /// the manager's id, which a `reference` mapping resolves to the manager's target id.
 #[tokio::test]
 async fn managers_are_expanded_to_their_ids() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     let mut worker = user(2);
     worker["manager"] = json!({"@odata.type": "#microsoft.graph.user", "id": user(1)["id"]});
     Mock::given(method("GET"))
@@ -132,8 +119,7 @@ async fn managers_are_expanded_to_their_ids() {
 
 #[tokio::test]
 async fn a_429_waits_for_retry_after() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     Mock::given(method("GET"))
         .and(path("/v1.0/users"))
         .respond_with(
@@ -158,8 +144,7 @@ async fn a_429_waits_for_retry_after() {
 
 #[tokio::test]
 async fn a_503_is_retried() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     Mock::given(method("GET"))
         .and(path("/v1.0/users"))
         .respond_with(ResponseTemplate::new(503))
@@ -178,6 +163,7 @@ async fn a_503_is_retried() {
 #[tokio::test]
 async fn an_expired_token_is_refreshed_once() {
     let server = MockServer::start().await;
+    refusals(&server).await;
     Mock::given(method("POST"))
         .and(path("/contoso/oauth2/v2.0/token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"expires_in": 3599, "access_token": "expired"})))
@@ -207,8 +193,7 @@ async fn an_expired_token_is_refreshed_once() {
 
 #[tokio::test]
 async fn nested_members_come_from_transitive_members_users_only() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     let group_id = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
     Mock::given(method("GET"))
         .and(path(format!("/v1.0/groups/{group_id}")))
@@ -240,8 +225,7 @@ async fn nested_members_come_from_transitive_members_users_only() {
 
 #[tokio::test]
 async fn groups_by_display_name_are_resolved_once_and_ambiguity_is_an_error() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     Mock::given(method("GET"))
         .and(path("/v1.0/groups"))
         .and(query_param("$filter", "displayName eq 'Sales'"))
@@ -276,14 +260,15 @@ mod end_to_end {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    use super::{mount_token, page, user};
+    use super::{page, user};
     use crate::common::{run_async, workspace};
+    use crate::graph_double::{graph_server, mount_graph};
 
     const GROUP: &str = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
 
     async fn mount_members(graph: &MockServer, members: &[Value]) {
         graph.reset().await;
-        mount_token(graph).await;
+        mount_graph(graph).await;
         Mock::given(method("GET"))
             .and(path(format!("/v1.0/groups/{GROUP}")))
             .respond_with(
@@ -303,7 +288,7 @@ mod end_to_end {
     /// covers the same pairing read by delta.)
     #[tokio::test]
     async fn entra_groups_over_file_users_converge_and_one_removed_member_is_one_remove() {
-        let graph = MockServer::start().await;
+        let graph = graph_server().await;
         mount_members(&graph, &[user(1), user(2), user(3), user(99)]).await;
         let mut store = MemoryStore::new(Some("tok"));
         let group_id = store.insert_group("Support", &[]);
@@ -384,8 +369,7 @@ async fn a_group_only_source_reads_its_group_by_delta_with_a_state() {
 
     use crate::common::{run_async, workspace};
     const GROUP: &str = "3f1e6d2c-0000-4000-8000-00000000b111";
-    let graph = MockServer::start().await;
-    mount_token(&graph).await;
+    let graph = graph_server().await;
     let uri = graph.uri();
     let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
     Mock::given(method("GET"))
@@ -521,8 +505,7 @@ async fn a_large_group_changes_by_delta_not_by_replacement() {
 async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sync() {
     use scimform::source::ReadKind;
     use wiremock::matchers::query_param_is_missing;
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     let uri = server.uri();
     let group = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
     let users: Vec<Value> = (0..5).map(user).collect();
@@ -650,8 +633,7 @@ async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sy
 async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
     use scimform::source::ReadKind;
     use wiremock::matchers::query_param_is_missing;
-    let server = MockServer::start().await;
-    mount_token(&server).await;
+    let server = graph_server().await;
     let uri = server.uri();
     let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
     let (top, inner) = ("top-group", "inner-group");
@@ -734,4 +716,259 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
         graph.last_read().await,
         Some(ReadKind::Incremental { changed: 0, removed: 0, groups_read: 0, groups_reused: 2 })
     );
+}
+
+/// The old scripts' combined job: people from Active Directory (Samba), team membership from
+/// Entra groups, with the state on by default. The Graph source serves only the group, so it
+/// selects only what the pairing's `member_key` reads (and `id`): the strict double refuses
+/// the users' AD attributes (`objectGUID`, `sn`) with Graph's own 400, as Microsoft does. The
+/// first run reads both sources in full; a member removed in Entra is exactly one write.
+#[tokio::test]
+async fn ad_users_with_entra_groups_by_delta_select_only_what_graph_has() {
+    use std::collections::HashSet;
+
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use wiremock::matchers::query_param_is_missing;
+
+    use crate::common::{run_async, workspace};
+    use crate::ldap::{ad, admin, fresh_ou};
+    const GROUP: &str = "3f1e6d2c-0000-4000-8000-00000000b111";
+
+    let ad = ad();
+    let mut ldap = admin().await;
+    let ou = fresh_ou(&mut ldap, "AdEntra").await;
+    let digits: String = ou[..ou.find(',').unwrap()].chars().rev().take(8).collect();
+    let mut mails = Vec::new();
+    for given in ["Ann", "Bob", "Cid"] {
+        let sam = format!("e{digits}{given}");
+        let mail = format!("{sam}@corp.test");
+        let attributes = vec![
+            ("objectClass", HashSet::from(["user"])),
+            ("sAMAccountName", HashSet::from([sam.as_str()])),
+            ("mail", HashSet::from([mail.as_str()])),
+            ("sn", HashSet::from([given])),
+            ("userAccountControl", HashSet::from(["544"])),
+        ];
+        ldap.add(&format!("CN={given},{ou}"), attributes).await.unwrap().success().unwrap();
+        mails.push(mail);
+    }
+    // The same people in Entra, by their Graph ids.
+    let entra = |i: usize| json!({"id": format!("entra-{i}"), "mail": mails[i].to_uppercase()});
+    let graph = graph_server().await;
+    let uri = graph.uri();
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{GROUP}")))
+        .and(query_param("$select", "id,displayName"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": GROUP, "displayName": "Billing"})))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$select", "id,mail"))
+        .and(query_param_is_missing("$deltatoken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": (0..3).map(entra).collect::<Vec<_>>(),
+            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$filter", format!("id eq '{GROUP}'")))
+        .and(query_param("$select", "members"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": GROUP, "members@delta": [{"id": "entra-0"}, {"id": "entra-1"}, {"id": "entra-2"}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=g1")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "u1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u2")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$deltatoken", "g1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": GROUP, "members@delta": [{"id": "entra-1", "@removed": {"reason": "deleted"}}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=g2")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let mut store = MemoryStore::new(Some("tok"));
+    let group_id = store.insert_group("Billing", &[]);
+    let scim = MemoryServer::start(store).await.unwrap();
+    let manifest = format!(
+        r#"version: 1
+sources:
+  corp_ad:
+    kind: ldap
+    url: {url}
+    bind_dn: {bind_dn}
+    password: ${{env:AD_PASSWORD}}
+    base_dn: "{ou}"
+  entra:
+    kind: graph
+    tenant_id: contoso
+    client_id: app-id
+    client_secret: ${{env:GRAPH_SECRET}}
+    authority: {uri}/contoso/oauth2/v2.0/token
+    graph_url: {uri}/v1.0
+target:
+  kind: scim
+  base_url: {scim}
+  auth: {{ bearer_token: tok }}
+users:
+  source: corp_ad
+  external_id: "{{{{ objectGUID }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+    name.familyName: sn
+groups:
+  - name: Billing
+    source: entra
+    from: {{ id: {GROUP} }}
+    member_key: "{{{{ mail | lower }}}}"
+    to: {{ display_name: Billing }}
+"#,
+        url = ad.url,
+        bind_dn = ad.bind_dn,
+        scim = scim.base_url(),
+    );
+    let dir = workspace(&[("m.yaml", &manifest)]);
+    let env = [("AD_PASSWORD", ad.password.as_str()), ("GRAPH_SECRET", "app-secret")];
+    let apply = ["apply", "-f", "m.yaml", "--auto-approve"];
+
+    let first = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(first.stderr.contains("Source `corp_ad` read in full (3 users)."), "{}", first.stderr);
+    assert!(first.stderr.contains("Source `entra` read in full (3 users)."), "{}", first.stderr);
+    assert_eq!(scim.group_members("Billing").len(), 3);
+
+    scim.reset_writes();
+    let second = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(second.code, 0, "{}", second.all());
+    let writes = scim.recorded_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}\n{}", second.all());
+    let bob = scim.user(&mails[1].to_lowercase()).unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(writes[0].path, format!("/Groups/{group_id}"));
+    assert_eq!(
+        writes[0].body.as_ref().unwrap()["Operations"],
+        json!([{"op": "remove", "path": format!("members[value eq \"{bob}\"]")}])
+    );
+}
+
+/// Skills and division kept where Entra customers keep them: `onPremisesExtensionAttributes`
+/// and `employeeOrgData`, read as dotted names, selected by their top-level property (the
+/// strict double refuses a dotted `$select`), kept across delta reads (a change carries the
+/// whole complex property), mapped to a SCIM attribute and to Genesys routing skills. The
+/// run converges, then has nothing to do; a changed extension attribute is one PATCH.
+#[tokio::test]
+async fn nested_graph_properties_map_to_attributes_and_skills_through_delta() {
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use wiremock::matchers::query_param_is_missing;
+
+    use crate::common::{run_async, workspace};
+    const EXT: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User";
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+    let graph = graph_server().await;
+    let uri = graph.uri();
+    let person = |i: usize, skills: &str| {
+        json!({"id": format!("entra-{i}"), "userPrincipalName": format!("agent{i}@contoso.example"),
+               "accountEnabled": true,
+               "onPremisesExtensionAttributes": {"extensionAttribute1": null, "extensionAttribute3": skills},
+               "employeeOrgData": {"division": format!("Division {i}"), "costCenter": null}})
+    };
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param(
+            "$select",
+            "accountEnabled,employeeOrgData,id,onPremisesExtensionAttributes,userPrincipalName",
+        ))
+        .and(query_param_is_missing("$deltatoken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [person(1, "Billing:3;Sales:2"), person(2, "Sales:4")],
+            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "u1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u2")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    // A delta change carries the complex property whole, with only what changed in it.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "u2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": "entra-2", "onPremisesExtensionAttributes": {"extensionAttribute3": "Sales:5"}}],
+            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u3")})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let scim = MemoryServer::start(MemoryStore::new(Some("tok"))).await.unwrap();
+    let manifest = format!(
+        r#"version: 1
+sources:
+  entra:
+    kind: graph
+    tenant_id: contoso
+    client_id: app-id
+    client_secret: ${{env:GRAPH_SECRET}}
+    authority: {uri}/contoso/oauth2/v2.0/token
+    graph_url: {uri}/v1.0
+target:
+  kind: scim
+  profile: genesys
+  base_url: {scim}
+  auth: {{ bearer_token: tok }}
+users:
+  source: entra
+  external_id: "{{{{ id }}}}"
+  attributes:
+    userName: "{{{{ userPrincipalName | lower }}}}"
+    title: "Skills {{{{ onPremisesExtensionAttributes.extensionAttribute3 }}}}"
+    {ENTERPRISE}:division: employeeOrgData.division
+  sets:
+    {EXT}:routingSkills:
+      from: onPremisesExtensionAttributes.extensionAttribute3
+"#,
+        scim = scim.base_url(),
+    );
+    let dir = workspace(&[("m.yaml", &manifest)]);
+    let env = [("GRAPH_SECRET", "app-secret")];
+    let apply = ["apply", "-f", "m.yaml", "--auto-approve"];
+
+    let first = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    let agent1 = scim.user("agent1@contoso.example").unwrap();
+    assert_eq!(agent1["title"], "Skills Billing:3;Sales:2");
+    assert_eq!(agent1[ENTERPRISE]["division"], "Division 1");
+    assert_eq!(
+        agent1[EXT]["routingSkills"],
+        json!([{"name": "Billing", "proficiency": 3.0}, {"name": "Sales", "proficiency": 2.0}])
+    );
+
+    scim.reset_writes();
+    let second = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(second.stdout.starts_with("No changes."), "{}", second.all());
+    assert_eq!(scim.writes(), 0);
+
+    let third = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(third.code, 0, "{}", third.all());
+    assert_eq!(scim.writes(), 1, "one PATCH of agent 2: {}", third.all());
+    let agent2 = scim.user("agent2@contoso.example").unwrap();
+    assert_eq!(agent2["title"], "Skills Sales:5");
+    assert_eq!(agent2[EXT]["routingSkills"], json!([{"name": "Sales", "proficiency": 5.0}]));
+    assert_eq!(agent2[ENTERPRISE]["division"], "Division 2", "kept from the first read");
 }

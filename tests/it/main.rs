@@ -18,6 +18,8 @@ mod end_to_end;
 mod gitops;
 // The Graph source against wiremock: paging, throttling, tokens, nested groups.
 mod graph;
+// The Microsoft Graph double: as strict as Graph's documentation, never more lenient.
+mod graph_double;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.
 mod ldap;
 // The PostgreSQL state store against a real PostgreSQL: per-manifest snapshots, the advisory lock.
