@@ -72,6 +72,14 @@ fn location(span: &Span) -> Location {
     Location { line: span.start.line(), column: span.start.col() + 1 }
 }
 
+/// How deep a document may nest (aliases included): far beyond any manifest or people file,
+/// and shallow enough that every walk over the tree stays well within the stack.
+pub const MAX_DEPTH: usize = 64;
+/// How many nodes aliases may add to a document in all. An alias copies its anchored node, so
+/// nested anchors grow a few hundred bytes into billions of nodes (a "billion laughs" alias
+/// bomb); this bounds the work and memory to a few megabytes.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
 enum Frame {
     Seq(Location, Vec<Node>, usize),
     Map(Location, Vec<(Key, Node)>, Option<Key>, usize),
@@ -81,7 +89,9 @@ enum Frame {
 pub fn parse(text: &str) -> Result<Node, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node, with how many nodes it holds and how deep it goes.
+    let mut anchors: HashMap<usize, (Node, usize, usize)> = HashMap::new();
+    let mut alias_nodes = 0usize;
     let mut root: Option<Node> = None;
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| YamlError {
@@ -89,6 +99,12 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             message: e.info().to_owned(),
         })?;
         let here = location(&span);
+        if stack.len() >= MAX_DEPTH && matches!(event, Event::SequenceStart(..) | Event::MappingStart(..)) {
+            return Err(YamlError {
+                location: here,
+                message: format!("the document nests deeper than {MAX_DEPTH} levels"),
+            });
+        }
         let (node, anchor) = match event {
             Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::Nothing => continue,
             Event::DocumentEnd => break,
@@ -117,12 +133,31 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
                 (Node { location: here, kind }, anchor)
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => (Node { location: here, ..node.clone() }, 0),
+                Some((node, nodes, depth)) => {
+                    alias_nodes = alias_nodes.saturating_add(*nodes);
+                    if alias_nodes > MAX_ALIAS_NODES {
+                        return Err(YamlError {
+                            location: here,
+                            message: format!(
+                                "aliases expand to more than {MAX_ALIAS_NODES} nodes in all (nested anchors \
+                                 multiply: an alias bomb?); write the values out instead of aliasing them"
+                            ),
+                        });
+                    }
+                    if stack.len() + depth > MAX_DEPTH {
+                        return Err(YamlError {
+                            location: here,
+                            message: format!("this alias nests the document deeper than {MAX_DEPTH} levels"),
+                        });
+                    }
+                    (Node { location: here, ..node.clone() }, 0)
+                }
                 None => return Err(YamlError { location: here, message: "alias to an unknown anchor".into() }),
             },
         };
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            let (nodes, depth) = node.extent();
+            anchors.insert(anchor, (node.clone(), nodes, depth));
         }
         match stack.last_mut() {
             None => root = Some(node),
@@ -159,6 +194,19 @@ impl Key {
 }
 
 impl Node {
+    /// How many nodes this one holds (itself included) and how deep it goes (1 for a scalar).
+    fn extent(&self) -> (usize, usize) {
+        let children: Box<dyn Iterator<Item = &Node>> = match &self.kind {
+            NodeKind::Scalar { .. } => return (1, 1),
+            NodeKind::Seq(items) => Box::new(items.iter()),
+            NodeKind::Map(entries) => Box::new(entries.iter().map(|(_, v)| v)),
+        };
+        children.fold((1, 1), |(nodes, depth), child| {
+            let (n, d) = child.extent();
+            (nodes.saturating_add(n), depth.max(d + 1))
+        })
+    }
+
     /// Converts to a JSON value, resolving plain scalars by YAML 1.2's core schema.
     pub fn to_json(&self) -> Value {
         match &self.kind {
@@ -270,5 +318,48 @@ mod tests {
     fn expands_aliases() {
         let doc = parse("x: &v {k: 1}\ny: *v\n").unwrap();
         assert_eq!(doc.to_json(), json!({"x": {"k": 1}, "y": {"k": 1}}));
+    }
+
+    /// Nine levels of nine aliases each: 9^9 (387 million) nodes if expanded, from 400 bytes.
+    const ALIAS_BOMB: &str = "a: &a [x, x, x, x, x, x, x, x, x]\n\
+        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
+        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n\
+        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n\
+        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n\
+        f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n\
+        g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n\
+        h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n\
+        i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]\n";
+
+    /// Peak memory of this process (Linux), in KiB.
+    #[expect(clippy::disallowed_methods, reason = "reads the process's own peak memory")]
+    fn peak_kib() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn an_alias_bomb_is_a_located_error_in_bounded_memory() {
+        let error = parse(ALIAS_BOMB).unwrap_err();
+        assert_eq!(error.location.line, 6, "{error:?}");
+        assert!(error.message.contains("alias bomb"), "{}", error.message);
+        assert!(peak_kib() < 1024 * 1024, "peak {} KiB", peak_kib());
+        // Legitimate reuse stays well within the bound.
+        let reuse = "defaults: &d {a: 1, b: 2}\nusers:\n".to_owned() + &"  - {x: *d}\n".repeat(1000);
+        assert!(parse(&reuse).is_ok());
+    }
+
+    #[test]
+    fn depth_is_bounded_with_and_without_aliases() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(parse(&deep).unwrap_err().message.contains("deeper than 64 levels"));
+        let nested = "[".repeat(MAX_DEPTH - 1) + &"]".repeat(MAX_DEPTH - 1);
+        assert!(parse(&nested).is_ok());
+        let anchored = format!("a: &a {}x{}\nb: [[[*a]]]\n", "[".repeat(MAX_DEPTH - 2), "]".repeat(MAX_DEPTH - 2));
+        assert!(parse(&anchored).unwrap_err().message.contains("this alias nests"), "{:?}", parse(&anchored));
     }
 }

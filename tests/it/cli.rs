@@ -199,3 +199,35 @@ fn demo_runs_the_whole_loop() {
     assert!(last_run.contains("No changes."), "{out}");
     assert!(last_run.contains("The SCIM server received 0 write(s) during the scheduled run."), "{out}");
 }
+
+/// Nine levels of nine aliases: 9^9 nodes if expanded, from about 400 bytes.
+fn alias_bomb(key: &str) -> String {
+    use std::fmt::Write;
+    let mut text = format!("{key}:\n  a: &a [x, x, x, x, x, x, x, x, x]\n");
+    for (level, previous) in
+        ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        let _ = writeln!(text, "  {level}: &{level} [{}]", vec![format!("*{previous}"); 9].join(", "));
+    }
+    text
+}
+
+/// An alias bomb in a manifest and in a people file is a located error within seconds; the
+/// process's memory stays bounded (without the bound it grows past 12 GB and is killed).
+#[test]
+fn alias_bombs_are_located_errors_not_out_of_memory() {
+    let good = manifest("t", "http://127.0.0.1:9");
+    let bomb = format!("{good}{}", alias_bomb("extra"));
+    let people = format!("users: []\n{}", alias_bomb("groups"));
+    let dir = workspace(&[("bomb.yaml", &bomb), ("ok.yaml", &good), ("people.yaml", &people)]);
+    let started = std::time::Instant::now();
+    let result = run(dir.path(), &["validate", "-f", "bomb.yaml"], &[]);
+    assert_eq!(result.code, 1, "{}", result.all());
+    assert!(result.stderr.contains("bomb.yaml:21:"), "{}", result.stderr);
+    assert!(result.stderr.contains("an alias bomb?"), "{}", result.stderr);
+    let result = run(dir.path(), &["plan", "-f", "ok.yaml", "--no-state"], &[]);
+    assert_eq!(result.code, 1, "{}", result.all());
+    assert!(result.stderr.contains("`people.yaml` is not a valid YAML people file: line 8:"), "{}", result.stderr);
+    assert!(result.stderr.contains("an alias bomb?"), "{}", result.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+}
