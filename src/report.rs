@@ -22,7 +22,25 @@ pub fn render_error(error: &anyhow::Error) -> String {
 
 /// Every problem of a manifest, each with its location and source line.
 pub fn render_manifest_error(error: &ManifestError) -> String {
-    let mut out = format!("error: {error}\n");
+    let mut out = render_diagnostics(format!("error: {error}\n"), error);
+    if !error.warnings.is_empty() {
+        let warnings = ManifestError { diagnostics: error.warnings.clone(), warnings: Vec::new(), ..error.clone() };
+        out.push('\n');
+        out.push_str(&render_manifest_warnings(&warnings));
+    }
+    out
+}
+
+/// A manifest's warnings (problems that did not stop it), located like its errors.
+pub fn render_manifest_warnings(warnings: &ManifestError) -> String {
+    let heading = match warnings.diagnostics.len() {
+        1 => format!("warning: manifest `{}` has 1 warning\n", warnings.origin),
+        n => format!("warning: manifest `{}` has {n} warnings\n", warnings.origin),
+    };
+    render_diagnostics(heading, warnings)
+}
+
+fn render_diagnostics(mut out: String, error: &ManifestError) -> String {
     let lines: Vec<&str> = error.text.lines().collect();
     for diagnostic in &error.diagnostics {
         out.push('\n');

@@ -24,6 +24,8 @@ pub struct ManifestError {
     pub text: String,
     /// Sorted by location.
     pub diagnostics: Vec<Diagnostic>,
+    /// Problems that alone would not have stopped it (`validate`'s unresolved `${…}`).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl fmt::Display for ManifestError {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::error::{Diagnostic, did_you_mean, key_path};
-use super::interpolate::{Environment, interpolate};
+use super::interpolate::{Environment, Missing, interpolate_value};
 use super::model::{
     AttributeMapping, Deprovision, FileConfig, GENESYS_USER_SCHEMA, GraphConfig, GroupPairing, GroupSelector,
     LdapConfig, Manifest, Profile, SetGroupRule, SetMapping, SetShape, SetWrite, SourceConfig, TargetAuth,
@@ -71,26 +71,113 @@ fn key(k: &str) -> Segment {
 
 struct Checker<'a> {
     root: &'a Node,
-    env: &'a dyn Environment,
     base_dir: &'a Path,
     diagnostics: Vec<Diagnostic>,
+    /// Values that came from `${…}`, by key path: their errors never echo the value.
+    interpolated: BTreeSet<String>,
+    /// Values whose `${…}` could not be resolved, by key path: nothing can be checked of them.
+    unresolved: BTreeSet<String>,
 }
 
-/// Checks a parsed document and builds the model, or returns every problem found.
-pub fn validate(root: &Node, env: &dyn Environment, base_dir: &Path) -> Result<Manifest, Vec<Diagnostic>> {
-    let mut checker = Checker { root, env, base_dir, diagnostics: Vec::new() };
+/// What stopped a manifest: its errors, and its warnings.
+type Problems = (Vec<Diagnostic>, Vec<Diagnostic>);
+
+/// Checks a parsed document and builds the model with the problems that do not stop it (an
+/// unresolved `${…}` under `Missing::Warning`), or returns every problem found.
+pub fn validate(
+    root: &Node,
+    env: &dyn Environment,
+    base_dir: &Path,
+    missing: Missing,
+) -> Result<(Manifest, Vec<Diagnostic>), Problems> {
+    let mut root = root.clone();
+    let mut interpolation = Interpolation::default();
+    interpolation.walk(&mut root, &mut Vec::new(), env);
+    let mut checker = Checker {
+        root: &root,
+        base_dir,
+        diagnostics: Vec::new(),
+        interpolated: interpolation.interpolated,
+        unresolved: interpolation.unresolved,
+    };
     let manifest = checker.manifest();
     let mut diagnostics = checker.diagnostics;
-    diagnostics.sort_by(|a, b| (a.location, &a.message).cmp(&(b.location, &b.message)));
-    diagnostics.dedup();
+    let mut warnings = Vec::new();
+    match missing {
+        Missing::Error => diagnostics.extend(interpolation.problems),
+        Missing::Warning => warnings = interpolation.problems,
+    }
+    for list in [&mut diagnostics, &mut warnings] {
+        list.sort_by(|a, b| (a.location, &a.message).cmp(&(b.location, &b.message)));
+        list.dedup();
+    }
     match manifest {
-        Some(manifest) if diagnostics.is_empty() => Ok(manifest),
-        _ => Err(diagnostics),
+        Some(manifest) if diagnostics.is_empty() => Ok((manifest, warnings)),
+        _ => Err((diagnostics, warnings)),
+    }
+}
+
+/// The interpolation of every scalar value of a document (keys are structure, not values).
+#[derive(Default)]
+struct Interpolation {
+    problems: Vec<Diagnostic>,
+    interpolated: BTreeSet<String>,
+    unresolved: BTreeSet<String>,
+}
+
+impl Interpolation {
+    fn walk(&mut self, node: &mut Node, path: &mut Vec<Segment>, env: &dyn Environment) {
+        match &mut node.kind {
+            NodeKind::Scalar { text, .. } => {
+                if !text.contains('$') {
+                    return;
+                }
+                let (value, problems) = interpolate_value(&text.clone(), env);
+                let at = key_path(path);
+                for problem in problems {
+                    self.problems.push(Diagnostic {
+                        location: node.location_within(problem.offset),
+                        key_path: at.clone(),
+                        message: problem.message,
+                        hint: problem.hint,
+                        width: Some(problem.len),
+                    });
+                    self.unresolved.insert(at.clone());
+                }
+                if let NodeKind::Scalar { text, quoted, .. } = &mut node.kind
+                    && value != *text
+                {
+                    // An interpolated value is a string, whatever it looks like (a password
+                    // of digits stays a string, and never shows in a type error).
+                    *text = value;
+                    *quoted = true;
+                    self.interpolated.insert(at);
+                }
+            }
+            NodeKind::Seq(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    path.push(Segment::Index(index));
+                    self.walk(item, path, env);
+                    path.pop();
+                }
+            }
+            NodeKind::Map(entries) => {
+                for (k, value) in entries.iter_mut() {
+                    path.push(Segment::Key(k.text.clone()));
+                    self.walk(value, path, env);
+                    path.pop();
+                }
+            }
+        }
     }
 }
 
 impl Checker<'_> {
     fn report(&mut self, location: Location, path: &[Segment], message: impl Into<String>, hint: Option<String>) {
+        if self.unresolved.contains(&key_path(path)) {
+            // Its value is not known here (an unset variable, reported as such).
+            return;
+        }
         self.diagnostics.push(Diagnostic {
             location,
             key_path: key_path(path),
@@ -164,34 +251,14 @@ impl Checker<'_> {
             return;
         }
         let location = self.node(path).location;
+        if self.interpolated.contains(&key_path(path)) {
+            // serde's message quotes the value, which may be a secret.
+            let expected = message.split_once(", expected ").map_or("another kind of value", |(_, e)| e);
+            let message = format!("the value `${{…}}` gives here is not valid: expected {expected}");
+            self.report(location, path, message, None);
+            return;
+        }
         self.report(location, path, message.to_owned(), None);
-    }
-
-    /// Interpolates `${env:...}`/`${file:...}` in the string at `path`.
-    fn interpolated(&mut self, path: &[Segment], text: &str) -> Option<String> {
-        match interpolate(text, self.env) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                let location = self.node(path).location_within(error.offset);
-                self.report(location, path, error.message, error.hint);
-                if let Some(last) = self.diagnostics.last_mut() {
-                    last.width = Some(error.len);
-                }
-                None
-            }
-        }
-    }
-
-    fn secret(&mut self, path: &[Segment], text: &str) -> Option<Secret> {
-        self.interpolated(path, text).map(Secret::new)
-    }
-
-    #[expect(clippy::option_option, reason = "outer `None`: a problem was reported; inner `None`: not set")]
-    fn optional(&mut self, path: &[Segment], text: Option<&String>) -> Option<Option<String>> {
-        match text {
-            None => Some(None),
-            Some(text) => self.interpolated(path, text).map(Some),
-        }
     }
 
     fn relative_path(&self, path: &str) -> PathBuf {
@@ -235,16 +302,15 @@ impl Checker<'_> {
         match kind.as_str() {
             "file" => {
                 let raw: RawFileSource = self.deserialize_value(path, json)?;
-                let file = self.interpolated(&[path, &[key("path")]].concat(), &raw.path)?;
-                Some(SourceConfig::File(FileConfig { path: self.relative_path(&file) }))
+                Some(SourceConfig::File(FileConfig { path: self.relative_path(&raw.path) }))
             }
             "ldap" => {
                 let raw: RawLdapSource = self.deserialize_value(path, json)?;
-                self.ldap(path, raw).map(SourceConfig::Ldap)
+                Some(SourceConfig::Ldap(self.ldap(path, raw)))
             }
             "graph" => {
                 let raw: RawGraphSource = self.deserialize_value(path, json)?;
-                self.graph(path, raw).map(SourceConfig::Graph)
+                Some(SourceConfig::Graph(self.graph(raw)))
             }
             other => {
                 let hint = did_you_mean(other, SOURCE_KINDS.iter().copied())
@@ -274,13 +340,8 @@ impl Checker<'_> {
         }
     }
 
-    fn ldap(&mut self, path: &[Segment], raw: RawLdapSource) -> Option<LdapConfig> {
+    fn ldap(&mut self, path: &[Segment], raw: RawLdapSource) -> LdapConfig {
         let at = |k: &str| [path, &[key(k)]].concat();
-        let url = self.interpolated(&at("url"), &raw.url);
-        let bind_dn = self.interpolated(&at("bind_dn"), &raw.bind_dn);
-        let password = self.secret(&at("password"), &raw.password);
-        let base_dn = self.interpolated(&at("base_dn"), &raw.base_dn);
-        let ca_file = self.optional(&at("ca_file"), raw.ca_file.as_ref());
         let page_size = raw.page_size.unwrap_or(500);
         if !(1..=1000).contains(&page_size) {
             let location = self.node(&at("page_size")).location;
@@ -291,51 +352,42 @@ impl Checker<'_> {
                 Some("use 1 to 1000 (AD's MaxPageSize is 1000)".into()),
             );
         }
-        if let Some(url) = &url
-            && !(url.starts_with("ldap://") || url.starts_with("ldaps://"))
-        {
+        if !(raw.url.starts_with("ldap://") || raw.url.starts_with("ldaps://")) {
             let location = self.node(&at("url")).location;
             self.report(location, &at("url"), "an LDAP url must start with `ldap://` or `ldaps://`", None);
         }
-        Some(LdapConfig {
-            url: url?,
-            bind_dn: bind_dn?,
-            password: password?,
-            base_dn: base_dn?,
+        LdapConfig {
+            url: raw.url,
+            bind_dn: raw.bind_dn,
+            password: Secret::new(raw.password),
+            base_dn: raw.base_dn,
             filter: raw.filter,
             scope: raw.scope.unwrap_or(LdapScope::Sub),
             page_size,
             starttls: raw.starttls.unwrap_or(false),
-            ca_file: ca_file?.map(|p| self.relative_path(&p)),
+            ca_file: raw.ca_file.map(|p| self.relative_path(&p)),
             allow_insecure: raw.allow_insecure.unwrap_or(false),
             timeout_seconds: raw.timeout_seconds.unwrap_or(30),
-        })
+        }
     }
 
-    fn graph(&mut self, path: &[Segment], raw: RawGraphSource) -> Option<GraphConfig> {
-        let at = |k: &str| [path, &[key(k)]].concat();
-        let tenant_id = self.interpolated(&at("tenant_id"), &raw.tenant_id);
-        let client_id = self.interpolated(&at("client_id"), &raw.client_id);
-        let client_secret = self.secret(&at("client_secret"), &raw.client_secret);
-        let authority = self.optional(&at("authority"), raw.authority.as_ref());
-        let graph_url = self.optional(&at("graph_url"), raw.graph_url.as_ref());
-        let ca_file = self.optional(&at("ca_file"), raw.ca_file.as_ref());
-        Some(GraphConfig {
-            tenant_id: tenant_id?,
-            client_id: client_id?,
-            client_secret: client_secret?,
-            authority: authority?,
-            graph_url: graph_url?,
+    fn graph(&self, raw: RawGraphSource) -> GraphConfig {
+        GraphConfig {
+            tenant_id: raw.tenant_id,
+            client_id: raw.client_id,
+            client_secret: Secret::new(raw.client_secret),
+            authority: raw.authority,
+            graph_url: raw.graph_url,
             filter: raw.filter,
-            ca_file: ca_file?.map(|p| self.relative_path(&p)),
-        })
+            ca_file: raw.ca_file.map(|p| self.relative_path(&p)),
+        }
     }
 
     fn target(&mut self) -> Option<TargetConfig> {
         let path = [key("target")];
         let raw: RawTarget = self.deserialize(&path)?;
         let at = |k: &[&str]| -> Vec<Segment> { path.iter().cloned().chain(k.iter().map(|k| key(k))).collect() };
-        let region = self.optional(&at(&["region"]), raw.region.as_ref())?;
+        let region = raw.region.clone();
         if region.is_some() && raw.profile != Profile::Genesys {
             let location = self.node(&at(&["region"])).location;
             self.report(location, &at(&["region"]), "`region` applies to `profile: genesys` only", None);
@@ -343,7 +395,7 @@ impl Checker<'_> {
         // Genesys derives both URLs from the region; either may still be given (tests, proxies).
         let genesys_region = region.as_deref().filter(|_| raw.profile == Profile::Genesys);
         let base_url = match (&raw.base_url, genesys_region) {
-            (Some(url), _) => self.interpolated(&at(&["base_url"]), url),
+            (Some(url), _) => Some(url.clone()),
             (None, Some(region)) => Some(format!("https://api.{region}/api/v2/scim/v2")),
             (None, None) => {
                 self.report(
@@ -362,13 +414,10 @@ impl Checker<'_> {
             self.report(location, &at(&["base_url"]), "`base_url` must be an http:// or https:// URL", None);
         }
         let auth = match &raw.auth {
-            RawAuth::BearerToken(token) => {
-                self.secret(&at(&["auth", "bearer_token"]), token).map(TargetAuth::BearerToken)
-            }
+            RawAuth::BearerToken(token) => Some(TargetAuth::BearerToken(Secret::new(token.clone()))),
             RawAuth::Oauth2ClientCredentials(o) => {
-                let here = |k: &str| at(&["auth", "oauth2_client_credentials", k]);
                 let token_url = match (&o.token_url, genesys_region) {
-                    (Some(url), _) => self.interpolated(&here("token_url"), url),
+                    (Some(url), _) => Some(url.clone()),
                     (None, Some(region)) => Some(format!("https://login.{region}/oauth/token")),
                     (None, None) => {
                         let p = at(&["auth", "oauth2_client_credentials"]);
@@ -382,20 +431,13 @@ impl Checker<'_> {
                         None
                     }
                 };
-                let client_id = self.interpolated(&here("client_id"), &o.client_id);
-                let client_secret = self.secret(&here("client_secret"), &o.client_secret);
-                match (token_url, client_id, client_secret) {
-                    (Some(token_url), Some(client_id), Some(client_secret)) => {
-                        Some(TargetAuth::OAuth2ClientCredentials {
-                            token_url,
-                            client_id,
-                            client_secret,
-                            scope: o.scope.clone(),
-                            client_auth: o.client_auth,
-                        })
-                    }
-                    _ => None,
-                }
+                token_url.map(|token_url| TargetAuth::OAuth2ClientCredentials {
+                    token_url,
+                    client_id: o.client_id.clone(),
+                    client_secret: Secret::new(o.client_secret.clone()),
+                    scope: o.scope.clone(),
+                    client_auth: o.client_auth,
+                })
             }
         };
         let concurrency = raw.concurrency.unwrap_or(4);
@@ -425,14 +467,13 @@ impl Checker<'_> {
             let location = self.node(&p).location;
             self.report(location, &p, "requests_per_minute must be at least 1", None);
         }
-        let ca_file = self.optional(&at(&["ca_file"]), raw.ca_file.as_ref());
         Some(TargetConfig {
             profile: raw.profile,
             base_url: base_url?.trim_end_matches('/').to_owned(),
             auth: auth?,
             concurrency: usize::try_from(concurrency).unwrap_or(4),
             requests_per_minute: raw.rate_limit.map(|r| r.requests_per_minute).filter(|r| *r > 0),
-            ca_file: ca_file?.map(|p| self.relative_path(&p)),
+            ca_file: raw.ca_file.as_ref().map(|p| self.relative_path(p)),
             timeout_seconds: raw.timeout_seconds.unwrap_or(30).max(1),
             max_attempts: max_attempts.clamp(1, 20),
         })
@@ -1235,6 +1276,32 @@ groups:
             "source: entra, member_key: \"{{ onPremisesExtensionAttributes.extensionAttribute3 }}\", from",
         );
         assert_eq!(problems(&fine), Vec::new());
+    }
+
+    /// Filters come from the environment too; an interpolated value that is the wrong type is
+    /// an error that never shows the value (it may be a secret).
+    #[test]
+    fn filters_interpolate_and_type_errors_hide_the_value() {
+        let text = GOOD.replace(
+            "  hr: { kind: file, path: people.yaml }\n",
+            "  hr: { kind: file, path: people.yaml }\n  ad: { kind: ldap, url: ldap://dc, bind_dn: b, password: p, base_dn: dc=x, filter: \"${env:FILTER}\", page_size: \"${env:TOKEN}\" }\n  entra: { kind: graph, tenant_id: t, client_id: c, client_secret: s, filter: \"department eq '${env:DEPT}'\" }\n",
+        );
+        let env = MapEnvironment(
+            [("TOKEN", "hunter2"), ("FILTER", "(department=Support)"), ("DEPT", "Sales")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        );
+        let error = parse(&text, "m.yaml", &env, Path::new(".")).unwrap_err();
+        assert_eq!(error.diagnostics.len(), 1, "{error:#?}");
+        let message = &error.diagnostics[0].message;
+        assert_eq!(message, "the value `${…}` gives here is not valid: expected u32");
+        let fixed = text.replace("page_size: \"${env:TOKEN}\"", "page_size: 100");
+        let manifest = parse(&fixed, "m.yaml", &env, Path::new(".")).unwrap();
+        let crate::manifest::model::SourceConfig::Ldap(ad) = &manifest.sources["ad"] else { panic!() };
+        assert_eq!(ad.filter.as_deref(), Some("(department=Support)"));
+        let crate::manifest::model::SourceConfig::Graph(entra) = &manifest.sources["entra"] else { panic!() };
+        assert_eq!(entra.filter.as_deref(), Some("department eq 'Sales'"));
     }
 
     #[test]

@@ -46,13 +46,7 @@ users:
     assert_eq!(result.code, 1);
     assert_eq!(result.stdout, "");
     insta::assert_snapshot!(result.stderr, @r"
-    error: invalid manifest `bad.yaml` (3 problems)
-
-     --> bad.yaml:8:19 (at `target.auth.bearer_token`)
-      |
-    8 |     bearer_token: ${env:SCIMFORM_TEST_UNSET_TOKEN}
-      |                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ environment variable `SCIMFORM_TEST_UNSET_TOKEN` is not set
-      = hint: set `SCIMFORM_TEST_UNSET_TOKEN` in the environment that runs scimform
+    error: invalid manifest `bad.yaml` (2 problems)
 
       --> bad.yaml:10:11 (at `users.source`)
        |
@@ -65,6 +59,14 @@ users:
     13 |     titel: title
        |     ^^^^^ unknown SCIM attribute `titel`
        = hint: did you mean `title`?
+
+    warning: manifest `bad.yaml` has 1 warning
+
+     --> bad.yaml:8:19 (at `target.auth.bearer_token`)
+      |
+    8 |     bearer_token: ${env:SCIMFORM_TEST_UNSET_TOKEN}
+      |                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ environment variable `SCIMFORM_TEST_UNSET_TOKEN` is not set
+      = hint: set `SCIMFORM_TEST_UNSET_TOKEN` in the environment that runs scimform
     ");
 }
 

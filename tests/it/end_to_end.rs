@@ -272,3 +272,70 @@ groups:
     );
     assert_eq!(server.writes(), 0);
 }
+
+/// `${env:…}` resolves in every value, not only in credentials: a source group id, a target
+/// group's display name, a constant and the external id's text. `validate` without the
+/// variables (a pull request's checks) passes with a located warning for each; `plan` without
+/// them fails naming each; with them, apply writes the values, never the references.
+#[tokio::test]
+async fn every_value_is_interpolated_and_validate_needs_no_secrets() {
+    let people = "users:\n  - {id: '1', mail: a@x.example}\n  - {id: '2', mail: b@x.example}\ngroups:\n  - {id: team-7, members: ['1', '2']}\n";
+    let manifest = r#"version: 1
+sources:
+  hr: { kind: file, path: people.yaml }
+target:
+  kind: scim
+  base_url: ${env:URL}
+  auth: { bearer_token: t }
+users:
+  source: hr
+  external_id: "${env:MARKER}-{{ id }}"
+  attributes:
+    userName: mail
+    title: { constant: "${env:TITLE}" }
+groups:
+  - name: Team
+    source: hr
+    from: { id: "team-${env:TEAM_NUMBER}" }
+    to: { display_name: "${env:TEAM}" }
+    create: true
+"#;
+    let server = MemoryServer::start(MemoryStore::new(Some("t"))).await.unwrap();
+    let dir = workspace(&[("m.yaml", manifest), ("people.yaml", people)]);
+
+    let validated = run_async(dir.path(), &["validate", "-f", "m.yaml"], &[]).await;
+    assert_eq!(validated.code, 0, "{}", validated.all());
+    assert!(validated.stdout.contains("is valid"), "{}", validated.all());
+    assert!(validated.stderr.contains("warning: manifest `m.yaml` has 5 warnings"), "{}", validated.stderr);
+    for (at, name) in
+        [("6:13", "URL"), ("10:17", "MARKER"), ("13:25", "TITLE"), ("17:23", "TEAM_NUMBER"), ("18:26", "TEAM")]
+    {
+        assert!(validated.stderr.contains(&format!("m.yaml:{at}")), "{at}: {}", validated.stderr);
+        assert!(
+            validated.stderr.contains(&format!("environment variable `{name}` is not set")),
+            "{name}: {}",
+            validated.stderr
+        );
+    }
+
+    let unset = run_async(dir.path(), &["plan", "-f", "m.yaml"], &[("URL", server.base_url())]).await;
+    assert_eq!(unset.code, 1, "{}", unset.all());
+    assert!(unset.stderr.contains("error: invalid manifest `m.yaml` (4 problems)"), "{}", unset.stderr);
+    assert!(unset.stderr.contains("environment variable `TEAM` is not set"), "{}", unset.stderr);
+    assert_eq!(server.writes(), 0);
+
+    let env = [
+        ("URL", server.base_url()),
+        ("MARKER", "hr"),
+        ("TITLE", "Agent"),
+        ("TEAM_NUMBER", "7"),
+        ("TEAM", "Support Tier 1"),
+    ];
+    let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    let users = server.users();
+    assert_eq!(user(&users, "a@x.example")["title"], "Agent");
+    assert_eq!(user(&users, "a@x.example")["externalId"], "hr-1");
+    assert_eq!(server.group_members("Support Tier 1").len(), 2);
+    assert!(!applied.all().contains("${env:"), "{}", applied.all());
+}
