@@ -25,6 +25,7 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod target;
+pub mod text;
 pub mod tls;
 pub mod yaml;
 

@@ -23,6 +23,12 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read manifest `{path}`")]
+    NotUtf8 {
+        path: String,
+        #[source]
+        source: crate::text::NotUtf8,
+    },
     #[error(transparent)]
     Invalid(#[from] ManifestError),
 }
@@ -83,8 +89,9 @@ pub struct Loaded {
 /// `load`, with unresolved `${…}` counted as `missing` says (`validate` runs without secrets).
 #[expect(clippy::disallowed_methods, reason = "the manifest's one edge: reading the file")]
 pub fn load_with(path: &Path, missing: Missing) -> Result<Loaded, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
     let text =
-        std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        crate::text::utf8(bytes).map_err(|source| LoadError::NotUtf8 { path: path.display().to_string(), source })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let env = SystemEnvironment { base_dir: base_dir.clone() };
     let origin = path.display().to_string();

@@ -322,36 +322,70 @@ impl Checker<'_> {
     }
 
     /// Deserializes `json`, which stands at `path` in the document, reporting a located error.
+    ///
+    /// A shape error does not hide the rest of the section: the offending key is reported, left
+    /// out and the section read again (defaults standing in), so the semantic checks of the
+    /// other keys still run. Only a missing required key stops it.
     fn deserialize_value<T: DeserializeOwned>(&mut self, path: &[Segment], json: serde_json::Value) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(json) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                let mut full = path.to_vec();
-                for segment in error.path() {
-                    match segment {
-                        serde_path_to_error::Segment::Seq { index } => full.push(Segment::Index(*index)),
-                        serde_path_to_error::Segment::Map { key } => full.push(Segment::Key(key.clone())),
-                        _ => {}
-                    }
+        let mut json = json;
+        let mut removed: Vec<Vec<Segment>> = Vec::new();
+        for _ in 0..32 {
+            let error = match serde_path_to_error::deserialize::<_, T>(json.clone()) {
+                Ok(value) => return Some(value),
+                Err(error) => error,
+            };
+            let mut relative = Vec::new();
+            for segment in error.path() {
+                match segment {
+                    serde_path_to_error::Segment::Seq { index } => relative.push(Segment::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => relative.push(Segment::Key(key.clone())),
+                    _ => {}
                 }
-                self.report_serde(&full, &error.inner().to_string());
-                None
             }
+            let message = error.inner().to_string();
+            if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+                // A required key left out here because its value was wrong is reported already.
+                let mut at = relative.clone();
+                at.push(Segment::Key(field.to_owned()));
+                if !removed.contains(&at) {
+                    self.report_serde(&[path, &relative].concat(), &message);
+                }
+                return None;
+            }
+            self.report_serde(&[path, &relative].concat(), &message);
+            if let Some((field, _)) = parse_unknown_field(&message)
+                && relative.last() != Some(&Segment::Key(field.clone()))
+            {
+                relative.push(Segment::Key(field));
+            }
+            if !remove_at(&mut json, &relative) {
+                return None;
+            }
+            removed.push(relative);
         }
+        None
+    }
+
+    /// A number that must lie in `range`: `key `n` is out of range`, hint `use a to b{why}`.
+    fn check_range(&mut self, path: &[Segment], value: u32, range: std::ops::RangeInclusive<u32>, why: &str) {
+        if range.contains(&value) {
+            return;
+        }
+        let name = match path.last() {
+            Some(Segment::Key(k)) => k.clone(),
+            _ => "the value".to_owned(),
+        };
+        let location = self.node(path).location;
+        let hint = format!("use {} to {}{why}", range.start(), range.end());
+        self.report(location, path, format!("{name} `{value}` is out of range"), Some(hint));
     }
 
     fn ldap(&mut self, path: &[Segment], raw: RawLdapSource) -> LdapConfig {
         let at = |k: &str| [path, &[key(k)]].concat();
         let page_size = raw.page_size.unwrap_or(500);
-        if !(1..=1000).contains(&page_size) {
-            let location = self.node(&at("page_size")).location;
-            self.report(
-                location,
-                &at("page_size"),
-                format!("page_size `{page_size}` is out of range"),
-                Some("use 1 to 1000 (AD's MaxPageSize is 1000)".into()),
-            );
-        }
+        self.check_range(&at("page_size"), page_size, 1..=1000, " (AD's MaxPageSize is 1000)");
+        let timeout_seconds = raw.timeout_seconds.unwrap_or(30);
+        self.check_range(&at("timeout_seconds"), timeout_seconds, 1..=3600, ", the seconds one operation may take");
         if !(raw.url.starts_with("ldap://") || raw.url.starts_with("ldaps://")) {
             let location = self.node(&at("url")).location;
             self.report(location, &at("url"), "an LDAP url must start with `ldap://` or `ldaps://`", None);
@@ -367,7 +401,7 @@ impl Checker<'_> {
             starttls: raw.starttls.unwrap_or(false),
             ca_file: raw.ca_file.map(|p| self.relative_path(&p)),
             allow_insecure: raw.allow_insecure.unwrap_or(false),
-            timeout_seconds: raw.timeout_seconds.unwrap_or(30),
+            timeout_seconds,
         }
     }
 
@@ -441,25 +475,11 @@ impl Checker<'_> {
             }
         };
         let concurrency = raw.concurrency.unwrap_or(4);
-        if !(1..=64).contains(&concurrency) {
-            let location = self.node(&at(&["concurrency"])).location;
-            self.report(
-                location,
-                &at(&["concurrency"]),
-                format!("concurrency `{concurrency}` is out of range"),
-                Some("use 1 to 64".into()),
-            );
-        }
+        self.check_range(&at(&["concurrency"]), concurrency, 1..=64, "");
         let max_attempts = raw.max_attempts.unwrap_or(5);
-        if !(1..=20).contains(&max_attempts) {
-            let location = self.node(&at(&["max_attempts"])).location;
-            self.report(
-                location,
-                &at(&["max_attempts"]),
-                format!("max_attempts `{max_attempts}` is out of range"),
-                Some("use 1 to 20".into()),
-            );
-        }
+        self.check_range(&at(&["max_attempts"]), max_attempts, 1..=20, "");
+        let timeout_seconds = raw.timeout_seconds.unwrap_or(30);
+        self.check_range(&at(&["timeout_seconds"]), timeout_seconds, 1..=3600, ", the seconds one request may take");
         if let Some(rate) = &raw.rate_limit
             && rate.requests_per_minute == 0
         {
@@ -474,7 +494,7 @@ impl Checker<'_> {
             concurrency: usize::try_from(concurrency).unwrap_or(4),
             requests_per_minute: raw.rate_limit.map(|r| r.requests_per_minute).filter(|r| *r > 0),
             ca_file: raw.ca_file.as_ref().map(|p| self.relative_path(p)),
-            timeout_seconds: raw.timeout_seconds.unwrap_or(30).max(1),
+            timeout_seconds,
             max_attempts: max_attempts.clamp(1, 20),
         })
     }
@@ -997,6 +1017,24 @@ fn check_user_attribute(path: &ScimPath) -> Option<(String, Option<String>)> {
     None
 }
 
+/// Removes the object key at `path` in `json`; false when there is none.
+fn remove_at(json: &mut serde_json::Value, path: &[Segment]) -> bool {
+    let Some((Segment::Key(last), parents)) = path.split_last() else { return false };
+    let mut node = json;
+    for segment in parents {
+        let next = match (segment, node) {
+            (Segment::Key(k), serde_json::Value::Object(map)) => map.get_mut(k),
+            (Segment::Index(i), serde_json::Value::Array(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    node.as_object_mut().is_some_and(|map| map.remove(last).is_some())
+}
+
 /// Reads serde's "unknown field \`x\`, expected one of \`a\`, \`b\`" into `("x", ["a", "b"])`.
 fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
@@ -1302,6 +1340,56 @@ groups:
         assert_eq!(ad.filter.as_deref(), Some("(department=Support)"));
         let crate::manifest::model::SourceConfig::Graph(entra) = &manifest.sources["entra"] else { panic!() };
         assert_eq!(entra.filter.as_deref(), Some("department eq 'Sales'"));
+    }
+
+    /// A shape error in one key (an unknown key, a wrong type) does not hide the semantic
+    /// errors of the rest of its section or of the others; a zero timeout is an error.
+    #[test]
+    fn shape_errors_do_not_hide_the_other_problems() {
+        let text = r#"version: 1
+sources:
+  hr: { kind: file, path: people.yaml, extra: 1 }
+  ad: { kind: ldap, url: http://x, bind_dn: b, password: p, base_dn: d, timeout_seconds: 0 }
+target:
+  kind: scim
+  base_url: https://x
+  concurrency: many
+  timeout_seconds: 0
+  auth: { bearer_token: t }
+users:
+  source: hr
+  matchh: userName
+  attributes:
+    userName: mail
+    titel: title
+  sets:
+    roles: { from: "{{ x | nope }}" }
+groups:
+  - { name: A, source: hrx, from: { id: a }, to: { id: b }, members_per_operation: 0 }
+  - { name: B, source: hr, from: { id: a }, to: { }, methd: put }
+"#;
+        let all = problems(text);
+        let at: Vec<(&str, &str)> = all.iter().map(|p| (p.1.as_str(), p.2.as_str())).collect();
+        for expected in [
+            ("sources.hr.extra", "unknown key `extra`"),
+            ("sources.ad.url", "an LDAP url must start with `ldap://` or `ldaps://`"),
+            ("sources.ad.timeout_seconds", "timeout_seconds `0` is out of range"),
+            ("target.concurrency", "invalid type: string \"many\", expected u32"),
+            ("target.timeout_seconds", "timeout_seconds `0` is out of range"),
+            ("users.matchh", "unknown key `matchh`"),
+            ("users.attributes.titel", "unknown SCIM attribute `titel`"),
+            ("groups[0].source", "source `hrx` is not declared under `sources`"),
+            ("groups[0].members_per_operation", "members_per_operation must be at least 1"),
+            ("groups[1].to", "`to` needs exactly one of `id` and `display_name`"),
+            ("groups[1].methd", "unknown key `methd`"),
+        ] {
+            assert!(at.contains(&expected), "{expected:?} missing from {at:#?}");
+        }
+        assert!(
+            at.iter().any(|(p, m)| *p == "users.sets.roles.from" && m.starts_with("unknown filter `nope`")),
+            "{at:#?}"
+        );
+        assert_eq!(all.len(), 12, "{at:#?}");
     }
 
     #[test]

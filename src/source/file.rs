@@ -56,24 +56,33 @@ impl FileSource {
 
     #[expect(clippy::disallowed_methods, reason = "a file source reads its file")]
     fn read(&self) -> Result<Contents, SourceError> {
-        let text = match &self.text {
-            Some(text) => text.clone(),
-            None => std::fs::read_to_string(&self.path).map_err(|source| SourceError::Read {
+        let extension = self.path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let format = match extension.as_str() {
+            "csv" => "CSV",
+            "json" => "JSON",
+            _ => "YAML",
+        };
+        let text = if let Some(text) = &self.text {
+            text.clone()
+        } else {
+            let bytes = std::fs::read(&self.path).map_err(|source| SourceError::Read {
                 source_name: self.name.clone(),
                 path: self.path.display().to_string(),
                 source,
-            })?,
+            })?;
+            crate::text::utf8(bytes).map_err(|e| SourceError::Parse {
+                source_name: self.name.clone(),
+                path: self.path.display().to_string(),
+                format,
+                detail: e.to_string(),
+            })?
         };
-        let extension = self.path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let (format, parsed) = match extension.as_str() {
-            "csv" => ("CSV", parse_csv(&text)),
-            "json" => ("JSON", serde_json::from_str(&text).map_err(|e| e.to_string()).and_then(|v| parse_value(&v))),
-            _ => (
-                "YAML",
-                crate::yaml::parse(&text)
-                    .map_err(|e| format!("line {}: {}", e.location, e.message))
-                    .and_then(|node| parse_value(&node.to_json())),
-            ),
+        let parsed = match format {
+            "CSV" => parse_csv(&text),
+            "JSON" => serde_json::from_str(&text).map_err(|e| e.to_string()).and_then(|v| parse_value(&v)),
+            _ => crate::yaml::parse(&text)
+                .map_err(|e| format!("line {}: {}", e.location, e.message))
+                .and_then(|node| parse_value(&node.to_json())),
         };
         parsed.map_err(|detail| SourceError::Parse {
             source_name: self.name.clone(),
@@ -140,13 +149,26 @@ fn parse_value(value: &Value) -> Result<Contents, String> {
         _ => return Err("expected a list of users or a mapping with `users` and `groups`".into()),
     };
     let mut contents = Contents::default();
+    let mut seen = std::collections::HashMap::new();
     for (index, user) in users.iter().enumerate() {
-        Arc::make_mut(&mut contents.users).push(parse_user(user).map_err(|e| format!("users[{index}]: {e}"))?);
+        let record = parse_user(user).map_err(|e| format!("users[{index}]: {e}"))?;
+        unique(&mut seen, &record.id, format!("users[{index}]"))?;
+        Arc::make_mut(&mut contents.users).push(record);
     }
     for (index, group) in groups.iter().enumerate() {
         contents.groups.push(parse_group(group).map_err(|e| format!("groups[{index}]: {e}"))?);
     }
     Ok(contents)
+}
+
+/// One id, one person: a second record with an id already seen would plan a second user with
+/// the same ownership marker. `at` names the record (`users[3]`, `line 5`).
+fn unique(seen: &mut std::collections::HashMap<String, String>, id: &str, at: String) -> Result<(), String> {
+    if let Some(first) = seen.get(id) {
+        return Err(format!("{at}: id `{id}` is also the id of {first}; each record needs its own `id`"));
+    }
+    seen.insert(id.to_owned(), at);
+    Ok(())
 }
 
 fn parse_user(value: &Value) -> Result<SourceRecord, String> {
@@ -223,6 +245,7 @@ fn parse_csv(text: &str) -> Result<Contents, String> {
         return Err("the header row needs an `id` column".into());
     }
     let mut contents = Contents::default();
+    let mut seen = std::collections::HashMap::new();
     for (index, row) in reader.records().enumerate() {
         let row = row.map_err(|e| e.to_string())?;
         let line = row.position().map_or(index + 2, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
@@ -239,8 +262,9 @@ fn parse_csv(text: &str) -> Result<Contents, String> {
                 Some(existing) => *existing = Value::Array(vec![existing.take(), Value::String(cell.to_owned())]),
             }
         }
-        Arc::make_mut(&mut contents.users)
-            .push(parse_user(&Value::Object(object)).map_err(|e| format!("line {line}: {e}"))?);
+        let record = parse_user(&Value::Object(object)).map_err(|e| format!("line {line}: {e}"))?;
+        unique(&mut seen, &record.id, format!("line {line}"))?;
+        Arc::make_mut(&mut contents.users).push(record);
     }
     Ok(contents)
 }
@@ -316,5 +340,9 @@ mod tests {
         assert!(error.to_string().contains("users[0]: a user needs an `id`"), "{error}");
         let error = source("p.csv", "id,disabled\n1,maybe\n").users().unwrap_err();
         assert!(error.to_string().contains("line 2: `disabled` must be true or false"), "{error}");
+        let error = source("p.yaml", "users:\n  - {id: 7}\n  - {id: 8}\n  - {id: '7'}\n").users().unwrap_err();
+        assert!(error.to_string().contains("users[2]: id `7` is also the id of users[0]"), "{error}");
+        let error = source("p.csv", "id,mail\n7,a@x\n8,b@x\n7,c@x\n").users().unwrap_err();
+        assert!(error.to_string().contains("line 4: id `7` is also the id of line 2"), "{error}");
     }
 }

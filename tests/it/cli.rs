@@ -233,3 +233,34 @@ fn alias_bombs_are_located_errors_not_out_of_memory() {
     assert!(result.stderr.contains("an alias bomb?"), "{}", result.stderr);
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// A manifest or a people file saved in another encoding (Latin-1 here) names the line.
+#[test]
+fn files_that_are_not_utf8_name_the_line() {
+    let dir = workspace(&[("ok.yaml", &manifest("t", "http://127.0.0.1:9"))]);
+    let latin1 = |text: &str| text.chars().map(|c| u8::try_from(u32::from(c)).unwrap()).collect::<Vec<u8>>();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        latin1(&manifest("t", "http://127.0.0.1:9").replace("title: title", "title: {constant: Gérant}")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("people.yaml"),
+        latin1("users:\n  - {id: '1', mail: a@x.example}\n  - {id: '2', mail: b@x.example, title: Gérant}\n"),
+    )
+    .unwrap();
+    let result = run(dir.path(), &["validate", "-f", "bad.yaml"], &[]);
+    assert_eq!(result.code, 1, "{}", result.all());
+    assert!(
+        result.stderr.contains("cannot read manifest `bad.yaml`\n  Caused by: line 14, column 24 is not UTF-8"),
+        "{}",
+        result.stderr
+    );
+    let result = run(dir.path(), &["plan", "-f", "ok.yaml", "--no-state"], &[]);
+    assert_eq!(result.code, 1, "{}", result.all());
+    assert!(
+        result.stderr.contains("`people.yaml` is not a valid YAML people file: line 3, column 42 is not UTF-8"),
+        "{}",
+        result.stderr
+    );
+}
