@@ -27,6 +27,7 @@ fn client(base_url: &str, token: &str, concurrency: usize) -> ScimClient {
         ca_file: None,
         timeout_seconds: 60,
         max_attempts: 3,
+        limits: scimform::manifest::model::ReadLimits::default(),
     };
     ScimClient::new(&config, &[]).expect("a client")
 }

@@ -72,6 +72,22 @@ pub struct TargetConfig {
     pub ca_file: Option<PathBuf>,
     pub timeout_seconds: u32,
     pub max_attempts: u32,
+    pub limits: ReadLimits,
+}
+
+/// Bounds on what a run reads from the target, against a service that misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The largest response body read.
+    pub max_response_bytes: usize,
+    /// The most resources one listing may hold.
+    pub max_resources: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self { max_response_bytes: 32 * 1024 * 1024, max_resources: 1_000_000 }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -152,6 +152,13 @@ pub struct RawTarget {
     /// Attempts per request, retries included, for 429, 502-504, timeouts and resets (default 5).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// The largest response read, in MiB (default 32); a larger one is an error, not read whole.
+    #[serde(default)]
+    pub max_response_mib: Option<u32>,
+    /// The most resources one listing may hold (default 1,000,000): a service that reports or
+    /// keeps sending more is stopped instead of filling memory.
+    #[serde(default)]
+    pub max_resources: Option<u32>,
     /// Requests sent at once during apply (default 4).
     #[serde(default)]
     pub concurrency: Option<u32>,

@@ -10,7 +10,7 @@ use super::error::{Diagnostic, did_you_mean, key_path};
 use super::interpolate::{Environment, Missing, interpolate_value};
 use super::model::{
     AttributeMapping, Deprovision, FileConfig, GENESYS_USER_SCHEMA, GraphConfig, GroupPairing, GroupSelector,
-    LdapConfig, Manifest, Profile, SetGroupRule, SetMapping, SetShape, SetWrite, SourceConfig, TargetAuth,
+    LdapConfig, Manifest, Profile, ReadLimits, SetGroupRule, SetMapping, SetShape, SetWrite, SourceConfig, TargetAuth,
     TargetConfig, TargetGroupRef, UserMapping,
 };
 use super::raw::{
@@ -480,6 +480,10 @@ impl Checker<'_> {
         self.check_range(&at(&["max_attempts"]), max_attempts, 1..=20, "");
         let timeout_seconds = raw.timeout_seconds.unwrap_or(30);
         self.check_range(&at(&["timeout_seconds"]), timeout_seconds, 1..=3600, ", the seconds one request may take");
+        let max_response_mib = raw.max_response_mib.unwrap_or(32);
+        self.check_range(&at(&["max_response_mib"]), max_response_mib, 1..=1024, "");
+        let max_resources = raw.max_resources.unwrap_or(1_000_000);
+        self.check_range(&at(&["max_resources"]), max_resources, 1..=100_000_000, "");
         if let Some(rate) = &raw.rate_limit
             && rate.requests_per_minute == 0
         {
@@ -496,6 +500,10 @@ impl Checker<'_> {
             ca_file: raw.ca_file.as_ref().map(|p| self.relative_path(p)),
             timeout_seconds,
             max_attempts: max_attempts.clamp(1, 20),
+            limits: ReadLimits {
+                max_response_bytes: usize::try_from(max_response_mib).unwrap_or(32) * 1024 * 1024,
+                max_resources: usize::try_from(max_resources).unwrap_or(1_000_000),
+            },
         })
     }
 

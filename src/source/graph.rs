@@ -29,6 +29,7 @@ use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::graph_properties::top_level;
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 use crate::target::auth::{Auth, OAuth2};
+use crate::target::body::{BodyError, mib, read_limited};
 use crate::target::pacing::throttled_wait;
 use crate::target::retry::{Backoff, Verdict, verdict};
 
@@ -37,6 +38,8 @@ const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 const MAX_ATTEMPTS: u32 = 5;
 /// Guards against a `@odata.nextLink` chain that never ends.
 const MAX_PAGES: usize = 100_000;
+/// The largest answer read: a page of 999 users with their selected properties is a few MB.
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Where the delta queries got to: the `@odata.deltaLink` of the users and of each group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,7 +211,15 @@ impl GraphSource {
             tracing::info!("Graph GET {} -> {status}", path_of(url));
             match verdict(status) {
                 Verdict::Success => {
-                    return response.json().await.map_err(|e| {
+                    let body = read_limited(response, MAX_BODY).await.map_err(|e| match e {
+                        BodyError::TooLarge { limit } => self.error(
+                            format!("GET {} answered more than {} MiB", path_of(url), mib(limit)),
+                            "check `graph_url`",
+                        ),
+                        BodyError::Transport(e) => self
+                            .error(format!("the answer to GET {} broke off: {e}", path_of(url)), "check the network"),
+                    })?;
+                    return serde_json::from_slice(&body).map_err(|e| {
                         self.error(
                             format!("GET {} answered something that is not JSON: {e}", path_of(url)),
                             "check `graph_url`",
@@ -258,6 +269,7 @@ impl GraphSource {
     async fn pages(&self, first: String) -> Result<(Vec<Value>, Option<String>), SourceError> {
         let mut items = Vec::new();
         let mut next = first;
+        let mut followed = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let mut page = self.get(&next).await?;
             if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
@@ -267,7 +279,13 @@ impl GraphSource {
                 let delta_link = page.get("@odata.deltaLink").and_then(Value::as_str).map(str::to_owned);
                 return Ok((items, delta_link));
             };
-            link.clone_into(&mut next);
+            followed.insert(std::mem::replace(&mut next, link.to_owned()));
+            if followed.contains(&next) {
+                return Err(self.error(
+                    format!("`@odata.nextLink` of {} leads back to a page already read", path_of(&next)),
+                    "report this to the service",
+                ));
+            }
         }
         Err(self.error("the pages never end", "report this to the service"))
     }

@@ -13,11 +13,12 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::auth::Auth;
+use super::body::{BodyError, mib, read_limited};
 use super::pacing::{Pacer, throttled_wait};
 use super::profile::ProfileSettings;
 use super::retry::{Backoff, Verdict, verdict};
 use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, TargetWriter};
-use crate::manifest::model::{TargetConfig, TargetGroupRef};
+use crate::manifest::model::{ReadLimits, TargetConfig, TargetGroupRef};
 use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
 use crate::scim::{EqFilter, Method, ScimPath, ScimRequest, ScimResponse};
 
@@ -57,6 +58,7 @@ pub struct ScimClient {
     progress: Mutex<indicatif::ProgressBar>,
     /// A listing keeps only these attributes of each user, page by page (`keep_only`).
     kept: Option<Vec<ScimPath>>,
+    limits: ReadLimits,
 }
 
 impl ScimClient {
@@ -87,6 +89,7 @@ impl ScimClient {
             stats: Mutex::new(RequestStats::default()),
             progress: Mutex::new(indicatif::ProgressBar::hidden()),
             kept: None,
+            limits: config.limits,
         })
     }
 
@@ -220,10 +223,7 @@ impl ScimClient {
             match verdict(status) {
                 Verdict::Success => {
                     self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
-                    let bytes = response
-                        .bytes()
-                        .await
-                        .map_err(|source| TargetError::Transport { request: label.clone(), source })?;
+                    let bytes = self.read_body(&label, response).await?;
                     return parse_success(&label, status, &headers, &bytes);
                 }
                 Verdict::Unauthorized if self.auth.can_refresh() && !refreshed => {
@@ -244,12 +244,20 @@ impl ScimClient {
                 }
                 _ => {
                     self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
-                    let bytes = response.bytes().await.unwrap_or_default();
+                    let bytes = read_limited(response, self.limits.max_response_bytes).await.unwrap_or_default();
                     let body = serde_json::from_slice::<ScimErrorBody>(&bytes).ok().map(Box::new);
                     return Err(TargetError::Status { request: label, status, body });
                 }
             }
         }
+    }
+
+    /// A response's body, within `target.max_response_mib`.
+    async fn read_body(&self, label: &str, response: reqwest::Response) -> Result<Vec<u8>, TargetError> {
+        read_limited(response, self.limits.max_response_bytes).await.map_err(|error| match error {
+            BodyError::TooLarge { limit } => TargetError::TooLarge { request: label.to_owned(), limit_mib: mib(limit) },
+            BodyError::Transport(source) => TargetError::Transport { request: label.to_owned(), source },
+        })
     }
 
     /// Finds the user a POST would have created (by its `userName`).
@@ -269,6 +277,13 @@ impl ScimClient {
 
     /// Every resource at `path` (matching `filter`), page by page, each turned by `keep` into
     /// what the caller holds as its page arrives.
+    ///
+    /// The service is not trusted to page correctly: a page larger than asked, a resource seen
+    /// twice (a service that ignores `startIndex` sends the first page again and again), more
+    /// resources than the first page's `totalResults` (plus a page and 1 % for users added
+    /// meanwhile), more than `target.max_resources`, or an empty page before `totalResults` is
+    /// reached each stop the listing with `TargetError::Listing`: a plan on a partial listing
+    /// would create users that exist and miss owned ones.
     async fn list<T>(
         &self,
         path: &str,
@@ -278,7 +293,12 @@ impl ScimClient {
     ) -> Result<Vec<T>, TargetError> {
         let capabilities = self.capabilities().await;
         let page_size = capabilities.max_results.map_or(self.profile.page_size, |m| m.min(self.profile.page_size));
+        let broken = |detail: String| TargetError::Listing { path: path.to_owned(), detail };
         let mut resources = Vec::new();
+        // Ids already read, hashed: a repeat means the service is not paging.
+        let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let hasher = std::collections::hash_map::RandomState::new();
+        let mut first_total: Option<usize> = None;
         let mut read = 0;
         let mut start_index = 1;
         for _ in 0..MAX_PAGES {
@@ -301,15 +321,53 @@ impl ScimClient {
                     detail: "empty list response".into(),
                 })?;
             let received = page.resources.len();
+            if received > page_size {
+                return Err(broken(format!(
+                    "the page at startIndex {start_index} holds {received} resources where {page_size} were asked for"
+                )));
+            }
+            let limit = self.limits.max_resources;
+            let reported = *first_total.get_or_insert(page.total_results);
+            let bound = reported + page_size + reported / 100;
+            if page.total_results > limit || read + received > limit {
+                return Err(broken(format!(
+                    "the service reports {} resources, more than `target.max_resources` ({limit}); raise it if that is expected",
+                    page.total_results.max(read + received)
+                )));
+            }
+            if read + received > bound {
+                return Err(broken(format!(
+                    "the service keeps sending resources beyond the {reported} its first page reported \
+                     ({} read, totalResults now {})",
+                    read + received,
+                    page.total_results
+                )));
+            }
+            for resource in &page.resources {
+                let id = id_of(resource).unwrap_or_default();
+                if !id.is_empty() && !seen.insert(std::hash::BuildHasher::hash_one(&hasher, id)) {
+                    return Err(broken(format!(
+                        "`{id}` came again in the page at startIndex {start_index}: the service does not page \
+                         (does it ignore `startIndex`?)"
+                    )));
+                }
+            }
+            if received == 0 && read < page.total_results {
+                return Err(broken(format!(
+                    "the page at startIndex {start_index} is empty after {read} of the {} resources it reports: \
+                     the listing ended short",
+                    page.total_results
+                )));
+            }
             self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
             resources.extend(page.resources.into_iter().filter_map(&keep));
             read += received;
             start_index += received;
             if received == 0 || read >= page.total_results {
-                break;
+                return Ok(resources);
             }
         }
-        Ok(resources)
+        Err(broken(format!("it did not end after {MAX_PAGES} pages")))
     }
 
     async fn users(&self) -> Result<Vec<CurrentUser>, TargetError> {

@@ -2,6 +2,7 @@
 //! `TargetWriter` sends prepared requests for `apply`. A `plan` run only ever holds a reader.
 
 pub mod auth;
+pub mod body;
 pub mod client;
 pub mod memory;
 pub mod pacing;
@@ -120,6 +121,11 @@ pub enum TargetError {
     Status { request: String, status: u16, body: Option<Box<ScimErrorBody>> },
     #[error("{request} answered something that is not SCIM: {detail}")]
     Protocol { request: String, detail: String },
+    /// A listing the service broke: it cannot be planned on.
+    #[error("the listing of {path} cannot be trusted, so nothing is planned: {detail}")]
+    Listing { path: String, detail: String },
+    #[error("{request} answered more than {limit_mib} MiB; if that is expected, raise `target.max_response_mib`")]
+    TooLarge { request: String, limit_mib: usize },
     #[error("target group {group} was not found")]
     GroupNotFound { group: TargetGroupRef },
     #[error("target group {group} matches {count} groups")]

@@ -23,6 +23,7 @@ fn config(server: &MockServer, auth: TargetAuth) -> TargetConfig {
         ca_file: None,
         timeout_seconds: 5,
         max_attempts: 4,
+        limits: scimform::manifest::model::ReadLimits::default(),
     }
 }
 

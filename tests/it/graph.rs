@@ -972,3 +972,18 @@ users:
     assert_eq!(agent2[EXT]["routingSkills"], json!([{"name": "Sales", "proficiency": 5.0}]));
     assert_eq!(agent2[ENTERPRISE]["division"], "Division 2", "kept from the first read");
 }
+
+/// A `@odata.nextLink` that leads back to a page already read would page forever: an error.
+#[tokio::test]
+async fn a_next_link_that_loops_is_an_error() {
+    let server = graph_server().await;
+    let again = format!("{}/v1.0/users?$skiptoken=again", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(1)], Some(again))))
+        .mount(&server)
+        .await;
+    let error = source(&server, &["mail"]).users().await.unwrap_err();
+    assert!(error.to_string().contains("leads back to a page already read"), "{error}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3, "token, the first page, the looping one");
+}

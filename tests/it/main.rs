@@ -20,6 +20,8 @@ mod gitops;
 mod graph;
 // The Microsoft Graph double: as strict as Graph's documentation, never more lenient.
 mod graph_double;
+// A SCIM service that misbehaves: listings that never advance, repeat, never end, end short.
+mod hostile;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.
 mod ldap;
 // The PostgreSQL state store against a real PostgreSQL: per-manifest snapshots, the advisory lock.

@@ -20,6 +20,7 @@ fn client_with_token(server: &MemoryServer, token: &str) -> ScimClient {
             ca_file: None,
             timeout_seconds: 10,
             max_attempts: 3,
+            limits: scimform::manifest::model::ReadLimits::default(),
         },
         &[],
     )
@@ -156,6 +157,7 @@ fn the_target_ca_file_is_read() {
             ca_file: Some(ca_file.clone()),
             timeout_seconds: 10,
             max_attempts: 3,
+            limits: scimform::manifest::model::ReadLimits::default(),
         };
         let error = ScimClient::new(&config, &[]).unwrap_err().to_string();
         assert!(error.starts_with(&format!("cannot use the target's `ca_file` `{}`", ca_file.display())), "{error}");

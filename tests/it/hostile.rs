@@ -1,0 +1,177 @@
+//! A SCIM service that misbehaves, against the production client: listings that never advance,
+//! repeat themselves, never end, end short, or answer 100 MB. Each is a clear error within
+//! seconds, with bounded memory, and nothing is planned on what was read.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use scimform::manifest::model::{Profile, ReadLimits, TargetAuth, TargetConfig};
+use scimform::secret::Secret;
+use scimform::target::{ScimClient, TargetError, TargetReader};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::common::{run_async, workspace};
+
+fn config(server: &MockServer) -> TargetConfig {
+    TargetConfig {
+        profile: Profile::Generic,
+        base_url: format!("{}/scim/v2", server.uri()),
+        auth: TargetAuth::BearerToken(Secret::new("t")),
+        concurrency: 1,
+        requests_per_minute: None,
+        ca_file: None,
+        timeout_seconds: 30,
+        max_attempts: 2,
+        limits: ReadLimits::default(),
+    }
+}
+
+fn user(i: usize) -> Value {
+    json!({"id": format!("u{i}"), "userName": format!("user{i}@x.example"), "active": true})
+}
+
+fn page(users: &[Value], total: usize, start_index: usize) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total, "startIndex": start_index, "itemsPerPage": users.len(), "Resources": users}))
+}
+
+fn start_index(request: &Request) -> usize {
+    request.url.query_pairs().find(|(k, _)| k == "startIndex").and_then(|(_, v)| v.parse().ok()).unwrap_or(1)
+}
+
+/// A service whose `/Users` pages come from `pages(startIndex, call)`; ServiceProviderConfig
+/// says 100 a page.
+async fn service(pages: impl Fn(usize, usize) -> ResponseTemplate + Send + Sync + 'static) -> MockServer {
+    struct Pages<F>(F, AtomicUsize);
+    impl<F: Fn(usize, usize) -> ResponseTemplate + Send + Sync> Respond for Pages<F> {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            (self.0)(start_index(request), self.1.fetch_add(1, Ordering::SeqCst))
+        }
+    }
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/ServiceProviderConfig"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"filter": {"supported": true, "maxResults": 100}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Users"))
+        .respond_with(Pages(pages, AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Reads the users; returns the error and how long it took.
+async fn listing_error(server: &MockServer) -> (String, Duration) {
+    let started = Instant::now();
+    let client = ScimClient::new(&config(server), &[]).unwrap();
+    let error = client.current_state(&[], &[]).await.expect_err("the listing must fail");
+    assert!(matches!(error, TargetError::Listing { .. } | TargetError::TooLarge { .. }), "{error:?}");
+    (error.to_string(), started.elapsed())
+}
+
+#[tokio::test]
+async fn a_service_that_ignores_start_index_is_stopped_at_the_second_page() {
+    let server = service(|_, _| page(&(0..100).map(user).collect::<Vec<_>>(), 6_709 * 100, 1)).await;
+    let (error, took) = listing_error(&server).await;
+    assert!(error.contains("`u0` came again in the page at startIndex 101"), "{error}");
+    assert!(error.contains("does it ignore `startIndex`?"), "{error}");
+    assert!(error.contains("nothing is planned"), "{error}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3, "ServiceProviderConfig and two pages");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_resource_listed_twice_is_an_error() {
+    let server = service(|start, _| {
+        let first = start - 1;
+        // The second page overlaps the first by one user.
+        let from = if first == 0 { 0 } else { first - 1 };
+        page(&(from..from + 100).map(user).collect::<Vec<_>>(), 250, start)
+    })
+    .await;
+    let (error, _) = listing_error(&server).await;
+    assert!(error.contains("`u99` came again in the page at startIndex 101"), "{error}");
+}
+
+#[tokio::test]
+async fn a_service_that_invents_users_page_after_page_is_stopped() {
+    // Every page is new users, and totalResults grows with them: it would never end.
+    let server =
+        service(|start, _| page(&(start..start + 100).map(user).collect::<Vec<_>>(), start + 199, start)).await;
+    let (error, took) = listing_error(&server).await;
+    assert!(error.contains("keeps sending resources beyond the 200 its first page reported (400 read"), "{error}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 5, "stopped a page past the reported total");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn more_than_max_resources_is_refused_before_it_is_read() {
+    let server = service(|start, _| page(&(start..start + 100).map(user).collect::<Vec<_>>(), 50_000_000, start)).await;
+    let (error, _) = listing_error(&server).await;
+    assert!(error.contains("reports 50000000 resources, more than `target.max_resources` (1000000)"), "{error}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2, "one page read, no more");
+}
+
+#[tokio::test]
+async fn an_empty_page_before_the_total_is_reached_ends_the_listing_in_an_error() {
+    let server = service(|start, _| {
+        let users: Vec<Value> = if start == 1 { (0..100).map(user).collect() } else { Vec::new() };
+        page(&users, 250, start)
+    })
+    .await;
+    let (error, _) = listing_error(&server).await;
+    assert!(error.contains("the page at startIndex 101 is empty after 100 of the 250 resources it reports"), "{error}");
+}
+
+#[tokio::test]
+async fn a_page_larger_than_asked_for_is_an_error() {
+    let server = service(|start, _| page(&(0..150).map(user).collect::<Vec<_>>(), 150, start)).await;
+    let (error, _) = listing_error(&server).await;
+    assert!(error.contains("holds 150 resources where 100 were asked for"), "{error}");
+}
+
+/// A 100 MB answer is refused from its `Content-Length`, before it is read; one without a
+/// length (chunked) is stopped at the limit.
+#[tokio::test]
+async fn a_100_mb_body_is_not_read_whole() {
+    let body = vec![b' '; 100 * 1024 * 1024];
+    let server =
+        service(move |_, _| ResponseTemplate::new(200).set_body_raw(body.clone(), "application/scim+json")).await;
+    let (error, took) = listing_error(&server).await;
+    assert!(
+        error.contains("answered more than 32 MiB; if that is expected, raise `target.max_response_mib`"),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// Through the command line: a listing that ends short stops `plan` with the reason, and no
+/// plan is printed.
+#[tokio::test]
+async fn plan_stops_on_a_broken_listing() {
+    let server = service(|start, _| {
+        let users: Vec<Value> = if start == 1 { (0..100).map(user).collect() } else { Vec::new() };
+        page(&users, 250, start)
+    })
+    .await;
+    let manifest = format!(
+        "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {}/scim/v2\n  auth: {{ bearer_token: t }}\nusers:\n  source: hr\n  attributes:\n    userName: mail\n",
+        server.uri()
+    );
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", "users:\n  - {id: '1', mail: user1@x.example}\n")]);
+    let result = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &[]).await;
+    assert_eq!(result.code, 1, "{}", result.all());
+    assert!(
+        result.stderr.contains("the listing of /Users cannot be trusted, so nothing is planned"),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stdout.contains("Plan:"), "{}", result.stdout);
+}
