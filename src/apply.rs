@@ -27,27 +27,90 @@ pub struct Outcome {
     /// `PATCH /Users/{id}`.
     pub request: String,
     /// The HTTP status on success, or why it failed.
-    pub result: Result<u16, String>,
+    pub result: Result<u16, Failure>,
     /// For a user request: the user's key.
     pub user: Option<String>,
     /// For a group request: the pairing's name.
     pub group: Option<String>,
     /// What the server answered, on success (the state cache is updated from it).
     pub response: Option<ScimResponse>,
-    /// The write was refused because the resource changed since it was read (412, or Genesys's
-    /// 400 `invalidVers`), or a create because the user exists already (409): nothing was written.
+    /// The write was refused because the resource changed since it was read (412, 409 or
+    /// Genesys's 400 `invalidVers`), or a create because the user exists already (409).
     pub stale: bool,
+    /// A stale outcome whose resource was read again and planned again: the outcomes that
+    /// follow it say what became of the resource; it is neither applied nor failed.
+    pub superseded: bool,
+    /// What a person should know beyond the status (a write found landed after its answer was
+    /// lost).
+    pub note: Option<String>,
 }
 
-/// Every outcome, in plan order.
+/// Why one request failed: the HTTP status when the service answered, and what to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl Failure {
+    /// A request the service refused or never answered; `then` says what it means, if anything.
+    pub fn from_error(error: &TargetError, then: &str) -> Self {
+        let status = match error {
+            TargetError::Status { status, .. } => Some(*status),
+            _ => None,
+        };
+        let message = crate::error_chain(error);
+        Self { status, message: if then.is_empty() { message } else { format!("{message}: {then}") } }
+    }
+
+    /// A failure of something that was never sent.
+    pub fn unsent(message: impl Into<String>) -> Self {
+        Self { status: None, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Outcome {
+    /// A request that failed for good.
+    pub fn failed(resource: String, request: String, failure: Failure) -> Self {
+        Self::new(resource, request, Err(failure))
+    }
+
+    /// A read that succeeded (a resource read again after a stale write).
+    pub fn read(resource: String, request: String) -> Self {
+        Self::new(resource, request, Ok(200))
+    }
+
+    fn new(resource: String, request: String, result: Result<u16, Failure>) -> Self {
+        Self {
+            resource,
+            request,
+            result,
+            user: None,
+            group: None,
+            response: None,
+            stale: false,
+            superseded: false,
+            note: None,
+        }
+    }
+}
+
+/// Every outcome, in the order the requests were sent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApplyReport {
     pub outcomes: Vec<Outcome>,
 }
 
 impl ApplyReport {
+    /// Requests that failed, for good (not those read again and planned again).
     pub fn failures(&self) -> impl Iterator<Item = &Outcome> {
-        self.outcomes.iter().filter(|o| o.result.is_err())
+        self.outcomes.iter().filter(|o| o.result.is_err() && !o.superseded)
     }
 
     pub fn succeeded(&self) -> usize {
@@ -96,34 +159,20 @@ async fn run_users<W: TargetWriter>(
                     }
                     Err(error) if error.is_stale() => {
                         stale = true;
-                        Err(format!(
-                            "{}: it changed in the target since it was read; nothing was written, plan again",
-                            crate::error_chain(&error)
-                        ))
+                        Err(Failure::from_error(&error, "it changed in the target since it was read"))
                     }
                     Err(error) if creates && error.is_duplicate() => {
                         stale = true;
-                        Err(format!(
-                            "{}: it exists in the target already (created since the target was read); plan again",
-                            crate::error_chain(&error)
-                        ))
+                        Err(Failure::from_error(&error, "it exists in the target already"))
                     }
-                    Err(error) => Err(crate::error_chain(&error)),
+                    Err(error) => Err(Failure::from_error(&error, "")),
                 };
                 progress.inc(1);
-                let resource = label("user", &key);
-                (
-                    index,
-                    Outcome {
-                        resource,
-                        request: request.to_string(),
-                        result,
-                        user: Some(key),
-                        group: None,
-                        response: answered,
-                        stale,
-                    },
-                )
+                let mut outcome = Outcome::new(label("user", &key), request.to_string(), result);
+                outcome.user = Some(key);
+                outcome.response = answered;
+                outcome.stale = stale;
+                (index, outcome)
             }
         })
         .buffer_unordered(concurrency.max(1))
@@ -264,15 +313,11 @@ pub async fn execute_with_progress<W: TargetWriter>(
     }
     for change in plan.users.iter().filter(|c| !deprovisioning(c)) {
         for key in pending_references(change).filter(|key| !created.contains_key(*key)) {
-            report.outcomes.push(Outcome {
-                resource: label("user", &change.key),
-                request: format!("reference to user `{key}`"),
-                result: Err(format!("not set: creating user `{key}` failed")),
-                user: None,
-                group: None,
-                response: None,
-                stale: false,
-            });
+            report.outcomes.push(Outcome::new(
+                label("user", &change.key),
+                format!("reference to user `{key}`"),
+                Err(Failure::unsent(format!("not set: creating user `{key}` failed"))),
+            ));
         }
     }
     report.outcomes.extend(run_users(patches, writer, concurrency, progress).await.0);
@@ -281,15 +326,13 @@ pub async fn execute_with_progress<W: TargetWriter>(
         let (request, unresolved) = group_request(change, |key| created.get(key).cloned());
         let resource = label("group", &change.name);
         for key in unresolved {
-            report.outcomes.push(Outcome {
-                resource: resource.clone(),
-                request: request.to_string(),
-                result: Err(format!("member `{key}` was not added: creating the user failed")),
-                user: None,
-                group: Some(change.name.clone()),
-                response: None,
-                stale: false,
-            });
+            let mut outcome = Outcome::new(
+                resource.clone(),
+                request.to_string(),
+                Err(Failure::unsent(format!("member `{key}` was not added: creating the user failed"))),
+            );
+            outcome.group = Some(change.name.clone());
+            report.outcomes.push(outcome);
         }
         let has_operations = request
             .body
@@ -301,19 +344,24 @@ pub async fn execute_with_progress<W: TargetWriter>(
         if !has_operations {
             continue;
         }
-        let (result, response) = match writer.send(&request).await {
-            Ok(response) => (Ok(response.status), Some(response)),
-            Err(error) => (Err(crate::error_chain(&error)), None),
+        let mut outcome = match writer.send(&request).await {
+            Ok(response) => {
+                let mut outcome = Outcome::new(resource, request.to_string(), Ok(response.status));
+                outcome.response = Some(response);
+                outcome
+            }
+            // Also a write whose answer was lost and whose retry found the group changed (by
+            // that write): read again and planned again, as users are.
+            Err(error) if error.is_stale() => {
+                let failure = Failure::from_error(&error, "it changed in the target since it was read");
+                let mut outcome = Outcome::new(resource, request.to_string(), Err(failure));
+                outcome.stale = true;
+                outcome
+            }
+            Err(error) => Outcome::new(resource, request.to_string(), Err(Failure::from_error(&error, ""))),
         };
-        report.outcomes.push(Outcome {
-            resource,
-            request: request.to_string(),
-            result,
-            user: None,
-            group: Some(change.name.clone()),
-            response,
-            stale: false,
-        });
+        outcome.group = Some(change.name.clone());
+        report.outcomes.push(outcome);
     }
 
     let removals = plan
@@ -412,8 +460,9 @@ mod tests {
         let failures: Vec<&Outcome> = report.failures().collect();
         // The create failed, so its group membership cannot be added: two failures.
         assert_eq!(failures.len(), 2, "{failures:?}");
-        assert!(failures[0].result.as_ref().unwrap_err().contains("HTTP 409"));
-        assert!(failures[1].result.as_ref().unwrap_err().contains("member `cy.do@x.example` was not added"));
+        assert_eq!(failures[0].result.as_ref().unwrap_err().status, Some(409));
+        assert!(failures[0].result.as_ref().unwrap_err().message.contains("HTTP 409"));
+        assert!(failures[1].result.as_ref().unwrap_err().message.contains("member `cy.do@x.example` was not added"));
         // Everything else was still sent, the deprovisioning last.
         assert_eq!(report.succeeded(), 5);
         assert_eq!(target.sent.lock().unwrap().last().unwrap().path, "/Users/t5");

@@ -2,7 +2,7 @@
 //! since; `scimform apply -f FILE [--auto-approve]` plans, confirms and applies in one go. Both
 //! hold the run lock, honour the deprovisioning rails and can write a JSON report.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, write_file};
-use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
+use crate::apply::{ApplyReport, Failure, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
 use crate::lock::RunLock;
@@ -30,17 +30,29 @@ pub struct Outcome {
 }
 
 pub async fn run(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
+    // Every request sent, kept outside the run so that a run that ends in an error still
+    // reports what it wrote.
+    let mut sent = None;
     let outcome = match &args.plan_file {
-        Some(plan_file) => apply_saved(plan_file, args, console).await,
-        None => apply_fresh(args, console).await,
+        Some(plan_file) => apply_saved(plan_file, args, console, &mut sent).await,
+        None => apply_fresh(args, console, &mut sent).await,
     };
     if let Some(path) = &args.report {
-        write_file(path, &report_json(&outcome))?;
+        write_file(path, &report_json(&outcome, sent.as_ref()))?;
+    }
+    if let (Err(_), Some(sent)) = (&outcome, &sent)
+        && sent.succeeded() > 0
+    {
+        writeln!(console.err, "\n{} write(s) landed before the run stopped.", sent.succeeded())?;
     }
     outcome.map(|o| o.status)
 }
 
-async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
+async fn apply_fresh(
+    args: &ApplyArgs,
+    console: &mut Console<'_>,
+    sent: &mut Option<ApplyReport>,
+) -> anyhow::Result<Outcome> {
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
     let manifest = crate::manifest::load(file)?;
     let _lock = run_lock(args, file, console).await?;
@@ -63,21 +75,28 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     }
     let reads = std::mem::take(&mut planned.sources);
     let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
-    let outcome =
-        apply_plan(&plan, &client, manifest.target.concurrency, args.auto_approve, args.allow_deprovision, console)
-            .await;
-    if let Ok(Outcome { report: Some(report), .. }) = &outcome
-        && planned.from_cache
-        && report.outcomes.iter().any(|o| o.stale)
-    {
-        let retried =
-            replan_stale(&manifest, &planned.desired, &planned.current, &plan, report, &client, console).await;
-        // What the retry left is not followed in detail: the next run reads the target in full.
-        if let Some(state) = &mut state {
-            state.save(&manifest, TargetUpdate::Forget, reads).await?;
+    let concurrency = manifest.target.concurrency;
+    let approved = confirm(&plan, args.auto_approve, args.allow_deprovision, console)?;
+    let outcome = if let Some(done) = approved {
+        Ok(done)
+    } else {
+        let report = execute_plan(&plan, &client, concurrency, console).await;
+        *sent = Some(report.clone());
+        if report.outcomes.iter().any(|o| o.stale) {
+            // A write refused as stale (edited since read, or the retry of a write whose answer
+            // was lost): read again and planned again, then one account of it all.
+            let current = &planned.current;
+            let report =
+                replan_stale(&manifest, &planned.desired, current, &plan, report, &client, sent, console).await;
+            let outcome = finish(report, &client, console);
+            // What the retry left is not followed in detail: the next run reads the target in full.
+            if let Some(state) = &mut state {
+                state.save(&manifest, TargetUpdate::Forget, reads).await?;
+            }
+            return outcome;
         }
-        return retried;
-    }
+        finish(report, &client, console)
+    };
     if let Some(state) = &mut state {
         // The state follows the apply: exactly what was written, or no target remembered (a
         // failed write, a reference set after a create) so the next run reads it in full. The
@@ -100,7 +119,12 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Res
     outcome
 }
 
-async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
+async fn apply_saved(
+    plan_file: &Path,
+    args: &ApplyArgs,
+    console: &mut Console<'_>,
+    sent: &mut Option<ApplyReport>,
+) -> anyhow::Result<Outcome> {
     let document = PlanDocument::from_json(&read_file(plan_file)?)
         .with_context(|| format!("cannot apply the plan file `{}`", plan_file.display()))?;
     let manifest_path = args.file.clone().unwrap_or_else(|| PathBuf::from(&document.manifest.path));
@@ -138,7 +162,9 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
         bail!(message);
     }
     // The plan was reviewed: it runs without asking, as Terraform's `apply PLANFILE` does.
-    let outcome = execute_and_report(plan, &client, manifest.target.concurrency, console).await;
+    let report = execute_plan(plan, &client, manifest.target.concurrency, console).await;
+    *sent = Some(report.clone());
+    let outcome = finish(report, &client, console);
     // The next run reads the target in full (its sources stay where they got to).
     if let Some(state) = &mut run_state {
         state.forget_target().await?;
@@ -146,54 +172,133 @@ async fn apply_saved(plan_file: &Path, args: &ApplyArgs, console: &mut Console<'
     outcome
 }
 
-/// Users whose write was refused as stale (edited in the target since the state file was
-/// written, or created already: a run that stopped before remembering its creates) are read
-/// again and planned again against what the target holds now, and only their changes are sent,
-/// with the new version: detected, not overwritten blindly, never duplicated.
+/// Users and groups whose write was refused as stale (edited in the target since it was read,
+/// created already, or the retry of a write whose answer was lost and which had landed) are
+/// read again and planned again against what the target holds now; only their remaining
+/// changes are sent, with the new version: detected, not overwritten blindly, never duplicated.
+/// A resource that needs nothing more is reported applied; one that cannot be read again fails
+/// alone. The stale outcomes stay in the report, marked superseded.
+#[expect(clippy::too_many_arguments, reason = "the run's pieces a second planning needs")]
 async fn replan_stale(
     manifest: &crate::manifest::Manifest,
     desired: &crate::desired::DesiredState,
     before: &crate::target::CurrentState,
     plan: &Plan,
-    report: &ApplyReport,
+    mut report: ApplyReport,
     client: &ScimClient,
+    sent: &mut Option<ApplyReport>,
     console: &mut Console<'_>,
-) -> anyhow::Result<Outcome> {
-    let stale: BTreeSet<&str> = report.outcomes.iter().filter(|o| o.stale).filter_map(|o| o.user.as_deref()).collect();
+) -> ApplyReport {
+    let stale_users: BTreeSet<String> =
+        report.outcomes.iter().filter(|o| o.stale).filter_map(|o| o.user.clone()).collect();
+    let stale_groups: BTreeSet<String> =
+        report.outcomes.iter().filter(|o| o.stale).filter_map(|o| o.group.clone()).collect();
     let mut current = before.clone();
-    for change in plan.users.iter().filter(|c| stale.contains(c.key.as_str())) {
-        let fresh: Vec<CurrentUser> = if let Some(id) = &change.target_id {
-            let read = client.fetch(&format!("/Users/{id}")).await.context("cannot read a changed user again")?;
-            read.and_then(CurrentUser::from_resource).into_iter().collect()
+    // Users created moments ago, so that group members resolve to them.
+    for outcome in report.outcomes.iter().filter(|o| o.request == "POST /Users") {
+        if let Some(user) = outcome.response.as_ref().and_then(|r| r.body.clone()).and_then(CurrentUser::from_resource)
+        {
+            current.users.push(user);
+        }
+    }
+    let mut read_again: BTreeMap<String, String> = BTreeMap::new();
+    let mut failed: Vec<crate::apply::Outcome> = Vec::new();
+    for change in plan.users.iter().filter(|c| stale_users.contains(&c.key)) {
+        let resource = format!("user {}", serde_json::to_string(&change.key).unwrap_or_default());
+        let (request, fresh) = if let Some(id) = &change.target_id {
+            let path = format!("/Users/{id}");
+            let read = client.fetch(&path).await.map(|r| r.and_then(CurrentUser::from_resource).into_iter().collect());
+            (format!("GET {path}"), read)
         } else {
             // A create refused as a duplicate: find the user that exists by its userName.
             let Some(user_name) = change.user_name() else { continue };
-            let found = client.find("/Users", "userName", user_name).await.context("cannot look up a user")?;
-            found.into_iter().filter_map(CurrentUser::from_resource).collect()
+            let found = client.find("/Users", "userName", user_name).await;
+            let found: Result<Vec<CurrentUser>, _> =
+                found.map(|f| f.into_iter().filter_map(CurrentUser::from_resource).collect());
+            if matches!(&found, Ok(users) if users.is_empty()) {
+                failed.push(crate::apply::Outcome::failed(
+                    resource,
+                    format!("GET /Users?filter=userName eq \"{user_name}\""),
+                    Failure::unsent(format!(
+                        "the service says `{user_name}` exists (409), but no lookup finds it: a deleted user the \
+                         service still keeps (Genesys does)? Restore or purge it in the target, or give the person \
+                         another userName"
+                    )),
+                ));
+                continue;
+            }
+            (format!("GET /Users?filter=userName eq \"{user_name}\""), found)
         };
-        current.users.retain(|u| !fresh.iter().any(|f| f.id == u.id));
-        current.users.extend(fresh);
+        match fresh {
+            Ok(fresh) => {
+                current.users.retain(|u| !fresh.iter().any(|f| f.id == u.id));
+                current.users.extend(fresh);
+                read_again.insert(resource, request);
+            }
+            Err(error) => failed.push(crate::apply::Outcome::failed(
+                resource,
+                request,
+                Failure::from_error(&error, "cannot read it again after a stale write"),
+            )),
+        }
     }
+    for pairing in manifest.groups.iter().filter(|p| stale_groups.contains(&p.name)) {
+        let resource = format!("group {}", serde_json::to_string(&pairing.name).unwrap_or_default());
+        match client.groups(std::slice::from_ref(&pairing.to), &[]).await {
+            Ok(groups) => {
+                let request = groups.values().next().map_or_else(String::new, |g| format!("GET /Groups/{}", g.id));
+                current.groups.extend(groups);
+                read_again.insert(resource, request);
+            }
+            Err(error) => failed.push(crate::apply::Outcome::failed(
+                resource,
+                format!("GET group {}", pairing.to),
+                Failure::from_error(&error, "cannot read it again after a stale write"),
+            )),
+        }
+    }
+    for outcome in report.outcomes.iter_mut().filter(|o| o.stale) {
+        outcome.superseded = read_again.contains_key(&outcome.resource);
+    }
+    report.outcomes.extend(failed);
     let mut again = crate::plan::plan(&manifest.users, desired, &current);
-    again.users.retain(|u| stale.contains(u.key.as_str()));
-    again.groups.clear();
+    again.users.retain(|u| {
+        stale_users.contains(&u.key)
+            && read_again.contains_key(&format!("user {}", serde_json::to_string(&u.key).unwrap_or_default()))
+    });
+    again.groups.retain(|g| {
+        stale_groups.contains(&g.name)
+            && read_again.contains_key(&format!("group {}", serde_json::to_string(&g.name).unwrap_or_default()))
+    });
     again.warnings.clear();
     again.blocked = None;
-    writeln!(
+    let _ = writeln!(
         console.err,
-        "\n{} user(s) changed in the target since the state file was written: read again and planned again.",
-        stale.len()
-    )?;
-    console.out.write_all(console.paint(&render_text(&again)).as_bytes())?;
-    let mut merged = report.clone();
-    merged.outcomes.retain(|o| !o.stale);
-    if again.has_changes() {
-        let retry = execute_and_report(&again, client, manifest.target.concurrency, console).await?;
-        merged.outcomes.extend(retry.report.into_iter().flat_map(|r| r.outcomes));
+        "\n{} resource(s) changed in the target since they were read: read again and planned again.",
+        read_again.len()
+    );
+    let _ = console.out.write_all(console.paint(&render_text(&again)).as_bytes());
+    // Read again and nothing left to do: the target holds what was planned (the write had
+    // landed before its answer was lost, or someone made the same change).
+    let pending: BTreeSet<String> = again
+        .users
+        .iter()
+        .map(|u| format!("user {}", serde_json::to_string(&u.key).unwrap_or_default()))
+        .chain(again.groups.iter().map(|g| format!("group {}", serde_json::to_string(&g.name).unwrap_or_default())))
+        .collect();
+    for (resource, request) in &read_again {
+        if !pending.contains(resource) {
+            let mut landed = crate::apply::Outcome::read(resource.clone(), request.clone());
+            landed.note = Some("read again: the target holds what was planned (the write had landed)".to_owned());
+            report.outcomes.push(landed);
+        }
     }
-    let failed = merged.failures().count();
-    let (status, result) = if failed == 0 { (ExitStatus::Success, "applied") } else { (ExitStatus::Failure, "failed") };
-    Ok(Outcome { status, report: Some(merged), result })
+    if again.has_changes() {
+        let retry = execute_plan(&again, client, manifest.target.concurrency, console).await;
+        report.outcomes.extend(retry.outcomes);
+    }
+    *sent = Some(report.clone());
+    report
 }
 
 /// The lock file, unless the state is in PostgreSQL: its advisory lock is the run lock then,
@@ -245,10 +350,25 @@ pub async fn apply_plan(
     allow_deprovision: Option<usize>,
     console: &mut Console<'_>,
 ) -> anyhow::Result<Outcome> {
+    if let Some(done) = confirm(plan, auto_approve, allow_deprovision, console)? {
+        return Ok(done);
+    }
+    let report = execute_plan(plan, client, concurrency, console).await;
+    finish(report, client, console)
+}
+
+/// Shows the plan, checks the rails and asks (unless approved): `Some` when the run ends here
+/// (nothing to do, or cancelled), `None` to go on and apply.
+fn confirm(
+    plan: &Plan,
+    auto_approve: bool,
+    allow_deprovision: Option<usize>,
+    console: &mut Console<'_>,
+) -> anyhow::Result<Option<Outcome>> {
     console.out.write_all(console.paint(&render_text(plan)).as_bytes())?;
     check_rails(plan, allow_deprovision)?;
     if !plan.has_changes() {
-        return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
+        return Ok(Some(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" }));
     }
     if !auto_approve {
         let Some(input) = console.input.as_mut() else {
@@ -265,21 +385,23 @@ pub async fn apply_plan(
         input.read_line(&mut answer)?;
         if answer.trim() != "yes" {
             writeln!(console.err, "\nApply cancelled.")?;
-            return Ok(Outcome { status: ExitStatus::Failure, report: None, result: "cancelled" });
+            return Ok(Some(Outcome { status: ExitStatus::Failure, report: None, result: "cancelled" }));
         }
     }
-    execute_and_report(plan, client, concurrency, console).await
+    Ok(None)
 }
 
-async fn execute_and_report(
-    plan: &Plan,
-    client: &ScimClient,
-    concurrency: usize,
-    console: &mut Console<'_>,
-) -> anyhow::Result<Outcome> {
+/// Sends the plan's requests, with a progress bar.
+async fn execute_plan(plan: &Plan, client: &ScimClient, concurrency: usize, console: &mut Console<'_>) -> ApplyReport {
     let bar = console.progress.bar(plan.users.len() + plan.groups.len(), "Applying");
     let report = execute_with_progress(plan, client, concurrency, &bar).await;
     bar.finish_and_clear();
+    report
+}
+
+/// The one account of what a run sent: each request and its outcome, the summary, and the
+/// exit status that goes with them.
+fn finish(report: ApplyReport, client: &ScimClient, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
     let status = render_report(&report, console)?;
     writeln!(console.err, "{}", describe_requests(&client.stats()))?;
     let result = if status == ExitStatus::Success { "applied" } else { "failed" };
@@ -303,8 +425,19 @@ fn describe_requests(stats: &crate::target::client::RequestStats) -> String {
 fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     writeln!(console.err)?;
     for outcome in &report.outcomes {
+        let note = outcome.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
         match &outcome.result {
-            Ok(status) => writeln!(console.err, "{}: {} -> {status}", outcome.resource, outcome.request)?,
+            Ok(status) => writeln!(console.err, "{}: {} -> {status}{note}", outcome.resource, outcome.request)?,
+            Err(error) if outcome.superseded => {
+                let why = if outcome.request.starts_with("POST") {
+                    "it exists in the target already"
+                } else {
+                    "it changed in the target since it was read"
+                };
+                let status = error.status.map_or_else(|| "refused".to_owned(), |s| s.to_string());
+                let (resource, request) = (&outcome.resource, &outcome.request);
+                writeln!(console.err, "{resource}: {request} -> {status} ({why}: read again and planned again)")?;
+            }
             Err(error) => writeln!(console.err, "{}: {} failed: {error}", outcome.resource, outcome.request)?,
         }
     }
@@ -345,16 +478,25 @@ struct ReportDocument<'a> {
 struct ReportOperation<'a> {
     resource: &'a str,
     request: &'a str,
+    /// The HTTP status the service answered, on success and on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// Refused as stale, then read again and planned again (the operations after it say how
+    /// that ended): neither applied nor failed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    superseded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
 }
 
-fn report_json(outcome: &anyhow::Result<Outcome>) -> String {
+/// The report document; when the run ended in an error, `sent` still lists every request that
+/// was sent before it.
+fn report_json(outcome: &anyhow::Result<Outcome>, sent: Option<&ApplyReport>) -> String {
     let (result, error, report) = match outcome {
         Ok(o) => (o.result, None, o.report.as_ref()),
-        Err(e) => ("error", Some(format!("{e:#}")), None),
+        Err(e) => ("error", Some(format!("{e:#}")), sent),
     };
     let operations: Vec<ReportOperation> = report
         .map(|r| {
@@ -363,8 +505,13 @@ fn report_json(outcome: &anyhow::Result<Outcome>) -> String {
                 .map(|o| ReportOperation {
                     resource: &o.resource,
                     request: &o.request,
-                    status: o.result.as_ref().ok().copied(),
-                    error: o.result.as_ref().err().map(String::as_str),
+                    status: match &o.result {
+                        Ok(status) => Some(*status),
+                        Err(failure) => failure.status,
+                    },
+                    error: o.result.as_ref().err().map(|f| f.message.as_str()),
+                    superseded: o.superseded,
+                    note: o.note.as_deref(),
                 })
                 .collect()
         })

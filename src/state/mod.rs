@@ -427,6 +427,8 @@ mod tests {
             group: None,
             response: Some(response),
             stale: false,
+            superseded: false,
+            note: None,
         }
     }
 
@@ -477,7 +479,7 @@ mod tests {
 
         // A failed write: nothing is remembered, the next run reads in full.
         let mut failed = report.clone();
-        failed.outcomes[0].result = Err("HTTP 412".into());
+        failed.outcomes[0].result = Err(crate::apply::Failure { status: Some(412), message: "HTTP 412".into() });
         assert_eq!(update_after_apply(before, &plan, &failed, &managed), None);
     }
 

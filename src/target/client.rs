@@ -204,15 +204,11 @@ impl ScimClient {
                     if !retryable || attempt >= self.max_attempts {
                         return Err(TargetError::Transport { request: label, source });
                     }
-                    // The server may have created the user before the answer was lost: look
-                    // before sending the POST again, so a retry never makes a duplicate.
-                    if request.method == Method::Post
-                        && let Some(found) = Box::pin(self.lookup(request)).await?
-                    {
-                        return Ok(found);
-                    }
                     self.count(|s| s.retries += 1);
                     tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
+                    if let Some(found) = self.created_meanwhile(request).await? {
+                        return Ok(found);
+                    }
                     continue;
                 }
             };
@@ -237,10 +233,16 @@ impl ScimClient {
                     tracing::warn!("{label} was throttled (429); every request waits {wait:?}");
                     self.pacer.pause(wait);
                     self.count(|s| s.retries += 1);
+                    if let Some(found) = self.created_meanwhile(request).await? {
+                        return Ok(found);
+                    }
                 }
                 Verdict::Transient if attempt < self.max_attempts => {
                     self.count(|s| s.retries += 1);
                     tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
+                    if let Some(found) = self.created_meanwhile(request).await? {
+                        return Ok(found);
+                    }
                 }
                 _ => {
                     self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
@@ -260,6 +262,16 @@ impl ScimClient {
         })
     }
 
+    /// Before a POST is sent again, whatever went wrong (a lost answer, a 5xx, a 429): the
+    /// service may have stored the user already, so look for it first; a retry never makes a
+    /// duplicate, also on a service that does not keep `userName` unique.
+    async fn created_meanwhile(&self, request: &ScimRequest) -> Result<Option<ScimResponse>, TargetError> {
+        if request.method != Method::Post {
+            return Ok(None);
+        }
+        Box::pin(self.lookup(request)).await
+    }
+
     /// Finds the user a POST would have created (by its `userName`).
     async fn lookup(&self, request: &ScimRequest) -> Result<Option<ScimResponse>, TargetError> {
         let Some(user_name) = request.body.as_ref().and_then(|b| b.get("userName")).and_then(Value::as_str) else {
@@ -270,7 +282,7 @@ impl ScimClient {
         let found = self.execute(&ScimRequest::new(Method::Get, "/Users"), &query, false).await?;
         let page: Option<ListResponse<Value>> = found.body.and_then(|b| serde_json::from_value(b).ok());
         Ok(page.and_then(|p| p.resources.into_iter().find(|r| id_of(r).is_some())).map(|resource| {
-            tracing::warn!("{request} timed out, but the user exists: not sending it again");
+            tracing::warn!("{request} got no usable answer, but the user exists: not sending it again");
             ScimResponse { status: 200, body: Some(resource), etag: None }
         }))
     }

@@ -50,6 +50,11 @@ pub struct MemoryStore {
     no_patch: bool,
     no_etags: bool,
     recorded: Vec<RecordedWrite>,
+    /// Does not refuse a second user with the same `userName` (services that do not enforce it).
+    no_unique_names: bool,
+    /// Fault injection: writes (method, path prefix) that are stored and then answered 503, as
+    /// a proxy that loses the answer would, this many times each.
+    lost_answers: Vec<(String, String, usize)>,
     /// Lower-cased `userName`/`displayName` -> id, so a create checks uniqueness without a scan.
     /// Entries are added on every write and checked on use (a renamed resource leaves a stale one).
     names: std::collections::HashMap<(Kind, String), String>,
@@ -87,6 +92,21 @@ impl MemoryStore {
     #[must_use]
     pub fn without_etags(mut self) -> Self {
         self.no_etags = true;
+        self
+    }
+
+    /// A service that keeps a second user with a `userName` already taken.
+    #[must_use]
+    pub fn without_unique_names(mut self) -> Self {
+        self.no_unique_names = true;
+        self
+    }
+
+    /// Stores the next `times` writes of `method` under `path_prefix` (`/Users`, `/Groups/`)
+    /// and then answers them 503: the write landed, its answer was lost.
+    #[must_use]
+    pub fn losing_answers(mut self, method: &str, path_prefix: &str, times: usize) -> Self {
+        self.lost_answers.push((method.to_owned(), path_prefix.to_owned(), times));
         self
     }
 
@@ -326,6 +346,11 @@ fn with_store(
     f: impl FnOnce(&mut MemoryStore) -> Response,
 ) -> Response {
     let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+    let lost = write.as_ref().and_then(|write| {
+        store.lost_answers.iter().position(|(method, prefix, times)| {
+            *times > 0 && *method == write.method && write.path.starts_with(prefix.as_str())
+        })
+    });
     if let Some(write) = write {
         store.writes += 1;
         store.recorded.push(write);
@@ -336,7 +361,14 @@ fn with_store(
             return scim_error(StatusCode::UNAUTHORIZED, None, "missing or wrong bearer token");
         }
     }
-    f(&mut store)
+    let response = f(&mut store);
+    if let Some(index) = lost
+        && response.status().is_success()
+    {
+        store.lost_answers[index].2 -= 1;
+        return scim_error(StatusCode::SERVICE_UNAVAILABLE, None, "the answer was lost (fault injection)");
+    }
+    response
 }
 
 fn precondition(headers: &HeaderMap, current: &Value) -> Option<Response> {
@@ -408,7 +440,7 @@ fn create(store: &Shared, headers: &HeaderMap, kind: Kind, body: Value) -> Respo
         let Some(name) = body.get(unique).and_then(Value::as_str).filter(|n| !n.is_empty()) else {
             return scim_error(StatusCode::BAD_REQUEST, Some("invalidValue"), format!("`{unique}` is required"));
         };
-        if store.name_taken(kind, name) {
+        if !(kind == Kind::Users && store.no_unique_names) && store.name_taken(kind, name) {
             return scim_error(StatusCode::CONFLICT, Some("uniqueness"), format!("{unique} `{name}` already exists"));
         }
         let id = store.insert(kind, body);

@@ -175,3 +175,150 @@ async fn plan_stops_on_a_broken_listing() {
     );
     assert!(!result.stdout.contains("Plan:"), "{}", result.stdout);
 }
+
+mod lost_answers {
+    //! Writes that landed but whose answers were lost (stored, then answered 503 by the
+    //! embedded server's fault injection): never duplicated, and reported applied.
+
+    use std::fmt::Write as _;
+
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use serde_json::{Value, json};
+
+    use crate::common::{run_async, workspace};
+
+    fn manifest(base_url: &str, groups: &str) -> String {
+        format!(
+            "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {base_url}\n  auth: {{ bearer_token: t }}\n  max_attempts: 3\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: mail\n{groups}"
+        )
+    }
+
+    fn people(n: usize, group: &[usize]) -> String {
+        let mut text = String::from("users:\n");
+        for i in 1..=n {
+            let _ = writeln!(text, "  - {{id: '{i}', mail: u{i}@x.example}}");
+        }
+        let members: Vec<String> = group.iter().map(|i| format!("'{i}'")).collect();
+        let _ = writeln!(text, "groups:\n  - {{id: team, members: [{}]}}", members.join(", "));
+        text
+    }
+
+    fn report(dir: &std::path::Path) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap()
+    }
+
+    /// Each POST is stored and answered 503; a service without `userName` uniqueness would keep
+    /// a second copy of each re-sent POST. The client looks each user up before sending again.
+    #[tokio::test]
+    async fn a_post_stored_then_answered_503_is_one_user() {
+        let store = MemoryStore::new(Some("t")).without_unique_names().losing_answers("POST", "/Users", 3);
+        let server = MemoryServer::start(store).await.unwrap();
+        let dir = workspace(&[("m.yaml", &manifest(server.base_url(), "")), ("people.yaml", &people(3, &[]))]);
+        let apply = ["apply", "-f", "m.yaml", "--auto-approve", "--no-state", "--report", "r.json"];
+        let result = run_async(dir.path(), &apply, &[]).await;
+        assert_eq!(result.code, 0, "{}", result.all());
+        assert_eq!(server.users().len(), 3, "{:?}", server.users());
+        let posts = server.recorded_writes().iter().filter(|w| w.method == "POST").count();
+        assert_eq!(posts, 3, "one POST each, never re-sent");
+        let report = report(dir.path());
+        assert_eq!(
+            (report["result"].as_str(), report["applied"].as_u64(), report["failed"].as_u64()),
+            (Some("applied"), Some(3), Some(0))
+        );
+        let again = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &[]).await;
+        assert!(again.stdout.starts_with("No changes."), "{}", again.all());
+    }
+
+    /// A group PATCH stored and answered 503: the retry carries the old version and is refused
+    /// as stale; the group is read again, needs nothing more, and the write is reported applied.
+    #[tokio::test]
+    async fn a_group_patch_stored_then_answered_503_is_applied() {
+        let mut store = MemoryStore::new(Some("t")).losing_answers("PATCH", "/Groups/", 1);
+        for i in 1..=3 {
+            store.insert_user(
+                json!({"userName": format!("u{i}@x.example"), "externalId": format!("hr-{i}"), "active": true}),
+            );
+        }
+        store.insert_group("Team", &[]);
+        let server = MemoryServer::start(store).await.unwrap();
+        let groups = "groups:\n  - { name: Team, source: hr, from: { id: team }, to: { display_name: Team } }\n";
+        let dir =
+            workspace(&[("m.yaml", &manifest(server.base_url(), groups)), ("people.yaml", &people(3, &[1, 2, 3]))]);
+        for state in [&["--no-state"][..], &[]] {
+            let apply = [&["apply", "-f", "m.yaml", "--auto-approve", "--report", "r.json"][..], state].concat();
+            let result = run_async(dir.path(), &apply, &[]).await;
+            assert_eq!(result.code, 0, "{}", result.all());
+            assert_eq!(server.group_members("Team").len(), 3);
+            if state.is_empty() {
+                // The second pass (with a state) had nothing left to do.
+                assert!(result.stdout.starts_with("No changes."), "{}", result.all());
+                continue;
+            }
+            assert!(result.stderr.contains("the write had landed"), "{}", result.stderr);
+            assert!(!result.stderr.contains("failed"), "{}", result.stderr);
+            let report = report(dir.path());
+            assert_eq!(report["failed"], 0, "{report:#}");
+            let operations = report["operations"].as_array().unwrap();
+            assert_eq!(operations[0]["status"], 412, "{report:#}");
+            assert_eq!(operations[0]["superseded"], true, "{report:#}");
+            assert_eq!(operations.last().unwrap()["status"], 200, "{report:#}");
+        }
+        let again = run_async(dir.path(), &["plan", "-f", "m.yaml"], &[]).await;
+        assert!(again.stdout.starts_with("No changes."), "{}", again.all());
+    }
+}
+
+/// One user that cannot be read again after a stale write fails alone: the other writes are
+/// applied and the report lists every request, with its status.
+#[tokio::test]
+async fn a_user_that_cannot_be_read_again_fails_alone() {
+    let server = service(|_, _| {
+        let user = |i: usize, title: &str| {
+            json!({"id": format!("u{i}"), "userName": format!("user{i}@x.example"),
+                                                   "externalId": format!("hr-{i}"), "title": title, "active": true,
+                                                   "meta": {"version": "W/\"1\""}})
+        };
+        page(&[user(1, "Old"), user(2, "Old")], 2, 1)
+    })
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path("/scim/v2/Users/u1"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/scim/v2/Users/u2"))
+        .respond_with(ResponseTemplate::new(412).set_body_json(json!({"status": "412", "detail": "version mismatch"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Users/u2"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"status": "500", "detail": "internal error"})))
+        .mount(&server)
+        .await;
+    let manifest = format!(
+        "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {}/scim/v2\n  auth: {{ bearer_token: t }}\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: mail\n    title: title\n",
+        server.uri()
+    );
+    let people =
+        "users:\n  - {id: '1', mail: user1@x.example, title: New}\n  - {id: '2', mail: user2@x.example, title: New}\n";
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", people)]);
+    let result =
+        run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--no-state", "--report", "r.json"], &[])
+            .await;
+    assert_eq!(result.code, 1, "{}", result.all());
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["result"], "failed", "{report:#}");
+    assert_eq!(report["applied"], 1, "{report:#}");
+    let operations: Vec<(String, u64)> = report["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["request"].as_str().unwrap().to_owned(), o["status"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(
+        operations,
+        [("PATCH /Users/u1".to_owned(), 204), ("PATCH /Users/u2".to_owned(), 412), ("GET /Users/u2".to_owned(), 500)]
+    );
+    assert!(result.stderr.contains("cannot read it again after a stale write"), "{}", result.stderr);
+}

@@ -124,8 +124,9 @@ async fn a_resource_changed_behind_the_plan_is_reported_stale_not_overwritten() 
     let report = execute(&plan, &client, 1).await;
     let failures: Vec<_> = report.failures().collect();
     assert_eq!(failures.len(), 1);
-    let message = failures[0].result.as_ref().unwrap_err();
-    assert!(message.contains("changed in the target since it was read"), "{message}");
+    let failure = failures[0].result.as_ref().unwrap_err();
+    assert!(failure.message.contains("changed in the target since it was read"), "{failure}");
+    assert_eq!(failure.status, Some(412));
     let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
     assert_eq!(user["title"], "Edited by hand", "the edit is not overwritten");
 }

@@ -56,11 +56,7 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
     let stale = run_async(dir.path(), &apply, &env).await;
     assert_eq!(stale.code, 0, "{}", stale.all());
     assert!(stale.stderr.contains("changed in the target since it was read"), "{}", stale.stderr);
-    assert!(
-        stale.stderr.contains("1 user(s) changed in the target since the state file was written"),
-        "{}",
-        stale.stderr
-    );
+    assert!(stale.stderr.contains("1 resource(s) changed in the target since they were read"), "{}", stale.stderr);
     assert!(
         stale.stdout.contains("~ title") && stale.stdout.contains(r#""Edited By Hand" -> "Senior Analyst""#),
         "{}",
