@@ -10,7 +10,7 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
@@ -19,7 +19,7 @@ use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::source::{AnySource, ReadKind, Source, SourceCache, SourceRecord};
-use crate::state::{Snapshot, Store};
+use crate::state::{Snapshot, StateError, Store};
 use crate::target::{CurrentState, ScimClient, TargetReader};
 
 /// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
@@ -223,6 +223,17 @@ pub async fn read_and_plan_cached(
 }
 
 /// Whether a state file is there yet (commands are an edge).
+/// Renames a damaged state file to `<name>.corrupt-<UTC time>`, keeping it for a post-mortem.
+fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
+    let now = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{now}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside)
+        .with_context(|| format!("cannot move the damaged state file `{}` aside", path.display()))?;
+    Ok(aside)
+}
+
 fn state_file_exists(path: &Path) -> bool {
     std::fs::exists(path).unwrap_or(true)
 }
@@ -293,11 +304,36 @@ impl RunState {
             return Ok(None);
         }
         let wait = std::time::Duration::from_secs(args.lock_timeout);
+        let damaged = |error: &anyhow::Error| error.downcast_ref::<StateError>().is_some_and(StateError::is_damaged);
         match Self::open(location.as_deref(), refresh, manifest, file, wait).await {
+            // A damaged default state would cost a full read on every run, forever: `apply`
+            // moves it aside, says where, and starts a fresh one.
+            Err(error) if args.location.is_none() && create && damaged(&error) => {
+                let path = PathBuf::from(location.unwrap_or_default());
+                let aside = move_aside(&path)?;
+                writeln!(
+                    warn,
+                    "Warning: the state file `{}` cannot be read ({error:#}); moved it aside to `{}` and started a fresh one: this run reads everything in full.",
+                    path.display(),
+                    aside.display()
+                )?;
+                Self::open(path.to_str(), refresh, manifest, file, wait).await
+            }
+            Err(error) if args.location.is_none() && damaged(&error) => {
+                writeln!(
+                    warn,
+                    "Warning: the state file cannot be read ({error:#}); this run reads everything in full, and the next `apply` moves the file aside and starts a fresh one."
+                )?;
+                Ok(None)
+            }
             Err(error) if args.location.is_none() => {
                 writeln!(warn, "Warning: running without state: {error:#}. Pass `--no-state` to silence this.")?;
                 Ok(None)
             }
+            Err(error) if damaged(&error) => Err(error.context(format!(
+                "the state named by `--state` (or SCIMFORM_STATE) cannot be read; move it aside (`mv {0} {0}.corrupt`) to start afresh with a full read",
+                location.unwrap_or_default()
+            ))),
             opened => opened,
         }
     }

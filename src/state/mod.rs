@@ -189,6 +189,20 @@ pub enum StateError {
     Locked { url: String, key: String, holder: String },
 }
 
+impl StateError {
+    /// Whether the state file is damaged (truncated, overwritten, not SQLite, or holding what
+    /// no scimform wrote), as opposed to locked, newer or unreachable.
+    pub fn is_damaged(&self) -> bool {
+        match self {
+            StateError::Corrupt { .. } => true,
+            StateError::Sqlite { source: rusqlite::Error::SqliteFailure(failure, _), .. } => {
+                matches!(failure.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A target state as the state file keeps it: users trimmed to what planning reads.
 pub fn trim_state(current: CurrentState, managed: &[ScimPath]) -> CurrentState {
     CurrentState { users: current.users.into_iter().map(|u| u.trimmed(managed)).collect(), groups: current.groups }

@@ -258,3 +258,44 @@ async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() 
     assert_eq!(stateless.code, 0, "{}", stateless.all());
     assert!(!stateless.stderr.contains("Planned against the state;"), "{}", stateless.stderr);
 }
+
+/// A damaged default state (truncated by a full disk, overwritten) is moved aside once, named
+/// in a warning, and a fresh one started: the run after it plans against the state again, no
+/// warning. A damaged state named with `--state` is an error with the way out.
+#[tokio::test]
+async fn a_damaged_default_state_is_moved_aside_once() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let apply = ["apply", "-f", "scimform.yaml", "--auto-approve"];
+    let first = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    let state = dir.path().join("scimform.yaml.state");
+    let bytes = std::fs::read(&state).unwrap();
+    std::fs::write(&state, &bytes[..bytes.len() / 3]).unwrap();
+
+    let damaged = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(damaged.code, 0, "{}", damaged.all());
+    assert!(
+        damaged.stderr.contains("Warning: the state file `scimform.yaml.state` cannot be read"),
+        "{}",
+        damaged.stderr
+    );
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("scimform.yaml.state.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(damaged.stderr.contains(&format!("moved it aside to `{}`", aside[0])), "{}", damaged.stderr);
+
+    let next = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(next.code, 0, "{}", next.all());
+    assert!(!next.stderr.contains("Warning"), "{}", next.stderr);
+    assert!(next.stderr.contains("Planned against the state;"), "{}", next.stderr);
+
+    std::fs::write(dir.path().join("named.db"), b"not a database at all, just text").unwrap();
+    let named = run_async(dir.path(), &[&apply[..], &["--state", "named.db"]].concat(), &env).await;
+    assert_eq!(named.code, 1, "{}", named.all());
+    assert!(named.stderr.contains("move it aside (`mv named.db named.db.corrupt`)"), "{}", named.stderr);
+}
