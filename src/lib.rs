@@ -84,12 +84,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .and_then(|runtime| runtime.block_on(dispatch(cli.command, &mut console)));
     match result {
         Ok(status) => status.into(),
+        // `scimform plan | head`: the reader has gone; end quietly, as Unix tools do.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = console.out.flush();
             let _ = console.err.write_all(report::render_error(&error).as_bytes());
             ExitStatus::Failure.into()
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Colours only on a terminal, and never when `NO_COLOR` is set to anything but the empty

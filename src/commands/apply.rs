@@ -15,7 +15,6 @@ use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
 use crate::lock::RunLock;
 use crate::plan::focus::focus;
-use crate::plan::render::render_text;
 use crate::plan::{Plan, PlanDocument};
 use crate::state::postgres::is_postgres_url;
 use crate::state::{render_drift, update_after_apply};
@@ -142,7 +141,7 @@ async fn apply_saved(
     let mut run_state = RunState::open_for(&args.state, true, &manifest, &manifest_path, console.err, false).await?;
     let client = super::client_for(&manifest)?;
     let plan = &document.plan;
-    console.out.write_all(console.paint(&render_text(plan)).as_bytes())?;
+    console.show_plan(plan)?;
     check_rails(plan, args.allow_deprovision)?;
     if !plan.has_changes() {
         return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
@@ -277,7 +276,7 @@ async fn replan_stale(
         "\n{} resource(s) changed in the target since they were read: read again and planned again.",
         read_again.len()
     );
-    let _ = console.out.write_all(console.paint(&render_text(&again)).as_bytes());
+    let _ = console.show_plan(&again);
     // Read again and nothing left to do: the target holds what was planned (the write had
     // landed before its answer was lost, or someone made the same change).
     let pending: BTreeSet<String> = again
@@ -365,7 +364,7 @@ fn confirm(
     allow_deprovision: Option<usize>,
     console: &mut Console<'_>,
 ) -> anyhow::Result<Option<Outcome>> {
-    console.out.write_all(console.paint(&render_text(plan)).as_bytes())?;
+    console.show_plan(plan)?;
     check_rails(plan, allow_deprovision)?;
     if !plan.has_changes() {
         return Ok(Some(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" }));

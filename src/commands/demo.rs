@@ -128,6 +128,7 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     writeln!(out, "\n$ scimform plan -f {MANIFEST_PATH}\n")?;
     let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;
     out.write_all(paint(&render_text(&plan)).as_bytes())?;
+    out.write_all(crate::plan::render::text::render_warnings(&plan).as_bytes())?;
 
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve\n")?;
     let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;

@@ -126,6 +126,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
 
     out.push_str("\nPlan for this user:\n\n");
     out.push_str(&render_text(&plan));
+    out.push_str(&crate::plan::render::text::render_warnings(&plan));
     if plan.has_changes() {
         out.push_str("\nRequests:\n");
         let requests =

@@ -39,6 +39,12 @@ impl Console<'_> {
     pub fn paint(&self, text: &str) -> String {
         if self.color { crate::plan::render::colorize(text) } else { text.to_owned() }
     }
+
+    /// The plan as text on `out`, its warnings on `err`.
+    pub fn show_plan(&mut self, plan: &Plan) -> std::io::Result<()> {
+        self.out.write_all(self.paint(&crate::plan::render::render_text(plan)).as_bytes())?;
+        self.err.write_all(crate::plan::render::text::render_warnings(plan).as_bytes())
+    }
 }
 
 /// Writes a file a command produces (a plan, a report); the commands' one way of writing files.

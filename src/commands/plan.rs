@@ -5,7 +5,7 @@ use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
 use crate::plan::focus::focus;
-use crate::plan::render::{render_markdown, render_text};
+use crate::plan::render::render_markdown;
 use crate::state::render_drift;
 
 pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
@@ -43,7 +43,7 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     match (args.format, &json) {
         (Format::Json, Some(json)) => console.out.write_all(json.as_bytes())?,
         (Format::Markdown, _) => console.out.write_all(render_markdown(&document.plan).as_bytes())?,
-        _ => console.out.write_all(console.paint(&render_text(&document.plan)).as_bytes())?,
+        _ => console.show_plan(&document.plan)?,
     }
     if let (Some(out), Some(json)) = (&args.out, &json) {
         write_file(out, json)?;

@@ -187,7 +187,10 @@ impl std::fmt::Display for Summary {
 
 impl Plan {
     pub fn summary(&self) -> Summary {
-        let mut s = Summary { groups: self.groups.len(), ..Summary::default() };
+        // A group created is a resource created, like a user; `groups` counts memberships of
+        // groups that exist.
+        let created = self.groups.iter().filter(|g| g.create).count();
+        let mut s = Summary { create: created, groups: self.groups.len() - created, ..Summary::default() };
         for change in &self.users {
             match change.action {
                 Action::Create => s.create += 1,

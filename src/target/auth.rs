@@ -140,7 +140,7 @@ impl OAuth2 {
             .form(&form)
             .send()
             .await
-            .map_err(|source| TargetError::Transport { request: request.clone(), source })?;
+            .map_err(|source| TargetError::Transport { request: request.clone(), error: source })?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             // The token endpoint's error body can echo credentials; it is not repeated.

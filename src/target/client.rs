@@ -75,8 +75,7 @@ impl ScimClient {
             })?;
             builder = builder.tls_certs_merge(certificates);
         }
-        let http =
-            builder.build().map_err(|source| TargetError::Transport { request: "client setup".into(), source })?;
+        let http = builder.build().map_err(|error| TargetError::Transport { request: "client setup".into(), error })?;
         Ok(Self {
             auth: Auth::new(&config.auth, http.clone()),
             http,
@@ -143,7 +142,15 @@ impl ScimClient {
                             .filter(|m| *m > 0),
                     },
                     other => {
-                        tracing::warn!("cannot read /ServiceProviderConfig ({other:?}); assuming no ETags");
+                        let url = format!("{}/ServiceProviderConfig", self.base_url);
+                        match other {
+                            Err(TargetError::Status { status: 404, .. }) => tracing::warn!(
+                                "{url} answered 404: is `target.base_url` the service's SCIM base URL (the one \
+                                 that holds /Users and /Groups)? Assuming no ETags"
+                            ),
+                            Err(error) => tracing::warn!("cannot read {url}: {error}; assuming no ETags"),
+                            Ok(_) => tracing::warn!("{url} answered no body; assuming no ETags"),
+                        }
                         Capabilities { etag: false, patch: true, max_results: None }
                     }
                 }
@@ -200,9 +207,12 @@ impl ScimClient {
                 Err(source) => {
                     let retryable =
                         source.is_timeout() || source.is_connect() || source.is_request() || source.is_body();
-                    tracing::warn!("{label}: {source}");
+                    let reason = super::transport_reason(&source);
+                    if retryable && attempt < self.max_attempts {
+                        tracing::warn!("{label}: {reason}; retrying (attempt {attempt} of {})", self.max_attempts);
+                    }
                     if !retryable || attempt >= self.max_attempts {
-                        return Err(TargetError::Transport { request: label, source });
+                        return Err(TargetError::Transport { request: label, error: source });
                     }
                     self.count(|s| s.retries += 1);
                     tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
@@ -258,7 +268,7 @@ impl ScimClient {
     async fn read_body(&self, label: &str, response: reqwest::Response) -> Result<Vec<u8>, TargetError> {
         read_limited(response, self.limits.max_response_bytes).await.map_err(|error| match error {
             BodyError::TooLarge { limit } => TargetError::TooLarge { request: label.to_owned(), limit_mib: mib(limit) },
-            BodyError::Transport(source) => TargetError::Transport { request: label.to_owned(), source },
+            BodyError::Transport(error) => TargetError::Transport { request: label.to_owned(), error },
         })
     }
 

@@ -111,13 +111,11 @@ pub struct CurrentState {
 /// A target request that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("cannot reach the SCIM service for {request}")]
-    Transport {
-        request: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{request} was refused with HTTP {status}{}", describe(.body.as_deref()))]
+    /// Not `#[source]`: the reason is said in words, and reqwest's own chain would repeat the
+    /// URL with its query (which may hold a filter on a person's name).
+    #[error("cannot reach the SCIM service for {request}: {}; {}", transport_reason(.error), transport_hint(.error))]
+    Transport { request: String, error: reqwest::Error },
+    #[error("{request} was refused with HTTP {status}{}{}", describe(.body.as_deref()), not_found_hint(request, *status))]
     Status { request: String, status: u16, body: Option<Box<ScimErrorBody>> },
     #[error("{request} answered something that is not SCIM: {detail}")]
     Protocol { request: String, detail: String },
@@ -134,6 +132,59 @@ pub enum TargetError {
     Unsupported(String),
     #[error("cannot get an OAuth2 token from `{token_url}`: {detail}")]
     Auth { token_url: String, detail: String },
+}
+
+/// What went wrong on the wire, in words a person can act on (refused, DNS, TLS, a timeout),
+/// with the URL (its query left out: it may hold a filter on a person's name).
+pub fn transport_reason(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let innermost = causes.last().cloned().unwrap_or_else(|| error.to_string());
+    let all = causes.join(": ").to_lowercase();
+    let what = if error.is_timeout() {
+        "no answer within `timeout_seconds`".to_owned()
+    } else if all.contains("dns error") || all.contains("lookup address") || all.contains("name or service not known") {
+        format!("the host name cannot be resolved ({innermost})")
+    } else if all.contains("connection refused") {
+        "the connection was refused: nothing listens there".to_owned()
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        format!("TLS failed: {innermost}")
+    } else if all.contains("connection reset") || all.contains("broken pipe") || all.contains("connection closed") {
+        "the connection was closed before the answer".to_owned()
+    } else {
+        innermost
+    };
+    match error.url() {
+        Some(url) => format!("{what} ({}://{}{})", url.scheme(), url.authority(), url.path()),
+        None => what,
+    }
+}
+
+/// A 404 on a collection means the base URL is not the service's SCIM base.
+fn not_found_hint(request: &str, status: u16) -> &'static str {
+    let collection =
+        ["/Users", "/Groups", "/ServiceProviderConfig"].iter().any(|c| request.ends_with(&format!(" {c}")));
+    if status == 404 && collection {
+        "; check `target.base_url`: it should be the SCIM base URL, the one that holds /Users and /Groups"
+    } else {
+        ""
+    }
+}
+
+/// What to check after a transport failure.
+fn transport_hint(error: &reqwest::Error) -> &'static str {
+    let reason = transport_reason(error);
+    if reason.starts_with("TLS") {
+        "check `target.base_url` and `target.ca_file` (a corporate CA or a TLS-inspecting proxy?)"
+    } else if error.is_timeout() {
+        "check `target.base_url`, the network, or raise `target.timeout_seconds`"
+    } else {
+        "check `target.base_url` and the network"
+    }
 }
 
 fn describe(body: Option<&ScimErrorBody>) -> String {

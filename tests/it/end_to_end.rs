@@ -101,7 +101,12 @@ users:
     let apply = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env).await;
     assert_eq!(apply.code, 0, "{}", apply.all());
     assert!(apply.stdout.contains("Plan: 2 to create"), "{}", apply.stdout);
-    assert!(apply.stdout.contains("Warning: 1 user(s) disabled in the source"), "{}", apply.stdout);
+    assert!(
+        apply.stderr.contains("Warning: 1 user(s) disabled in the source"),
+        "warnings go to stderr: {}",
+        apply.all()
+    );
+    assert!(!apply.stdout.contains("Warning"), "{}", apply.stdout);
     let users = server.users();
     assert_eq!(users.len(), 2);
     assert_eq!(user(&users, "yan.li@corp.example")["title"], "Unassigned");

@@ -286,7 +286,7 @@ async fn target_focuses_and_explain_shows_one_user() {
         "{}",
         focused.stdout
     );
-    assert!(focused.stdout.contains("Warning: resource targeting is in effect"), "{}", focused.stdout);
+    assert!(focused.stderr.contains("Warning: resource targeting is in effect"), "{}", focused.all());
     let ada = user_id(&server, "ada.lovelace@corp.example");
     assert_eq!(recorded_requests(&server), [format!("PATCH /Users/{ada}")]);
 

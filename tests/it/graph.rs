@@ -334,7 +334,7 @@ groups:
         let first = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--no-state"], &env).await;
         assert_eq!(first.code, 0, "{}", first.all());
         assert!(first.stdout.contains("+ member \"user3@contoso.example\" (known after apply)"), "{}", first.stdout);
-        assert!(first.stdout.contains("member `user99@contoso.example` matches no user"), "{}", first.stdout);
+        assert!(first.stderr.contains("member `user99@contoso.example` matches no user"), "{}", first.all());
         assert_eq!(scim.group_members("Support").len(), 3);
 
         scim.reset_writes();

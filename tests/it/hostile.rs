@@ -322,3 +322,116 @@ async fn a_user_that_cannot_be_read_again_fails_alone() {
     );
     assert!(result.stderr.contains("cannot read it again after a stale write"), "{}", result.stderr);
 }
+
+mod messages {
+    //! Messages a person can act on: what failed, where, and what to check; no Rust debug
+    //! output; the plan alone on stdout; a closed pipe ends quietly.
+
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use wiremock::MockServer;
+
+    use crate::common::{run_async, workspace};
+
+    fn manifest(base_url: &str) -> String {
+        format!(
+            "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {base_url}\n  auth: {{ bearer_token: t }}\n  max_attempts: 1\nusers:\n  source: hr\n  attributes:\n    userName: mail\n"
+        )
+    }
+
+    const PEOPLE: &str = "users:\n  - {id: '1', mail: a@x.example}\n";
+
+    fn no_debug_output(text: &str) {
+        for debug in ["Transport {", "reqwest::", "Err(", "Some(", "Status {"] {
+            assert!(!text.contains(debug), "`{debug}` in: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_target_nobody_listens_on_says_refused_with_the_url_and_a_hint() {
+        let dir = workspace(&[("m.yaml", &manifest("http://127.0.0.1:9/scim/v2")), ("people.yaml", PEOPLE)]);
+        let result = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &[]).await;
+        assert_eq!(result.code, 1, "{}", result.all());
+        assert!(
+            result.stderr.contains("the connection was refused: nothing listens there (http://127.0.0.1:9/scim/v2/Users); check `target.base_url`"),
+            "{}",
+            result.stderr
+        );
+        no_debug_output(&result.all());
+    }
+
+    #[tokio::test]
+    async fn a_base_url_that_is_not_the_scim_base_says_so() {
+        let server = MockServer::start().await;
+        let dir = workspace(&[("m.yaml", &manifest(&server.uri())), ("people.yaml", PEOPLE)]);
+        let result = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &[]).await;
+        assert_eq!(result.code, 1, "{}", result.all());
+        assert!(
+            result
+                .stderr
+                .contains("/ServiceProviderConfig answered 404: is `target.base_url` the service's SCIM base URL"),
+            "{}",
+            result.stderr
+        );
+        assert!(
+            result.stderr.contains("GET /Users was refused with HTTP 404; check `target.base_url`"),
+            "{}",
+            result.stderr
+        );
+        no_debug_output(&result.all());
+    }
+
+    /// Warnings go to stderr; stdout holds the plan alone. A group created counts as a create
+    /// and shows no empty id.
+    #[tokio::test]
+    async fn the_plan_alone_on_stdout_and_a_new_group_is_a_create() {
+        let server = MemoryServer::start(MemoryStore::new(Some("t"))).await.unwrap();
+        let people = "users:\n  - {id: '1', mail: a@x.example}\n  - {id: '2', mail: b@x.example, disabled: true}\ngroups:\n  - {id: team, members: ['1', '9']}\n";
+        let text = format!(
+            "{}groups:\n  - {{ name: Team, source: hr, from: {{ id: team }}, to: {{ display_name: New Team }}, create: true }}\n",
+            manifest(server.base_url())
+        );
+        let dir = workspace(&[("m.yaml", &text), ("people.yaml", people)]);
+        let result = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &[]).await;
+        assert_eq!(result.code, 0, "{}", result.all());
+        assert!(!result.stdout.contains("Warning"), "{}", result.stdout);
+        assert!(result.stderr.contains("Warning: "), "{}", result.stderr);
+        assert!(result.stdout.contains("      # target group \"New Team\"\n"), "{}", result.stdout);
+        assert!(!result.stdout.contains("(id )"), "{}", result.stdout);
+        assert!(
+            result
+                .stdout
+                .contains("Plan: 2 to create, 0 to update, 0 to adopt, 0 to disable, 0 to delete, 0 groups to change."),
+            "{}",
+            result.stdout
+        );
+    }
+
+    /// `scimform plan | head`: the reader goes away; scimform ends quietly.
+    #[tokio::test]
+    async fn a_closed_pipe_ends_quietly() {
+        let server = MemoryServer::start(MemoryStore::new(Some("t"))).await.unwrap();
+        let dir = workspace(&[("m.yaml", &manifest(server.base_url())), ("people.yaml", PEOPLE)]);
+        let path = dir.path().to_owned();
+        let (code, stderr) = tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_scimform"))
+                .current_dir(&path)
+                .args(["plan", "-f", "m.yaml", "--no-state"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            drop(child.stdout.take());
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            (child.wait().unwrap().code(), stderr)
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{stderr}");
+        assert!(!stderr.contains("error"), "{stderr}");
+    }
+}

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::plan::{Action, ActionReason, AttributeChange, GroupChange, Plan, UserChange};
 
-/// Renders the whole plan. Deterministic: no colours, no clock, no paths.
+/// Renders the whole plan (its warnings apart: `render_warnings`). Deterministic: no colours,
+/// no clock, no paths.
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
     if plan.has_changes() {
@@ -37,13 +38,18 @@ pub fn render_text(plan: &Plan) -> String {
                 writeln!(out, "  ! user {} (id {}): {}", quoted(&conflict.key), conflict.target_id, conflict.message);
         }
     }
-    for warning in &plan.warnings {
-        let _ = writeln!(out, "\nWarning: {warning}");
-    }
     if let Some(reason) = &plan.blocked {
         let _ = writeln!(out, "\nError: this plan is blocked: {}.", reason.reason);
     }
     out
+}
+
+/// The plan's warnings, for stderr: stdout holds the plan alone, so it can be piped or saved.
+pub fn render_warnings(plan: &Plan) -> String {
+    plan.warnings.iter().fold(String::new(), |mut out, warning| {
+        let _ = writeln!(out, "\nWarning: {warning}");
+        out
+    })
 }
 
 /// Colours a rendered plan for a terminal: the `+`/`~`/`-` markers as Terraform colours them,
@@ -176,7 +182,12 @@ fn group(out: &mut String, change: &GroupChange) {
         let _ = writeln!(out, "  ~ group {name} {{");
     }
     if !change.display_name.is_empty() && change.display_name != change.name {
-        let _ = writeln!(out, "      # target group {} (id {})", quoted(&change.display_name), change.target_id);
+        let display_name = quoted(&change.display_name);
+        if change.target_id.is_empty() {
+            let _ = writeln!(out, "      # target group {display_name}");
+        } else {
+            let _ = writeln!(out, "      # target group {display_name} (id {})", change.target_id);
+        }
     }
     for member in change.add.iter().take(MAX_MEMBERS_SHOWN) {
         let after = if member.id.is_none() { " (known after apply)" } else { "" };
