@@ -79,8 +79,12 @@ async fn apply_fresh(
     let outcome = if let Some(done) = approved {
         Ok(done)
     } else {
-        let report = execute_plan(&plan, &client, concurrency, console).await;
+        let mut report = execute_plan(&plan, &client, concurrency, console).await;
         *sent = Some(report.clone());
+        read_back_groups(&plan, &mut report, &client).await;
+        for warning in crate::state::unlanded_memberships(&planned.current, &plan, &report) {
+            writeln!(console.err, "Warning: {warning}")?;
+        }
         if report.outcomes.iter().any(|o| o.stale) {
             // A write refused as stale (edited since read, or the retry of a write whose answer
             // was lost): read again and planned again, then one account of it all.
@@ -169,6 +173,36 @@ async fn apply_saved(
         state.forget_target().await?;
     }
     outcome
+}
+
+/// A group write answered without the group (204, or a body without `members`) is followed by
+/// a read of the group, so the state records the members the service holds, not those planned.
+async fn read_back_groups(plan: &Plan, report: &mut ApplyReport, client: &ScimClient) {
+    for change in &plan.groups {
+        let label = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
+        let Some(outcome) = report.outcomes.iter_mut().rev().find(|o| o.resource == label && o.result.is_ok()) else {
+            continue;
+        };
+        let Some(response) = outcome.response.as_mut() else { continue };
+        let has_members = response
+            .body
+            .as_ref()
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|b| crate::scim::path::get_ci(b, "members").is_some());
+        let id = if change.create {
+            response.body.as_ref().and_then(crate::scim::resource::id_of).map(str::to_owned)
+        } else {
+            Some(change.target_id.clone())
+        };
+        if has_members {
+            continue;
+        }
+        let Some(id) = id else { continue };
+        // A read that fails leaves the answer as it was: the state then follows what was sent.
+        if let Ok(Some(group)) = client.fetch(&format!("/Groups/{id}")).await {
+            response.body = Some(group);
+        }
+    }
 }
 
 /// Users and groups whose write was refused as stale (edited in the target since it was read,

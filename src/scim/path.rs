@@ -44,11 +44,13 @@ impl fmt::Debug for ScimPath {
     }
 }
 
-/// A value filter selecting one element of a multi-valued attribute: `type eq "work"`.
+/// A value filter selecting one element of a multi-valued attribute: `type eq "work"`, or
+/// `primary eq true` (RFC 7644 §3.4.2.2 compares with strings, `true`, `false`, `null` and
+/// numbers).
 #[derive(Debug, Clone)]
 pub struct ValueFilter {
     pub attribute: String,
-    pub value: String,
+    pub value: Value,
 }
 
 /// Why a path did not parse; `offset` is a byte offset into the path text.
@@ -121,7 +123,7 @@ impl ScimPath {
         let key = (
             schema.as_ref().map(|s| s.to_ascii_lowercase()),
             attribute.to_ascii_lowercase(),
-            filter.as_ref().map(|f| (f.attribute.to_ascii_lowercase(), f.value.to_ascii_lowercase())),
+            filter.as_ref().map(|f| (f.attribute.to_ascii_lowercase(), f.value.to_string().to_ascii_lowercase())),
             sub_attribute.as_ref().map(|s| s.to_ascii_lowercase()),
         );
         Self(Arc::new(Parts { schema, attribute, filter, sub_attribute, key }))
@@ -295,17 +297,20 @@ impl ValueFilter {
     /// Whether an element of a multi-valued attribute is the one this filter selects.
     /// Values such as `type` are compared without regard to case, as most servers do.
     pub fn matches(&self, element: &Value) -> bool {
-        element
-            .as_object()
-            .and_then(|o| get_ci(o, &self.attribute))
-            .and_then(Value::as_str)
-            .is_some_and(|v| v.eq_ignore_ascii_case(&self.value))
+        let found = element.as_object().and_then(|o| get_ci(o, &self.attribute));
+        match (&self.value, found) {
+            (Value::String(wanted), Some(Value::String(v))) => v.eq_ignore_ascii_case(wanted),
+            (Value::Null, found) => found.is_none_or(Value::is_null),
+            (Value::Number(wanted), Some(Value::Number(v))) => v.as_f64() == wanted.as_f64(),
+            (wanted, Some(v)) => v == wanted,
+            (_, None) => false,
+        }
     }
 
     /// The element to create when none matches: `{"type": "work"}`.
     pub fn new_element(&self) -> Value {
         let mut object = Map::new();
-        object.insert(self.attribute.clone(), Value::String(self.value.clone()));
+        object.insert(self.attribute.clone(), self.value.clone());
         Value::Object(object)
     }
 }
@@ -344,27 +349,46 @@ fn parse_value_filter(text: &str, start: usize) -> Result<(ValueFilter, usize), 
         return Err(err(op_start, format!("only `eq` value filters are supported, found `{op}`")));
     }
     let value_start = skip_ws(op_end);
-    if !text[value_start..].starts_with('"') {
-        return Err(err(value_start, "expected a quoted string after `eq`"));
-    }
-    let mut value = String::new();
-    let mut chars = text[value_start + 1..].char_indices();
-    let mut close = None;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some((_, escaped)) => value.push(escaped),
-                None => break,
-            },
-            '"' => {
-                close = Some(value_start + 1 + i);
-                break;
+    let (value, after) = if text[value_start..].starts_with('"') {
+        let mut value = String::new();
+        let mut chars = text[value_start + 1..].char_indices();
+        let mut close = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, escaped)) => value.push(escaped),
+                    None => break,
+                },
+                '"' => {
+                    close = Some(value_start + 1 + i);
+                    break;
+                }
+                c => value.push(c),
             }
-            c => value.push(c),
         }
-    }
-    let close = close.ok_or_else(|| err(value_start, "unterminated string in value filter"))?;
-    let bracket = skip_ws(close + 1);
+        let close = close.ok_or_else(|| err(value_start, "unterminated string in value filter"))?;
+        (Value::String(value), close + 1)
+    } else {
+        // `true`, `false`, `null` or a number, up to the closing bracket.
+        let end = text[value_start..].find([']', ' ']).map_or(text.len(), |i| value_start + i);
+        let literal = &text[value_start..end];
+        let value = match literal {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            "null" => Value::Null,
+            number => match serde_json::from_str::<serde_json::Number>(number) {
+                Ok(n) => Value::Number(n),
+                Err(_) => {
+                    return Err(err(
+                        value_start,
+                        "expected a quoted string, `true`, `false`, `null` or a number after `eq`",
+                    ));
+                }
+            },
+        };
+        (value, end)
+    };
+    let bracket = skip_ws(after);
     if !text[bracket..].starts_with(']') {
         return Err(err(bracket, "expected `]` to close the value filter"));
     }
@@ -391,7 +415,10 @@ impl fmt::Display for ScimPath {
         }
         f.write_str(&self.0.attribute)?;
         if let Some(filter) = &self.0.filter {
-            write!(f, "[{} eq {}]", filter.attribute, quote(&filter.value))?;
+            match &filter.value {
+                Value::String(value) => write!(f, "[{} eq {}]", filter.attribute, quote(value))?,
+                other => write!(f, "[{} eq {other}]", filter.attribute)?,
+            }
         }
         if let Some(sub) = &self.0.sub_attribute {
             write!(f, ".{sub}")?;
@@ -454,10 +481,28 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
             r#"phoneNumbers[type eq "a\"b"].value"#,
+            "emails[primary eq true].value",
+            "addresses[primary eq false].locality",
+            "x509Certificates[value eq null].display",
+            "ims[rank eq 2].value",
         ] {
             let path = ScimPath::parse(text).unwrap();
             assert_eq!(path.to_string(), text);
         }
+    }
+
+    /// RFC 7644 §3.4.2.2 compares with `true`, `false`, `null` and numbers too; a boolean
+    /// filter is not the string `"true"`.
+    #[test]
+    fn boolean_null_and_number_filters_match_their_kind() {
+        let path = ScimPath::parse("emails[primary eq true].value").unwrap();
+        assert_ne!(path, ScimPath::parse(r#"emails[primary eq "true"].value"#).unwrap());
+        let user = json!({"emails": [{"value": "a@x", "primary": false}, {"value": "b@x", "primary": true}]});
+        assert_eq!(path.get(&user), Some(&json!("b@x")));
+        let mut empty = json!({});
+        path.set(&mut empty, json!("c@x"));
+        assert_eq!(empty, json!({"emails": [{"primary": true, "value": "c@x"}]}));
+        assert!(ScimPath::parse("emails[primary eq yes].value").is_err());
     }
 
     #[test]

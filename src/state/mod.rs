@@ -14,7 +14,7 @@ pub mod postgres;
 mod postgres_tls;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -24,8 +24,8 @@ pub use sqlite::SqliteStore;
 use crate::apply::ApplyReport;
 use crate::manifest::model::TargetGroupRef;
 use crate::plan::{Action, Plan};
-use crate::scim::ScimPath;
 use crate::scim::resource::{id_of, version_of};
+use crate::scim::{ScimPath, ScimResponse};
 use crate::source::SourceCache;
 use crate::target::{CurrentGroup, CurrentState, CurrentUser};
 
@@ -255,39 +255,91 @@ pub fn update_after_apply(
     if plan.users.iter().any(|u| u.changes.iter().any(|c| c.reference.is_some())) {
         return None;
     }
-    let created: BTreeMap<&str, &str> = report
-        .outcomes
-        .iter()
-        .filter(|o| o.request == "POST /Users")
-        .filter_map(|o| Some((o.user.as_deref()?, o.response.as_ref()?.body.as_ref().and_then(id_of)?)))
-        .collect();
+    let created = created_ids(report);
     let mut groups = before.groups;
     for change in &plan.groups {
-        let label = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
-        let Some(response) = report.outcomes.iter().find(|o| o.resource == label).and_then(|o| o.response.as_ref())
-        else {
-            continue;
-        };
-        let id_of_member =
-            |m: &crate::plan::Member| m.id.clone().or_else(|| created.get(m.key.as_str()).map(|id| (*id).to_owned()));
+        let Some(response) = group_response(report, change) else { continue };
         let version = response.body.as_ref().and_then(version_of).or_else(|| response.etag.clone());
+        let sent = sent_members(&groups, change, &created);
+        // What the service holds, as it answered (a body with members, or the group read after
+        // an answer without one): a service may keep other members than were sent.
+        let members = answered_members(response).unwrap_or(sent);
         if change.create {
             let id = response.body.as_ref().and_then(id_of)?.to_owned();
-            let members = change.add.iter().filter_map(id_of_member).collect();
             let group = CurrentGroup { id, display_name: change.display_name.clone(), members, version };
             groups.insert(TargetGroupRef::DisplayName(change.display_name.clone()), group);
             continue;
         }
         let group = groups.values_mut().find(|g| g.id == change.target_id)?;
-        for member in &change.remove {
-            if let Some(id) = &member.id {
-                group.members.remove(id);
-            }
-        }
-        group.members.extend(change.add.iter().filter_map(id_of_member));
+        group.members = members;
         group.version = version;
     }
     Some(CurrentState { users: users.into_values().collect(), groups })
+}
+
+/// The ids of the users an apply created, by user key.
+fn created_ids(report: &ApplyReport) -> BTreeMap<&str, &str> {
+    report
+        .outcomes
+        .iter()
+        .filter(|o| o.request == "POST /Users")
+        .filter_map(|o| Some((o.user.as_deref()?, o.response.as_ref()?.body.as_ref().and_then(id_of)?)))
+        .collect()
+}
+
+/// The answer to a group's write, when it succeeded.
+fn group_response<'a>(report: &'a ApplyReport, change: &crate::plan::GroupChange) -> Option<&'a ScimResponse> {
+    let label = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
+    report.outcomes.iter().rev().find(|o| o.resource == label && o.result.is_ok()).and_then(|o| o.response.as_ref())
+}
+
+/// The members a group holds once `change` is applied as sent.
+fn sent_members(
+    groups: &BTreeMap<TargetGroupRef, CurrentGroup>,
+    change: &crate::plan::GroupChange,
+    created: &BTreeMap<&str, &str>,
+) -> BTreeSet<String> {
+    let id_of_member =
+        |m: &crate::plan::Member| m.id.clone().or_else(|| created.get(m.key.as_str()).map(|id| (*id).to_owned()));
+    let mut members = if change.create {
+        BTreeSet::new()
+    } else {
+        groups.values().find(|g| g.id == change.target_id).map(|g| g.members.clone()).unwrap_or_default()
+    };
+    for member in &change.remove {
+        if let Some(id) = &member.id {
+            members.remove(id);
+        }
+    }
+    members.extend(change.add.iter().filter_map(id_of_member));
+    members
+}
+
+/// The members in an answer that holds the group with its `members`.
+fn answered_members(response: &ScimResponse) -> Option<BTreeSet<String>> {
+    let body = response.body.as_ref()?;
+    crate::scim::path::get_ci(body.as_object()?, "members")?;
+    CurrentGroup::from_resource(body).map(|g| g.members)
+}
+
+/// Groups whose write was answered with other members than were sent (a service that answers
+/// 200 to a PUT and keeps the old members): one message each, naming the group.
+pub fn unlanded_memberships(before: &CurrentState, plan: &Plan, report: &ApplyReport) -> Vec<String> {
+    let created = created_ids(report);
+    let mut found = Vec::new();
+    for change in &plan.groups {
+        let Some(answered) = group_response(report, change).and_then(answered_members) else { continue };
+        let sent = sent_members(&before.groups, change, &created);
+        if answered != sent {
+            let missing = sent.difference(&answered).count();
+            let unexpected = answered.difference(&sent).count();
+            found.push(format!(
+                "group {}: the service accepted the write but holds other members than were sent ({missing} missing, {unexpected} not asked for); it is planned again next run",
+                serde_json::to_string(&change.name).unwrap_or_default()
+            ));
+        }
+    }
+    found
 }
 
 /// One way the target differs from what the last run left: a managed attribute edited, a user

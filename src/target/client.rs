@@ -31,6 +31,8 @@ const MAX_PAGES: usize = 100_000;
 pub struct Capabilities {
     pub etag: bool,
     pub patch: bool,
+    /// The service filters listings (`filter.supported`); without it, listings are matched here.
+    pub filter: bool,
     pub max_results: Option<usize>,
 }
 
@@ -128,13 +130,14 @@ impl ScimClient {
             .capabilities
             .get_or_init(|| async {
                 if !self.profile.read_service_provider_config {
-                    return Capabilities { etag: true, patch: true, max_results: None };
+                    return Capabilities { etag: true, patch: true, filter: true, max_results: None };
                 }
                 let request = ScimRequest::new(Method::Get, "/ServiceProviderConfig");
                 match self.execute(&request, &[], false).await {
                     Ok(ScimResponse { body: Some(config), .. }) => Capabilities {
                         etag: config.pointer("/etag/supported").and_then(Value::as_bool).unwrap_or(false),
                         patch: config.pointer("/patch/supported").and_then(Value::as_bool).unwrap_or(true),
+                        filter: config.pointer("/filter/supported").and_then(Value::as_bool).unwrap_or(true),
                         max_results: config
                             .pointer("/filter/maxResults")
                             .and_then(Value::as_u64)
@@ -151,7 +154,7 @@ impl ScimClient {
                             Err(error) => tracing::warn!("cannot read {url}: {error}; assuming no ETags"),
                             Ok(_) => tracing::warn!("{url} answered no body; assuming no ETags"),
                         }
-                        Capabilities { etag: false, patch: true, max_results: None }
+                        Capabilities { etag: false, patch: true, filter: true, max_results: None }
                     }
                 }
             })
@@ -316,6 +319,13 @@ impl ScimClient {
         let capabilities = self.capabilities().await;
         let page_size = capabilities.max_results.map_or(self.profile.page_size, |m| m.min(self.profile.page_size));
         let broken = |detail: String| TargetError::Listing { path: path.to_owned(), detail };
+        // A service that does not filter gets no filter: everything is listed and matched here.
+        let (filter, local) = if capabilities.filter { (filter, None) } else { (None, filter) };
+        let selected = |resource: &Value| {
+            local.is_none_or(|f| {
+                f.matches(resource.as_object().and_then(|o| crate::scim::path::get_ci(o, &f.attribute)))
+            })
+        };
         let mut resources = Vec::new();
         // Ids already read, hashed: a repeat means the service is not paging.
         let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
@@ -382,7 +392,7 @@ impl ScimClient {
                 )));
             }
             self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
-            resources.extend(page.resources.into_iter().filter_map(&keep));
+            resources.extend(page.resources.into_iter().filter(selected).filter_map(&keep));
             read += received;
             start_index += received;
             if received == 0 || read >= page.total_results {

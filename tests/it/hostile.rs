@@ -435,3 +435,85 @@ mod messages {
         assert!(!stderr.contains("error"), "{stderr}");
     }
 }
+
+/// A service that answers 200 to a group PUT and keeps the old members (seen with a third SCIM
+/// implementation): the run warns naming the group, and the state records what the service
+/// holds, so the next scheduled run plans the members again instead of "No changes".
+#[tokio::test]
+async fn a_group_write_the_service_ignores_is_planned_again() {
+    let server = service(|_, _| {
+        let user = |i: usize| {
+            json!({"id": format!("u{i}"), "userName": format!("user{i}@x.example"),
+                                    "externalId": format!("hr-{i}"), "active": true})
+        };
+        page(&[user(1), user(2)], 2, 1)
+    })
+    .await;
+    let group = json!({"id": "g1", "displayName": "Team", "members": []});
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Groups/g1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(group.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/scim/v2/Groups/g1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(group))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let manifest = format!(
+        "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {}/scim/v2\n  auth: {{ bearer_token: t }}\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: mail\ngroups:\n  - {{ name: Team, source: hr, from: {{ id: team }}, to: {{ id: g1 }}, method: put }}\n",
+        server.uri()
+    );
+    let people = "users:\n  - {id: '1', mail: user1@x.example}\n  - {id: '2', mail: user2@x.example}\ngroups:\n  - {id: team, members: ['1', '2']}\n";
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", people)]);
+    let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &[]).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    assert!(
+        applied.stderr.contains("Warning: group \"Team\": the service accepted the write but holds other members than were sent (2 missing, 0 not asked for)"),
+        "{}",
+        applied.stderr
+    );
+    let next = run_async(dir.path(), &["plan", "-f", "m.yaml"], &[]).await;
+    assert!(next.stderr.contains("Planned against the state"), "{}", next.all());
+    assert!(next.stdout.contains("+ member \"user1@x.example\""), "planned again: {}", next.all());
+}
+
+/// A service whose ServiceProviderConfig says `filter.supported: false` (and refuses a filter,
+/// as it may): group lookups by `displayName` list the groups and match here.
+#[tokio::test]
+async fn display_name_lookups_without_filter_support_match_locally() {
+    use scimform::manifest::model::TargetGroupRef;
+    use wiremock::matchers::query_param_is_missing;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/ServiceProviderConfig"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"filter": {"supported": false}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Groups"))
+        .and(query_param_is_missing("filter"))
+        .respond_with(page(
+            &[
+                json!({"id": "g1", "displayName": "Sales", "members": []}),
+                json!({"id": "g2", "displayName": "Team", "members": [{"value": "u1"}]}),
+            ],
+            2,
+            1,
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Groups"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"status": "400", "scimType": "invalidFilter", "detail": "filters are not supported"}),
+        ))
+        .mount(&server)
+        .await;
+    let client = ScimClient::new(&config(&server), &[]).unwrap();
+    let team = TargetGroupRef::DisplayName("team".into());
+    let groups = client.groups(std::slice::from_ref(&team), &[]).await.unwrap();
+    assert_eq!(groups[&team].id, "g2");
+    assert_eq!(groups[&team].members.len(), 1);
+}
