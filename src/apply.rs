@@ -165,6 +165,10 @@ async fn run_users<W: TargetWriter>(
                         stale = true;
                         Err(Failure::from_error(&error, "it exists in the target already"))
                     }
+                    Err(error @ TargetError::Status { status: 413, .. }) => Err(Failure::from_error(
+                        &error,
+                        "the user's write is over the service's size limit: map fewer or shorter values (routing skills, languages, phone numbers)",
+                    )),
                     Err(error) => Err(Failure::from_error(&error, "")),
                 };
                 progress.inc(1);
@@ -274,6 +278,105 @@ async fn check_group<R: TargetReader>(
     })
 }
 
+/// Sends one group's change: in parts of at most `members_per_request` member changes, each
+/// after the other with the version the last one left; a part the service refuses as too large
+/// (413) is sent again as two halves. A part that cannot be halved (one member, a PUT, a
+/// create) fails with what to do.
+async fn send_group<W: TargetWriter>(
+    change: &crate::plan::GroupChange,
+    whole: ScimRequest,
+    resolve: impl Fn(&str) -> Option<String> + Copy,
+    writer: &W,
+) -> Vec<Outcome> {
+    let resource = label("group", &change.name);
+    let splittable = change.method == crate::manifest::model::MembershipMethod::Patch && !change.create;
+    let mut parts: std::collections::VecDeque<Option<crate::plan::GroupChange>> = match change.members_per_request {
+        Some(per_request) if splittable => split_members(change, per_request).into_iter().map(Some).collect(),
+        _ => std::collections::VecDeque::from([None]),
+    };
+    let mut outcomes = Vec::new();
+    let mut version_after: Option<Option<String>> = None;
+    while let Some(part) = parts.pop_front() {
+        let mut request = match &part {
+            Some(part) => group_request(part, resolve).0,
+            None => whole.clone(),
+        };
+        // After the first part, the group's version is the one the last part left (none
+        // known: no If-Match, the group was changed by this run a moment ago).
+        if let Some(version) = &version_after {
+            request.if_match.clone_from(version);
+        }
+        let mut outcome = match writer.send(&request).await {
+            Ok(response) => {
+                version_after = Some(response.body.as_ref().and_then(version_of).or_else(|| response.etag.clone()));
+                let mut outcome = Outcome::new(resource.clone(), request.to_string(), Ok(response.status));
+                outcome.response = Some(response);
+                outcome
+            }
+            Err(TargetError::Status { status: 413, .. }) if splittable && part_size(change, part.as_ref()) > 1 => {
+                let current = part.unwrap_or_else(|| change.clone());
+                let half = part_size(change, Some(&current)).div_ceil(2);
+                for piece in split_members(&current, half).into_iter().rev() {
+                    parts.push_front(Some(piece));
+                }
+                let mut outcome = Outcome::new(
+                    resource.clone(),
+                    request.to_string(),
+                    Err(Failure { status: Some(413), message: "over the service's size limit".to_owned() }),
+                );
+                outcome.superseded = true;
+                outcome.note = Some("over the service's size limit: sent again in smaller requests".to_owned());
+                outcome
+            }
+            Err(error @ TargetError::Status { status: 413, .. }) => {
+                let then = if splittable {
+                    "even one member change is over the service's size limit"
+                } else {
+                    "over the service's size limit; `method: patch` can send the members in smaller requests"
+                };
+                Outcome::new(resource.clone(), request.to_string(), Err(Failure::from_error(&error, then)))
+            }
+            // Also a write whose answer was lost and whose retry found the group changed (by
+            // that write): read again and planned again, as users are.
+            Err(error) if error.is_stale() => {
+                let failure = Failure::from_error(&error, "it changed in the target since it was read");
+                let mut outcome = Outcome::new(resource.clone(), request.to_string(), Err(failure));
+                outcome.stale = true;
+                outcome
+            }
+            Err(error) => Outcome::new(resource.clone(), request.to_string(), Err(Failure::from_error(&error, ""))),
+        };
+        outcome.group = Some(change.name.clone());
+        let failed = outcome.result.is_err() && !outcome.superseded;
+        outcomes.push(outcome);
+        if failed {
+            // The parts after a failure would go on from a version nobody knows.
+            break;
+        }
+    }
+    outcomes
+}
+
+/// How many member changes a part holds (the whole change when `part` is `None`).
+fn part_size(change: &crate::plan::GroupChange, part: Option<&crate::plan::GroupChange>) -> usize {
+    let part = part.unwrap_or(change);
+    part.add.len() + part.remove.len()
+}
+
+/// A group change as parts of at most `per_request` member changes: additions first.
+fn split_members(change: &crate::plan::GroupChange, per_request: usize) -> Vec<crate::plan::GroupChange> {
+    let changes: Vec<(bool, &crate::plan::Member)> =
+        change.add.iter().map(|m| (true, m)).chain(change.remove.iter().map(|m| (false, m))).collect();
+    changes
+        .chunks(per_request.max(1))
+        .map(|chunk| crate::plan::GroupChange {
+            add: chunk.iter().filter(|(add, _)| *add).map(|(_, m)| (*m).clone()).collect(),
+            remove: chunk.iter().filter(|(add, _)| !*add).map(|(_, m)| (*m).clone()).collect(),
+            ..change.clone()
+        })
+        .collect()
+}
+
 /// Applies the plan. The caller checks `plan.blocked` first.
 pub async fn execute<W: TargetWriter>(plan: &Plan, writer: &W, concurrency: usize) -> ApplyReport {
     execute_with_progress(plan, writer, concurrency, &ProgressBar::hidden()).await
@@ -344,24 +447,8 @@ pub async fn execute_with_progress<W: TargetWriter>(
         if !has_operations {
             continue;
         }
-        let mut outcome = match writer.send(&request).await {
-            Ok(response) => {
-                let mut outcome = Outcome::new(resource, request.to_string(), Ok(response.status));
-                outcome.response = Some(response);
-                outcome
-            }
-            // Also a write whose answer was lost and whose retry found the group changed (by
-            // that write): read again and planned again, as users are.
-            Err(error) if error.is_stale() => {
-                let failure = Failure::from_error(&error, "it changed in the target since it was read");
-                let mut outcome = Outcome::new(resource, request.to_string(), Err(failure));
-                outcome.stale = true;
-                outcome
-            }
-            Err(error) => Outcome::new(resource, request.to_string(), Err(Failure::from_error(&error, ""))),
-        };
-        outcome.group = Some(change.name.clone());
-        report.outcomes.push(outcome);
+        let resolve = |key: &str| created.get(key).cloned();
+        report.outcomes.extend(send_group(change, request, resolve, writer).await);
     }
 
     let removals = plan

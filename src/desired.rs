@@ -44,6 +44,7 @@ pub struct DesiredGroup {
     pub target: TargetGroupRef,
     pub method: MembershipMethod,
     pub members_per_operation: usize,
+    pub members_per_request: Option<usize>,
     /// Create the target group when it is missing.
     pub create: bool,
     pub members: BTreeSet<String>,
@@ -117,6 +118,7 @@ pub fn build_with_sets(
             target: pairing.to.clone(),
             method: pairing.method,
             members_per_operation: pairing.members_per_operation,
+            members_per_request: pairing.members_per_request,
             create: pairing.create,
             members,
             unresolved,

@@ -461,6 +461,11 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
         let note = outcome.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
         match &outcome.result {
             Ok(status) => writeln!(console.err, "{}: {} -> {status}{note}", outcome.resource, outcome.request)?,
+            Err(error) if outcome.superseded && outcome.note.is_some() => {
+                let status = error.status.map_or_else(|| "refused".to_owned(), |s| s.to_string());
+                let note = outcome.note.as_deref().unwrap_or_default();
+                writeln!(console.err, "{}: {} -> {status} ({note})", outcome.resource, outcome.request)?;
+            }
             Err(error) if outcome.superseded => {
                 let why = if outcome.request.starts_with("POST") {
                     "it exists in the target already"

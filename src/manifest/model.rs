@@ -269,6 +269,8 @@ pub struct GroupPairing {
     /// How a source member is keyed; `None` uses the users' match mapping.
     pub member_key: Option<Mapping>,
     pub members_per_operation: usize,
+    /// Member changes per request, if bounded.
+    pub members_per_request: Option<usize>,
     /// Create the target group when it is missing.
     pub create: bool,
 }

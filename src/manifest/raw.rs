@@ -400,6 +400,11 @@ pub struct RawGroupPairing {
     /// Members per PATCH operation when adding (`method: patch`; default 100).
     #[serde(default)]
     pub members_per_operation: Option<u32>,
+    /// Member changes per request (`method: patch`; default: all in one). A service that
+    /// answers a membership write 413 ("over the size limit") gets it again in smaller requests
+    /// either way.
+    #[serde(default)]
+    pub members_per_request: Option<u32>,
     /// Create the target group (named by `to.display_name`) when it does not exist. Off by
     /// default: target groups are paired, never created or deleted.
     #[serde(default)]

@@ -956,6 +956,11 @@ impl Checker<'_> {
                 let location = self.node(&p).location;
                 self.report(location, &p, "`create: true` needs `to: { display_name: ... }`, the name to create", None);
             }
+            if raw.members_per_request == Some(0) {
+                let p = [key("groups"), Segment::Index(index), key("members_per_request")];
+                let location = self.node(&p).location;
+                self.report(location, &p, "members_per_request must be at least 1", None);
+            }
             let members_per_operation = raw.members_per_operation.unwrap_or(100);
             if members_per_operation == 0 {
                 let p = [key("groups"), Segment::Index(index), key("members_per_operation")];
@@ -972,6 +977,7 @@ impl Checker<'_> {
                     nested: raw.nested,
                     member_key,
                     members_per_operation: usize::try_from(members_per_operation.max(1)).unwrap_or(100),
+                    members_per_request: raw.members_per_request.and_then(|n| usize::try_from(n.max(1)).ok()),
                     create: raw.create,
                 });
             }

@@ -454,6 +454,7 @@ fn groups(
             },
             method: group.method,
             members_per_operation: group.members_per_operation,
+            members_per_request: group.members_per_request,
             create,
             add,
             remove,
@@ -577,6 +578,7 @@ groups:
                 nested: false,
                 member_key: None,
                 members_per_operation: 100,
+                members_per_request: None,
                 create: false,
             },
             SourceGroup {

@@ -113,6 +113,9 @@ pub struct GroupChange {
     pub method: MembershipMethod,
     /// Members added per PATCH operation.
     pub members_per_operation: usize,
+    /// Member changes per request, if bounded (apply splits the change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_per_request: Option<usize>,
     /// The target group does not exist: it is created (POST) with `add` as its members.
     pub create: bool,
     pub add: Vec<Member>,

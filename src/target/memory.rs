@@ -19,6 +19,7 @@ use crate::scim::patch::PatchRequest;
 use crate::scim::path::get_ci;
 use crate::scim::resource::{LIST_RESPONSE_SCHEMA, ScimErrorBody};
 use crate::scim::{EqFilter, GROUP_SCHEMA, USER_SCHEMA};
+use crate::target::genesys_rules::{self, GenesysRules, Refusal};
 
 /// Where the embedded server mounts its endpoints.
 pub const BASE_PATH: &str = "/scim/v2";
@@ -50,6 +51,9 @@ pub struct MemoryStore {
     no_patch: bool,
     no_etags: bool,
     recorded: Vec<RecordedWrite>,
+    /// Answers as Genesys Cloud does (`genesys_rules`): only active users unless filtered,
+    /// pages, filters and write shapes refused as documented, its forms of a stale `If-Match`.
+    genesys: Option<GenesysRules>,
     /// Does not refuse a second user with the same `userName` (services that do not enforce it).
     no_unique_names: bool,
     /// Fault injection: writes (method, path prefix) that are stored and then answered 503, as
@@ -92,6 +96,13 @@ impl MemoryStore {
     #[must_use]
     pub fn without_etags(mut self) -> Self {
         self.no_etags = true;
+        self
+    }
+
+    /// Genesys Cloud's SCIM API, as strict as its documentation (see `genesys_rules`).
+    #[must_use]
+    pub fn genesys(mut self, rules: GenesysRules) -> Self {
+        self.genesys = Some(rules);
         self
     }
 
@@ -371,11 +382,34 @@ fn with_store(
     response
 }
 
-fn precondition(headers: &HeaderMap, current: &Value) -> Option<Response> {
+fn precondition(headers: &HeaderMap, current: &Value, genesys: Option<&GenesysRules>) -> Option<Response> {
     let wanted = headers.get(header::IF_MATCH)?.to_str().ok()?;
     let have = current.pointer("/meta/version").and_then(Value::as_str).unwrap_or_default();
-    (wanted != "*" && wanted != have)
-        .then(|| scim_error(StatusCode::PRECONDITION_FAILED, None, format!("version is {have}, not {wanted}")))
+    if wanted == "*" || wanted == have {
+        return None;
+    }
+    Some(match genesys {
+        Some(rules) => refusal(genesys_rules::stale(rules, have, wanted)),
+        None => scim_error(StatusCode::PRECONDITION_FAILED, None, format!("version is {have}, not {wanted}")),
+    })
+}
+
+/// What the Genesys double refuses of a write: a user as it would be left, a group write's size.
+fn genesys_refusal(rules: &GenesysRules, kind: Kind, resource: &Value, before: Option<&Value>) -> Option<Response> {
+    let refused = match kind {
+        Kind::Users => genesys_rules::refuse_user(resource, before),
+        Kind::Groups => genesys_rules::refuse_group_write(resource, rules),
+    };
+    refused.map(refusal)
+}
+
+fn refusal((status, scim_type, detail): Refusal) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = scim_error(status, scim_type, detail);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 async fn service_provider_config(State(s): State<Shared>) -> Response {
@@ -398,6 +432,16 @@ async fn service_provider_config(State(s): State<Shared>) -> Response {
 
 fn list(store: &Shared, headers: &HeaderMap, kind: Kind, query: &BTreeMap<String, String>) -> Response {
     with_store(store, headers, None, |store| {
+        if store.genesys.is_some() {
+            let count = query.get("count").and_then(|c| c.parse().ok());
+            let excluded = query.get("excludedAttributes").map(String::as_str);
+            let filter = query.get("filter").map(String::as_str);
+            if let Some(refused) = genesys_rules::refuse_list(kind == Kind::Users, count, excluded, filter) {
+                return refusal(refused);
+            }
+        }
+        // Genesys lists the active users only, unless a filter says otherwise.
+        let only_active = store.genesys.is_some() && kind == Kind::Users && !query.contains_key("filter");
         let filter = match query.get("filter") {
             None => None,
             Some(text) => match EqFilter::parse(text) {
@@ -415,6 +459,7 @@ fn list(store: &Shared, headers: &HeaderMap, kind: Kind, query: &BTreeMap<String
             .collection(kind)
             .values()
             .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r.as_object().and_then(|o| get_ci(o, &f.attribute)))))
+            .filter(|r| !only_active || r.get("active").and_then(Value::as_bool) != Some(false))
             .collect();
         let start = query.get("startIndex").and_then(|s| s.parse::<usize>().ok()).unwrap_or(1).max(1);
         let count = query.get("count").and_then(|s| s.parse::<usize>().ok()).unwrap_or(100).min(200);
@@ -443,6 +488,9 @@ fn create(store: &Shared, headers: &HeaderMap, kind: Kind, body: Value) -> Respo
         if !(kind == Kind::Users && store.no_unique_names) && store.name_taken(kind, name) {
             return scim_error(StatusCode::CONFLICT, Some("uniqueness"), format!("{unique} `{name}` already exists"));
         }
+        if let Some(refused) = store.genesys.as_ref().and_then(|rules| genesys_refusal(rules, kind, &body, None)) {
+            return refused;
+        }
         let id = store.insert(kind, body);
         let resource = store.collection(kind).get(&id).cloned().unwrap_or_default();
         resource_response(StatusCode::CREATED, &resource)
@@ -460,14 +508,18 @@ fn replace(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Valu
     let write = RecordedWrite::new("PUT", format!("/{}s/{id}", kind.name()), Some(&body));
     with_store(store, headers, Some(write), |store| {
         let no_etags = store.no_etags;
+        let genesys = store.genesys;
         let Some(current) = store.collection(kind).get_mut(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };
-        if let Some(refused) = precondition(headers, current) {
+        if let Some(refused) = precondition(headers, current, genesys.as_ref()) {
             return refused;
         }
         if !body.is_object() {
             return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "expected a JSON object");
+        }
+        if let Some(refused) = genesys.as_ref().and_then(|rules| genesys_refusal(rules, kind, &body, Some(current))) {
+            return refused;
         }
         let version = version_number(current) + 1;
         let mut next = body;
@@ -487,11 +539,17 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
             return scim_error(StatusCode::NOT_IMPLEMENTED, None, "PATCH is not supported");
         }
         let no_etags = store.no_etags;
+        let genesys = store.genesys;
         let Some(current) = store.collection(kind).get_mut(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };
-        if let Some(refused) = precondition(headers, current) {
+        if let Some(refused) = precondition(headers, current, genesys.as_ref()) {
             return refused;
+        }
+        if kind == Kind::Groups
+            && let Some(refused) = genesys.as_ref().and_then(|rules| genesys_rules::refuse_group_write(&body, rules))
+        {
+            return refusal(refused);
         }
         let request: PatchRequest = match serde_json::from_value(body) {
             Ok(r) => r,
@@ -503,6 +561,12 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
             if let Err(error) = crate::scim::patch::apply(&mut next, operation) {
                 return scim_error(StatusCode::BAD_REQUEST, Some(error.scim_type), error.detail);
             }
+        }
+        // The user as the operations leave it (a group's size was checked on the request).
+        if kind == Kind::Users
+            && let Some(refused) = genesys.as_ref().and_then(|rules| genesys_refusal(rules, kind, &next, Some(current)))
+        {
+            return refused;
         }
         bump_version(&mut next);
         MemoryStore::settle(no_etags, &mut next);
@@ -516,10 +580,11 @@ fn patch(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str, body: Value)
 fn delete(store: &Shared, headers: &HeaderMap, kind: Kind, id: &str) -> Response {
     let write = RecordedWrite::new("DELETE", format!("/{}s/{id}", kind.name()), None);
     with_store(store, headers, Some(write), |store| {
+        let genesys = store.genesys;
         let Some(current) = store.collection(kind).get(id) else {
             return scim_error(StatusCode::NOT_FOUND, None, format!("{} `{id}` not found", kind.name()));
         };
-        if let Some(refused) = precondition(headers, current) {
+        if let Some(refused) = precondition(headers, current, genesys.as_ref()) {
             return refused;
         }
         store.collection(kind).remove(id);

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod genesys_rules;
 pub mod memory;
 pub mod pacing;
 pub mod profile;
@@ -198,10 +199,13 @@ fn describe(body: Option<&ScimErrorBody>) -> String {
 }
 
 impl TargetError {
-    /// Whether the resource changed since it was read (RFC 7644 412, Genesys 400 `invalidVers`).
+    /// Whether the resource changed since it was read. Genesys answers a stale `If-Match` in
+    /// three ways: 400 `invalidVers`, 409 ("Version does not match current version") or RFC
+    /// 7644's 412. A 409 to a create means something else: the resource exists.
     pub fn is_stale(&self) -> bool {
         match self {
             TargetError::Status { status: 412, .. } => true,
+            TargetError::Status { status: 409, request, .. } => !request.starts_with("POST "),
             TargetError::Status { status: 400, body: Some(b), .. } => b.scim_type.as_deref() == Some("invalidVers"),
             _ => false,
         }

@@ -1,4 +1,5 @@
 use scimform::commands::demo::seeded_store;
+use scimform::target::genesys_rules::GenesysRules;
 use scimform::target::memory::{MemoryServer, MemoryStore};
 use serde_json::{Value, json};
 
@@ -147,7 +148,9 @@ async fn a_missing_target_group_is_created_only_when_the_pairing_says_so() {
     assert_eq!(server.writes(), 0);
 }
 
-/// The Genesys profile end to end against the embedded server, from AD-like records (DNs,
+/// The Genesys profile end to end against the embedded server in its Genesys mode (as strict
+/// as Genesys's documentation: active users only unless filtered, pages of 25 unless the
+/// expensive attributes are excluded, documented filters and write shapes only), from AD-like records (DNs,
 /// a manager DN, phone numbers as people type them, skill groups): phones, manager, department,
 /// division, roles, skills and languages converge; a second run has nothing to do; one user
 /// leaving a skill group changes only that user's skills; an impossible proficiency stops the
@@ -199,7 +202,7 @@ groups:
 "#
         )
     };
-    let server = MemoryServer::start(MemoryStore::new(Some("t"))).await.unwrap();
+    let server = MemoryServer::start(MemoryStore::new(Some("t")).genesys(GenesysRules::default())).await.unwrap();
     let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", &people(r#""2", "3""#, "Coaching:4"))]);
     let env = [("URL", server.base_url())];
 

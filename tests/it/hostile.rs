@@ -517,3 +517,85 @@ async fn display_name_lookups_without_filter_support_match_locally() {
     assert_eq!(groups[&team].id, "g2");
     assert_eq!(groups[&team].members.len(), 1);
 }
+
+mod genesys {
+    //! Genesys Cloud's own answers, from the embedded server's Genesys mode: a stale write in
+    //! each of its three forms, and a membership write over the size limit.
+
+    use std::fmt::Write as _;
+
+    use scimform::target::genesys_rules::GenesysRules;
+    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use serde_json::{Value, json};
+
+    use crate::common::{run_async, workspace};
+
+    fn manifest(base_url: &str, groups: &str) -> String {
+        format!(
+            "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  profile: genesys\n  base_url: {base_url}\n  auth: {{ bearer_token: t }}\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: mail\n    title: title\n{groups}"
+        )
+    }
+
+    /// 400 `invalidVers`, 409 and 412 all mean "changed since it was read": each is reported
+    /// stale, the user read again and planned again, and the write lands.
+    #[tokio::test]
+    async fn each_form_of_a_stale_version_is_read_again_and_planned_again() {
+        for stale_status in [400, 409, 412] {
+            let rules = GenesysRules { stale_status, ..GenesysRules::default() };
+            let server = MemoryServer::start(MemoryStore::new(Some("t")).genesys(rules)).await.unwrap();
+            let people = |title: &str| format!("users:\n  - {{id: '1', mail: a@x.example, title: {title}}}\n");
+            let dir = workspace(&[("m.yaml", &manifest(server.base_url(), "")), ("people.yaml", &people("Agent"))]);
+            let apply = ["apply", "-f", "m.yaml", "--auto-approve", "--report", "r.json"];
+            assert_eq!(run_async(dir.path(), &apply, &[]).await.code, 0);
+            // An edit by hand moves the version on; the state still holds the old one.
+            let id = server.user("a@x.example").unwrap()["id"].as_str().unwrap().to_owned();
+            server.edit_user(&id, |u| u["displayName"] = json!("Edited by hand"));
+            std::fs::write(dir.path().join("people.yaml"), people("Lead")).unwrap();
+            let result = run_async(dir.path(), &apply, &[]).await;
+            assert_eq!(result.code, 0, "{stale_status}: {}", result.all());
+            assert!(result.stderr.contains("read again and planned again"), "{stale_status}: {}", result.stderr);
+            assert_eq!(server.user("a@x.example").unwrap()["title"], "Lead", "{stale_status}");
+            let report: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+            assert_eq!(report["operations"][0]["status"], stale_status, "{report:#}");
+            assert_eq!(report["failed"], 0, "{report:#}");
+        }
+    }
+
+    /// A membership PATCH answered 413 is sent again as smaller requests until each fits; all
+    /// members land, and the report lists the refused request as superseded.
+    #[tokio::test]
+    async fn a_413_on_a_membership_write_is_answered_by_smaller_requests() {
+        let rules = GenesysRules { max_members_per_request: Some(2), ..GenesysRules::default() };
+        let mut store = MemoryStore::new(Some("t")).genesys(rules);
+        let mut people = String::from("users:\n");
+        for i in 1..=5 {
+            store.insert_user(json!({"userName": format!("u{i}@x.example"), "externalId": format!("hr-{i}"), "title": "Agent", "active": true}));
+            let _ = writeln!(people, "  - {{id: '{i}', mail: u{i}@x.example, title: Agent}}");
+        }
+        people.push_str("groups:\n  - {id: team, members: ['1', '2', '3', '4', '5']}\n");
+        store.insert_group("Team", &[]);
+        let server = MemoryServer::start(store).await.unwrap();
+        let groups = "groups:\n  - { name: Team, source: hr, from: { id: team }, to: { display_name: Team } }\n";
+        let dir = workspace(&[("m.yaml", &manifest(server.base_url(), groups)), ("people.yaml", &people)]);
+        let result = run_async(
+            dir.path(),
+            &["apply", "-f", "m.yaml", "--auto-approve", "--no-state", "--report", "r.json"],
+            &[],
+        )
+        .await;
+        assert_eq!(result.code, 0, "{}", result.all());
+        assert_eq!(server.group_members("Team").len(), 5);
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+        let statuses: Vec<u64> =
+            report["operations"].as_array().unwrap().iter().map(|o| o["status"].as_u64().unwrap()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 413).count(),
+            2,
+            "5 members, then 3, then fitting parts: {report:#}"
+        );
+        assert_eq!(report["failed"], 0, "{report:#}");
+        let again = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &[]).await;
+        assert!(again.stdout.starts_with("No changes."), "{}", again.all());
+    }
+}

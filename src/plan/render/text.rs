@@ -270,6 +270,7 @@ pub(crate) mod tests {
             precondition: crate::plan::Precondition::Absent,
             method: crate::manifest::model::MembershipMethod::Patch,
             members_per_operation: 100,
+            members_per_request: None,
             create: false,
             add: (0..60).map(member).collect(),
             remove: (60..62).map(member).collect(),
