@@ -268,6 +268,7 @@ async fn if_match_is_sent_only_to_services_with_etags() {
 #[tokio::test]
 async fn genesys_lists_active_then_inactive_users_in_pages_of_25_without_unmanaged_expensive_attributes() {
     let server = MockServer::start().await;
+    genesys_refusals(&server).await;
     let excluded = "roles,urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingSkills,urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingLanguages";
     let active: Vec<Value> =
         (0..30).map(|i| json!({"id": format!("a{i}"), "userName": format!("a{i}@x"), "active": true})).collect();
@@ -329,6 +330,37 @@ async fn genesys_rate_limit_headers_slow_the_next_request() {
     client.send(&patch("u2")).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
     assert_eq!(client.stats().throttled_waits, 1);
+}
+
+/// Genesys's refusals (`genesys_rules`: pages, `excludedAttributes`, filters), ahead of the
+/// test's own mocks: a Genesys fake may be stricter than Genesys, never more lenient.
+async fn genesys_refusals(server: &MockServer) {
+    struct Refused;
+    fn refusal(request: &Request) -> Option<scimform::target::genesys_rules::Refusal> {
+        let query: std::collections::BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let users = request.url.path().ends_with("/Users");
+        let count = query.get("count").and_then(|c| c.parse().ok());
+        scimform::target::genesys_rules::refuse_list(
+            users,
+            count,
+            query.get("excludedAttributes").map(String::as_str),
+            query.get("filter").map(String::as_str),
+        )
+    }
+    impl wiremock::Match for Refused {
+        fn matches(&self, request: &Request) -> bool {
+            request.method.as_str() == "GET" && refusal(request).is_some()
+        }
+    }
+    impl Respond for Refused {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let (status, scim_type, detail) = refusal(request).unwrap_or_default();
+            ResponseTemplate::new(status)
+                .set_body_json(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": status.to_string(), "scimType": scim_type, "detail": detail}))
+        }
+    }
+    Mock::given(Refused).respond_with(Refused).with_priority(1).mount(server).await;
 }
 
 /// Answers 429 (Retry-After: 1) to any write beyond `per_second` in the last second.
