@@ -303,7 +303,7 @@ impl ScimClient {
     /// Every resource at `path` (matching `filter`), page by page, each turned by `keep` into
     /// what the caller holds as its page arrives.
     ///
-    /// The service is not trusted to page correctly: a page larger than asked, a resource seen
+    /// The service is not trusted to page correctly: a resource seen
     /// twice (a service that ignores `startIndex` sends the first page again and again), more
     /// resources than the first page's `totalResults` (plus a page and 1 % for users added
     /// meanwhile), more than `target.max_resources`, or an empty page before `totalResults` is
@@ -353,10 +353,12 @@ impl ScimClient {
                     detail: "empty list response".into(),
                 })?;
             let received = page.resources.len();
-            if received > page_size {
-                return Err(broken(format!(
-                    "the page at startIndex {start_index} holds {received} resources where {page_size} were asked for"
-                )));
+            if received > page_size && read == 0 {
+                // RFC 7644 makes `count` a maximum; some services send everything at once. The
+                // bounds below still hold, and the body is within `max_response_mib`.
+                tracing::warn!(
+                    "GET {path}: the service sent {received} resources where {page_size} were asked for; reading on"
+                );
             }
             let limit = self.limits.max_resources;
             let reported = *first_total.get_or_insert(page.total_results);
