@@ -223,3 +223,87 @@ async fn two_runs_on_one_database_do_not_interleave() {
     assert!(idle.stderr.contains("Planned against the state;"), "the other machine used the state: {}", idle.stderr);
     assert_eq!(server.writes(), 0);
 }
+
+/// A run that ends in an error after its writes (here the state database goes away during the
+/// apply, so the state cannot be saved) still reports every request it sent, with its status,
+/// and says that writes landed.
+#[tokio::test]
+async fn a_run_that_ends_in_an_error_reports_every_request_sent() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+    struct Created;
+    impl Respond for Created {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            let user_name = body["userName"].as_str().unwrap().to_owned();
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": format!("id-{user_name}"), "userName": user_name, "active": true}))
+                .set_delay(Duration::from_secs(2))
+        }
+    }
+    let target = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ServiceProviderConfig"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"etag": {"supported": false}})))
+        .mount(&target)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/Users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"totalResults": 0, "Resources": []})))
+        .mount(&target)
+        .await;
+    Mock::given(method("POST")).and(path("/Users")).respond_with(Created).expect(2).mount(&target).await;
+    let manifest = format!(
+        "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {}\n  auth: {{ bearer_token: t }}\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: mail\n",
+        target.uri()
+    );
+    let dir = crate::common::workspace(&[
+        ("m.yaml", &manifest),
+        ("people.yaml", "users:\n  - {id: '1', mail: a@x.example}\n  - {id: '2', mail: b@x.example}\n"),
+    ]);
+    let state = url();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_scimform"))
+        .current_dir(dir.path())
+        .args(["apply", "-f", "m.yaml", "--auto-approve", "--state", &state, "--report", "r.json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the run holds its lock, its database connection goes away while the POSTs are out.
+    let (probe, connection) =
+        tokio_postgres::connect(&var("SCIMFORM_TEST_POSTGRES_URL"), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let holder = format!("scimform pid {} on host %", run.id());
+    let mut terminated = false;
+    for _ in 0..200 {
+        let posted = target.received_requests().await.unwrap().iter().any(|r| r.method.as_str() == "POST");
+        if posted {
+            let rows = probe
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1",
+                    &[&holder],
+                )
+                .await
+                .unwrap();
+            terminated = !rows.is_empty();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(terminated, "the run's connection was found");
+    let output = tokio::task::spawn_blocking(move || run.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("2 write(s) landed before the run stopped"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["result"], "error", "{report:#}");
+    assert_eq!(report["applied"], 2, "{report:#}");
+    let operations: Vec<(&str, u64)> = report["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["request"].as_str().unwrap(), o["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(operations, [("POST /Users", 201), ("POST /Users", 201)]);
+}
