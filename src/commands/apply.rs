@@ -236,6 +236,7 @@ async fn replan_stale(
     }
     let mut read_again: BTreeMap<String, String> = BTreeMap::new();
     let mut failed: Vec<crate::apply::Outcome> = Vec::new();
+    let mut unfindable: BTreeMap<String, String> = BTreeMap::new();
     for change in plan.users.iter().filter(|c| stale_users.contains(&c.key)) {
         let resource = format!("user {}", serde_json::to_string(&change.key).unwrap_or_default());
         let (request, fresh) = if let Some(id) = &change.target_id {
@@ -249,15 +250,15 @@ async fn replan_stale(
             let found: Result<Vec<CurrentUser>, _> =
                 found.map(|f| f.into_iter().filter_map(CurrentUser::from_resource).collect());
             if matches!(&found, Ok(users) if users.is_empty()) {
-                failed.push(crate::apply::Outcome::failed(
+                // The create stays failed, saying what to do.
+                unfindable.insert(
                     resource,
-                    format!("GET /Users?filter=userName eq \"{user_name}\""),
-                    Failure::unsent(format!(
+                    format!(
                         "the service says `{user_name}` exists (409), but no lookup finds it: a deleted user the \
                          service still keeps (Genesys does)? Restore or purge it in the target, or give the person \
                          another userName"
-                    )),
-                ));
+                    ),
+                );
                 continue;
             }
             (format!("GET /Users?filter=userName eq \"{user_name}\""), found)
@@ -292,6 +293,9 @@ async fn replan_stale(
     }
     for outcome in report.outcomes.iter_mut().filter(|o| o.stale) {
         outcome.superseded = read_again.contains_key(&outcome.resource);
+        if let (Some(hint), Err(failure)) = (unfindable.get(&outcome.resource), &mut outcome.result) {
+            failure.message = format!("{}: {hint}", failure.message);
+        }
     }
     report.outcomes.extend(failed);
     let mut again = crate::plan::plan(&manifest.users, desired, &current);

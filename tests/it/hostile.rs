@@ -602,3 +602,48 @@ mod genesys {
         assert!(again.stdout.starts_with("No changes."), "{}", again.all());
     }
 }
+
+/// A create answered 409 whose user no lookup can find (Genesys keeps deleted users): the
+/// report names the user and says what to do; the other user is created.
+#[tokio::test]
+async fn a_create_refused_as_existing_that_no_lookup_finds_says_what_to_do() {
+    let server = service(|_, _| page(&[], 0, 1)).await;
+    Mock::given(method("POST"))
+        .and(path("/scim/v2/Users"))
+        .and(wiremock::matchers::body_string_contains("gone@x.example"))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_json(json!({"status": "409", "scimType": "uniqueness", "detail": "userName exists"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/scim/v2/Users"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"id": "new", "userName": "new@x.example", "active": true})),
+        )
+        .mount(&server)
+        .await;
+    let manifest = format!(
+        "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {}/scim/v2\n  auth: {{ bearer_token: t }}\nusers:\n  source: hr\n  external_id: \"hr-{{{{ id }}}}\"\n  attributes:\n    userName: mail\n",
+        server.uri()
+    );
+    let people = "users:\n  - {id: '1', mail: gone@x.example}\n  - {id: '2', mail: new@x.example}\n";
+    let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", people)]);
+    let result =
+        run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--no-state", "--report", "r.json"], &[])
+            .await;
+    assert_eq!(result.code, 1, "{}", result.all());
+    assert!(
+        result.stderr.contains("user \"gone@x.example\": POST /Users failed: POST /Users was refused with HTTP 409 (uniqueness): userName exists: it exists in the target already: the service says `gone@x.example` exists (409), but no lookup finds it"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result.stderr.contains("Restore or purge it in the target, or give the person another userName"),
+        "{}",
+        result.stderr
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!((report["applied"].as_u64(), report["failed"].as_u64()), (Some(1), Some(1)), "{report:#}");
+}
