@@ -152,7 +152,10 @@ pub fn transport_reason(error: &reqwest::Error) -> String {
         format!("the host name cannot be resolved ({innermost})")
     } else if all.contains("connection refused") {
         "the connection was refused: nothing listens there".to_owned()
-    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+    } else if ["certificate", "tls", "handshake", "corrupt message", "unknownissuer", "peer sent"]
+        .iter()
+        .any(|word| all.contains(word))
+    {
         format!("TLS failed: {innermost}")
     } else if all.contains("connection reset") || all.contains("broken pipe") || all.contains("connection closed") {
         "the connection was closed before the answer".to_owned()

@@ -647,3 +647,33 @@ async fn a_create_refused_as_existing_that_no_lookup_finds_says_what_to_do() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
     assert_eq!((report["applied"].as_u64(), report["failed"].as_u64()), (Some(1), Some(1)), "{report:#}");
 }
+
+/// TLS to a server that does not speak it, and a server that does not answer in time: each
+/// said in words, with what to check.
+#[tokio::test]
+async fn tls_and_timeouts_say_what_failed() {
+    let plain = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})).set_delay(Duration::from_secs(3)))
+        .mount(&plain)
+        .await;
+    let manifest = |base_url: &str| {
+        format!(
+            "version: 1\nsources:\n  hr: {{ kind: file, path: people.yaml }}\ntarget:\n  kind: scim\n  base_url: {base_url}\n  auth: {{ bearer_token: t }}\n  max_attempts: 1\n  timeout_seconds: 1\nusers:\n  source: hr\n  attributes:\n    userName: mail\n"
+        )
+    };
+    let https = plain.uri().replace("http://", "https://");
+    let dir = workspace(&[
+        ("tls.yaml", &manifest(&https)),
+        ("slow.yaml", &manifest(&plain.uri())),
+        ("people.yaml", "users:\n  - {id: '1', mail: a@x.example}\n"),
+    ]);
+    let tls = run_async(dir.path(), &["plan", "-f", "tls.yaml", "--no-state"], &[]).await;
+    assert_eq!(tls.code, 1, "{}", tls.all());
+    assert!(tls.stderr.contains("TLS failed"), "{}", tls.stderr);
+    assert!(tls.stderr.contains("check `target.base_url` and `target.ca_file`"), "{}", tls.stderr);
+    let slow = run_async(dir.path(), &["plan", "-f", "slow.yaml", "--no-state"], &[]).await;
+    assert_eq!(slow.code, 1, "{}", slow.all());
+    assert!(slow.stderr.contains("no answer within `timeout_seconds`"), "{}", slow.stderr);
+    assert!(slow.stderr.contains("raise `target.timeout_seconds`"), "{}", slow.stderr);
+}
