@@ -11,8 +11,8 @@ use scimform::manifest::model::{Profile, TargetAuth, TargetConfig};
 use scimform::plan::{Action, AttributeChange, Plan, UserChange};
 use scimform::scim::{Method, ScimPath, ScimRequest};
 use scimform::secret::Secret;
-use scimform::target::memory::{MemoryServer, MemoryStore};
-use scimform::target::{ScimClient, TargetReader, TargetWriter};
+use scimform::service::memory::{MemoryServer, MemoryStore};
+use scimform::service::{ScimClient, TargetReader, TargetWriter};
 use serde_json::json;
 
 const USERS: usize = 5000;

@@ -21,9 +21,9 @@ use scimform::commands::{RunState, TargetUpdate, client_for, read_and_plan_cache
 use scimform::manifest::MapEnvironment;
 use scimform::progress::Progress;
 use scimform::scim::Method;
+use scimform::service::memory::{MemoryServer, MemoryStore};
 use scimform::source::{AnySource, FileSource};
 use scimform::state::update_after_apply;
-use scimform::target::memory::{MemoryServer, MemoryStore};
 
 const MANIFEST: &str = r#"version: 1
 sources:

@@ -17,7 +17,7 @@ use crate::plan::{Action, ActionReason, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
 use crate::scim::resource::{id_of, version_of};
 use crate::scim::{ScimRequest, ScimResponse};
-use crate::target::{CurrentGroup, TargetError, TargetReader, TargetWriter};
+use crate::service::{CurrentGroup, TargetError, TargetReader, TargetWriter};
 
 /// What happened to one planned change.
 #[derive(Debug, Clone, PartialEq)]
@@ -526,7 +526,7 @@ mod tests {
         let mut ann = crate::plan::diff::tests::person("2", "ann.lee@x.example", "Agent");
         ann.insert("manager", crate::source::AttrValue::Text("1".into()));
         let desired = crate::desired::build(&m.users, &[boss, ann], &[]);
-        let plan = crate::plan::plan(&m.users, &desired, &crate::target::CurrentState::default());
+        let plan = crate::plan::plan(&m.users, &desired, &crate::service::CurrentState::default());
         let target = FakeTarget { sent: Mutex::new(Vec::new()), fail: None };
         let report = execute(&plan, &target, 2).await;
         assert_eq!(report.failures().count(), 0, "{report:?}");

@@ -16,9 +16,9 @@ use crate::exit::ExitStatus;
 use crate::lock::RunLock;
 use crate::plan::focus::focus;
 use crate::plan::{Plan, PlanDocument};
+use crate::service::{CurrentUser, ScimClient, TargetReader};
 use crate::state::postgres::is_postgres_url;
 use crate::state::{render_drift, update_after_apply};
-use crate::target::{CurrentUser, ScimClient, TargetReader};
 
 /// What a run did, for the exit status and the report.
 pub struct Outcome {
@@ -215,7 +215,7 @@ async fn read_back_groups(plan: &Plan, report: &mut ApplyReport, client: &ScimCl
 async fn replan_stale(
     manifest: &crate::manifest::Manifest,
     desired: &crate::desired::DesiredState,
-    before: &crate::target::CurrentState,
+    before: &crate::service::CurrentState,
     plan: &Plan,
     mut report: ApplyReport,
     client: &ScimClient,
@@ -446,7 +446,7 @@ fn finish(report: ApplyReport, client: &ScimClient, console: &mut Console<'_>) -
 }
 
 /// `Requests: 2 GET 200, 1 PATCH 204; 1 retry, 0 throttled waits, 0 token refreshes.`
-fn describe_requests(stats: &crate::target::client::RequestStats) -> String {
+fn describe_requests(stats: &crate::service::client::RequestStats) -> String {
     let counts: Vec<String> =
         stats.by_status.iter().map(|((method, status), n)| format!("{n} {method} {status}")).collect();
     format!(

@@ -11,8 +11,8 @@ use super::{Console, read_and_plan};
 use crate::exit::ExitStatus;
 use crate::manifest::MapEnvironment;
 use crate::plan::render::render_text;
+use crate::service::memory::{MemoryServer, MemoryStore};
 use crate::source::{AnySource, FileSource};
-use crate::target::memory::{MemoryServer, MemoryStore};
 
 const MANIFEST: &str = include_str!("../../examples/quickstart/scimform.yaml");
 const PEOPLE: &str = include_str!("../../examples/quickstart/people.yaml");

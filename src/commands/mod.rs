@@ -18,9 +18,9 @@ use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::progress::Progress;
+use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::source::{AnySource, ReadKind, Source, SourceCache, SourceRecord};
 use crate::state::{Snapshot, StateError, Store};
-use crate::target::{CurrentState, ScimClient, TargetReader};
 
 /// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
 /// terminal to ask for confirmation on, when there is one.

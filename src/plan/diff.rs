@@ -13,7 +13,7 @@ use crate::manifest::model::TargetGroupRef;
 use crate::manifest::model::{Deprovision, DeprovisionAction, MembershipMethod, UserMapping};
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
-use crate::target::{CurrentGroup, CurrentState, CurrentUser};
+use crate::service::{CurrentGroup, CurrentState, CurrentUser};
 
 /// Computes the plan. `mapping` supplies the policy: match attribute, ownership marker,
 /// deprovisioning and whether disabled source users are created.
@@ -512,8 +512,8 @@ pub(crate) mod tests {
     use crate::manifest::model::{GroupPairing, GroupSelector, MembershipMethod, TargetGroupRef};
     use crate::manifest::{Manifest, MapEnvironment};
     use crate::plan::render::render_text;
+    use crate::service::CurrentGroup;
     use crate::source::{AttrValue, SourceGroup, SourceRecord};
-    use crate::target::CurrentGroup;
 
     pub(crate) const MANIFEST: &str = r#"
 version: 1

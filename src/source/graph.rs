@@ -28,10 +28,10 @@ use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record}
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::graph_properties::top_level;
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
-use crate::target::auth::{Auth, OAuth2};
-use crate::target::body::{BodyError, mib, read_limited};
-use crate::target::pacing::throttled_wait;
-use crate::target::retry::{Backoff, Verdict, verdict};
+use crate::service::auth::{Auth, OAuth2};
+use crate::service::body::{BodyError, mib, read_limited};
+use crate::service::pacing::throttled_wait;
+use crate::service::retry::{Backoff, Verdict, verdict};
 
 const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";

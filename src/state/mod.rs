@@ -26,8 +26,8 @@ use crate::manifest::model::TargetGroupRef;
 use crate::plan::{Action, Plan};
 use crate::scim::resource::{id_of, version_of};
 use crate::scim::{ScimPath, ScimResponse};
+use crate::service::{CurrentGroup, CurrentState, CurrentUser};
 use crate::source::SourceCache;
-use crate::target::{CurrentGroup, CurrentState, CurrentUser};
 
 /// What the last run left.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -104,9 +104,9 @@ pub(crate) mod decode {
     use std::collections::{BTreeMap, BTreeSet};
 
     use crate::manifest::model::TargetGroupRef;
+    use crate::service::{CurrentGroup, CurrentUser};
     use crate::source::SourceCache;
     use crate::source::cache::CachedGroup;
-    use crate::target::{CurrentGroup, CurrentUser};
 
     pub fn user(id: String, version: Option<String>, resource: &str) -> Result<CurrentUser, String> {
         let resource = serde_json::from_str(resource).map_err(|e| format!("user {id}: {e}"))?;

@@ -12,8 +12,8 @@ use tokio_postgres::Client;
 use tokio_postgres::config::{Host, SslMode};
 
 use super::{Snapshot, StateError, decode, show_reference};
+use crate::service::CurrentState;
 use crate::source::SourceCache;
-use crate::target::CurrentState;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS scimform_meta (

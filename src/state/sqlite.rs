@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Snapshot, StateError, decode, show_reference};
+use crate::service::CurrentState;
 use crate::source::SourceCache;
-use crate::target::CurrentState;
 
 /// The schema this scimform writes; a newer file is refused rather than misread. Version 1
 /// files (the target only) are read as they are and gain the source tables.

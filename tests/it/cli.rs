@@ -1,4 +1,4 @@
-use scimform::target::memory::{MemoryServer, MemoryStore};
+use scimform::service::memory::{MemoryServer, MemoryStore};
 use serde_json::json;
 
 use crate::common::{run, run_async, workspace};

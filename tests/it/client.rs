@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use scimform::manifest::model::{ClientAuth, Profile, TargetAuth, TargetConfig, TargetGroupRef};
 use scimform::scim::{Method, ScimPath, ScimRequest};
 use scimform::secret::Secret;
-use scimform::target::retry::Backoff;
-use scimform::target::{ScimClient, TargetReader, TargetWriter};
+use scimform::service::retry::Backoff;
+use scimform::service::{ScimClient, TargetReader, TargetWriter};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -336,11 +336,11 @@ async fn genesys_rate_limit_headers_slow_the_next_request() {
 /// test's own mocks: a Genesys fake may be stricter than Genesys, never more lenient.
 async fn genesys_refusals(server: &MockServer) {
     struct Refused;
-    fn refusal(request: &Request) -> Option<scimform::target::genesys_rules::Refusal> {
+    fn refusal(request: &Request) -> Option<scimform::service::genesys_rules::Refusal> {
         let query: std::collections::BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let users = request.url.path().ends_with("/Users");
         let count = query.get("count").and_then(|c| c.parse().ok());
-        scimform::target::genesys_rules::refuse_list(
+        scimform::service::genesys_rules::refuse_list(
             users,
             count,
             query.get("excludedAttributes").map(String::as_str),

@@ -1,6 +1,6 @@
 use scimform::commands::demo::seeded_store;
-use scimform::target::genesys_rules::GenesysRules;
-use scimform::target::memory::{MemoryServer, MemoryStore};
+use scimform::service::genesys_rules::GenesysRules;
+use scimform::service::memory::{MemoryServer, MemoryStore};
 use serde_json::{Value, json};
 
 use crate::common::{repo_root, run_async, workspace};

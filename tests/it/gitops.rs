@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use scimform::commands::demo::seeded_store;
 use scimform::plan::PlanDocument;
-use scimform::target::memory::{MemoryServer, MemoryStore};
+use scimform::service::memory::{MemoryServer, MemoryStore};
 use serde_json::{Value, json};
 
 use crate::common::{quickstart, repo_root, run_async, workspace};

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use scimform::manifest::model::{GraphConfig, GroupSelector};
 use scimform::secret::Secret;
+use scimform::service::retry::Backoff;
 use scimform::source::{AttrValue, GraphSource, SourceRecord};
-use scimform::target::retry::Backoff;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -255,7 +255,7 @@ async fn groups_by_display_name_are_resolved_once_and_ambiguity_is_an_error() {
 mod end_to_end {
     use std::fmt::Write;
 
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
     use serde_json::{Value, json};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -364,7 +364,7 @@ groups:
 async fn a_group_only_source_reads_its_group_by_delta_with_a_state() {
     use std::fmt::Write;
 
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
     use wiremock::matchers::query_param_is_missing;
 
     use crate::common::{run_async, workspace};
@@ -454,7 +454,7 @@ async fn a_group_only_source_reads_its_group_by_delta_with_a_state() {
 async fn a_large_group_changes_by_delta_not_by_replacement() {
     use std::fmt::Write;
 
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
 
     use crate::common::{run_async, workspace};
 
@@ -727,7 +727,7 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
 async fn ad_users_with_entra_groups_by_delta_select_only_what_graph_has() {
     use std::collections::HashSet;
 
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
     use wiremock::matchers::query_param_is_missing;
 
     use crate::common::{run_async, workspace};
@@ -869,7 +869,7 @@ groups:
 /// run converges, then has nothing to do; a changed extension attribute is one PATCH.
 #[tokio::test]
 async fn nested_graph_properties_map_to_attributes_and_skills_through_delta() {
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
     use wiremock::matchers::query_param_is_missing;
 
     use crate::common::{run_async, workspace};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use scimform::manifest::model::{Profile, ReadLimits, TargetAuth, TargetConfig};
 use scimform::secret::Secret;
-use scimform::target::{ScimClient, TargetError, TargetReader};
+use scimform::service::{ScimClient, TargetError, TargetReader};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -185,7 +185,7 @@ mod lost_answers {
 
     use std::fmt::Write as _;
 
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
     use serde_json::{Value, json};
 
     use crate::common::{run_async, workspace};
@@ -333,7 +333,7 @@ mod messages {
     use std::io::Read;
     use std::process::{Command, Stdio};
 
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
     use wiremock::MockServer;
 
     use crate::common::{run_async, workspace};
@@ -527,8 +527,8 @@ mod genesys {
 
     use std::fmt::Write as _;
 
-    use scimform::target::genesys_rules::GenesysRules;
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::genesys_rules::GenesysRules;
+    use scimform::service::memory::{MemoryServer, MemoryStore};
     use serde_json::{Value, json};
 
     use crate::common::{run_async, workspace};

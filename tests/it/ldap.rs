@@ -428,7 +428,7 @@ mod end_to_end {
     use std::collections::HashSet;
 
     use ldap3::Mod;
-    use scimform::target::memory::{MemoryServer, MemoryStore};
+    use scimform::service::memory::{MemoryServer, MemoryStore};
 
     use super::{DOMAIN, ad, admin};
     use crate::common::{run_async, workspace};

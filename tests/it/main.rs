@@ -31,4 +31,4 @@ mod scim2;
 // The state file: planning against the last run's target, exact writes, fallback to full reads.
 mod state;
 // The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.
-mod target;
+mod service;

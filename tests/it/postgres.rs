@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use scimform::commands::demo::seeded_store;
+use scimform::service::memory::MemoryServer;
+use scimform::service::{CurrentState, CurrentUser};
 use scimform::source::{AttrValue, SourceCache, SourceRecord};
 use scimform::state::{Snapshot, StateError, Store};
-use scimform::target::memory::MemoryServer;
-use scimform::target::{CurrentState, CurrentUser};
 use serde_json::json;
 
 use crate::common::{quickstart, run_async};

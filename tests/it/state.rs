@@ -4,7 +4,7 @@
 //! manifest, after a retry). `--refresh-only` reports drift.
 
 use scimform::commands::demo::seeded_store;
-use scimform::target::memory::MemoryServer;
+use scimform::service::memory::MemoryServer;
 use serde_json::json;
 
 use crate::common::{quickstart, run_async};

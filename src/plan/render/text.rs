@@ -215,7 +215,7 @@ pub(crate) mod tests {
     use crate::desired::build;
     use crate::manifest::model::TargetGroupRef;
     use crate::plan::diff::tests::{MANIFEST, manifest, person, target_user};
-    use crate::target::{CurrentGroup, CurrentState};
+    use crate::service::{CurrentGroup, CurrentState};
 
     /// One plan with every kind of change.
     pub(crate) fn realistic_plan() -> Plan {

@@ -19,7 +19,7 @@ use crate::scim::patch::PatchRequest;
 use crate::scim::path::get_ci;
 use crate::scim::resource::{LIST_RESPONSE_SCHEMA, ScimErrorBody};
 use crate::scim::{EqFilter, GROUP_SCHEMA, USER_SCHEMA};
-use crate::target::genesys_rules::{self, GenesysRules, Refusal};
+use crate::service::genesys_rules::{self, GenesysRules, Refusal};
 
 /// Where the embedded server mounts its endpoints.
 pub const BASE_PATH: &str = "/scim/v2";

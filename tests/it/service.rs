@@ -1,8 +1,8 @@
 use scimform::manifest::model::{Profile, TargetAuth, TargetConfig, TargetGroupRef};
 use scimform::scim::{Method, PatchOperation, PatchRequest, ScimPath, ScimRequest};
 use scimform::secret::Secret;
-use scimform::target::memory::{MemoryServer, MemoryStore};
-use scimform::target::{ScimClient, TargetError, TargetReader, TargetWriter};
+use scimform::service::memory::{MemoryServer, MemoryStore};
+use scimform::service::{ScimClient, TargetError, TargetReader, TargetWriter};
 use serde_json::json;
 
 fn client(server: &MemoryServer) -> ScimClient {
