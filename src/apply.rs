@@ -59,7 +59,7 @@ impl Failure {
             TargetError::Status { status, .. } => Some(*status),
             _ => None,
         };
-        let message = crate::error_chain(error);
+        let message = crate::report::error_chain(error);
         Self { status, message: if then.is_empty() { message } else { format!("{message}: {then}") } }
     }
 
@@ -524,7 +524,7 @@ mod tests {
         ));
         let boss = crate::plan::diff::tests::person("1", "boss@x.example", "Lead");
         let mut ann = crate::plan::diff::tests::person("2", "ann.lee@x.example", "Agent");
-        ann.insert("manager", crate::source::AttrValue::Text("1".into()));
+        ann.insert("manager", crate::record::AttrValue::Text("1".into()));
         let desired = crate::desired::build(&m.users, &[boss, ann], &[]);
         let plan = crate::plan::plan(&m.users, &desired, &crate::service::CurrentState::default());
         let target = FakeTarget { sent: Mutex::new(Vec::new()), fail: None };

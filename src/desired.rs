@@ -8,8 +8,8 @@ use crate::manifest::model::{
     GroupPairing, MembershipMethod, OnEmpty, SetMapping, SetPrecedence, TargetGroupRef, UserMapping,
 };
 use crate::mapping::evaluate;
+use crate::record::{SourceGroup, SourceRecord};
 use crate::scim::ScimPath;
-use crate::source::{SourceGroup, SourceRecord};
 
 /// Normalises a match value: SCIM `userName` (and the other string attributes one would match
 /// on) are not case-exact, so keys compare in lower case.
@@ -151,7 +151,7 @@ fn add_references(mapping: &UserMapping, records: &[SourceRecord], state: &mut D
     for user in state.users.values() {
         let Some(record) = by_id.get(user.source_id.as_str()) else { continue };
         by_name.insert(record.id.to_lowercase(), &user.key);
-        if let Some(crate::source::AttrValue::Text(dn)) = record.get("dn") {
+        if let Some(crate::record::AttrValue::Text(dn)) = record.get("dn") {
             by_name.insert(dn.to_lowercase(), &user.key);
         }
     }
@@ -159,7 +159,7 @@ fn add_references(mapping: &UserMapping, records: &[SourceRecord], state: &mut D
     for user in state.users.values() {
         let Some(record) = by_id.get(user.source_id.as_str()) else { continue };
         for (path, attribute) in &references {
-            let Some(crate::source::AttrValue::Text(reference)) = record.get(attribute) else { continue };
+            let Some(crate::record::AttrValue::Text(reference)) = record.get(attribute) else { continue };
             if reference.is_empty() {
                 continue;
             }
@@ -369,7 +369,7 @@ mod tests {
     use super::*;
     use crate::manifest::model::GroupSelector;
     use crate::plan::diff::tests::{MANIFEST, manifest, person};
-    use crate::source::AttrValue;
+    use crate::record::AttrValue;
 
     const SKILLS: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingSkills";
 

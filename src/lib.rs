@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod current;
 pub mod desired;
 pub mod exit;
 pub mod lock;
@@ -19,6 +20,7 @@ pub mod manifest;
 pub mod mapping;
 pub mod plan;
 pub mod progress;
+pub mod record;
 pub mod report;
 pub mod scim;
 pub mod secret;
@@ -38,19 +40,6 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::commands::Console;
 use crate::exit::ExitStatus;
-
-/// An error with the errors that caused it: libraries (reqwest, tokio-postgres) keep the reason
-/// out of their message, a TLS handshake's say.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 /// Runs scimform with the given arguments; the binary's `main` is only this.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {

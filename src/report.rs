@@ -5,6 +5,19 @@ use std::fmt::Write;
 
 use crate::manifest::{Diagnostic, ManifestError};
 
+/// An error with the errors that caused it: libraries (reqwest, tokio-postgres) keep the reason
+/// out of their message, a TLS handshake's say.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Renders any error with its chain of causes.
 pub fn render_error(error: &anyhow::Error) -> String {
     if let Some(manifest) = error.downcast_ref::<ManifestError>() {

@@ -17,8 +17,8 @@ use crate::manifest::model::OnEmpty;
 use crate::mapping::{Mapping, evaluate};
 use crate::plan::render::render_text;
 use crate::plan::requests::{group_request, user_request};
+use crate::record::{AttrValue, SourceRecord};
 use crate::service::{CurrentState, CurrentUser, TargetReader};
-use crate::source::{AttrValue, SourceRecord};
 
 pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     let manifest = crate::manifest::load(file)?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Mapping;
 use super::functions;
 use super::template::{Call, Expr, Filter, Operand, Part, Template};
-use crate::source::{AttrValue, SourceRecord};
+use crate::record::{AttrValue, SourceRecord};
 
 /// A mapping that cannot be evaluated for one record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

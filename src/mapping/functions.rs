@@ -10,7 +10,7 @@ use phonenumber::country::Id as Region;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use crate::source::ad;
+use crate::record::ad;
 
 /// The first `n` characters (not bytes).
 pub fn left(text: &str, n: usize) -> String {

@@ -8,12 +8,12 @@ use serde_json::Value;
 use super::{
     Action, ActionReason, AttributeChange, Blocked, Conflict, GroupChange, Member, Plan, Precondition, UserChange,
 };
+use crate::current::{CurrentGroup, CurrentState, CurrentUser};
 use crate::desired::{DesiredState, DesiredUser, match_key};
 use crate::manifest::model::TargetGroupRef;
 use crate::manifest::model::{Deprovision, DeprovisionAction, MembershipMethod, UserMapping};
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
-use crate::service::{CurrentGroup, CurrentState, CurrentUser};
 
 /// Computes the plan. `mapping` supplies the policy: match attribute, ownership marker,
 /// deprovisioning and whether disabled source users are created.
@@ -508,12 +508,12 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::current::CurrentGroup;
     use crate::desired::build;
     use crate::manifest::model::{GroupPairing, GroupSelector, MembershipMethod, TargetGroupRef};
     use crate::manifest::{Manifest, MapEnvironment};
     use crate::plan::render::render_text;
-    use crate::service::CurrentGroup;
-    use crate::source::{AttrValue, SourceGroup, SourceRecord};
+    use crate::record::{AttrValue, SourceGroup, SourceRecord};
 
     pub(crate) const MANIFEST: &str = r#"
 version: 1

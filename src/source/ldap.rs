@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::ad;
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record, group_key, sorted_by_id};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
+use crate::record::ad;
 use crate::tls::is_loopback;
 
 /// AD never returns more than this many values of one attribute at once (MaxValRange).

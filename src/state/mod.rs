@@ -22,11 +22,11 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::apply::ApplyReport;
+use crate::current::{CurrentGroup, CurrentState, CurrentUser};
 use crate::manifest::model::TargetGroupRef;
 use crate::plan::{Action, Plan};
 use crate::scim::resource::{id_of, version_of};
 use crate::scim::{ScimPath, ScimResponse};
-use crate::service::{CurrentGroup, CurrentState, CurrentUser};
 use crate::source::SourceCache;
 
 /// What the last run left.
@@ -103,8 +103,8 @@ impl Store {
 pub(crate) mod decode {
     use std::collections::{BTreeMap, BTreeSet};
 
+    use crate::current::{CurrentGroup, CurrentUser};
     use crate::manifest::model::TargetGroupRef;
-    use crate::service::{CurrentGroup, CurrentUser};
     use crate::source::SourceCache;
     use crate::source::cache::CachedGroup;
 
@@ -427,8 +427,8 @@ pub fn render_drift(drift: &[Drift]) -> String {
 /// A snapshot with `users` target users, a paired group and an AD-like source (tests).
 #[cfg(test)]
 pub(crate) fn sample_snapshot(sha: &str, users: usize) -> Snapshot {
+    use crate::record::{AttrValue, SourceRecord};
     use crate::source::cache::CachedGroup;
-    use crate::source::{AttrValue, SourceRecord};
     use serde_json::json;
     let target_users = (0..users)
         .map(|i| CurrentUser {

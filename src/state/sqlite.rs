@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Snapshot, StateError, decode, show_reference};
-use crate::service::CurrentState;
+use crate::current::CurrentState;
 use crate::source::SourceCache;
 
 /// The schema this scimform writes; a newer file is refused rather than misread. Version 1

@@ -212,10 +212,10 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::current::{CurrentGroup, CurrentState};
     use crate::desired::build;
     use crate::manifest::model::TargetGroupRef;
     use crate::plan::diff::tests::{MANIFEST, manifest, person, target_user};
-    use crate::service::{CurrentGroup, CurrentState};
 
     /// One plan with every kind of change.
     pub(crate) fn realistic_plan() -> Plan {
