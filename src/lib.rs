@@ -15,6 +15,7 @@ pub mod commands;
 pub mod current;
 pub mod desired;
 pub mod exit;
+pub mod http;
 pub mod lock;
 pub mod manifest;
 pub mod mapping;

@@ -12,12 +12,12 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_M
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use super::auth::Auth;
-use super::body::{BodyError, mib, read_limited};
-use super::pacing::{Pacer, throttled_wait};
 use super::profile::ProfileSettings;
-use super::retry::{Backoff, Verdict, verdict};
 use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, TargetWriter};
+use crate::http::auth::Auth;
+use crate::http::body::{BodyError, mib, read_limited};
+use crate::http::pacing::{Pacer, throttled_wait};
+use crate::http::retry::{Backoff, Verdict, verdict};
 use crate::manifest::model::{ReadLimits, TargetConfig, TargetGroupRef};
 use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
 use crate::scim::{EqFilter, Method, ScimPath, ScimRequest, ScimResponse};
@@ -210,7 +210,7 @@ impl ScimClient {
                 Err(source) => {
                     let retryable =
                         source.is_timeout() || source.is_connect() || source.is_request() || source.is_body();
-                    let reason = super::transport_reason(&source);
+                    let reason = crate::http::transport_reason(&source);
                     if retryable && attempt < self.max_attempts {
                         tracing::warn!("{label}: {reason}; retrying (attempt {attempt} of {})", self.max_attempts);
                     }

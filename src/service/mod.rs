@@ -1,14 +1,10 @@
 //! The target: the world as it is. `TargetReader` reads the current state for `plan`;
 //! `TargetWriter` sends prepared requests for `apply`. A `plan` run only ever holds a reader.
 
-pub mod auth;
-pub mod body;
 pub mod client;
 pub mod genesys_rules;
 pub mod memory;
-pub mod pacing;
 pub mod profile;
-pub mod retry;
 
 use std::collections::BTreeMap;
 
@@ -26,7 +22,7 @@ use crate::scim::{ScimRequest, ScimResponse};
 pub enum TargetError {
     /// Not `#[source]`: the reason is said in words, and reqwest's own chain would repeat the
     /// URL with its query (which may hold a filter on a person's name).
-    #[error("cannot reach the SCIM service for {request}: {}; {}", transport_reason(.error), transport_hint(.error))]
+    #[error("cannot reach the SCIM service for {request}: {}; {}", crate::http::transport_reason(.error), transport_hint(.error))]
     Transport { request: String, error: reqwest::Error },
     #[error("{request} was refused with HTTP {status}{}{}", describe(.body.as_deref()), not_found_hint(request, *status))]
     Status { request: String, status: u16, body: Option<Box<ScimErrorBody>> },
@@ -47,39 +43,6 @@ pub enum TargetError {
     Auth { token_url: String, detail: String },
 }
 
-/// What went wrong on the wire, in words a person can act on (refused, DNS, TLS, a timeout),
-/// with the URL (its query left out: it may hold a filter on a person's name).
-pub fn transport_reason(error: &reqwest::Error) -> String {
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    let innermost = causes.last().cloned().unwrap_or_else(|| error.to_string());
-    let all = causes.join(": ").to_lowercase();
-    let what = if error.is_timeout() {
-        "no answer within `timeout_seconds`".to_owned()
-    } else if all.contains("dns error") || all.contains("lookup address") || all.contains("name or service not known") {
-        format!("the host name cannot be resolved ({innermost})")
-    } else if all.contains("connection refused") {
-        "the connection was refused: nothing listens there".to_owned()
-    } else if ["certificate", "tls", "handshake", "corrupt message", "unknownissuer", "peer sent"]
-        .iter()
-        .any(|word| all.contains(word))
-    {
-        format!("TLS failed: {innermost}")
-    } else if all.contains("connection reset") || all.contains("broken pipe") || all.contains("connection closed") {
-        "the connection was closed before the answer".to_owned()
-    } else {
-        innermost
-    };
-    match error.url() {
-        Some(url) => format!("{what} ({}://{}{})", url.scheme(), url.authority(), url.path()),
-        None => what,
-    }
-}
-
 /// A 404 on a collection means the base URL is not the service's SCIM base.
 fn not_found_hint(request: &str, status: u16) -> &'static str {
     let collection =
@@ -93,7 +56,7 @@ fn not_found_hint(request: &str, status: u16) -> &'static str {
 
 /// What to check after a transport failure.
 fn transport_hint(error: &reqwest::Error) -> &'static str {
-    let reason = transport_reason(error);
+    let reason = crate::http::transport_reason(error);
     if reason.starts_with("TLS") {
         "check `target.base_url` and `target.ca_file` (a corporate CA or a TLS-inspecting proxy?)"
     } else if error.is_timeout() {
@@ -110,6 +73,17 @@ fn describe(body: Option<&ScimErrorBody>) -> String {
         (None, Some(d)) => format!(": {d}"),
         (Some(t), None) => format!(" ({t})"),
         (None, None) => String::new(),
+    }
+}
+
+impl From<crate::http::auth::AuthError> for TargetError {
+    fn from(error: crate::http::auth::AuthError) -> Self {
+        use crate::http::auth::AuthError;
+        match error {
+            AuthError::Token { token_url, detail } => TargetError::Auth { token_url, detail },
+            AuthError::Transport { request, error } => TargetError::Transport { request, error },
+            AuthError::BadToken => TargetError::Unsupported(AuthError::BadToken.to_string()),
+        }
     }
 }
 

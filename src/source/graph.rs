@@ -26,12 +26,12 @@ use tokio::sync::Mutex;
 
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record};
 use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
+use crate::http::auth::{Auth, OAuth2};
+use crate::http::body::{BodyError, mib, read_limited};
+use crate::http::pacing::throttled_wait;
+use crate::http::retry::{Backoff, Verdict, verdict};
 use crate::manifest::graph_properties::top_level;
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
-use crate::service::auth::{Auth, OAuth2};
-use crate::service::body::{BodyError, mib, read_limited};
-use crate::service::pacing::throttled_wait;
-use crate::service::retry::{Backoff, Verdict, verdict};
 
 const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";

@@ -4,10 +4,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use scimform::http::retry::Backoff;
 use scimform::manifest::model::{ClientAuth, Profile, TargetAuth, TargetConfig, TargetGroupRef};
 use scimform::scim::{Method, ScimPath, ScimRequest};
 use scimform::secret::Secret;
-use scimform::service::retry::Backoff;
 use scimform::service::{ScimClient, TargetReader, TargetWriter};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path, query_param, query_param_is_missing};

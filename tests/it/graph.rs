@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use scimform::http::retry::Backoff;
 use scimform::manifest::model::{GraphConfig, GroupSelector};
 use scimform::secret::Secret;
-use scimform::service::retry::Backoff;
 use scimform::source::{AttrValue, GraphSource, SourceRecord};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};

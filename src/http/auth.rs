@@ -10,9 +10,20 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::TargetError;
 use crate::manifest::model::{ClientAuth, TargetAuth};
 use crate::secret::Secret;
+
+/// Why no `Authorization` header could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot get an OAuth2 token from `{token_url}`: {detail}")]
+    Token { token_url: String, detail: String },
+    /// Not `#[source]`: the reason is said in words (see `transport_reason`).
+    #[error("cannot reach the token endpoint for {request}: {}", super::transport_reason(.error))]
+    Transport { request: String, error: reqwest::Error },
+    #[error("the token holds characters that cannot be sent in a header")]
+    BadToken,
+}
 
 /// Refresh this long before the token expires, so no request goes out with a dying token.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -48,9 +59,8 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-fn bearer(token: &str) -> Result<HeaderValue, TargetError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| TargetError::Unsupported("the token holds characters that cannot be sent in a header".into()))?;
+fn bearer(token: &str) -> Result<HeaderValue, AuthError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| AuthError::BadToken)?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -73,7 +83,7 @@ impl Auth {
     }
 
     /// The `Authorization` header to send now.
-    pub async fn header(&self) -> Result<HeaderValue, TargetError> {
+    pub async fn header(&self) -> Result<HeaderValue, AuthError> {
         match self {
             Auth::Bearer(token) => bearer(token.expose()),
             Auth::OAuth2(oauth) => oauth.header().await,
@@ -109,7 +119,7 @@ impl OAuth2 {
         Self { http, token_url, client_id, client_secret, scope, client_auth, cached: Mutex::new(None) }
     }
 
-    async fn header(&self) -> Result<HeaderValue, TargetError> {
+    async fn header(&self) -> Result<HeaderValue, AuthError> {
         let mut cached = self.cached.lock().await;
         if let Some(token) = cached.as_ref().filter(|t| t.refresh_at > Instant::now()) {
             return Ok(token.header.clone());
@@ -120,7 +130,7 @@ impl OAuth2 {
         Ok(header)
     }
 
-    async fn fetch(&self) -> Result<CachedToken, TargetError> {
+    async fn fetch(&self) -> Result<CachedToken, AuthError> {
         let request = format!("POST {} (token)", self.token_url);
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(scope) = &self.scope {
@@ -140,16 +150,16 @@ impl OAuth2 {
             .form(&form)
             .send()
             .await
-            .map_err(|source| TargetError::Transport { request: request.clone(), error: source })?;
+            .map_err(|source| AuthError::Transport { request: request.clone(), error: source })?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             // The token endpoint's error body can echo credentials; it is not repeated.
-            return Err(TargetError::Auth {
+            return Err(AuthError::Token {
                 token_url: self.token_url.clone(),
                 detail: format!("HTTP {status}; check the client id and secret"),
             });
         }
-        let body: TokenResponse = response.json().await.map_err(|e| TargetError::Auth {
+        let body: TokenResponse = response.json().await.map_err(|e| AuthError::Token {
             token_url: self.token_url.clone(),
             detail: format!("the answer is not an OAuth2 token response ({e})"),
         })?;
