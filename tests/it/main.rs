@@ -6,6 +6,8 @@
 // Helpers: run the binary, temporary manifests, the embedded SCIM server.
 mod common;
 
+// The layering read from the code's imports, and ARCHITECTURE.md's paths.
+mod architecture;
 // Generated and shipped artefacts: the JSON schema and the examples.
 mod artefacts;
 // The command line: validate, plan exit codes, apply confirmation, secrets, the demo.
