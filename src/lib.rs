@@ -43,6 +43,7 @@ use crate::commands::Console;
 use crate::exit::ExitStatus;
 
 /// Runs scimform with the given arguments; the binary's `main` is only this.
+#[expect(clippy::disallowed_methods, reason = "the CLI's edge: NO_COLOR")]
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,

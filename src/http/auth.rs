@@ -2,6 +2,7 @@
 //! §4.4) with the token cached, refreshed shortly before it expires, refreshed by one caller at
 //! a time, and dropped when the server answers 401 to it. The token never reaches a log line:
 //! header values are marked sensitive and `Secret` cannot print itself.
+#![allow(clippy::disallowed_methods, reason = "tokens expire on the clock")]
 
 use std::time::Duration;
 

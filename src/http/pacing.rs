@@ -2,6 +2,7 @@
 //! shared pause the server can impose: a 429's `Retry-After`, or Genesys's
 //! `inin-ratelimit-count/-allowed/-reset` headers when the budget is nearly spent. Every request
 //! waits for both, so one refusal slows all of them down before the next is refused too.
+#![allow(clippy::disallowed_methods, reason = "pacing waits on the clock and jitters retries")]
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;

@@ -20,6 +20,7 @@ pub struct SystemEnvironment {
 }
 
 impl Environment for SystemEnvironment {
+    #[expect(clippy::disallowed_methods, reason = "`${env:...}` reads the environment by design")]
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }

@@ -14,6 +14,7 @@
 //! that serves only groups keeps its users by delta too, so members resolve to current records.
 //! Sources with a `filter` or a mapped `manager` (neither is supported by delta) are read in
 //! full every run.
+#![allow(clippy::disallowed_methods, reason = "a source is an edge: its retries jitter")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

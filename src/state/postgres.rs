@@ -4,6 +4,7 @@
 //! lock across machines, so two runs of one manifest never interleave, wherever they run.
 //! Every snapshot is written in one transaction, as in the SQLite store. Connections to another
 //! machine use TLS (`sslmode=require` at least; the system roots and `SSL_CERT_FILE` are trusted).
+#![allow(clippy::disallowed_methods, reason = "waiting for the run lock reads the clock")]
 
 use std::collections::BTreeMap;
 
