@@ -1,36 +1,43 @@
 //! scimform: declarative identity provisioning over SCIM 2.0.
 //!
 //! ```text
-//! manifest ──> sources ──> desired state ─┐
-//!                                         ├──> plan (pure diff) ──> render (text | markdown | json)
-//! target (SCIM) ──> current state ────────┘                  └──> apply ──> target (SCIM)
+//! manifest ──> sources ──> records ──> desired state ─┐
+//!                                                     ├──> plan (pure diff) ──> render (text | markdown | json)
+//! service (SCIM) ──> current state ───────────────────┘                  └──> apply ──> service (SCIM)
+//!         state: what the last run left (sources' watermarks and records, the target as left)
 //! ```
 //!
-//! Modules in pipeline order. `yaml`, `manifest` (parsing and checks), `mapping`, `scim`,
-//! `desired` and `plan` do no I/O; `source`, `target` and `apply` are the edges.
+//! Modules in the order the data flows (`reorder_modules = false` in rustfmt.toml keeps it). The
+//! pure core (`secret` to `plan`) does no I/O; ARCHITECTURE.md has the map and its rules.
 
-pub mod apply;
-pub mod cli;
-pub mod commands;
-pub mod current;
-pub mod desired;
-pub mod exit;
-pub mod http;
-pub mod lock;
+// The manifest and its vocabulary.
+pub mod secret;
+pub mod text;
+pub mod yaml;
 pub mod manifest;
 pub mod mapping;
-pub mod plan;
-pub mod progress;
-pub mod record;
-pub mod report;
 pub mod scim;
-pub mod secret;
-pub mod service;
-pub mod source;
-pub mod state;
-pub mod text;
+// The world as it should be.
+pub mod record;
+pub mod desired;
+// The world as it is.
+pub mod current;
+// The difference, as a value.
+pub mod plan;
+// The edges: the wire, sources, the SCIM service, applying, what a run leaves.
+pub mod http;
 pub mod tls;
-pub mod yaml;
+pub mod source;
+pub mod service;
+pub mod apply;
+pub mod state;
+pub mod lock;
+// The command line.
+pub mod progress;
+pub mod report;
+pub mod exit;
+pub mod cli;
+pub mod commands;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
