@@ -22,16 +22,14 @@ use crate::service::{CurrentGroup, TargetError, TargetReader, TargetWriter};
 /// What happened to one planned change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// `user "jdoe@corp.example"` or `group "Support"`.
-    pub resource: String,
+    /// The user or group the request is about.
+    pub subject: Subject,
     /// `PATCH /Users/{id}`.
     pub request: String,
     /// The HTTP status on success, or why it failed.
     pub result: Result<u16, Failure>,
-    /// For a user request: the user's key.
-    pub user: Option<String>,
-    /// For a group request: the pairing's name.
-    pub group: Option<String>,
+    /// The request created its subject (a POST that succeeded holds the new id).
+    pub creates: bool,
     /// What the server answered, on success (the state cache is updated from it).
     pub response: Option<ScimResponse>,
     /// The write was refused because the resource changed since it was read (412, 409 or
@@ -77,27 +75,17 @@ impl std::fmt::Display for Failure {
 
 impl Outcome {
     /// A request that failed for good.
-    pub fn failed(resource: String, request: String, failure: Failure) -> Self {
-        Self::new(resource, request, Err(failure))
+    pub fn failed(subject: Subject, request: String, failure: Failure) -> Self {
+        Self::new(subject, request, Err(failure))
     }
 
     /// A read that succeeded (a resource read again after a stale write).
-    pub fn read(resource: String, request: String) -> Self {
-        Self::new(resource, request, Ok(200))
+    pub fn read(subject: Subject, request: String) -> Self {
+        Self::new(subject, request, Ok(200))
     }
 
-    fn new(resource: String, request: String, result: Result<u16, Failure>) -> Self {
-        Self {
-            resource,
-            request,
-            result,
-            user: None,
-            group: None,
-            response: None,
-            stale: false,
-            superseded: false,
-            note: None,
-        }
+    fn new(subject: Subject, request: String, result: Result<u16, Failure>) -> Self {
+        Self { subject, request, result, creates: false, response: None, stale: false, superseded: false, note: None }
     }
 }
 
@@ -118,9 +106,22 @@ impl ApplyReport {
     }
 }
 
+/// What an outcome is about: a user, by its key, or a group, by its pairing's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    User(String),
+    Group(String),
+}
+
 /// `user "jdoe@corp.example"` or `group "Support"`: how outcomes and stale resources are named.
-fn label(kind: &str, name: &str) -> String {
-    format!("{kind} {}", serde_json::to_string(name).unwrap_or_default())
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, name) = match self {
+            Subject::User(key) => ("user", key),
+            Subject::Group(name) => ("group", name),
+        };
+        write!(f, "{kind} {}", serde_json::to_string(name).unwrap_or_default())
+    }
 }
 
 /// One user request to send: the user's key, the request, and whether it creates the user.
@@ -172,8 +173,8 @@ async fn run_users<W: TargetWriter>(
                     Err(error) => Err(Failure::from_error(&error, "")),
                 };
                 progress.inc(1);
-                let mut outcome = Outcome::new(label("user", &key), request.to_string(), result);
-                outcome.user = Some(key);
+                let mut outcome = Outcome::new(Subject::User(key), request.to_string(), result);
+                outcome.creates = creates;
                 outcome.response = answered;
                 outcome.stale = stale;
                 (index, outcome)
@@ -190,8 +191,8 @@ async fn run_users<W: TargetWriter>(
 /// A resource a saved plan touches that is no longer as the plan found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stale {
-    /// `user "jdoe@corp.example"` or `group "Support"`.
-    pub resource: String,
+    /// The user or group the request is about.
+    pub subject: Subject,
     pub what: String,
 }
 
@@ -211,10 +212,10 @@ pub async fn check_preconditions<R: TargetReader>(
     let mut checked: Vec<(usize, Option<Stale>)> = stream::iter(items.iter().enumerate())
         .map(|(index, item)| async move {
             let (resource, what) = match item {
-                Kind::User(change) => (label("user", &change.key), check_user(change, reader, managed).await?),
-                Kind::Group(change) => (label("group", &change.name), check_group(change, reader).await?),
+                Kind::User(change) => (Subject::User(change.key.clone()), check_user(change, reader, managed).await?),
+                Kind::Group(change) => (Subject::Group(change.name.clone()), check_group(change, reader).await?),
             };
-            Ok::<_, TargetError>((index, what.map(|what| Stale { resource, what })))
+            Ok::<_, TargetError>((index, what.map(|what| Stale { subject: resource, what })))
         })
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<_>>()
@@ -288,7 +289,7 @@ async fn send_group<W: TargetWriter>(
     resolve: impl Fn(&str) -> Option<String> + Copy,
     writer: &W,
 ) -> Vec<Outcome> {
-    let resource = label("group", &change.name);
+    let resource = Subject::Group(change.name.clone());
     let splittable = change.method == crate::manifest::model::MembershipMethod::Patch && !change.create;
     let mut parts: std::collections::VecDeque<Option<crate::plan::GroupChange>> = match change.members_per_request {
         Some(per_request) if splittable => split_members(change, per_request).into_iter().map(Some).collect(),
@@ -346,7 +347,7 @@ async fn send_group<W: TargetWriter>(
             }
             Err(error) => Outcome::new(resource.clone(), request.to_string(), Err(Failure::from_error(&error, ""))),
         };
-        outcome.group = Some(change.name.clone());
+        outcome.creates = change.create && outcome.result.is_ok();
         let failed = outcome.result.is_err() && !outcome.superseded;
         outcomes.push(outcome);
         if failed {
@@ -417,7 +418,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
     for change in plan.users.iter().filter(|c| !deprovisioning(c)) {
         for key in pending_references(change).filter(|key| !created.contains_key(*key)) {
             report.outcomes.push(Outcome::new(
-                label("user", &change.key),
+                Subject::User(change.key.clone()),
                 format!("reference to user `{key}`"),
                 Err(Failure::unsent(format!("not set: creating user `{key}` failed"))),
             ));
@@ -427,15 +428,13 @@ pub async fn execute_with_progress<W: TargetWriter>(
 
     for change in &plan.groups {
         let (request, unresolved) = group_request(change, |key| created.get(key).cloned());
-        let resource = label("group", &change.name);
+        let resource = Subject::Group(change.name.clone());
         for key in unresolved {
-            let mut outcome = Outcome::new(
+            report.outcomes.push(Outcome::new(
                 resource.clone(),
                 request.to_string(),
                 Err(Failure::unsent(format!("member `{key}` was not added: creating the user failed"))),
-            );
-            outcome.group = Some(change.name.clone());
-            report.outcomes.push(outcome);
+            ));
         }
         let has_operations = request
             .body

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, write_file};
-use crate::apply::{ApplyReport, Failure, check_preconditions, execute_with_progress};
+use crate::apply::{ApplyReport, Failure, Subject, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
 use crate::lock::RunLock;
@@ -160,7 +160,7 @@ async fn apply_saved(
             stale.len()
         );
         for s in &stale {
-            let _ = write!(message, "\n  - {}: {}", s.resource, s.what);
+            let _ = write!(message, "\n  - {}: {}", s.subject, s.what);
         }
         bail!(message);
     }
@@ -179,8 +179,8 @@ async fn apply_saved(
 /// a read of the group, so the state records the members the service holds, not those planned.
 async fn read_back_groups(plan: &Plan, report: &mut ApplyReport, client: &ScimClient) {
     for change in &plan.groups {
-        let label = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
-        let Some(outcome) = report.outcomes.iter_mut().rev().find(|o| o.resource == label && o.result.is_ok()) else {
+        let subject = Subject::Group(change.name.clone());
+        let Some(outcome) = report.outcomes.iter_mut().rev().find(|o| o.subject == subject && o.result.is_ok()) else {
             continue;
         };
         let Some(response) = outcome.response.as_mut() else { continue };
@@ -222,23 +222,23 @@ async fn replan_stale(
     sent: &mut Option<ApplyReport>,
     console: &mut Console<'_>,
 ) -> ApplyReport {
-    let stale_users: BTreeSet<String> =
-        report.outcomes.iter().filter(|o| o.stale).filter_map(|o| o.user.clone()).collect();
-    let stale_groups: BTreeSet<String> =
-        report.outcomes.iter().filter(|o| o.stale).filter_map(|o| o.group.clone()).collect();
+    let stale: BTreeSet<Subject> = report.outcomes.iter().filter(|o| o.stale).map(|o| o.subject.clone()).collect();
     let mut current = before.clone();
     // Users created moments ago, so that group members resolve to them.
-    for outcome in report.outcomes.iter().filter(|o| o.request == "POST /Users") {
+    for outcome in report.outcomes.iter().filter(|o| o.creates && matches!(o.subject, Subject::User(_))) {
         if let Some(user) = outcome.response.as_ref().and_then(|r| r.body.clone()).and_then(CurrentUser::from_resource)
         {
             current.users.push(user);
         }
     }
-    let mut read_again: BTreeMap<String, String> = BTreeMap::new();
+    let mut read_again: BTreeMap<Subject, String> = BTreeMap::new();
     let mut failed: Vec<crate::apply::Outcome> = Vec::new();
-    let mut unfindable: BTreeMap<String, String> = BTreeMap::new();
-    for change in plan.users.iter().filter(|c| stale_users.contains(&c.key)) {
-        let resource = format!("user {}", serde_json::to_string(&change.key).unwrap_or_default());
+    let mut unfindable: BTreeMap<Subject, String> = BTreeMap::new();
+    for change in &plan.users {
+        let resource = Subject::User(change.key.clone());
+        if !stale.contains(&resource) {
+            continue;
+        }
         let (request, fresh) = if let Some(id) = &change.target_id {
             let path = format!("/Users/{id}");
             let read = client.fetch(&path).await.map(|r| r.and_then(CurrentUser::from_resource).into_iter().collect());
@@ -276,8 +276,11 @@ async fn replan_stale(
             )),
         }
     }
-    for pairing in manifest.groups.iter().filter(|p| stale_groups.contains(&p.name)) {
-        let resource = format!("group {}", serde_json::to_string(&pairing.name).unwrap_or_default());
+    for pairing in &manifest.groups {
+        let resource = Subject::Group(pairing.name.clone());
+        if !stale.contains(&resource) {
+            continue;
+        }
         match client.groups(std::slice::from_ref(&pairing.to), &[]).await {
             Ok(groups) => {
                 let request = groups.values().next().map_or_else(String::new, |g| format!("GET /Groups/{}", g.id));
@@ -292,21 +295,16 @@ async fn replan_stale(
         }
     }
     for outcome in report.outcomes.iter_mut().filter(|o| o.stale) {
-        outcome.superseded = read_again.contains_key(&outcome.resource);
-        if let (Some(hint), Err(failure)) = (unfindable.get(&outcome.resource), &mut outcome.result) {
+        outcome.superseded = read_again.contains_key(&outcome.subject);
+        if let (Some(hint), Err(failure)) = (unfindable.get(&outcome.subject), &mut outcome.result) {
             failure.message = format!("{}: {hint}", failure.message);
         }
     }
     report.outcomes.extend(failed);
     let mut again = crate::plan::plan(&manifest.users, desired, &current);
-    again.users.retain(|u| {
-        stale_users.contains(&u.key)
-            && read_again.contains_key(&format!("user {}", serde_json::to_string(&u.key).unwrap_or_default()))
-    });
-    again.groups.retain(|g| {
-        stale_groups.contains(&g.name)
-            && read_again.contains_key(&format!("group {}", serde_json::to_string(&g.name).unwrap_or_default()))
-    });
+    // Only what was stale and read again (a stale resource is in `read_again` or failed).
+    again.users.retain(|u| read_again.contains_key(&Subject::User(u.key.clone())));
+    again.groups.retain(|g| read_again.contains_key(&Subject::Group(g.name.clone())));
     again.warnings.clear();
     again.blocked = None;
     let _ = writeln!(
@@ -317,11 +315,11 @@ async fn replan_stale(
     let _ = console.show_plan(&again);
     // Read again and nothing left to do: the target holds what was planned (the write had
     // landed before its answer was lost, or someone made the same change).
-    let pending: BTreeSet<String> = again
+    let pending: BTreeSet<Subject> = again
         .users
         .iter()
-        .map(|u| format!("user {}", serde_json::to_string(&u.key).unwrap_or_default()))
-        .chain(again.groups.iter().map(|g| format!("group {}", serde_json::to_string(&g.name).unwrap_or_default())))
+        .map(|u| Subject::User(u.key.clone()))
+        .chain(again.groups.iter().map(|g| Subject::Group(g.name.clone())))
         .collect();
     for (resource, request) in &read_again {
         if !pending.contains(resource) {
@@ -464,11 +462,11 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
     for outcome in &report.outcomes {
         let note = outcome.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
         match &outcome.result {
-            Ok(status) => writeln!(console.err, "{}: {} -> {status}{note}", outcome.resource, outcome.request)?,
+            Ok(status) => writeln!(console.err, "{}: {} -> {status}{note}", outcome.subject, outcome.request)?,
             Err(error) if outcome.superseded && outcome.note.is_some() => {
                 let status = error.status.map_or_else(|| "refused".to_owned(), |s| s.to_string());
                 let note = outcome.note.as_deref().unwrap_or_default();
-                writeln!(console.err, "{}: {} -> {status} ({note})", outcome.resource, outcome.request)?;
+                writeln!(console.err, "{}: {} -> {status} ({note})", outcome.subject, outcome.request)?;
             }
             Err(error) if outcome.superseded => {
                 let why = if outcome.request.starts_with("POST") {
@@ -477,10 +475,10 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
                     "it changed in the target since it was read"
                 };
                 let status = error.status.map_or_else(|| "refused".to_owned(), |s| s.to_string());
-                let (resource, request) = (&outcome.resource, &outcome.request);
+                let (resource, request) = (&outcome.subject, &outcome.request);
                 writeln!(console.err, "{resource}: {request} -> {status} ({why}: read again and planned again)")?;
             }
-            Err(error) => writeln!(console.err, "{}: {} failed: {error}", outcome.resource, outcome.request)?,
+            Err(error) => writeln!(console.err, "{}: {} failed: {error}", outcome.subject, outcome.request)?,
         }
     }
     let failed = report.failures().count();
@@ -495,7 +493,7 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
         )?;
         for failure in report.failures() {
             if let Err(error) = &failure.result {
-                writeln!(console.err, "  - {}: {error}", failure.resource)?;
+                writeln!(console.err, "  - {}: {error}", failure.subject)?;
             }
         }
         Ok(ExitStatus::Failure)
@@ -518,7 +516,7 @@ struct ReportDocument<'a> {
 
 #[derive(Serialize)]
 struct ReportOperation<'a> {
-    resource: &'a str,
+    resource: String,
     request: &'a str,
     /// The HTTP status the service answered, on success and on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -545,7 +543,7 @@ fn report_json(outcome: &anyhow::Result<Outcome>, sent: Option<&ApplyReport>) ->
             r.outcomes
                 .iter()
                 .map(|o| ReportOperation {
-                    resource: &o.resource,
+                    resource: o.subject.to_string(),
                     request: &o.request,
                     status: match &o.result {
                         Ok(status) => Some(*status),

@@ -21,7 +21,7 @@ use serde_json::Value;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::apply::ApplyReport;
+use crate::apply::{ApplyReport, Subject};
 use crate::current::{CurrentGroup, CurrentState, CurrentUser};
 use crate::manifest::model::TargetGroupRef;
 use crate::plan::{Action, Plan};
@@ -221,7 +221,8 @@ pub fn update_after_apply(
     }
     let mut users: BTreeMap<String, CurrentUser> = before.users.into_iter().map(|u| (u.id.clone(), u)).collect();
     for change in &plan.users {
-        let outcome = report.outcomes.iter().find(|o| o.user.as_deref() == Some(change.key.as_str()))?;
+        let subject = Subject::User(change.key.clone());
+        let outcome = report.outcomes.iter().find(|o| o.subject == subject)?;
         let response = outcome.response.as_ref()?;
         match change.action {
             Action::Delete => {
@@ -282,15 +283,18 @@ fn created_ids(report: &ApplyReport) -> BTreeMap<&str, &str> {
     report
         .outcomes
         .iter()
-        .filter(|o| o.request == "POST /Users")
-        .filter_map(|o| Some((o.user.as_deref()?, o.response.as_ref()?.body.as_ref().and_then(id_of)?)))
+        .filter(|o| o.creates)
+        .filter_map(|o| match &o.subject {
+            Subject::User(key) => Some((key.as_str(), o.response.as_ref()?.body.as_ref().and_then(id_of)?)),
+            Subject::Group(_) => None,
+        })
         .collect()
 }
 
 /// The answer to a group's write, when it succeeded.
 fn group_response<'a>(report: &'a ApplyReport, change: &crate::plan::GroupChange) -> Option<&'a ScimResponse> {
-    let label = format!("group {}", serde_json::to_string(&change.name).unwrap_or_default());
-    report.outcomes.iter().rev().find(|o| o.resource == label && o.result.is_ok()).and_then(|o| o.response.as_ref())
+    let subject = Subject::Group(change.name.clone());
+    report.outcomes.iter().rev().find(|o| o.subject == subject && o.result.is_ok()).and_then(|o| o.response.as_ref())
 }
 
 /// The members a group holds once `change` is applied as sent.
@@ -484,13 +488,12 @@ mod tests {
     use crate::plan::render::text::tests::realistic_plan;
     use crate::scim::ScimResponse;
 
-    fn answered(resource: &str, request: &str, user: Option<&str>, response: ScimResponse) -> Outcome {
+    fn answered(subject: Subject, request: &str, response: ScimResponse) -> Outcome {
         Outcome {
-            resource: resource.into(),
+            subject,
             request: request.into(),
             result: Ok(response.status),
-            user: user.map(str::to_owned),
-            group: None,
+            creates: request.starts_with("POST"),
             response: Some(response),
             stale: false,
             superseded: false,
@@ -523,11 +526,9 @@ mod tests {
                 no_content("W/\"2\"")
             };
             let request = if change.action == Action::Create { "POST /Users" } else { "PATCH /Users/x" };
-            outcomes.push(answered("user", request, Some(&change.key), response));
+            outcomes.push(answered(Subject::User(change.key.clone()), request, response));
         }
-        let mut group = answered("group \"Support\"", "PATCH /Groups/g1", None, no_content("W/\"7\""));
-        group.group = Some("Support".into());
-        outcomes.push(group);
+        outcomes.push(answered(Subject::Group("Support".into()), "PATCH /Groups/g1", no_content("W/\"7\"")));
         let report = ApplyReport { outcomes };
         let after = update_after_apply(before.clone(), &plan, &report, &managed).unwrap();
 
