@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use scimform::apply::execute;
+use scimform::apply::fold::update_after_apply;
 use scimform::commands::{RunState, TargetUpdate, client_for, read_and_plan_cached};
 use scimform::manifest::MapEnvironment;
 use scimform::progress::Progress;
 use scimform::scim::Method;
 use scimform::service::memory::{MemoryServer, MemoryStore};
 use scimform::source::{AnySource, FileSource};
-use scimform::state::update_after_apply;
 
 const MANIFEST: &str = r#"version: 1
 sources:

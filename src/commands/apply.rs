@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, write_file};
+use crate::apply::fold::{unlanded_memberships, update_after_apply};
 use crate::apply::{ApplyReport, Failure, Subject, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
@@ -18,7 +19,7 @@ use crate::plan::focus::focus;
 use crate::plan::{Plan, PlanDocument};
 use crate::service::{CurrentUser, ScimClient, TargetReader};
 use crate::state::postgres::is_postgres_url;
-use crate::state::{render_drift, update_after_apply};
+use crate::state::render_drift;
 
 /// What a run did, for the exit status and the report.
 pub struct Outcome {
@@ -82,7 +83,7 @@ async fn apply_fresh(
         let mut report = execute_plan(&plan, &client, concurrency, console).await;
         *sent = Some(report.clone());
         read_back_groups(&plan, &mut report, &client).await;
-        for warning in crate::state::unlanded_memberships(&planned.current, &plan, &report) {
+        for warning in unlanded_memberships(&planned.current, &plan, &report) {
             writeln!(console.err, "Warning: {warning}")?;
         }
         if report.outcomes.iter().any(|o| o.stale) {

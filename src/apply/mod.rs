@@ -2,6 +2,8 @@
 //! group memberships (resolving members created moments ago), then deprovisioning. A failed
 //! request is recorded and the run goes on with everything that does not depend on it.
 
+pub mod fold;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 

@@ -1,0 +1,220 @@
+//! The target as an apply leaves it, folded from the plan and what the service answered: what
+//! the state remembers for the next run. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{ApplyReport, Subject};
+use crate::current::{CurrentGroup, CurrentState, CurrentUser};
+use crate::manifest::model::TargetGroupRef;
+use crate::plan::{Action, Plan};
+use crate::scim::resource::{id_of, version_of};
+use crate::scim::{ScimPath, ScimResponse};
+
+/// The cache after an apply. `None` when the result cannot be known exactly (a failed or stale
+/// write, a reference set after a create): the next run then reads the target in full.
+pub fn update_after_apply(
+    before: CurrentState,
+    plan: &Plan,
+    report: &ApplyReport,
+    managed: &[ScimPath],
+) -> Option<CurrentState> {
+    if report.failures().next().is_some() {
+        return None;
+    }
+    let mut users: BTreeMap<String, CurrentUser> = before.users.into_iter().map(|u| (u.id.clone(), u)).collect();
+    for change in &plan.users {
+        let subject = Subject::User(change.key.clone());
+        let outcome = report.outcomes.iter().find(|o| o.subject == subject)?;
+        let response = outcome.response.as_ref()?;
+        match change.action {
+            Action::Delete => {
+                users.remove(change.target_id.as_deref()?);
+            }
+            Action::Create => {
+                let created = CurrentUser::from_resource(response.body.clone()?)?;
+                users.insert(created.id.clone(), created.trimmed(managed));
+            }
+            Action::Update | Action::Adopt | Action::Disable => {
+                let id = change.target_id.as_deref()?;
+                let updated = if let Some(body) = &response.body {
+                    CurrentUser::from_resource(body.clone())?
+                } else {
+                    // 204: the server applied exactly what was sent; its new version is the ETag.
+                    let mut resource = users.get(id)?.resource.clone();
+                    for c in &change.changes {
+                        match (&c.after, &c.reference) {
+                            (Some(after), _) => c.path.set(&mut resource, after.clone()),
+                            (None, None) => c.path.remove(&mut resource),
+                            (None, Some(_)) => return None,
+                        }
+                    }
+                    CurrentUser { id: id.to_owned(), resource, version: response.etag.clone() }
+                };
+                users.insert(id.to_owned(), updated.trimmed(managed));
+            }
+        }
+    }
+    // References set after a create (a manager created in the same run) are not tracked here.
+    if plan.users.iter().any(|u| u.changes.iter().any(|c| c.reference.is_some())) {
+        return None;
+    }
+    let created = created_ids(report);
+    let mut groups = before.groups;
+    for change in &plan.groups {
+        let Some(response) = group_response(report, change) else { continue };
+        let version = response.body.as_ref().and_then(version_of).or_else(|| response.etag.clone());
+        let sent = sent_members(&groups, change, &created);
+        // What the service holds, as it answered (a body with members, or the group read after
+        // an answer without one): a service may keep other members than were sent.
+        let members = answered_members(response).unwrap_or(sent);
+        if change.create {
+            let id = response.body.as_ref().and_then(id_of)?.to_owned();
+            let group = CurrentGroup { id, display_name: change.display_name.clone(), members, version };
+            groups.insert(TargetGroupRef::DisplayName(change.display_name.clone()), group);
+            continue;
+        }
+        let group = groups.values_mut().find(|g| g.id == change.target_id)?;
+        group.members = members;
+        group.version = version;
+    }
+    Some(CurrentState { users: users.into_values().collect(), groups })
+}
+
+/// The ids of the users an apply created, by user key.
+fn created_ids(report: &ApplyReport) -> BTreeMap<&str, &str> {
+    report
+        .outcomes
+        .iter()
+        .filter(|o| o.creates)
+        .filter_map(|o| match &o.subject {
+            Subject::User(key) => Some((key.as_str(), o.response.as_ref()?.body.as_ref().and_then(id_of)?)),
+            Subject::Group(_) => None,
+        })
+        .collect()
+}
+
+/// The answer to a group's write, when it succeeded.
+fn group_response<'a>(report: &'a ApplyReport, change: &crate::plan::GroupChange) -> Option<&'a ScimResponse> {
+    let subject = Subject::Group(change.name.clone());
+    report.outcomes.iter().rev().find(|o| o.subject == subject && o.result.is_ok()).and_then(|o| o.response.as_ref())
+}
+
+/// The members a group holds once `change` is applied as sent.
+fn sent_members(
+    groups: &BTreeMap<TargetGroupRef, CurrentGroup>,
+    change: &crate::plan::GroupChange,
+    created: &BTreeMap<&str, &str>,
+) -> BTreeSet<String> {
+    let id_of_member =
+        |m: &crate::plan::Member| m.id.clone().or_else(|| created.get(m.key.as_str()).map(|id| (*id).to_owned()));
+    let mut members = if change.create {
+        BTreeSet::new()
+    } else {
+        groups.values().find(|g| g.id == change.target_id).map(|g| g.members.clone()).unwrap_or_default()
+    };
+    for member in &change.remove {
+        if let Some(id) = &member.id {
+            members.remove(id);
+        }
+    }
+    members.extend(change.add.iter().filter_map(id_of_member));
+    members
+}
+
+/// The members in an answer that holds the group with its `members`.
+fn answered_members(response: &ScimResponse) -> Option<BTreeSet<String>> {
+    let body = response.body.as_ref()?;
+    crate::scim::path::get_ci(body.as_object()?, "members")?;
+    CurrentGroup::from_resource(body).map(|g| g.members)
+}
+
+/// Groups whose write was answered with other members than were sent (a service that answers
+/// 200 to a PUT and keeps the old members): one message each, naming the group.
+pub fn unlanded_memberships(before: &CurrentState, plan: &Plan, report: &ApplyReport) -> Vec<String> {
+    let created = created_ids(report);
+    let mut found = Vec::new();
+    for change in &plan.groups {
+        let Some(answered) = group_response(report, change).and_then(answered_members) else { continue };
+        let sent = sent_members(&before.groups, change, &created);
+        if answered != sent {
+            let missing = sent.difference(&answered).count();
+            let unexpected = answered.difference(&sent).count();
+            found.push(format!(
+                "group {}: the service accepted the write but holds other members than were sent ({missing} missing, {unexpected} not asked for); it is planned again next run",
+                serde_json::to_string(&change.name).unwrap_or_default()
+            ));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::apply::Outcome;
+    use crate::plan::render::text::tests::realistic_plan;
+
+    fn answered(subject: Subject, request: &str, response: ScimResponse) -> Outcome {
+        Outcome {
+            subject,
+            request: request.into(),
+            result: Ok(response.status),
+            creates: request.starts_with("POST"),
+            response: Some(response),
+            stale: false,
+            superseded: false,
+            note: None,
+        }
+    }
+
+    fn no_content(etag: &str) -> ScimResponse {
+        ScimResponse { status: 204, body: None, etag: Some(etag.into()) }
+    }
+
+    /// What the realistic plan's apply leaves, from 204 answers with ETags and one created user.
+    #[test]
+    fn the_cache_follows_what_was_written() {
+        let plan = realistic_plan();
+        let before = crate::plan::render::text::tests::realistic_current();
+        let managed: Vec<ScimPath> =
+            ["userName", "title", "active", "externalId"].iter().map(|p| ScimPath::parse(p).unwrap()).collect();
+        let mut outcomes = Vec::new();
+        for change in &plan.users {
+            let response = if change.action == Action::Create {
+                ScimResponse {
+                    status: 201,
+                    body: Some(
+                        json!({"id": "t3", "userName": change.key, "title": "Agent", "meta": {"version": "W/\"1\""}}),
+                    ),
+                    etag: None,
+                }
+            } else {
+                no_content("W/\"2\"")
+            };
+            let request = if change.action == Action::Create { "POST /Users" } else { "PATCH /Users/x" };
+            outcomes.push(answered(Subject::User(change.key.clone()), request, response));
+        }
+        outcomes.push(answered(Subject::Group("Support".into()), "PATCH /Groups/g1", no_content("W/\"7\"")));
+        let report = ApplyReport { outcomes };
+        let after = update_after_apply(before.clone(), &plan, &report, &managed).unwrap();
+
+        let user = |id: &str| after.users.iter().find(|u| u.id == id).unwrap();
+        assert_eq!(
+            (user("t1").resource["title"].clone(), user("t1").version.as_deref()),
+            (json!("Team Lead"), Some("W/\"2\""))
+        );
+        assert_eq!(user("t5").resource["active"], json!(false), "the leaver is disabled");
+        assert_eq!(user("t3").version.as_deref(), Some("W/\"1\""), "the created user, from the POST's answer");
+        assert!(user("t1").resource.get("nickName").is_none(), "only managed attributes are kept");
+        let group = after.groups.values().next().unwrap();
+        assert_eq!(group.members, ["t1".to_owned(), "t3".to_owned()].into(), "bo removed; ann and the new cy added");
+        assert_eq!(group.version.as_deref(), Some("W/\"7\""));
+
+        // A failed write: nothing is remembered, the next run reads in full.
+        let mut failed = report.clone();
+        failed.outcomes[0].result = Err(crate::apply::Failure { status: Some(412), message: "HTTP 412".into() });
+        assert_eq!(update_after_apply(before, &plan, &failed, &managed), None);
+    }
+}
