@@ -15,7 +15,7 @@ use crate::plan::precondition::{group_fingerprint, user_fingerprint};
 use crate::plan::requests::{
     group_request, pending_references, reference_followup, user_request, user_request_resolved,
 };
-use crate::plan::{Action, ActionReason, Plan, Precondition, UserChange};
+use crate::plan::{Action, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
 use crate::scim::resource::{id_of, version_of};
 use crate::scim::{ScimRequest, ScimResponse};
@@ -393,7 +393,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
     progress: &ProgressBar,
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
-    let deprovisioning = |c: &&UserChange| c.reason == Some(ActionReason::NotInAnySource) || c.action == Action::Delete;
+    let deprovisioning = |c: &&UserChange| c.is_deprovision();
 
     let to_create: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
     let posts =

@@ -86,6 +86,12 @@ pub struct UserChange {
 }
 
 impl UserChange {
+    /// Whether this change takes a user away (disabled for leaving every source, or deleted):
+    /// applied last, after everything that might still need the user, and counted by the rails.
+    pub fn is_deprovision(&self) -> bool {
+        self.reason == Some(ActionReason::NotInAnySource) || self.action == Action::Delete
+    }
+
     /// The `userName` this change writes (a create's, always): how a user that may exist already
     /// is looked up.
     pub fn user_name(&self) -> Option<&str> {
