@@ -22,7 +22,7 @@ use crate::state::postgres::is_postgres_url;
 use crate::state::render_drift;
 
 /// What a run did, for the exit status and the report.
-pub struct Outcome {
+pub struct RunEnding {
     pub status: ExitStatus,
     /// `None` when nothing was sent (no changes, or the apply was cancelled).
     pub report: Option<ApplyReport>,
@@ -52,7 +52,7 @@ async fn apply_fresh(
     args: &ApplyArgs,
     console: &mut Console<'_>,
     sent: &mut Option<ApplyReport>,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<RunEnding> {
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
     let manifest = crate::manifest::load(file)?;
     let _lock = run_lock(args, file, console).await?;
@@ -66,7 +66,7 @@ async fn apply_fresh(
             state.remember_target(&manifest, now).await?;
         }
         writeln!(console.err, "\nThe state now remembers the target as read; nothing was written to the target.")?;
-        return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
+        return Ok(RunEnding { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
     let mut planned =
         read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;
@@ -107,7 +107,7 @@ async fn apply_fresh(
         // sources' watermarks move either way: the desired state is always built from every
         // record, so a write that failed is planned again, never forgotten.
         let target = match &outcome {
-            Ok(Outcome { report: Some(report), .. }) => {
+            Ok(RunEnding { report: Some(report), .. }) => {
                 match update_after_apply(planned.current, &plan, report, &manifest.users.managed_paths()) {
                     Some(current) => TargetUpdate::Replace(current),
                     None => TargetUpdate::Forget,
@@ -128,7 +128,7 @@ async fn apply_saved(
     args: &ApplyArgs,
     console: &mut Console<'_>,
     sent: &mut Option<ApplyReport>,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<RunEnding> {
     let document = PlanDocument::from_json(&read_file(plan_file)?)
         .with_context(|| format!("cannot apply the plan file `{}`", plan_file.display()))?;
     let manifest_path = args.file.clone().unwrap_or_else(|| PathBuf::from(&document.manifest.path));
@@ -147,9 +147,9 @@ async fn apply_saved(
     let client = super::client_for(&manifest)?;
     let plan = &document.plan;
     console.show_plan(plan)?;
-    check_rails(plan, args.allow_deprovision)?;
+    enforce_rails(plan, args.allow_deprovision)?;
     if !plan.has_changes() {
-        return Ok(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" });
+        return Ok(RunEnding { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
     let spinner = console.progress.spinner("Checking that the target is as the plan found it");
     let stale =
@@ -358,7 +358,7 @@ fn lock_path(args: &ApplyArgs, manifest: &Path) -> PathBuf {
 
 /// The deprovisioning rails: a blocked plan needs `--allow-deprovision N` with N at least its
 /// deprovision count, and N caps any plan it is given to.
-fn check_rails(plan: &Plan, allowed: Option<usize>) -> anyhow::Result<()> {
+fn enforce_rails(plan: &Plan, allowed: Option<usize>) -> anyhow::Result<()> {
     let count = plan.deprovisions().count();
     if let Some(allowed) = allowed
         && count > allowed
@@ -385,7 +385,7 @@ pub async fn apply_plan(
     auto_approve: bool,
     allow_deprovision: Option<usize>,
     console: &mut Console<'_>,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<RunEnding> {
     if let Some(done) = confirm(plan, auto_approve, allow_deprovision, console)? {
         return Ok(done);
     }
@@ -400,11 +400,11 @@ fn confirm(
     auto_approve: bool,
     allow_deprovision: Option<usize>,
     console: &mut Console<'_>,
-) -> anyhow::Result<Option<Outcome>> {
+) -> anyhow::Result<Option<RunEnding>> {
     console.show_plan(plan)?;
-    check_rails(plan, allow_deprovision)?;
+    enforce_rails(plan, allow_deprovision)?;
     if !plan.has_changes() {
-        return Ok(Some(Outcome { status: ExitStatus::Success, report: None, result: "no_changes" }));
+        return Ok(Some(RunEnding { status: ExitStatus::Success, report: None, result: "no_changes" }));
     }
     if !auto_approve {
         let Some(input) = console.input.as_mut() else {
@@ -421,7 +421,7 @@ fn confirm(
         input.read_line(&mut answer)?;
         if answer.trim() != "yes" {
             writeln!(console.err, "\nApply cancelled.")?;
-            return Ok(Some(Outcome { status: ExitStatus::Failure, report: None, result: "cancelled" }));
+            return Ok(Some(RunEnding { status: ExitStatus::Failure, report: None, result: "cancelled" }));
         }
     }
     Ok(None)
@@ -437,11 +437,11 @@ async fn execute_plan(plan: &Plan, client: &ScimClient, concurrency: usize, cons
 
 /// The one account of what a run sent: each request and its outcome, the summary, and the
 /// exit status that goes with them.
-fn finish(report: ApplyReport, client: &ScimClient, console: &mut Console<'_>) -> anyhow::Result<Outcome> {
+fn finish(report: ApplyReport, client: &ScimClient, console: &mut Console<'_>) -> anyhow::Result<RunEnding> {
     let status = render_report(&report, console)?;
     writeln!(console.err, "{}", describe_requests(&client.stats()))?;
     let result = if status == ExitStatus::Success { "applied" } else { "failed" };
-    Ok(Outcome { status, report: Some(report), result })
+    Ok(RunEnding { status, report: Some(report), result })
 }
 
 /// `Requests: 2 GET 200, 1 PATCH 204; 1 retry, 0 throttled waits, 0 token refreshes.`
@@ -534,7 +534,7 @@ struct ReportOperation<'a> {
 
 /// The report document; when the run ended in an error, `sent` still lists every request that
 /// was sent before it.
-fn report_json(outcome: &anyhow::Result<Outcome>, sent: Option<&ApplyReport>) -> String {
+fn report_json(outcome: &anyhow::Result<RunEnding>, sent: Option<&ApplyReport>) -> String {
     let (result, error, report) = match outcome {
         Ok(o) => (o.result, None, o.report.as_ref()),
         Err(e) => ("error", Some(format!("{e:#}")), sent),
