@@ -1,0 +1,194 @@
+//! `users`: the user mapping, its attributes and their mappings, the match and the marker.
+
+use super::{
+    AttributeMapping, BTreeSet, Checker, Deprovision, Mapping, Node, NodeKind, RAW_MAPPING_EXPECTED, RawMapping,
+    RawUsers, ScimPath, Segment, UserMapping, check_user_attribute, key,
+};
+
+impl Checker<'_> {
+    pub(super) fn users(&mut self) -> Option<UserMapping> {
+        let path = [key("users")];
+        // Each attribute is checked on its own, so one bad mapping does not hide the others:
+        // the section is deserialized with its `attributes` emptied.
+        let users_node = self.node(&path).clone();
+        let attributes_node = users_node.get("attributes").cloned();
+        if let Some(node) = attributes_node.as_ref().filter(|n| !matches!(n.kind, NodeKind::Map(_))) {
+            self.report(
+                node.location,
+                &[key("users"), key("attributes")],
+                "`attributes` must map SCIM paths to mappings",
+                None,
+            );
+        }
+        let mut section = users_node.to_json();
+        if let Some(attributes) = section.get_mut("attributes") {
+            *attributes = serde_json::json!({});
+        }
+        let raw: Option<RawUsers> = self.deserialize_value(&path, section);
+        if let Some(raw) = &raw {
+            self.source_reference(&[key("users"), key("source")], &raw.source);
+        }
+        let attributes_node =
+            attributes_node.unwrap_or(Node { location: users_node.location, kind: NodeKind::Map(Vec::new()) });
+        let mut attributes = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (k, value_node) in attributes_node.entries() {
+            let attr_path = [key("users"), key("attributes"), key(&k.text)];
+            let scim_path = match ScimPath::parse(&k.text) {
+                Ok(p) => p,
+                Err(error) => {
+                    self.report(
+                        k.location_within(error.offset),
+                        &attr_path,
+                        format!("invalid SCIM path `{}`: {error}", k.text),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            if let Some((message, hint)) = check_user_attribute(&scim_path) {
+                self.report(k.location, &attr_path, message, hint);
+                continue;
+            }
+            if !seen.insert(scim_path.clone()) {
+                self.report(
+                    k.location,
+                    &attr_path,
+                    format!("`{}` is mapped twice (SCIM names ignore case)", k.text),
+                    None,
+                );
+                continue;
+            }
+            if matches!(value_node.kind, NodeKind::Seq(_)) {
+                // serde would read a list positionally into the long form; say what is expected.
+                self.report(value_node.location, &attr_path, RAW_MAPPING_EXPECTED, None);
+                continue;
+            }
+            let Some(raw_mapping) = self.deserialize::<RawMapping>(&attr_path) else { continue };
+            if let Some((mapping, on_empty)) = self.mapping(&attr_path, value_node, &raw_mapping) {
+                attributes.push(AttributeMapping { path: scim_path, mapping, on_empty });
+            }
+        }
+        attributes.sort_by(|a, b| a.path.cmp(&b.path));
+        let raw = raw?;
+        let match_text = raw.match_attribute.clone().unwrap_or_else(|| "userName".into());
+        let match_path = match ScimPath::parse(&match_text) {
+            Ok(p) => Some(p),
+            Err(error) => {
+                let p = [key("users"), key("match")];
+                let location = self.node(&p).location_within(error.offset);
+                self.report(location, &p, format!("invalid SCIM path `{match_text}`: {error}"), None);
+                None
+            }
+        };
+        if let Some(match_path) = &match_path
+            && !seen.contains(match_path)
+        {
+            let p = if raw.match_attribute.is_some() {
+                vec![key("users"), key("match")]
+            } else {
+                vec![key("users"), key("attributes")]
+            };
+            let location = self.node(&p).location;
+            self.report(
+                location,
+                &p,
+                format!("the match attribute `{match_path}` is not mapped"),
+                Some(format!("add a mapping for `{match_path}` under `users.attributes`")),
+            );
+        }
+        let external_id = match &raw.external_id {
+            None => Some(None),
+            Some(text) => {
+                let p = [key("users"), key("external_id")];
+                match Mapping::parse(text) {
+                    Ok(m) => Some(Some(m)),
+                    Err(error) => {
+                        let location = self.node(&p).location_within(error.offset);
+                        self.report(location, &p, format!("invalid `external_id`: {error}"), None);
+                        None
+                    }
+                }
+            }
+        };
+        let mut deprovision = Deprovision::default();
+        if let Some(d) = &raw.deprovision {
+            deprovision.action = d.action;
+            deprovision.max = d.max.map(|m| m as usize);
+            deprovision.max_percent = d.max_percent;
+            if let Some(p) = d.max_percent.filter(|p| !(0.0..=100.0).contains(p)) {
+                let path = [key("users"), key("deprovision"), key("max_percent")];
+                let location = self.node(&path).location;
+                self.report(
+                    location,
+                    &path,
+                    format!("max_percent `{p}` is not a percentage"),
+                    Some("use 0 to 100".into()),
+                );
+            }
+        }
+        let sets = self.sets(&raw.sets, &seen);
+        Some(UserMapping {
+            source: raw.source,
+            match_path: match_path?,
+            external_id: external_id?,
+            attributes,
+            create_disabled: raw.create_disabled,
+            deprovision,
+            sets,
+        })
+    }
+
+    pub(super) fn mapping(
+        &mut self,
+        path: &[Segment],
+        node: &Node,
+        raw: &RawMapping,
+    ) -> Option<(Mapping, crate::manifest::raw::OnEmpty)> {
+        let parse = |checker: &mut Self, text: &str, node: &Node, path: &[Segment]| match Mapping::parse(text) {
+            Ok(m) => Some(m),
+            Err(error) => {
+                checker.report(node.location_within(error.offset), path, error.message, None);
+                None
+            }
+        };
+        match raw {
+            RawMapping::Short(text) => parse(self, text, node, path).map(|m| (m, crate::manifest::raw::OnEmpty::Keep)),
+            RawMapping::Bool(b) => {
+                Some((Mapping::Constant(serde_json::Value::Bool(*b)), crate::manifest::raw::OnEmpty::Keep))
+            }
+            RawMapping::Number(n) => {
+                Some((Mapping::Constant(serde_json::Value::Number(n.clone())), crate::manifest::raw::OnEmpty::Keep))
+            }
+            RawMapping::Full(spec) => {
+                let on_empty = spec.on_empty.unwrap_or_default();
+                match (&spec.from, &spec.constant, &spec.reference) {
+                    (Some(from), None, None) => {
+                        let from_path = [path, &[key("from")]].concat();
+                        let from_node = node.get("from").unwrap_or(node).clone();
+                        parse(self, from, &from_node, &from_path).map(|m| (m, on_empty))
+                    }
+                    (None, Some(constant), None) => Some((Mapping::Constant(constant.clone()), on_empty)),
+                    (None, None, Some(attribute)) if crate::mapping::template::is_attribute_name(attribute) => {
+                        Some((Mapping::Reference(attribute.clone()), on_empty))
+                    }
+                    (None, None, Some(attribute)) => {
+                        let p = [path, &[key("reference")]].concat();
+                        let location = self.node(&p).location;
+                        self.report(location, &p, format!("`{attribute}` is not a source attribute name"), None);
+                        None
+                    }
+                    _ => {
+                        self.report(
+                            node.location,
+                            path,
+                            "a mapping needs exactly one of `from`, `constant` and `reference`",
+                            None,
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
