@@ -368,7 +368,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::model::GroupSelector;
-    use crate::plan::diff::tests::{MANIFEST, manifest, person};
+    use crate::plan::fixtures::{MANIFEST, manifest, person};
     use crate::record::AttrValue;
 
     const SKILLS: &str = "urn:ietf:params:scim:schemas:extension:genesys:purecloud:2.0:User:routingSkills";

@@ -519,12 +519,12 @@ mod tests {
     /// after both exist; the POST never carries an id it cannot know.
     #[tokio::test]
     async fn a_manager_created_in_the_same_apply_is_set_afterwards() {
-        let m = crate::plan::diff::tests::manifest(&crate::plan::diff::tests::MANIFEST.replace(
+        let m = crate::plan::fixtures::manifest(&crate::plan::fixtures::MANIFEST.replace(
             "  deprovision: { action: disable }",
             "    urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value: { reference: manager }\n  deprovision: { action: disable }",
         ));
-        let boss = crate::plan::diff::tests::person("1", "boss@x.example", "Lead");
-        let mut ann = crate::plan::diff::tests::person("2", "ann.lee@x.example", "Agent");
+        let boss = crate::plan::fixtures::person("1", "boss@x.example", "Lead");
+        let mut ann = crate::plan::fixtures::person("2", "ann.lee@x.example", "Agent");
         ann.insert("manager", crate::record::AttrValue::Text("1".into()));
         let desired = crate::desired::build(&m.users, &[boss, ann], &[]);
         let plan = crate::plan::plan(&m.users, &desired, &crate::service::CurrentState::default());

@@ -5,6 +5,8 @@
 //! a choice to the reader and must never steer apply.
 
 pub mod diff;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod document;
 pub mod focus;
 pub mod precondition;

@@ -215,7 +215,7 @@ pub(crate) mod tests {
     use crate::current::{CurrentGroup, CurrentState};
     use crate::desired::build;
     use crate::manifest::model::TargetGroupRef;
-    use crate::plan::diff::tests::{MANIFEST, manifest, person, target_user};
+    use crate::plan::fixtures::{MANIFEST, manifest, person, target_user};
 
     /// One plan with every kind of change.
     pub(crate) fn realistic_plan() -> Plan {
@@ -229,7 +229,7 @@ pub(crate) mod tests {
             leaver,
             person("6", "fay.yu@x.example", "Agent"),
         ];
-        let groups = [crate::plan::diff::tests::support(&records, &["1", "3"])];
+        let groups = [crate::plan::fixtures::support(&records, &["1", "3"])];
         let desired = build(&m.users, &records, &groups);
         let current = realistic_current();
         crate::plan::plan(&m.users, &desired, &current)

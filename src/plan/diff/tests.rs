@@ -1,0 +1,345 @@
+//! The planner's tests: plain values in, a plan out.
+use serde_json::json;
+
+use super::*;
+use crate::current::CurrentGroup;
+use crate::desired::build;
+use crate::manifest::Manifest;
+use crate::manifest::model::TargetGroupRef;
+use crate::plan::fixtures::{MANIFEST, manifest, person, support, target_user};
+use crate::plan::render::render_text;
+use crate::record::{AttrValue, SourceRecord};
+
+fn target_group(members: &[&str]) -> CurrentGroup {
+    CurrentGroup {
+        id: "g1".into(),
+        display_name: "Support".into(),
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        version: None,
+    }
+}
+
+fn run(records: &[SourceRecord], users: Vec<CurrentUser>) -> Plan {
+    let m = manifest(MANIFEST);
+    let desired = build(&m.users, records, &[]);
+    assert!(desired.errors.is_empty(), "{:?}", desired.errors);
+    plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() })
+}
+
+fn actions(plan: &Plan) -> Vec<(String, Action)> {
+    plan.users.iter().map(|c| (c.key.clone(), c.action)).collect()
+}
+
+const MANAGER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value";
+
+fn with_manager() -> Manifest {
+    manifest(&MANIFEST.replace(
+        "  deprovision: { action: disable }",
+        &format!("    {MANAGER}: {{ reference: manager }}\n  deprovision: {{ action: disable }}"),
+    ))
+}
+
+fn managed_by(id: &str, mail: &str, manager: &str) -> SourceRecord {
+    let mut r = person(id, mail, "Agent");
+    r.insert("manager", AttrValue::Text(manager.into()));
+    r
+}
+
+/// A manager resolves to its target id; one created in the same run is "known after apply";
+/// one outside the source is reported and nothing is invented.
+#[test]
+fn managers_resolve_through_the_user_mapping() {
+    let m = with_manager();
+    let records = [
+        person("1", "boss.one@x.example", "Lead"),
+        managed_by("2", "ann.lee@x.example", "1"),
+        managed_by("3", "bo.ek@x.example", "4"),
+        person("4", "new.boss@x.example", "Lead"),
+        managed_by("5", "cy.do@x.example", "99"),
+    ];
+    let mut ann = target_user("t2", Some("2"), "ann.lee@x.example", "Agent");
+    ann.resource["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({"manager": {"value": "t1"}});
+    let users = vec![
+        target_user("t1", Some("1"), "boss.one@x.example", "Lead"),
+        ann,
+        target_user("t3", Some("3"), "bo.ek@x.example", "Agent"),
+        target_user("t5", Some("5"), "cy.do@x.example", "Agent"),
+    ];
+    let desired = build(&m.users, &records, &[]);
+    let plan = plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() });
+    // Ann's manager is already t1: no change. Bo's is created by this plan.
+    assert_eq!(
+        actions(&plan),
+        vec![("bo.ek@x.example".into(), Action::Update), ("new.boss@x.example".into(), Action::Create)]
+    );
+    let bo = &plan.users[0];
+    assert_eq!(bo.changes[0].reference.as_deref(), Some("new.boss@x.example"));
+    assert!(render_text(&plan).contains("+ 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value' = (known after apply: the id of user \"new.boss@x.example\")"), "{}", render_text(&plan));
+    assert_eq!(
+        plan.warnings,
+        [format!("user `cy.do@x.example`: `{MANAGER}` refers to `99`, which is no user of source `hr`; left as it is")]
+    );
+    let request =
+        crate::plan::requests::user_request_resolved(bo, &|key| (key == "new.boss@x.example").then(|| "t9".to_owned()));
+    assert_eq!(request.body.unwrap()["Operations"], json!([{"op": "add", "path": MANAGER, "value": "t9"}]));
+}
+
+/// Filtered multi-valued paths compare element by element; a missing element is added to its
+/// parent, an emptied one (`on_empty: remove`) is removed whole, and `tel:` is no difference.
+#[test]
+fn multi_valued_attributes_change_element_by_element() {
+    let text = MANIFEST.replace(
+            "  deprovision: { action: disable }",
+            "    'phoneNumbers[type eq \"mobile\"].value': { from: mobile, on_empty: remove }\n    'phoneNumbers[type eq \"work\"].value': phone\n    'addresses[type eq \"work\"].locality': { from: city, on_empty: remove }\n  deprovision: { action: disable }",
+        );
+    let m = manifest(&text);
+    let mut record = person("1", "ann.lee@x.example", "Agent");
+    record.insert("phone", AttrValue::Text("+15555550100".into()));
+    record.insert("city", AttrValue::Text(String::new()));
+    let mut user = target_user("t1", Some("1"), "ann.lee@x.example", "Agent");
+    user.resource["phoneNumbers"] = json!([
+        {"type": "mobile", "value": "tel:+15555550199"},
+        {"type": "work", "value": "tel:+15555550100"},
+        {"type": "home", "value": "tel:+15555550111"},
+    ]);
+    user.resource["addresses"] = json!([{"type": "work", "locality": "Leeds", "country": "GB"}]);
+    user.resource["emails"] = json!([{"type": "other", "value": "x@y"}]);
+    let desired = build(&m.users, &[record], &[]);
+    let plan = plan(&m.users, &desired, &CurrentState { users: vec![user], groups: BTreeMap::new() });
+    let request = crate::plan::requests::user_request(&plan.users[0]);
+    let operations = &request.body.unwrap()["Operations"];
+    assert_eq!(
+        operations,
+        &json!([
+            // `locality` alone: the element keeps its country.
+            {"op": "remove", "path": "addresses[type eq \"work\"].locality"},
+            // No work email yet: added to `emails`, beside the other one.
+            {"op": "add", "path": "emails", "value": [{"type": "work", "value": "ann.lee@x.example"}]},
+            // The mobile number is gone from the source: the whole element goes.
+            {"op": "remove", "path": "phoneNumbers[type eq \"mobile\"]"},
+        ]),
+        "the work phone equals `tel:+15555550100`, the home phone is not managed"
+    );
+}
+
+#[test]
+fn in_sync_is_no_change_and_unmanaged_attributes_are_ignored() {
+    let plan = run(
+        &[person("1", "ann.lee@x.example", "Agent")],
+        vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")],
+    );
+    assert!(!plan.has_changes(), "{}", render_text(&plan));
+}
+
+#[test]
+fn user_name_compares_without_case() {
+    let plan = run(
+        &[person("1", "ann.lee@x.example", "Agent")],
+        vec![target_user("t1", Some("1"), "Ann.Lee@X.example", "Agent")],
+    );
+    let changed: Vec<String> = plan.users.iter().flat_map(|u| u.changes.iter().map(|c| c.path.to_string())).collect();
+    assert!(!changed.contains(&"userName".to_owned()), "{changed:?}");
+}
+
+#[test]
+fn updates_only_the_differing_attribute() {
+    let plan = run(
+        &[person("1", "ann.lee@x.example", "Lead")],
+        vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")],
+    );
+    assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Update)]);
+    let change = &plan.users[0];
+    assert_eq!(
+        change.changes,
+        vec![AttributeChange {
+            path: ScimPath::attribute("title"),
+            before: Some(json!("Agent")),
+            after: Some(json!("Lead")),
+            set: None,
+            reference: None,
+        }]
+    );
+    assert_eq!(change.precondition, Precondition::Etag("W/\"1\"".into()));
+}
+
+#[test]
+fn on_empty_remove_removes_the_target_value() {
+    let plan =
+        run(&[person("1", "ann.lee@x.example", "")], vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")]);
+    assert_eq!(
+        plan.users[0].changes,
+        vec![AttributeChange {
+            path: ScimPath::attribute("title"),
+            before: Some(json!("Agent")),
+            after: None,
+            set: None,
+            reference: None
+        }]
+    );
+}
+
+#[test]
+fn creates_missing_users_but_not_disabled_ones() {
+    let mut leaver = person("2", "bo.ek@x.example", "Agent");
+    leaver.disabled = true;
+    let plan = run(&[person("1", "ann.lee@x.example", "Agent"), leaver], vec![]);
+    assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Create)]);
+    let created: Vec<String> = plan.users[0].changes.iter().map(|c| c.path.to_string()).collect();
+    assert_eq!(created, ["active", "displayName", "emails[type eq \"work\"].value", "externalId", "title", "userName"]);
+    assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+}
+
+#[test]
+fn adopts_an_unmarked_match_and_refuses_a_foreign_marker() {
+    let mut foreign = target_user("t2", None, "bo.ek@x.example", "Agent");
+    foreign.resource["externalId"] = json!("other-tool-9");
+    let plan = run(
+        &[person("1", "ann.lee@x.example", "Agent"), person("2", "bo.ek@x.example", "Agent")],
+        vec![target_user("t1", None, "ann.lee@x.example", "Agent"), foreign],
+    );
+    assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Adopt)]);
+    assert_eq!(plan.users[0].changes[0].path, ScimPath::attribute("externalId"));
+    assert_eq!(plan.conflicts.len(), 1);
+    assert_eq!(plan.conflicts[0].target_id, "t2");
+}
+
+#[test]
+fn the_ownership_marker_follows_a_renamed_user() {
+    let plan = run(
+        &[person("1", "ann.smith@x.example", "Agent")],
+        vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")],
+    );
+    assert_eq!(actions(&plan), vec![("ann.smith@x.example".into(), Action::Update)]);
+    assert!(plan.users[0].changes.iter().any(|c| c.path.is("userName")));
+}
+
+#[test]
+fn disables_a_disabled_source_account_and_reactivates_it() {
+    let mut ann = person("1", "ann.lee@x.example", "Agent");
+    ann.disabled = true;
+    let plan = run(std::slice::from_ref(&ann), vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent")]);
+    assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Disable)]);
+    assert_eq!(plan.users[0].reason, Some(ActionReason::SourceDisabled));
+
+    ann.disabled = false;
+    let mut inactive = target_user("t1", Some("1"), "ann.lee@x.example", "Agent");
+    inactive.resource["active"] = json!(false);
+    let plan = run(&[ann], vec![inactive]);
+    assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Update)]);
+    assert_eq!(plan.users[0].changes[0].after, Some(json!(true)));
+}
+
+#[test]
+fn deprovisions_only_owned_users_in_no_source() {
+    let mut unmarked = target_user("t3", None, "cy.do@x.example", "Agent");
+    unmarked.resource["externalId"] = json!(null);
+    let mut foreign = target_user("t4", None, "di.ro@x.example", "Agent");
+    foreign.resource["externalId"] = json!("partner-1");
+    let mut already = target_user("t5", Some("5"), "ed.wu@x.example", "Agent");
+    already.resource["active"] = json!(false);
+    let plan = run(
+        &[person("1", "ann.lee@x.example", "Agent")],
+        vec![
+            target_user("t1", Some("1"), "ann.lee@x.example", "Agent"),
+            target_user("t2", Some("2"), "bo.ek@x.example", "Agent"),
+            unmarked,
+            foreign,
+            already,
+        ],
+    );
+    assert_eq!(actions(&plan), vec![("bo.ek@x.example".into(), Action::Disable)]);
+    assert_eq!(plan.users[0].reason, Some(ActionReason::NotInAnySource));
+    assert!(plan.blocked.is_none());
+}
+
+#[test]
+fn too_many_deprovisions_block_the_plan() {
+    let text = MANIFEST.replace("deprovision: { action: disable }", "deprovision: { action: delete, max: 1 }");
+    let m = manifest(&text);
+    let desired = build(&m.users, &[], &[]);
+    let users =
+        vec![target_user("t1", Some("1"), "a.a@x.example", "A"), target_user("t2", Some("2"), "b.b@x.example", "B")];
+    let plan = plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() });
+    assert_eq!(plan.summary().delete, 2);
+    assert!(
+        plan.blocked
+            .as_ref()
+            .is_some_and(|b| b.deprovisions == 2 && b.reason.contains("more than `users.deprovision.max` (1)")),
+        "{:?}",
+        plan.blocked
+    );
+}
+
+#[test]
+fn group_members_resolve_through_the_user_mapping() {
+    let m = manifest(MANIFEST);
+    let records = [
+        person("1", "ann.lee@x.example", "A"),
+        person("2", "bo.ek@x.example", "B"),
+        person("3", "cy.do@x.example", "C"),
+    ];
+    let desired = build(&m.users, &records, &[support(&records, &["1", "3", "404"])]);
+    let users = vec![
+        target_user("t1", Some("1"), "ann.lee@x.example", "A"),
+        target_user("t2", Some("2"), "bo.ek@x.example", "B"),
+    ];
+    let current = CurrentState {
+        users,
+        groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), target_group(&["t2", "stranger"]))]),
+    };
+    let plan = plan(&m.users, &desired, &current);
+    let group = &plan.groups[0];
+    assert_eq!(
+        group.add,
+        vec![
+            Member { key: "ann.lee@x.example".into(), id: Some("t1".into()) },
+            Member { key: "cy.do@x.example".into(), id: None }
+        ]
+    );
+    assert_eq!(
+        group.remove,
+        vec![
+            Member { key: "bo.ek@x.example".into(), id: Some("t2".into()) },
+            Member { key: "stranger".into(), id: Some("stranger".into()) }
+        ]
+    );
+    assert!(plan.warnings.iter().any(|w| w.contains("`404`")), "{:?}", plan.warnings);
+}
+
+#[test]
+fn same_inputs_in_any_order_give_the_same_bytes() {
+    let m = manifest(MANIFEST);
+    let mut records: Vec<SourceRecord> = (0..40)
+        .map(|i| person(&i.to_string(), &format!("u.{i}@x.example"), if i % 3 == 0 { "Lead" } else { "Agent" }))
+        .collect();
+    let mut users: Vec<CurrentUser> = (10..60)
+        .map(|i| {
+            target_user(
+                &format!("t{i}"),
+                (i % 7 != 0).then(|| i.to_string()).as_deref(),
+                &format!("u.{i}@x.example"),
+                "Agent",
+            )
+        })
+        .collect();
+    let members: Vec<String> = (0..40).step_by(2).map(|i| i.to_string()).collect();
+    let member_refs: Vec<&str> = members.iter().map(String::as_str).collect();
+    let groups = [support(&records, &member_refs)];
+    let current_group = target_group(&["t11", "t13", "t15"]);
+    let render = |records: &[SourceRecord], users: &[CurrentUser]| {
+        let desired = build(&m.users, records, &groups);
+        let current = CurrentState {
+            users: users.to_vec(),
+            groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), current_group.clone())]),
+        };
+        render_text(&plan(&m.users, &desired, &current))
+    };
+    let first = render(&records, &users);
+    // A fixed permutation (no randomness in tests either): reverse, then rotate.
+    records.reverse();
+    records.rotate_left(7);
+    users.reverse();
+    users.rotate_left(11);
+    assert_eq!(first, render(&records, &users));
+    assert!(first.contains("to create"), "{first}");
+}
