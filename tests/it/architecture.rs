@@ -113,3 +113,26 @@ fn architecture_md_names_only_paths_that_exist() {
     assert!(checked > 20, "the map names the code: {checked} paths");
     assert!(missing.is_empty(), "ARCHITECTURE.md names paths that do not exist: {missing:?}");
 }
+
+/// Files that hold one idea stay small: no file in `src/` over 600 lines, tests included; and
+/// no folder named `target` (tools take it for Cargo's build output and hide it).
+#[test]
+fn files_stay_small_and_no_folder_is_named_target() {
+    let mut long = Vec::new();
+    let mut pending = vec![repo_root().join("src")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_ne!(path.file_name().unwrap(), "target", "{}", path.display());
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                if lines > 600 {
+                    long.push(format!("{} ({lines} lines)", path.display()));
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "{long:?}");
+}

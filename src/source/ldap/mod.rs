@@ -14,22 +14,28 @@
 //! Show Deleted control). A cached group is read again only when it or a nested group changed
 //! or one of its members left the scope; otherwise its members are rebuilt from the records.
 
+mod connection;
+mod entry;
+mod usn;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, ldap_escape};
+use ldap3::{Ldap, LdapError, Scope, SearchEntry, ldap_escape};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+pub use self::entry::to_record;
+use self::entry::{binary_value, guid_filter_value, record_dn, text_value};
+use self::usn::resumable;
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record, group_key, sorted_by_id};
-use super::{AttrValue, SourceError, SourceGroup, SourceRecord};
+use super::{SourceError, SourceGroup, SourceRecord};
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 use crate::record::ad;
-use crate::tls::is_loopback;
 
 /// AD never returns more than this many values of one attribute at once (MaxValRange).
 const RANGE_WINDOW: usize = 1500;
@@ -129,56 +135,6 @@ impl LdapSource {
             hint: hint.into(),
             source: source.map(Box::new),
         }
-    }
-
-    /// Connects and binds.
-    async fn connect(&self) -> Result<Ldap, SourceError> {
-        let url = &self.config.url;
-        let host = host_of(url);
-        let encrypted = url.starts_with("ldaps://") || self.config.starttls;
-        if !encrypted && !is_loopback(&host) && !self.config.allow_insecure {
-            return Err(self.error(
-                format!("refusing a simple bind over unencrypted `{url}`: the password would cross the network in clear text"),
-                "use `ldaps://`, or `starttls: true`, or set `allow_insecure: true` if you accept the risk",
-                None,
-            ));
-        }
-        let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(self.timeout())
-            .set_starttls(self.config.starttls && url.starts_with("ldap://"));
-        if let Some(ca_file) = &self.config.ca_file {
-            settings = settings.set_config(Arc::new(crate::tls::rustls_config(ca_file).map_err(|detail| {
-                self.error(
-                    format!("cannot use `ca_file` `{}`: {detail}", ca_file.display()),
-                    "give a PEM file of CA certificates",
-                    None,
-                )
-            })?));
-        }
-        let (connection, mut ldap) = LdapConnAsync::with_settings(settings, url).await.map_err(|e| {
-            let hint = if matches!(e, LdapError::Io { .. }) && encrypted {
-                "check the host, the port and the TLS setup (`ca_file` for a private CA; the certificate must name the host)"
-            } else {
-                "check that the host and port are right and reachable"
-            };
-            self.error(format!("cannot connect to `{url}`"), hint, Some(e))
-        })?;
-        tokio::spawn(async move {
-            // The connection driver ends when the handle is dropped; its errors surface on calls.
-            let _ = connection.drive().await;
-        });
-        ldap.with_timeout(self.timeout())
-            .simple_bind(&self.config.bind_dn, self.config.password.expose())
-            .await
-            .and_then(ldap3::LdapResult::success)
-            .map_err(|e| {
-                self.error(
-                    format!("bind as `{}` to `{url}` failed", self.config.bind_dn),
-                    "check `bind_dn` (a DN or a UPN such as svc@corp.example) and the password",
-                    Some(e),
-                )
-            })?;
-        Ok(ldap)
     }
 
     fn wanted_attributes(&self) -> Vec<String> {
@@ -599,174 +555,5 @@ impl LdapSource {
             Err(LdapError::LdapResult { result }) if result.rc == 32 => Ok(None),
             Err(e) => Err(self.search_error(dn, "(objectClass=group)", e)),
         }
-    }
-}
-
-/// Whether the last run's cache can be read on from, and since which USN; else why not.
-fn resumable(previous: &SourceCache, now: Option<&UsnWatermark>, tombstone_days: u64) -> Result<u64, String> {
-    let Some(now) = now else {
-        return Err("the directory reports no `highestCommittedUSN`, so it cannot be read incrementally".into());
-    };
-    let Ok(last) = serde_json::from_value::<UsnWatermark>(previous.watermark.clone()) else {
-        return Err("the state holds no USN watermark for this source".into());
-    };
-    if last.invocation_id != now.invocation_id {
-        return Err(format!(
-            "the domain controller's invocationID changed ({} -> {}): another DC, or a restored database",
-            last.invocation_id, now.invocation_id
-        ));
-    }
-    if now.usn < last.usn {
-        return Err(format!("highestCommittedUSN went back ({} -> {})", last.usn, now.usn));
-    }
-    let days = now.read_at.saturating_sub(last.read_at) / 86_400;
-    if last.read_at > 0 && days >= tombstone_days {
-        return Err(format!(
-            "the last read was {days} days ago, not less than the tombstone lifetime ({tombstone_days} days): deletions since may have left no trace"
-        ));
-    }
-    Ok(last.usn + 1)
-}
-
-/// A text attribute's first value.
-fn text_value(entry: &SearchEntry, name: &str) -> Option<String> {
-    entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first()).cloned()
-}
-
-/// A binary attribute's first value, wherever ldap3 put it (values that happen to be valid
-/// UTF-8 land among the text attributes).
-fn binary_value(entry: &SearchEntry, name: &str) -> Option<Vec<u8>> {
-    let find = |map: &HashMap<String, Vec<Vec<u8>>>| {
-        map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first().cloned())
-    };
-    find(&entry.bin_attrs).or_else(|| {
-        entry
-            .attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.first())
-            .map(|t| t.as_bytes().to_vec())
-    })
-}
-
-fn record_dn(record: &SourceRecord) -> String {
-    match record.get("dn") {
-        Some(AttrValue::Text(dn)) => dn.to_ascii_lowercase(),
-        _ => String::new(),
-    }
-}
-
-/// One search entry as a record: values kept as lists when multi-valued, AD's binary and time
-/// formats rendered as text, `dn` always present.
-pub fn to_record(entry: SearchEntry) -> SourceRecord {
-    let guid = binary_value(&entry, "objectGUID").and_then(|b| ad::guid_to_string(&b));
-    let mut record = SourceRecord::new(guid.clone().unwrap_or_else(|| entry.dn.clone()));
-    record.insert("dn", AttrValue::Text(entry.dn.clone()));
-    for (name, bytes) in &entry.bin_attrs {
-        let text: Vec<String> = match name.to_ascii_lowercase().as_str() {
-            "objectguid" => bytes.iter().filter_map(|b| ad::guid_to_string(b)).collect(),
-            "objectsid" => bytes.iter().filter_map(|b| ad::sid_to_string(b)).collect(),
-            _ => continue,
-        };
-        record.insert(name, one_or_many(text));
-    }
-    for (name, values) in entry.attrs {
-        if name.eq_ignore_ascii_case("objectGUID") || name.eq_ignore_ascii_case("objectSid") {
-            // Binary values that happen to be valid UTF-8; the GUID is the record's id.
-            if let Some(guid) = guid.as_ref().filter(|_| name.eq_ignore_ascii_case("objectGUID")) {
-                record.insert(&name, AttrValue::Text(guid.clone()));
-            }
-            continue;
-        }
-        let converted: Vec<String> = if ad::GENERALIZED_TIME_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
-            values.iter().map(|v| ad::generalized_time_to_rfc3339(v).unwrap_or_else(|| v.clone())).collect()
-        } else if ad::FILETIME_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
-            values.iter().filter_map(|v| ad::filetime_to_rfc3339(v)).collect()
-        } else {
-            values
-        };
-        if name.eq_ignore_ascii_case("userAccountControl") {
-            record.disabled = converted.first().is_some_and(|v| ad::is_disabled(v));
-        }
-        if !converted.is_empty() {
-            record.insert(&name, one_or_many(converted));
-        }
-    }
-    record
-}
-
-fn one_or_many(mut values: Vec<String>) -> AttrValue {
-    if values.len() == 1 { AttrValue::Text(values.remove(0)) } else { AttrValue::List(values) }
-}
-
-/// A GUID in text form as an `objectGUID` filter value: each byte escaped, in AD's byte order.
-fn guid_filter_value(guid: &str) -> String {
-    let hex: String = guid.chars().filter(char::is_ascii_hexdigit).collect();
-    if hex.len() != 32 {
-        return ldap_escape(guid).into_owned();
-    }
-    let byte = |i: usize| &hex[i * 2..i * 2 + 2];
-    let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
-    order.iter().fold(String::with_capacity(48), |mut out, &i| {
-        out.push('\\');
-        out.push_str(byte(i));
-        out
-    })
-}
-
-fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or_default();
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or_default().to_owned();
-    }
-    authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_and_loopback() {
-        assert_eq!(host_of("ldap://127.0.0.1:389"), "127.0.0.1");
-        assert_eq!(host_of("ldaps://dc01.corp.example"), "dc01.corp.example");
-        assert_eq!(host_of("ldap://[::1]:389/"), "::1");
-        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost") && is_loopback("127.8.0.1"));
-        assert!(!is_loopback("10.0.0.1") && !is_loopback("dc01.corp.example"));
-    }
-
-    #[test]
-    fn guid_filter_bytes_are_in_ad_order() {
-        assert_eq!(
-            guid_filter_value("5b8ed4ea-7d36-4cdf-9e12-c47576bb3893"),
-            r"\ea\d4\8e\5b\36\7d\df\4c\9e\12\c4\75\76\bb\38\93"
-        );
-    }
-
-    #[test]
-    fn entries_become_records() {
-        let entry = SearchEntry {
-            dn: "CN=Ann,OU=Staff,DC=corp,DC=test".into(),
-            attrs: HashMap::from([
-                ("mail".into(), vec!["ann@corp.test".into()]),
-                ("proxyAddresses".into(), vec!["smtp:a@x".into(), "SMTP:ann@corp.test".into()]),
-                ("userAccountControl".into(), vec!["514".into()]),
-                ("whenCreated".into(), vec!["20240131235959.0Z".into()]),
-            ]),
-            bin_attrs: HashMap::from([(
-                "objectGUID".into(),
-                vec![vec![
-                    0xea, 0xd4, 0x8e, 0x5b, 0x36, 0x7d, 0xdf, 0x4c, 0x9e, 0x12, 0xc4, 0x75, 0x76, 0xbb, 0x38, 0x93,
-                ]],
-            )]),
-        };
-        let record = to_record(entry);
-        assert_eq!(record.id, "5b8ed4ea-7d36-4cdf-9e12-c47576bb3893");
-        assert!(record.disabled);
-        assert_eq!(record.get("OBJECTGUID"), Some(&AttrValue::Text(record.id.clone())));
-        assert_eq!(record.get("whenCreated"), Some(&AttrValue::Text("2024-01-31T23:59:59Z".into())));
-        assert!(matches!(record.get("proxyAddresses"), Some(AttrValue::List(v)) if v.len() == 2));
-        assert_eq!(record.get("dn"), Some(&AttrValue::Text("CN=Ann,OU=Staff,DC=corp,DC=test".into())));
     }
 }
