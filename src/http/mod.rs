@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod exchange;
 pub mod pacing;
 pub mod retry;
 

@@ -3,7 +3,6 @@
 //! 502-504, timeouts and resets with jittered backoff (`retry`), carries `If-Match` where the
 //! service keeps ETags and an `Idempotency-Key` on writes, and is counted for the apply summary.
 //! Every 2xx is success (PATCH may answer 204 with the new version only in `ETag`).
-#![allow(clippy::disallowed_methods, reason = "the SCIM client is an edge: its retries jitter")]
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -16,8 +15,9 @@ use tokio::sync::OnceCell;
 use super::profile::ProfileSettings;
 use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, TargetWriter};
 use crate::http::auth::Auth;
-use crate::http::body::{BodyError, mib, read_limited};
-use crate::http::pacing::{Pacer, throttled_wait};
+use crate::http::body::mib;
+use crate::http::exchange::{Ended, Event, Policy, exchange};
+use crate::http::pacing::Pacer;
 use crate::http::retry::{Backoff, Verdict, verdict};
 use crate::manifest::model::{ReadLimits, TargetConfig, TargetGroupRef};
 use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
@@ -180,20 +180,9 @@ impl ScimClient {
             Method::Delete => reqwest::Method::DELETE,
         };
         let idempotency_key = request.is_write().then(|| request.idempotency_key());
-        let mut refreshed = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if self.pacer.ready().await {
-                self.count(|s| s.throttled_waits += 1);
-            }
-            // Built anew on every attempt, so a refreshed token is the one sent.
-            let authorization = self.auth.header().await?;
-            let mut builder = self
-                .http
-                .request(method.clone(), &url)
-                .header(AUTHORIZATION, authorization.clone())
-                .header(ACCEPT, SCIM_JSON);
+        let build = |authorization| {
+            let mut builder =
+                self.http.request(method.clone(), &url).header(AUTHORIZATION, authorization).header(ACCEPT, SCIM_JSON);
             if !query.is_empty() {
                 builder = builder.query(query);
             }
@@ -206,74 +195,40 @@ impl ScimClient {
             if let Some(body) = &request.body {
                 builder = builder.header(CONTENT_TYPE, SCIM_JSON).body(body.to_string());
             }
-            let response = match builder.send().await {
-                Ok(response) => response,
-                Err(source) => {
-                    let retryable =
-                        source.is_timeout() || source.is_connect() || source.is_request() || source.is_body();
-                    let reason = crate::http::transport_reason(&source);
-                    if retryable && attempt < self.max_attempts {
-                        tracing::warn!("{label}: {reason}; retrying (attempt {attempt} of {})", self.max_attempts);
-                    }
-                    if !retryable || attempt >= self.max_attempts {
-                        return Err(TargetError::Transport { request: label, error: source });
-                    }
-                    self.count(|s| s.retries += 1);
-                    tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
-                    if let Some(found) = self.created_meanwhile(request).await? {
-                        return Ok(found);
-                    }
-                    continue;
-                }
-            };
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            self.pacer.learn(&headers);
-            tracing::info!("{label} -> {status}");
-            match verdict(status) {
-                Verdict::Success => {
-                    self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
-                    let bytes = self.read_body(&label, response).await?;
-                    return parse_success(&label, status, &headers, &bytes);
-                }
-                Verdict::Unauthorized if self.auth.can_refresh() && !refreshed => {
-                    // One refresh and one retry: the token may have expired in flight.
-                    self.auth.reject(&authorization).await;
-                    refreshed = true;
-                    self.count(|s| s.token_refreshes += 1);
-                }
-                Verdict::Throttled if attempt < self.max_attempts => {
-                    let wait = throttled_wait(&headers, &self.backoff, attempt);
-                    tracing::warn!("{label} was throttled (429); every request waits {wait:?}");
-                    self.pacer.pause(wait);
-                    self.count(|s| s.retries += 1);
-                    if let Some(found) = self.created_meanwhile(request).await? {
-                        return Ok(found);
-                    }
-                }
-                Verdict::Transient if attempt < self.max_attempts => {
-                    self.count(|s| s.retries += 1);
-                    tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
-                    if let Some(found) = self.created_meanwhile(request).await? {
-                        return Ok(found);
-                    }
-                }
-                _ => {
-                    self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
-                    let bytes = read_limited(response, self.limits.max_response_bytes).await.unwrap_or_default();
-                    let body = serde_json::from_slice::<ScimErrorBody>(&bytes).ok().map(Box::new);
-                    return Err(TargetError::Status { request: label, status, body });
-                }
+            builder
+        };
+        let policy = Policy {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            max_body: self.limits.max_response_bytes,
+            retry_server_errors: false,
+        };
+        // The service may have stored a POST whose answer was lost: look before sending it again.
+        let look = || self.created_meanwhile(request);
+        let observe = |event| {
+            self.count(|s| match event {
+                Event::Paced => s.throttled_waits += 1,
+                Event::Retried => s.retries += 1,
+                Event::Refreshed => s.token_refreshes += 1,
+            });
+        };
+        let answer = match exchange(&self.auth, &self.pacer, policy, &label, build, look, observe).await {
+            Ok(answer) => answer,
+            Err(Ended::Found(found)) => return Ok(found),
+            Err(Ended::Lookup(error)) => return Err(error),
+            Err(Ended::Auth(error)) => return Err(error.into()),
+            Err(Ended::Transport(error)) => return Err(TargetError::Transport { request: label, error }),
+            Err(Ended::TooLarge { limit }) => {
+                return Err(TargetError::TooLarge { request: label, limit_mib: mib(limit) });
             }
+        };
+        let status = answer.status;
+        self.count(|s| *s.by_status.entry((request.method, status)).or_default() += 1);
+        if verdict(status) == Verdict::Success {
+            return parse_success(&label, status, &answer.headers, &answer.body);
         }
-    }
-
-    /// A response's body, within `target.max_response_mib`.
-    async fn read_body(&self, label: &str, response: reqwest::Response) -> Result<Vec<u8>, TargetError> {
-        read_limited(response, self.limits.max_response_bytes).await.map_err(|error| match error {
-            BodyError::TooLarge { limit } => TargetError::TooLarge { request: label.to_owned(), limit_mib: mib(limit) },
-            BodyError::Transport(error) => TargetError::Transport { request: label.to_owned(), error },
-        })
+        let body = serde_json::from_slice::<ScimErrorBody>(&answer.body).ok().map(Box::new);
+        Err(TargetError::Status { request: label, status, body })
     }
 
     /// Before a POST is sent again, whatever went wrong (a lost answer, a 5xx, a 429): the

@@ -14,7 +14,6 @@
 //! that serves only groups keeps its users by delta too, so members resolve to current records.
 //! Sources with a `filter` or a mapped `manager` (neither is supported by delta) are read in
 //! full every run.
-#![allow(clippy::disallowed_methods, reason = "a source is an edge: its retries jitter")]
 
 mod records;
 mod wire;
@@ -34,8 +33,9 @@ use self::wire::{encode, path_of};
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record};
 use super::{SourceError, SourceGroup, SourceRecord};
 use crate::http::auth::{Auth, OAuth2};
-use crate::http::body::{BodyError, mib, read_limited};
-use crate::http::pacing::throttled_wait;
+use crate::http::body::mib;
+use crate::http::exchange::{Ended, Policy, exchange};
+use crate::http::pacing::Pacer;
 use crate::http::retry::{Backoff, Verdict, verdict};
 use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
 
@@ -84,6 +84,8 @@ pub struct GraphSource {
     expand_manager: bool,
     http: reqwest::Client,
     auth: Auth,
+    /// Graph throttles by its own headers and `Retry-After`: this source's own pacing.
+    pacer: Pacer,
     backoff: Backoff,
     /// Read through delta queries (a run with a state), on from the last run's cache if any.
     tracking: Mutex<Tracking>,
@@ -136,6 +138,7 @@ impl GraphSource {
             expand_manager,
             http,
             auth,
+            pacer: Pacer::new(None),
             backoff: Backoff::default(),
             tracking: Mutex::new(Tracking::Off),
             session: Mutex::new(None),
@@ -183,91 +186,60 @@ impl GraphSource {
         url
     }
 
-    /// One GET with Graph's retry rules.
+    /// One GET with the shared retry rules (`http::exchange`): Graph's 500s are passing too.
     async fn get(&self, url: &str) -> Result<Value, SourceError> {
-        let mut refreshed = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let authorization = self.auth.header().await.map_err(|e| {
-                self.error(e.to_string(), "check `tenant_id`, `client_id`, `client_secret` and `authority`")
-            })?;
-            let sent = self
-                .http
-                .get(url)
-                .header(AUTHORIZATION, authorization.clone())
-                .header("ConsistencyLevel", "eventual")
-                .send()
-                .await;
-            let response = match sent {
-                Ok(response) => response,
-                Err(e) if attempt < MAX_ATTEMPTS && (e.is_timeout() || e.is_connect() || e.is_request()) => {
-                    tracing::warn!("Graph GET {}: {e}; retrying", path_of(url));
-                    tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(self.error(
-                        format!("cannot reach Microsoft Graph for GET {}: {e}", path_of(url)),
-                        "check `graph_url` and the network",
-                    ));
-                }
-            };
-            let status = response.status().as_u16();
-            tracing::info!("Graph GET {} -> {status}", path_of(url));
-            match verdict(status) {
-                Verdict::Success => {
-                    let body = read_limited(response, MAX_BODY).await.map_err(|e| match e {
-                        BodyError::TooLarge { limit } => self.error(
-                            format!("GET {} answered more than {} MiB", path_of(url), mib(limit)),
-                            "check `graph_url`",
-                        ),
-                        BodyError::Transport(e) => self
-                            .error(format!("the answer to GET {} broke off: {e}", path_of(url)), "check the network"),
-                    })?;
-                    return serde_json::from_slice(&body).map_err(|e| {
-                        self.error(
-                            format!("GET {} answered something that is not JSON: {e}", path_of(url)),
-                            "check `graph_url`",
-                        )
-                    });
-                }
-                Verdict::Unauthorized if !refreshed => {
-                    self.auth.reject(&authorization).await;
-                    refreshed = true;
-                }
-                Verdict::Throttled if attempt < MAX_ATTEMPTS => {
-                    let wait = throttled_wait(response.headers(), &self.backoff, attempt);
-                    tracing::warn!("Graph throttled GET {} (429); waiting {wait:?}", path_of(url));
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::Transient | Verdict::Final if status >= 500 && attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(self.backoff.delay(attempt, fastrand::f64())).await;
-                }
-                _ => {
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
-                    let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
-                    if status == 410 || code.eq_ignore_ascii_case("syncStateNotFound") {
-                        return Err(SourceError::DeltaExpired {
-                            source_name: self.name.clone(),
-                            detail: format!("HTTP {status} {code}"),
-                        });
-                    }
-                    let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
-                    let hint = match status {
-                        401 | 403 => {
-                            "check the app registration's Graph permissions (User.Read.All, GroupMember.Read.All) and admin consent"
-                        }
-                        404 => "check the group id or name",
-                        _ => "check the request in the Graph documentation",
-                    };
-                    return Err(self.error(
-                        format!("GET {} was refused with HTTP {status} {code}: {message}", path_of(url)),
-                        hint,
-                    ));
-                }
+        let path = path_of(url);
+        let label = format!("Graph GET {path}");
+        let build = |authorization| {
+            self.http.get(url).header(AUTHORIZATION, authorization).header("ConsistencyLevel", "eventual")
+        };
+        let policy =
+            Policy { max_attempts: MAX_ATTEMPTS, backoff: self.backoff, max_body: MAX_BODY, retry_server_errors: true };
+        // A GET changes nothing: there is nothing to look for before sending it again.
+        let nothing = || std::future::ready(Ok::<Option<()>, ()>(None));
+        let answer = match exchange(&self.auth, &self.pacer, policy, &label, build, nothing, |_| {}).await {
+            Ok(answer) => answer,
+            Err(Ended::Auth(e)) => {
+                return Err(
+                    self.error(e.to_string(), "check `tenant_id`, `client_id`, `client_secret` and `authority`")
+                );
             }
+            Err(Ended::Transport(e)) => {
+                return Err(self.error(
+                    format!("cannot reach Microsoft Graph for GET {path}: {}", crate::http::transport_reason(&e)),
+                    "check `graph_url` and the network",
+                ));
+            }
+            Err(Ended::TooLarge { limit }) => {
+                return Err(
+                    self.error(format!("GET {path} answered more than {} MiB", mib(limit)), "check `graph_url`")
+                );
+            }
+            Err(Ended::Found(()) | Ended::Lookup(())) => unreachable!("a GET looks for nothing"),
+        };
+        let status = answer.status;
+        if verdict(status) == Verdict::Success {
+            return serde_json::from_slice(&answer.body).map_err(|e| {
+                self.error(format!("GET {path} answered something that is not JSON: {e}"), "check `graph_url`")
+            });
         }
+        let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
+        if status == 410 || code.eq_ignore_ascii_case("syncStateNotFound") {
+            return Err(SourceError::DeltaExpired {
+                source_name: self.name.clone(),
+                detail: format!("HTTP {status} {code}"),
+            });
+        }
+        let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
+        let hint = match status {
+            401 | 403 => {
+                "check the app registration's Graph permissions (User.Read.All, GroupMember.Read.All) and admin consent"
+            }
+            404 => "check the group id or name",
+            _ => "check the request in the Graph documentation",
+        };
+        Err(self.error(format!("GET {path} was refused with HTTP {status} {code}: {message}"), hint))
     }
 
     /// Every item of a collection, following `@odata.nextLink` as an opaque URL until it ends,
