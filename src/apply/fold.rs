@@ -163,7 +163,6 @@ mod tests {
             result: Ok(response.status),
             creates: request.starts_with("POST"),
             response: Some(response),
-            stale: false,
             superseded: false,
             note: None,
         }
@@ -214,7 +213,11 @@ mod tests {
 
         // A failed write: nothing is remembered, the next run reads in full.
         let mut failed = report.clone();
-        failed.outcomes[0].result = Err(crate::apply::Failure { status: Some(412), message: "HTTP 412".into() });
+        failed.outcomes[0].result = Err(crate::apply::Failure {
+            kind: crate::apply::FailureKind::Stale,
+            status: Some(412),
+            message: "HTTP 412".into(),
+        });
         assert_eq!(update_after_apply(before, &plan, &failed, &managed), None);
     }
 }

@@ -34,9 +34,6 @@ pub struct Outcome {
     pub creates: bool,
     /// What the server answered, on success (the state cache is updated from it).
     pub response: Option<ScimResponse>,
-    /// The write was refused because the resource changed since it was read (412, 409 or
-    /// Genesys's 400 `invalidVers`), or a create because the user exists already (409).
-    pub stale: bool,
     /// A stale outcome whose resource was read again and planned again: the outcomes that
     /// follow it say what became of the resource; it is neither applied nor failed.
     pub superseded: bool,
@@ -45,27 +42,46 @@ pub struct Outcome {
     pub note: Option<String>,
 }
 
-/// Why one request failed: the HTTP status when the service answered, and what to say.
+/// Why one request failed: what kind of failure, the HTTP status when the service answered,
+/// and what to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    pub kind: FailureKind,
     pub status: Option<u16>,
     pub message: String,
+}
+
+/// What a failure means for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Refused because the resource changed since it was read (412, 409, Genesys's 400
+    /// `invalidVers`): read again and planned again.
+    Stale,
+    /// A create refused because the resource exists already (409): looked up and planned again.
+    Duplicate,
+    /// No usable answer: the service could not be reached, or answered too much.
+    Transport,
+    /// The service refused it, for good.
+    Refused,
+    /// Never sent: what it needed failed first.
+    NotSent,
 }
 
 impl Failure {
     /// A request the service refused or never answered; `then` says what it means, if anything.
     pub fn from_error(error: &TargetError, then: &str) -> Self {
-        let status = match error {
-            TargetError::Status { status, .. } => Some(*status),
-            _ => None,
+        let (kind, status) = match error {
+            TargetError::Status { status, .. } if error.is_stale() => (FailureKind::Stale, Some(*status)),
+            TargetError::Status { status, .. } => (FailureKind::Refused, Some(*status)),
+            _ => (FailureKind::Transport, None),
         };
         let message = crate::report::error_chain(error);
-        Self { status, message: if then.is_empty() { message } else { format!("{message}: {then}") } }
+        Self { kind, status, message: if then.is_empty() { message } else { format!("{message}: {then}") } }
     }
 
     /// A failure of something that was never sent.
     pub fn unsent(message: impl Into<String>) -> Self {
-        Self { status: None, message: message.into() }
+        Self { kind: FailureKind::NotSent, status: None, message: message.into() }
     }
 }
 
@@ -87,7 +103,12 @@ impl Outcome {
     }
 
     fn new(subject: Subject, request: String, result: Result<u16, Failure>) -> Self {
-        Self { subject, request, result, creates: false, response: None, stale: false, superseded: false, note: None }
+        Self { subject, request, result, creates: false, response: None, superseded: false, note: None }
+    }
+
+    /// Refused as stale or as existing already: the resource is read again and planned again.
+    pub fn is_stale(&self) -> bool {
+        matches!(&self.result, Err(f) if matches!(f.kind, FailureKind::Stale | FailureKind::Duplicate))
     }
 }
 
@@ -147,7 +168,6 @@ async fn run_users<W: TargetWriter>(
             let created = &created;
             async move {
                 let mut answered = None;
-                let mut stale = false;
                 let result = match writer.send(&request).await {
                     Ok(response) => {
                         if creates && let Some(id) = response.body.as_ref().and_then(id_of) {
@@ -161,13 +181,12 @@ async fn run_users<W: TargetWriter>(
                         Ok(status)
                     }
                     Err(error) if error.is_stale() => {
-                        stale = true;
                         Err(Failure::from_error(&error, "it changed in the target since it was read"))
                     }
-                    Err(error) if creates && error.is_duplicate() => {
-                        stale = true;
-                        Err(Failure::from_error(&error, "it exists in the target already"))
-                    }
+                    Err(error) if creates && error.is_duplicate() => Err(Failure {
+                        kind: FailureKind::Duplicate,
+                        ..Failure::from_error(&error, "it exists in the target already")
+                    }),
                     Err(error @ TargetError::Status { status: 413, .. }) => Err(Failure::from_error(
                         &error,
                         "the user's write is over the service's size limit: map fewer or shorter values (routing skills, languages, phone numbers)",
@@ -178,7 +197,6 @@ async fn run_users<W: TargetWriter>(
                 let mut outcome = Outcome::new(Subject::User(key), request.to_string(), result);
                 outcome.creates = creates;
                 outcome.response = answered;
-                outcome.stale = stale;
                 (index, outcome)
             }
         })
@@ -325,7 +343,11 @@ async fn send_group<W: TargetWriter>(
                 let mut outcome = Outcome::new(
                     resource.clone(),
                     request.to_string(),
-                    Err(Failure { status: Some(413), message: "over the service's size limit".to_owned() }),
+                    Err(Failure {
+                        kind: FailureKind::Refused,
+                        status: Some(413),
+                        message: "over the service's size limit".to_owned(),
+                    }),
                 );
                 outcome.superseded = true;
                 outcome.note = Some("over the service's size limit: sent again in smaller requests".to_owned());
@@ -343,9 +365,7 @@ async fn send_group<W: TargetWriter>(
             // that write): read again and planned again, as users are.
             Err(error) if error.is_stale() => {
                 let failure = Failure::from_error(&error, "it changed in the target since it was read");
-                let mut outcome = Outcome::new(resource.clone(), request.to_string(), Err(failure));
-                outcome.stale = true;
-                outcome
+                Outcome::new(resource.clone(), request.to_string(), Err(failure))
             }
             Err(error) => Outcome::new(resource.clone(), request.to_string(), Err(Failure::from_error(&error, ""))),
         };

@@ -86,7 +86,7 @@ async fn apply_fresh(
         for warning in unlanded_memberships(&planned.current, &plan, &report) {
             writeln!(console.err, "Warning: {warning}")?;
         }
-        if report.outcomes.iter().any(|o| o.stale) {
+        if report.outcomes.iter().any(crate::apply::Outcome::is_stale) {
             // A write refused as stale (edited since read, or the retry of a write whose answer
             // was lost): read again and planned again, then one account of it all.
             let current = &planned.current;
@@ -223,7 +223,7 @@ async fn replan_stale(
     sent: &mut Option<ApplyReport>,
     console: &mut Console<'_>,
 ) -> ApplyReport {
-    let stale: BTreeSet<Subject> = report.outcomes.iter().filter(|o| o.stale).map(|o| o.subject.clone()).collect();
+    let stale: BTreeSet<Subject> = report.outcomes.iter().filter(|o| o.is_stale()).map(|o| o.subject.clone()).collect();
     let mut current = before.clone();
     // Users created moments ago, so that group members resolve to them.
     for outcome in report.outcomes.iter().filter(|o| o.creates && matches!(o.subject, Subject::User(_))) {
@@ -295,7 +295,7 @@ async fn replan_stale(
             )),
         }
     }
-    for outcome in report.outcomes.iter_mut().filter(|o| o.stale) {
+    for outcome in report.outcomes.iter_mut().filter(|o| o.is_stale()) {
         outcome.superseded = read_again.contains_key(&outcome.subject);
         if let (Some(hint), Err(failure)) = (unfindable.get(&outcome.subject), &mut outcome.result) {
             failure.message = format!("{}: {hint}", failure.message);
