@@ -3,6 +3,7 @@
 //! request is recorded and the run goes on with everything that does not depend on it.
 
 pub mod fold;
+pub mod replan;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
