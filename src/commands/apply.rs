@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, write_file};
+use super::{
+    Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, state_settings,
+    write_file,
+};
 use crate::apply::fold::{unlanded_memberships, update_after_apply};
 use crate::apply::replan::replan_stale;
 use crate::apply::{ApplyReport, Subject, check_preconditions, execute_with_progress};
@@ -58,7 +61,9 @@ async fn apply_fresh(
     let manifest = crate::manifest::load(file)?;
     let _lock = run_lock(args, file, console).await?;
     let client = super::client_for(&manifest)?;
-    let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err, true).await?;
+    let mut state =
+        RunState::open_for(&state_settings(&args.state, file), args.state.refresh, &manifest, file, console.err, true)
+            .await?;
     if args.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, now) = read_drift(&manifest, &client, remembered, console.progress).await?;
@@ -155,7 +160,15 @@ async fn apply_saved(
     }
     let _lock = run_lock(args, &manifest_path, console).await?;
     // The plan is applied as it is; the state only learns that the target changed under it.
-    let mut run_state = RunState::open_for(&args.state, true, &manifest, &manifest_path, console.err, false).await?;
+    let mut run_state = RunState::open_for(
+        &state_settings(&args.state, &manifest_path),
+        true,
+        &manifest,
+        &manifest_path,
+        console.err,
+        false,
+    )
+    .await?;
     let client = super::client_for(&manifest)?;
     let plan = &document.plan;
     console.show_plan(plan)?;

@@ -1,6 +1,6 @@
 //! `scimform plan -f FILE`: show what would change; optionally save it for `apply FILE`.
 
-use super::{Console, RunState, read_and_plan_cached, read_drift, sources_for, write_file};
+use super::{Console, RunState, read_and_plan_cached, read_drift, sources_for, state_settings, write_file};
 use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
@@ -12,7 +12,9 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let file = &args.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let mut state = RunState::open_for(&args.state, args.state.refresh, &manifest, file, console.err, false).await?;
+    let mut state =
+        RunState::open_for(&state_settings(&args.state, file), args.state.refresh, &manifest, file, console.err, false)
+            .await?;
     if args.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, _) = read_drift(&manifest, &client, remembered, console.progress).await?;

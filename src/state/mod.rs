@@ -12,6 +12,7 @@
 
 pub mod postgres;
 mod postgres_tls;
+pub mod session;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use postgres::PostgresStore;
+pub use session::{RunState, SourceReads, StateSettings, TargetUpdate, state_identity};
 pub use sqlite::SqliteStore;
 
 use crate::current::{CurrentState, CurrentUser};

@@ -1,0 +1,263 @@
+//! The state as one run uses it: opened from the run's settings (the default beside the
+//! manifest, or one named), the last run's snapshot handed to the sources and the planner, and
+//! what the run leaves saved, writing no more than changed.
+#![allow(clippy::disallowed_methods, reason = "the state file's place: whether it exists, moving a damaged one aside")]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::{Snapshot, StateError, Store};
+use crate::current::CurrentState;
+use crate::manifest::Manifest;
+use crate::source::{AnySource, ReadKind, SourceCache};
+
+/// Where a run keeps its state, resolved from the arguments and the environment once.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    /// A file or a `postgres://` URL; `None` with `--no-state`.
+    pub location: Option<String>,
+    /// Named by `--state` or `SCIMFORM_STATE` (an error when it cannot be used), not the default
+    /// beside the manifest (a warning).
+    pub named: bool,
+    /// How long to wait for another run's lock.
+    pub lock_wait: std::time::Duration,
+}
+
+/// What the sources that read incrementally got to in this run.
+#[derive(Debug, Default)]
+pub struct SourceReads {
+    /// By source name: what the next run resumes from.
+    pub caches: BTreeMap<String, SourceCache>,
+    /// How each was read, for the user.
+    pub kinds: Vec<(String, ReadKind)>,
+    /// Some source's records differ from what the state holds (read in full, or changes read).
+    pub records_changed: bool,
+}
+
+impl SourceReads {
+    /// Collects each source's cache after the sources were read.
+    pub async fn collect(sources: &BTreeMap<String, AnySource>) -> Self {
+        let mut reads = SourceReads::default();
+        for (name, source) in sources {
+            let (Some(cache), Some(kind)) = (source.cache().await, source.last_read().await) else { continue };
+            reads.records_changed |= match &kind {
+                ReadKind::Full { .. } => true,
+                ReadKind::Incremental { changed, removed, .. } => changed + removed > 0,
+            };
+            reads.caches.insert(name.clone(), cache);
+            reads.kinds.push((name.clone(), kind));
+        }
+        reads
+    }
+
+    /// One line per source read, for stderr.
+    pub fn describe(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        for (name, kind) in &self.kinds {
+            writeln!(out, "Source `{name}` {kind}.")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a run leaves of the target in the state.
+pub enum TargetUpdate {
+    /// As the state remembered it (planned against it, nothing written): handed back.
+    Unchanged(CurrentState),
+    /// Read in full, or followed through the apply.
+    Replace(CurrentState),
+    /// Not known exactly (a failed or stale write): the next run reads it in full.
+    Forget,
+}
+
+/// The state a run works with: the store, and what the last run left for this manifest and
+/// where it points (nothing after `--refresh`, in a new store, or for another manifest or
+/// target: full reads).
+pub struct RunState {
+    store: Store,
+    loaded: Option<Snapshot>,
+    /// The state remembered a target when it was opened.
+    target_known: bool,
+    /// The watermarks the sources were resumed from, to tell whether they moved.
+    resumed_from: BTreeMap<String, serde_json::Value>,
+}
+
+impl RunState {
+    /// Opens the state a run's arguments name: `--state`, else the file beside the manifest
+    /// (none with `--no-state`). The default that cannot be used (a read-only directory, say) is
+    /// a warning and a run without state; a state asked for by name that cannot be used is an
+    /// error. A state file that does not exist is made only when `create` (a run that will
+    /// write it). A database keeps the states of several manifests, each under its path as given.
+    pub async fn open_for(
+        settings: &StateSettings,
+        refresh: bool,
+        manifest: &Manifest,
+        file: &Path,
+        warn: &mut dyn Write,
+        create: bool,
+    ) -> anyhow::Result<Option<Self>> {
+        let location = settings.location.clone();
+        if !create
+            && let Some(path) = location.as_deref().filter(|l| !crate::state::postgres::is_postgres_url(l))
+            && !state_file_exists(Path::new(path))
+        {
+            return Ok(None);
+        }
+        let wait = settings.lock_wait;
+        let damaged = |error: &anyhow::Error| error.downcast_ref::<StateError>().is_some_and(StateError::is_damaged);
+        match Self::open(location.as_deref(), refresh, manifest, file, wait).await {
+            // A damaged default state would cost a full read on every run, forever: `apply`
+            // moves it aside, says where, and starts a fresh one.
+            Err(error) if !settings.named && create && damaged(&error) => {
+                let path = PathBuf::from(location.unwrap_or_default());
+                let aside = move_aside(&path)?;
+                writeln!(
+                    warn,
+                    "Warning: the state file `{}` cannot be read ({error:#}); moved it aside to `{}` and started a fresh one: this run reads everything in full.",
+                    path.display(),
+                    aside.display()
+                )?;
+                Self::open(path.to_str(), refresh, manifest, file, wait).await
+            }
+            Err(error) if !settings.named && damaged(&error) => {
+                writeln!(
+                    warn,
+                    "Warning: the state file cannot be read ({error:#}); this run reads everything in full, and the next `apply` moves the file aside and starts a fresh one."
+                )?;
+                Ok(None)
+            }
+            Err(error) if !settings.named => {
+                writeln!(warn, "Warning: running without state: {error:#}. Pass `--no-state` to silence this.")?;
+                Ok(None)
+            }
+            Err(error) if damaged(&error) => Err(error.context(format!(
+                "the state named by `--state` (or SCIMFORM_STATE) cannot be read; move it aside (`mv {0} {0}.corrupt`) to start afresh with a full read",
+                location.unwrap_or_default()
+            ))),
+            opened => opened,
+        }
+    }
+
+    /// Opens the state at `location`, if any, waiting up to `lock_wait` for a PostgreSQL
+    /// state's run lock.
+    pub async fn open(
+        location: Option<&str>,
+        refresh: bool,
+        manifest: &Manifest,
+        file: &Path,
+        lock_wait: std::time::Duration,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(location) = location else { return Ok(None) };
+        let key = file.display().to_string();
+        let mut store = Store::open_waiting(location, key.strip_prefix("./").unwrap_or(&key), lock_wait).await?;
+        let loaded = if refresh { None } else { store.load().await? };
+        let loaded = loaded.filter(|s| s.manifest_sha256 == state_identity(manifest));
+        let target_known = loaded.as_ref().is_some_and(|s| s.target.is_some());
+        Ok(Some(Self { store, loaded, target_known, resumed_from: BTreeMap::new() }))
+    }
+
+    /// Plans against the target as read now rather than as remembered (a saved plan, made for
+    /// review, is made against what is).
+    pub fn read_target_in_full(&mut self) {
+        if let Some(loaded) = &mut self.loaded {
+            loaded.target = None;
+        }
+    }
+
+    /// The target as the last run left it.
+    pub fn target(&self) -> Option<&CurrentState> {
+        self.loaded.as_ref()?.target.as_ref()
+    }
+
+    /// Takes the remembered target when `usable` says it serves this run.
+    pub fn take_target_if(&mut self, usable: impl FnOnce(&CurrentState) -> bool) -> Option<CurrentState> {
+        let loaded = self.loaded.as_mut()?;
+        if loaded.target.as_ref().is_some_and(usable) { loaded.target.take() } else { None }
+    }
+
+    /// Tells each source that this run keeps state, handing it the cache it left last time
+    /// (moved out of the snapshot).
+    pub async fn resume(&mut self, sources: &BTreeMap<String, AnySource>) {
+        let mut caches = self.loaded.as_mut().map(|l| std::mem::take(&mut l.sources)).unwrap_or_default();
+        for (name, source) in sources {
+            let cache = caches.remove(name);
+            if let Some(cache) = &cache {
+                self.resumed_from.insert(name.clone(), cache.watermark.clone());
+            }
+            source.resume(cache).await;
+        }
+    }
+
+    /// Saves what the run leaves, in one transaction, writing no more than changed: nothing
+    /// when nothing did, only the sources' progress when their records and the target stayed.
+    pub async fn save(&mut self, manifest: &Manifest, target: TargetUpdate, reads: SourceReads) -> anyhow::Result<()> {
+        let (target, target_changed) = match target {
+            TargetUpdate::Unchanged(current) => (Some(current), false),
+            TargetUpdate::Replace(current) => {
+                (Some(crate::state::trim_state(current, &manifest.users.managed_paths())), true)
+            }
+            TargetUpdate::Forget => (None, self.target_known),
+        };
+        let moved = reads.caches.len() != self.resumed_from.len()
+            || reads.caches.iter().any(|(name, cache)| self.resumed_from.get(name) != Some(&cache.watermark));
+        let snapshot = Snapshot { manifest_sha256: state_identity(manifest), target, sources: reads.caches };
+        if target_changed || reads.records_changed || self.loaded.is_none() {
+            self.store.save(&snapshot).await?;
+        } else if moved {
+            self.store.save_progress(&snapshot).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the remembered target, keeping the sources: the next run reads the target in full.
+    pub async fn forget_target(&mut self) -> anyhow::Result<()> {
+        Ok(self.store.forget_target().await?)
+    }
+
+    /// `--refresh-only`: remembers the target as read, keeping the sources as they were.
+    pub async fn remember_target(&mut self, manifest: &Manifest, current: CurrentState) -> anyhow::Result<()> {
+        let sources = self.loaded.as_mut().map(|s| std::mem::take(&mut s.sources)).unwrap_or_default();
+        let target = Some(crate::state::trim_state(current, &manifest.users.managed_paths()));
+        self.store.save(&Snapshot { manifest_sha256: state_identity(manifest), target, sources }).await?;
+        Ok(())
+    }
+}
+
+/// Renames a damaged state file to `<name>.corrupt-<UTC time>`, keeping it for a post-mortem.
+fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
+    let now = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{now}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside)
+        .with_context(|| format!("cannot move the damaged state file `{}` aside", path.display()))?;
+    Ok(aside)
+}
+
+fn state_file_exists(path: &Path) -> bool {
+    std::fs::exists(path).unwrap_or(true)
+}
+
+/// What a state belongs to: the manifest's text and where it points once its `${env:…}` are
+/// resolved (the target's URL, each source's directory). The same manifest run against another
+/// target or directory starts afresh instead of trusting what another one left. Secrets are not
+/// part of it: rotating a password keeps the state.
+pub fn state_identity(manifest: &Manifest) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let mut text = format!("manifest {}\ntarget {}\n", manifest.sha256, manifest.target.base_url);
+    for (name, source) in &manifest.sources {
+        let _ = match source {
+            crate::manifest::model::SourceConfig::File(file) => writeln!(text, "{name} file {}", file.path.display()),
+            crate::manifest::model::SourceConfig::Ldap(ldap) => {
+                writeln!(text, "{name} ldap {} {}", ldap.url, ldap.base_dn)
+            }
+            crate::manifest::model::SourceConfig::Graph(graph) => {
+                writeln!(text, "{name} graph {} {}", graph.tenant_id, graph.graph_url.as_deref().unwrap_or_default())
+            }
+        };
+    }
+    format!("{:x}", Sha256::digest(text.as_bytes()))
+}
