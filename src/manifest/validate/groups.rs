@@ -20,8 +20,7 @@ impl Checker<'_> {
             self.source_reference(&[key("groups"), Segment::Index(index), key("source")], &raw.source);
             if !names.insert(raw.name.clone()) {
                 let p = [key("groups"), Segment::Index(index), key("name")];
-                let location = self.node(&p).location;
-                self.report(location, &p, format!("group pairing `{}` is declared twice", raw.name), None);
+                self.report_at(&p, format!("group pairing `{}` is declared twice", raw.name), None);
             }
             let from = self.group_selector(&raw.from, &[key("groups"), Segment::Index(index), key("from")]);
             let to = match (&raw.to.id, &raw.to.display_name) {
@@ -29,8 +28,7 @@ impl Checker<'_> {
                 (None, Some(name)) => Some(TargetGroupRef::DisplayName(name.clone())),
                 _ => {
                     let p = [key("groups"), Segment::Index(index), key("to")];
-                    let location = self.node(&p).location;
-                    self.report(location, &p, "`to` needs exactly one of `id` and `display_name`", None);
+                    self.report_at(&p, "`to` needs exactly one of `id` and `display_name`", None);
                     None
                 }
             };
@@ -48,19 +46,16 @@ impl Checker<'_> {
             };
             if raw.create && raw.to.display_name.is_none() {
                 let p = [key("groups"), Segment::Index(index), key("to")];
-                let location = self.node(&p).location;
-                self.report(location, &p, "`create: true` needs `to: { display_name: ... }`, the name to create", None);
+                self.report_at(&p, "`create: true` needs `to: { display_name: ... }`, the name to create", None);
             }
             if raw.members_per_request == Some(0) {
                 let p = [key("groups"), Segment::Index(index), key("members_per_request")];
-                let location = self.node(&p).location;
-                self.report(location, &p, "members_per_request must be at least 1", None);
+                self.report_at(&p, "members_per_request must be at least 1", None);
             }
             let members_per_operation = raw.members_per_operation.unwrap_or(100);
             if members_per_operation == 0 {
                 let p = [key("groups"), Segment::Index(index), key("members_per_operation")];
-                let location = self.node(&p).location;
-                self.report(location, &p, "members_per_operation must be at least 1", None);
+                self.report_at(&p, "members_per_operation must be at least 1", None);
             }
             if let (Some(from), Some(to), Some(member_key)) = (from, to, member_key) {
                 pairings.push(GroupPairing {
@@ -144,10 +139,7 @@ impl Checker<'_> {
                 None => {
                     for read in match_mapping.map(Mapping::attributes).unwrap_or_default() {
                         if let Err((message, _)) = crate::manifest::graph_properties::check_user_read(read) {
-                            let location = self.node(&here).location;
-                            self.report(
-                                location,
-                                &here,
+                            self.report_at(&here,
                                 format!("members of Graph source `{}` are keyed by the users' match mapping, which reads `{read}`: {message}", pairing.source),
                                 Some("give the pairing a `member_key` that Graph members have, such as \"{{ userPrincipalName | lower }}\"".into()),
                             );

@@ -199,6 +199,12 @@ impl Checker<'_> {
         });
     }
 
+    /// Reports a problem at the node `path` names.
+    pub(super) fn report_at(&mut self, path: &[Segment], message: impl Into<String>, hint: Option<String>) {
+        let location = self.node(path).location;
+        self.report(location, path, message, hint);
+    }
+
     pub(super) fn node(&self, path: &[Segment]) -> &Node {
         self.root.descend(path)
     }

@@ -106,8 +106,7 @@ impl Checker<'_> {
             let separator = set.separator.clone().unwrap_or_else(|| ";".into());
             if separator.is_empty() {
                 let p = [&here[..], &[key("separator")]].concat();
-                let location = self.node(&p).location;
-                self.report(location, &p, "the separator is empty", None);
+                self.report_at(&p, "the separator is empty", None);
             }
             sets.push(SetMapping {
                 path,

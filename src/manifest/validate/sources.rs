@@ -69,8 +69,7 @@ impl Checker<'_> {
         let timeout_seconds = raw.timeout_seconds.unwrap_or(30);
         self.check_range(&at("timeout_seconds"), timeout_seconds, 1..=3600, ", the seconds one operation may take");
         if !(raw.url.starts_with("ldap://") || raw.url.starts_with("ldaps://")) {
-            let location = self.node(&at("url")).location;
-            self.report(location, &at("url"), "an LDAP url must start with `ldap://` or `ldaps://`", None);
+            self.report_at(&at("url"), "an LDAP url must start with `ldap://` or `ldaps://`", None);
         }
         LdapConfig {
             url: raw.url,
@@ -109,8 +108,7 @@ impl Checker<'_> {
                 .unwrap_or_default();
             let hint = did_you_mean(name, candidates.iter().map(String::as_str))
                 .or_else(|| (!candidates.is_empty()).then(|| format!("declared sources: {}", backticked(&candidates))));
-            let location = self.node(path).location;
-            self.report(location, path, format!("source `{name}` is not declared under `sources`"), hint);
+            self.report_at(path, format!("source `{name}` is not declared under `sources`"), hint);
         }
     }
 }

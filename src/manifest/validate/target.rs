@@ -9,8 +9,7 @@ impl Checker<'_> {
         let at = |k: &[&str]| -> Vec<Segment> { path.iter().cloned().chain(k.iter().map(|k| key(k))).collect() };
         let region = raw.region.clone();
         if region.is_some() && raw.profile != Profile::Genesys {
-            let location = self.node(&at(&["region"])).location;
-            self.report(location, &at(&["region"]), "`region` applies to `profile: genesys` only", None);
+            self.report_at(&at(&["region"]), "`region` applies to `profile: genesys` only", None);
         }
         // Genesys derives both URLs from the region; either may still be given (tests, proxies).
         let genesys_region = region.as_deref().filter(|_| raw.profile == Profile::Genesys);
@@ -30,8 +29,7 @@ impl Checker<'_> {
         if let Some(url) = &base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            let location = self.node(&at(&["base_url"])).location;
-            self.report(location, &at(&["base_url"]), "`base_url` must be an http:// or https:// URL", None);
+            self.report_at(&at(&["base_url"]), "`base_url` must be an http:// or https:// URL", None);
         }
         let auth = match &raw.auth {
             RawAuth::BearerToken(token) => Some(TargetAuth::BearerToken(Secret::new(token.clone()))),
@@ -41,9 +39,7 @@ impl Checker<'_> {
                     (None, Some(region)) => Some(format!("https://login.{region}/oauth/token")),
                     (None, None) => {
                         let p = at(&["auth", "oauth2_client_credentials"]);
-                        let location = self.node(&p).location;
-                        self.report(
-                            location,
+                        self.report_at(
                             &p,
                             "missing key `token_url`",
                             Some("give the OAuth2 token endpoint, or `profile: genesys` with `region`".into()),
@@ -74,8 +70,7 @@ impl Checker<'_> {
             && rate.requests_per_minute == 0
         {
             let p = at(&["rate_limit", "requests_per_minute"]);
-            let location = self.node(&p).location;
-            self.report(location, &p, "requests_per_minute must be at least 1", None);
+            self.report_at(&p, "requests_per_minute must be at least 1", None);
         }
         Some(TargetConfig {
             profile: raw.profile,

@@ -89,9 +89,7 @@ impl Checker<'_> {
             } else {
                 vec![key("users"), key("attributes")]
             };
-            let location = self.node(&p).location;
-            self.report(
-                location,
+            self.report_at(
                 &p,
                 format!("the match attribute `{match_path}` is not mapped"),
                 Some(format!("add a mapping for `{match_path}` under `users.attributes`")),
@@ -118,13 +116,7 @@ impl Checker<'_> {
             deprovision.max_percent = d.max_percent;
             if let Some(p) = d.max_percent.filter(|p| !(0.0..=100.0).contains(p)) {
                 let path = [key("users"), key("deprovision"), key("max_percent")];
-                let location = self.node(&path).location;
-                self.report(
-                    location,
-                    &path,
-                    format!("max_percent `{p}` is not a percentage"),
-                    Some("use 0 to 100".into()),
-                );
+                self.report_at(&path, format!("max_percent `{p}` is not a percentage"), Some("use 0 to 100".into()));
             }
         }
         let sets = self.sets(&raw.sets, &seen);
@@ -174,8 +166,7 @@ impl Checker<'_> {
                     }
                     (None, None, Some(attribute)) => {
                         let p = [path, &[key("reference")]].concat();
-                        let location = self.node(&p).location;
-                        self.report(location, &p, format!("`{attribute}` is not a source attribute name"), None);
+                        self.report_at(&p, format!("`{attribute}` is not a source attribute name"), None);
                         None
                     }
                     _ => {
