@@ -8,6 +8,7 @@ use crate::manifest::Manifest;
 use crate::manifest::model::TargetGroupRef;
 use crate::plan::fixtures::{MANIFEST, manifest, person, support, target_user};
 use crate::plan::render::render_text;
+use crate::plan::{Action, ActionReason, Member};
 use crate::record::{AttrValue, SourceRecord};
 
 fn target_group(members: &[&str]) -> CurrentGroup {

@@ -1,0 +1,91 @@
+//! Users that left every source: deprovisioned only when they carry our marker, within the
+//! rails.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+use crate::current::CurrentUser;
+use crate::desired::{DesiredState, match_key};
+use crate::manifest::model::{Deprovision, DeprovisionAction, UserMapping};
+use crate::mapping::Mapping;
+use crate::plan::{Action, ActionReason, AttributeChange, Blocked, Plan, Precondition, UserChange};
+use crate::scim::ScimPath;
+
+/// The deprovisioning safety rails: a plan that deprovisions more than `max` users, or more than
+/// `max_percent` of the users we own, is blocked. Called again on a focused plan.
+pub fn check_rails(plan: &Plan, limits: &Deprovision) -> Option<Blocked> {
+    let count = plan.deprovisions().count();
+    let owned = plan.owned_users;
+    #[expect(clippy::cast_precision_loss, reason = "user counts are far below 2^52")]
+    let percent = if owned == 0 { 0.0 } else { count as f64 * 100.0 / owned as f64 };
+    if let Some(max) = limits.max_percent.filter(|max| percent > *max) {
+        return Some(Blocked {
+            deprovisions: count,
+            reason: format!(
+                "the plan deprovisions {count} of {owned} owned users ({percent:.1} %), more than `users.deprovision.max_percent` ({max} %)"
+            ),
+        });
+    }
+    let max = limits.max.filter(|max| count > *max)?;
+    Some(Blocked {
+        deprovisions: count,
+        reason: format!("the plan deprovisions {count} users, more than `users.deprovision.max` ({max})"),
+    })
+}
+
+/// Whether the marker on a target user is ours: our `external_id` mapping could have made it.
+pub(super) fn is_ours(marker_mapping: &Mapping, marker: &str) -> bool {
+    match marker_mapping {
+        Mapping::Template(template) => template.could_produce(marker),
+        Mapping::Constant(value) => value.as_str() == Some(marker),
+        Mapping::Attribute(_) | Mapping::Reference(_) => !marker.is_empty(),
+    }
+}
+
+pub(super) fn deprovision(
+    mapping: &UserMapping,
+    desired: &DesiredState,
+    users: &[&CurrentUser],
+    claimed: &BTreeSet<usize>,
+    precondition: &dyn Fn(&CurrentUser) -> Precondition,
+    plan: &mut Plan,
+) {
+    let Some(marker_mapping) = &mapping.external_id else { return };
+    let desired_markers: BTreeSet<&str> = desired.users.values().filter_map(|u| u.external_id.as_deref()).collect();
+    plan.owned_users = users.iter().filter(|u| u.external_id().is_some_and(|m| is_ours(marker_mapping, m))).count();
+    for (index, user) in users.iter().enumerate() {
+        let Some(marker) = user.external_id() else { continue };
+        if claimed.contains(&index) || !is_ours(marker_mapping, marker) || desired_markers.contains(marker) {
+            continue;
+        }
+        let key =
+            mapping.match_path.get(&user.resource).and_then(Value::as_str).map_or_else(|| user.id.clone(), match_key);
+        let change = match mapping.deprovision.action {
+            DeprovisionAction::Ignore => continue,
+            DeprovisionAction::Disable if !user.active() => continue,
+            DeprovisionAction::Disable => UserChange {
+                key,
+                action: Action::Disable,
+                reason: Some(ActionReason::NotInAnySource),
+                target_id: Some(user.id.clone()),
+                precondition: precondition(user),
+                changes: vec![AttributeChange {
+                    path: ScimPath::attribute("active"),
+                    before: Some(Value::Bool(true)),
+                    after: Some(Value::Bool(false)),
+                    set: None,
+                    reference: None,
+                }],
+            },
+            DeprovisionAction::Delete => UserChange {
+                key,
+                action: Action::Delete,
+                reason: Some(ActionReason::NotInAnySource),
+                target_id: Some(user.id.clone()),
+                precondition: precondition(user),
+                changes: Vec::new(),
+            },
+        };
+        plan.users.push(change);
+    }
+}

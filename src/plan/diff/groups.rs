@@ -1,0 +1,93 @@
+//! Group memberships: source members resolved to target ids through the user mapping.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::current::{CurrentGroup, CurrentState, CurrentUser};
+use crate::desired::{DesiredState, match_key};
+use crate::manifest::model::{MembershipMethod, TargetGroupRef, UserMapping};
+use crate::plan::{GroupChange, Member, Plan, Precondition};
+
+pub(super) fn groups(
+    desired: &DesiredState,
+    current: &CurrentState,
+    users: &[&CurrentUser],
+    resolved: &BTreeMap<&str, &str>,
+    created: &BTreeSet<&str>,
+    mapping: &UserMapping,
+    plan: &mut Plan,
+) {
+    let key_by_id: BTreeMap<&str, String> = users
+        .iter()
+        .filter_map(|u| Some((u.id.as_str(), match_key(mapping.match_path.get(&u.resource)?.as_str()?))))
+        .collect();
+    for group in &desired.groups {
+        for member in &group.unresolved {
+            plan.warnings
+                .push(format!("group `{}`: member `{member}` matches no user of the manifest; skipped", group.pairing));
+        }
+        let missing = CurrentGroup {
+            id: String::new(),
+            display_name: match &group.target {
+                TargetGroupRef::DisplayName(name) => name.clone(),
+                TargetGroupRef::Id(id) => id.clone(),
+            },
+            members: BTreeSet::new(),
+            version: None,
+        };
+        let (target, create) = match current.groups.get(&group.target) {
+            Some(target) => (target, false),
+            None if group.create => (&missing, true),
+            None => {
+                plan.warnings
+                    .push(format!("group `{}`: target group {} was not read; skipped", group.pairing, group.target));
+                continue;
+            }
+        };
+        let mut members = Vec::new();
+        for key in &group.members {
+            if let Some(id) = resolved.get(key.as_str()) {
+                members.push(Member { key: key.clone(), id: Some((*id).to_owned()) });
+            } else if created.contains(key.as_str()) {
+                members.push(Member { key: key.clone(), id: None });
+            } else {
+                plan.warnings.push(format!(
+                    "group `{}`: member `{key}` has no user in the target and none is planned; skipped",
+                    group.pairing
+                ));
+            }
+        }
+        let wanted_ids: BTreeSet<&str> = members.iter().filter_map(|m| m.id.as_deref()).collect();
+        let add: Vec<Member> =
+            members.iter().filter(|m| m.id.as_deref().is_none_or(|id| !target.members.contains(id))).cloned().collect();
+        let mut remove: Vec<Member> = target
+            .members
+            .iter()
+            .filter(|id| !wanted_ids.contains(id.as_str()))
+            .map(|id| Member {
+                key: key_by_id.get(id.as_str()).cloned().unwrap_or_else(|| id.clone()),
+                id: Some(id.clone()),
+            })
+            .collect();
+        remove.sort();
+        if add.is_empty() && remove.is_empty() && !create {
+            continue;
+        }
+        plan.groups.push(GroupChange {
+            name: group.pairing.clone(),
+            target_id: target.id.clone(),
+            display_name: target.display_name.clone(),
+            precondition: if create {
+                Precondition::Absent
+            } else {
+                Precondition::for_group(target.version.as_deref(), &target.display_name, &target.members)
+            },
+            method: group.method,
+            members_per_operation: group.members_per_operation,
+            members_per_request: group.members_per_request,
+            create,
+            add,
+            remove,
+            members: if group.method == MembershipMethod::Put { members } else { Vec::new() },
+        });
+    }
+}
