@@ -70,6 +70,21 @@ pub struct AttributeChange {
     pub reference: Option<String>,
 }
 
+impl AttributeChange {
+    /// A plain change of one attribute: `before` as read (none for a create), `after` as wanted
+    /// (none to remove it).
+    pub fn new(path: ScimPath, before: Option<Value>, after: Option<Value>) -> Self {
+        Self { path, before, after, set: None, reference: None }
+    }
+
+    /// The same change, to a set attribute compared and written as `set` says.
+    #[must_use]
+    pub fn with_set(mut self, set: Option<set::SetChange>) -> Self {
+        self.set = set.map(Box::new);
+        self
+    }
+}
+
 /// One user to change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserChange {

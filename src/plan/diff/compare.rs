@@ -22,33 +22,21 @@ pub(super) fn create(
         .iter()
         // An empty set (no skills) is not sent.
         .filter(|(_, value)| value.as_array().is_none_or(|items| !items.is_empty()))
-        .map(|(path, value)| AttributeChange {
-            path: path.clone(),
-            before: None,
-            after: Some(value.clone()),
-            set: mapping.set(path).map(|m| Box::new(set_change(m))),
-            reference: None,
+        .map(|(path, value)| {
+            AttributeChange::new(path.clone(), None, Some(value.clone())).with_set(mapping.set(path).map(set_change))
         })
         .collect();
     for (path, key) in &want.references {
         changes.extend(references.change(want, path, key, None, warnings));
     }
     if let Some(marker) = &want.external_id {
-        changes.push(AttributeChange {
-            path: ScimPath::attribute("externalId"),
-            before: None,
-            after: Some(Value::String(marker.clone())),
-            set: None,
-            reference: None,
-        });
+        changes.push(AttributeChange::new(
+            ScimPath::attribute("externalId"),
+            None,
+            Some(Value::String(marker.clone())),
+        ));
     }
-    changes.push(AttributeChange {
-        path: ScimPath::attribute("active"),
-        before: None,
-        after: Some(Value::Bool(want.active)),
-        set: None,
-        reference: None,
-    });
+    changes.push(AttributeChange::new(ScimPath::attribute("active"), None, Some(Value::Bool(want.active))));
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     // Kept until the apply ends, for every create: no spare capacity.
     changes.shrink_to_fit();
@@ -80,59 +68,35 @@ pub(super) fn update(
         let before = path.get(&found.resource).filter(|v| !v.is_null());
         if let Some(set) = mapping.set(path).map(set_change) {
             if !set.same(Some(value), before) {
-                let change = AttributeChange {
-                    path: path.clone(),
-                    before: before.cloned(),
-                    after: Some(value.clone()),
-                    set: Some(Box::new(set)),
-                    reference: None,
-                };
-                changes.push(change);
+                changes
+                    .push(AttributeChange::new(path.clone(), before.cloned(), Some(value.clone())).with_set(Some(set)));
             }
             continue;
         }
         let case_insensitive = *path == mapping.match_path || path.is("userName");
         if !before.is_some_and(|b| values_equal(&comparable(path, value), &comparable(path, b), case_insensitive)) {
-            changes.push(AttributeChange {
-                path: path.clone(),
-                before: before.cloned(),
-                after: Some(value.clone()),
-                set: None,
-                reference: None,
-            });
+            changes.push(AttributeChange::new(path.clone(), before.cloned(), Some(value.clone())));
         }
     }
     for path in &want.removals {
         if let Some(before) = path.get(&found.resource).filter(|v| !v.is_null()) {
-            changes.push(AttributeChange {
-                path: path.clone(),
-                before: Some(before.clone()),
-                after: None,
-                set: None,
-                reference: None,
-            });
+            changes.push(AttributeChange::new(path.clone(), Some(before.clone()), None));
         }
     }
     if let Some(marker) = &want.external_id
         && found.external_id() != Some(marker.as_str())
     {
-        changes.push(AttributeChange {
-            path: ScimPath::attribute("externalId"),
-            before: found.external_id().map(|s| Value::String(s.to_owned())),
-            after: Some(Value::String(marker.clone())),
-            set: None,
-            reference: None,
-        });
+        let before = found.external_id().map(|s| Value::String(s.to_owned()));
+        changes.push(AttributeChange::new(
+            ScimPath::attribute("externalId"),
+            before,
+            Some(Value::String(marker.clone())),
+        ));
     }
     let disabling = found.active() && !want.active;
     if found.active() != want.active {
-        changes.push(AttributeChange {
-            path: ScimPath::attribute("active"),
-            before: Some(Value::Bool(found.active())),
-            after: Some(Value::Bool(want.active)),
-            set: None,
-            reference: None,
-        });
+        let (before, after) = (Value::Bool(found.active()), Value::Bool(want.active));
+        changes.push(AttributeChange::new(ScimPath::attribute("active"), Some(before), Some(after)));
     }
     if changes.is_empty() {
         return None;

@@ -69,13 +69,11 @@ pub(super) fn deprovision(
                 reason: Some(ActionReason::NotInAnySource),
                 target_id: Some(user.id.clone()),
                 precondition: precondition(user),
-                changes: vec![AttributeChange {
-                    path: ScimPath::attribute("active"),
-                    before: Some(Value::Bool(true)),
-                    after: Some(Value::Bool(false)),
-                    set: None,
-                    reference: None,
-                }],
+                changes: vec![AttributeChange::new(
+                    ScimPath::attribute("active"),
+                    Some(Value::Bool(true)),
+                    Some(Value::Bool(false)),
+                )],
             },
             DeprovisionAction::Delete => UserChange {
                 key,
