@@ -18,12 +18,13 @@ use std::time::Instant;
 
 use scimform::apply::execute;
 use scimform::apply::fold::update_after_apply;
-use scimform::commands::{RunState, TargetUpdate, client_for, read_and_plan_cached};
 use scimform::manifest::MapEnvironment;
+use scimform::pipeline::{client_for, read_and_plan_cached};
 use scimform::progress::Progress;
 use scimform::scim::Method;
 use scimform::service::memory::{MemoryServer, MemoryStore};
 use scimform::source::{AnySource, FileSource};
+use scimform::state::{RunState, TargetUpdate};
 
 const MANIFEST: &str = r#"version: 1
 sources:

@@ -32,6 +32,7 @@ pub mod service;
 pub mod apply;
 pub mod state;
 pub mod lock;
+pub mod pipeline;
 // The command line.
 pub mod progress;
 pub mod report;

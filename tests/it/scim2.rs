@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use scimform::apply::execute;
-use scimform::commands::{client_for, read_and_plan, sources_for};
+use scimform::pipeline::{client_for, read_and_plan, sources_for};
 use serde_json::json;
 
 use crate::common::{Scim2Server, run_async, workspace};

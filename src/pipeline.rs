@@ -1,0 +1,170 @@
+//! The pipeline a run goes through, whatever the command: the manifest's sources and target
+//! opened, the sources read into the desired state, the target read (or taken from the state),
+//! and the plan made. `commands` decide what to show and whether to apply.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{Context, bail};
+
+use crate::desired::{self, DesiredState};
+use crate::manifest::Manifest;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::service::{CurrentState, ScimClient, TargetReader};
+use crate::source::{AnySource, Source, SourceRecord};
+use crate::state::{RunState, SourceReads};
+
+/// The adapters a manifest's sources describe.
+pub fn sources_for(manifest: &Manifest) -> anyhow::Result<BTreeMap<String, AnySource>> {
+    let mut sources = BTreeMap::new();
+    for (name, config) in &manifest.sources {
+        let wanted = manifest.attributes_read_from(name);
+        sources.insert(name.clone(), AnySource::from_config(name, config, &wanted)?);
+    }
+    Ok(sources)
+}
+
+/// The SCIM client for a manifest's target.
+pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
+    let managed = manifest.users.managed_paths();
+    Ok(ScimClient::new(&manifest.target, &managed)?.keep_only(&managed))
+}
+
+/// Reads the sources and builds the desired state, problems included (see `DesiredState::errors`);
+/// returns the user records too.
+pub async fn read_desired(
+    manifest: &Manifest,
+    sources: &BTreeMap<String, AnySource>,
+    progress: Progress,
+) -> anyhow::Result<(std::sync::Arc<Vec<SourceRecord>>, DesiredState)> {
+    let source = |name: &str| sources.get(name).with_context(|| format!("source `{name}` is not configured"));
+    let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
+    let records = source(&manifest.users.source)?.users().await?;
+    spinner.finish_and_clear();
+    let mut groups = Vec::new();
+    for pairing in &manifest.groups {
+        let spinner = progress.spinner(format!("Reading the source group of pairing `{}`", pairing.name));
+        let group = source(&pairing.source)?
+            .group(&pairing.from, pairing.nested)
+            .await
+            .with_context(|| format!("cannot read the source group of pairing `{}`", pairing.name))?;
+        spinner.finish_and_clear();
+        groups.push((pairing.clone(), group));
+    }
+    let mut set_groups = Vec::new();
+    for set in &manifest.users.sets {
+        let mut read = Vec::new();
+        for rule in &set.groups {
+            let spinner =
+                progress.spinner(format!("Reading the source group for `{}` entry `{}`", set.path, rule.name));
+            let group = source(&rule.source)?
+                .group(&rule.group, rule.nested)
+                .await
+                .with_context(|| format!("cannot read the source group for `{}` entry `{}`", set.path, rule.name))?;
+            spinner.finish_and_clear();
+            read.push(group);
+        }
+        set_groups.push(read);
+    }
+    let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups);
+    Ok((records, desired))
+}
+
+/// Reads the sources and the target and computes the plan.
+pub async fn read_and_plan(
+    manifest: &Manifest,
+    sources: &BTreeMap<String, AnySource>,
+    target: &ScimClient,
+    progress: Progress,
+) -> anyhow::Result<Plan> {
+    Ok(read_and_plan_cached(manifest, sources, target, progress, None).await?.plan)
+}
+
+/// A plan, the target state it was made against and how the sources were read.
+pub struct Planned {
+    pub plan: Plan,
+    pub desired: DesiredState,
+    pub current: CurrentState,
+    /// The target state came from the state, not from listing the target.
+    pub from_cache: bool,
+    pub sources: SourceReads,
+}
+
+impl Planned {
+    /// For a run with a state: how each source was read, and whether the target was.
+    pub fn describe_reads(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        self.sources.describe(out)?;
+        if self.from_cache {
+            writeln!(out, "Planned against the state; `--refresh` reads the target in full.")?;
+        }
+        Ok(())
+    }
+}
+
+/// Like `read_and_plan`, but with the state of a `--state` run: the sources read on from
+/// where the last run left them, and the plan made against the remembered target instead of
+/// listing it, when the state holds every paired group.
+pub async fn read_and_plan_cached(
+    manifest: &Manifest,
+    sources: &BTreeMap<String, AnySource>,
+    target: &ScimClient,
+    progress: Progress,
+    state: Option<&mut RunState>,
+) -> anyhow::Result<Planned> {
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
+    let mut remembered = None;
+    if let Some(state) = state {
+        state.resume(sources).await;
+        // Taken, not copied: 100,000 users are held once.
+        let usable = |t: &CurrentState| refs.iter().all(|r| t.groups.contains_key(r) || creatable.contains(r));
+        remembered = state.take_target_if(usable);
+    }
+    let (_, desired) = read_desired(manifest, sources, progress).await?;
+    if !desired.errors.is_empty() {
+        let mut message = format!(
+            "the desired state has {} problem(s); nothing was planned (`scimform explain` shows how a user's values are made)",
+            desired.errors.len()
+        );
+        for error in &desired.errors {
+            message.push_str("\n  - ");
+            message.push_str(error);
+        }
+        bail!(message);
+    }
+    let (current, from_cache) = if let Some(target) = remembered {
+        (target, true)
+    } else {
+        let counter = progress.counter("Reading users from the target");
+        target.report_progress_to(counter.clone());
+        let current =
+            target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
+        counter.finish_and_clear();
+        (current, false)
+    };
+    let plan = crate::plan::plan(&manifest.users, &desired, &current);
+    let sources = SourceReads::collect(sources).await;
+    Ok(Planned { plan, desired, current, from_cache, sources })
+}
+
+/// `--refresh-only`: the target read in full, and how it drifted from the state.
+pub async fn read_drift(
+    manifest: &Manifest,
+    target: &ScimClient,
+    remembered: Option<&CurrentState>,
+    progress: Progress,
+) -> anyhow::Result<(Vec<crate::state::Drift>, CurrentState)> {
+    let Some(remembered) = remembered else {
+        bail!(
+            "the state remembers no target for this manifest, so there is nothing to compare with; run `apply` first"
+        );
+    };
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let counter = progress.counter("Reading users from the target");
+    target.report_progress_to(counter.clone());
+    let now = target.current_state(&refs, &refs).await.context("cannot read the current state of the target")?;
+    counter.finish_and_clear();
+    // Compared over the managed attributes only; the state trims what it keeps.
+    Ok((crate::state::drift(remembered, &now, &manifest.users.managed_paths()), now))
+}
