@@ -36,6 +36,11 @@ impl EqFilter {
         Some(Self { attribute: attribute.to_owned(), value })
     }
 
+    /// Whether a resource's attribute (found without regard to case) satisfies the filter.
+    pub fn matches_resource(&self, resource: &Value) -> bool {
+        self.matches(resource.as_object().and_then(|o| crate::scim::path::get_ci(o, &self.attribute)))
+    }
+
     /// Whether `candidate` satisfies the filter. Strings compare without case, as `userName`
     /// and most SCIM string attributes are not case-exact.
     pub fn matches(&self, candidate: Option<&Value>) -> bool {

@@ -277,11 +277,7 @@ impl ScimClient {
         let broken = |detail: String| TargetError::Listing { path: path.to_owned(), detail };
         // A service that does not filter gets no filter: everything is listed and matched here.
         let (filter, local) = if capabilities.filter { (filter, None) } else { (None, filter) };
-        let selected = |resource: &Value| {
-            local.is_none_or(|f| {
-                f.matches(resource.as_object().and_then(|o| crate::scim::path::get_ci(o, &f.attribute)))
-            })
-        };
+        let selected = |resource: &Value| local.is_none_or(|f| f.matches_resource(resource));
         let mut resources = Vec::new();
         // Ids already read, hashed: a repeat means the service is not paging.
         let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();

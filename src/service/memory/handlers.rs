@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use super::{Kind, MemoryStore, RecordedWrite, Shared};
 use crate::scim::EqFilter;
 use crate::scim::patch::PatchRequest;
-use crate::scim::path::get_ci;
 use crate::scim::resource::{LIST_RESPONSE_SCHEMA, ScimErrorBody};
 use crate::service::genesys_rules::{self, GenesysRules, Refusal};
 
@@ -159,7 +158,7 @@ pub(super) fn list(store: &Shared, headers: &HeaderMap, kind: Kind, query: &BTre
         let matching: Vec<&Value> = store
             .collection(kind)
             .values()
-            .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r.as_object().and_then(|o| get_ci(o, &f.attribute)))))
+            .filter(|r| filter.as_ref().is_none_or(|f| f.matches_resource(r)))
             .filter(|r| !only_active || r.get("active").and_then(Value::as_bool) != Some(false))
             .collect();
         let start = query.get("startIndex").and_then(|s| s.parse::<usize>().ok()).unwrap_or(1).max(1);
