@@ -234,26 +234,27 @@ impl ScimClient {
     /// Before a POST is sent again, whatever went wrong (a lost answer, a 5xx, a 429): the
     /// service may have stored the user already, so look for it first; a retry never makes a
     /// duplicate, also on a service that does not keep `userName` unique.
-    async fn created_meanwhile(&self, request: &ScimRequest) -> Result<Option<ScimResponse>, TargetError> {
-        if request.method != Method::Post {
-            return Ok(None);
-        }
-        Box::pin(self.lookup(request)).await
-    }
-
-    /// Finds the user a POST would have created (by its `userName`).
-    async fn lookup(&self, request: &ScimRequest) -> Result<Option<ScimResponse>, TargetError> {
-        let Some(user_name) = request.body.as_ref().and_then(|b| b.get("userName")).and_then(Value::as_str) else {
-            return Ok(None);
-        };
-        let filter = EqFilter::new("userName", user_name);
-        let query = [("filter", filter.to_string())];
-        let found = self.execute(&ScimRequest::new(Method::Get, "/Users"), &query, false).await?;
-        let page: Option<ListResponse<Value>> = found.body.and_then(|b| serde_json::from_value(b).ok());
-        Ok(page.and_then(|p| p.resources.into_iter().find(|r| id_of(r).is_some())).map(|resource| {
-            tracing::warn!("{request} got no usable answer, but the user exists: not sending it again");
-            ScimResponse { status: 200, body: Some(resource), etag: None }
-        }))
+    ///
+    /// Boxed: the look reads through `list`, which sends through `execute`, which calls this.
+    fn created_meanwhile<'a>(
+        &'a self,
+        request: &'a ScimRequest,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<ScimResponse>, TargetError>> + Send + 'a>> {
+        Box::pin(async move {
+            if request.method != Method::Post {
+                return Ok(None);
+            }
+            let Some(user_name) = request.body.as_ref().and_then(|b| b.get("userName")).and_then(Value::as_str) else {
+                return Ok(None);
+            };
+            // Through the listing, so a service without filters is matched here, as every lookup is.
+            let filter = EqFilter::new("userName", user_name);
+            let found = self.list("/Users", Some(&filter), &[], Some).await?;
+            Ok(found.into_iter().find(|r| id_of(r).is_some()).map(|resource| {
+                tracing::warn!("{request} got no usable answer, but the user exists: not sending it again");
+                ScimResponse { status: 200, body: Some(resource), etag: None }
+            }))
+        })
     }
 
     /// Every resource at `path` (matching `filter`), page by page, each turned by `keep` into

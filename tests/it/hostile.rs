@@ -677,3 +677,39 @@ async fn tls_and_timeouts_say_what_failed() {
     assert!(slow.stderr.contains("no answer within `timeout_seconds`"), "{}", slow.stderr);
     assert!(slow.stderr.contains("raise `target.timeout_seconds`"), "{}", slow.stderr);
 }
+
+/// The look before re-sending a POST goes through the listing too: a service without filters
+/// gets no filter, and the user its lost answer stored is found here, not created twice.
+#[tokio::test]
+async fn a_lost_post_is_looked_up_without_a_filter_where_filters_are_unsupported() {
+    use scimform::scim::{Method, ScimRequest};
+    use scimform::service::TargetWriter;
+    use wiremock::matchers::query_param_is_missing;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/ServiceProviderConfig"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"filter": {"supported": false}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Users"))
+        .and(query_param_is_missing("filter"))
+        .respond_with(page(&[user(1), json!({"id": "stored", "userName": "new@x.example", "active": true})], 2, 1))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Users"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"status": "400", "scimType": "invalidFilter"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/scim/v2/Users"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = ScimClient::new(&config(&server), &[]).unwrap();
+    let post = ScimRequest::new(Method::Post, "/Users").with_body(json!({"userName": "new@x.example"}));
+    let answer = client.send(&post).await.unwrap();
+    assert_eq!(answer.body.unwrap()["id"], "stored");
+}
