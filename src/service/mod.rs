@@ -22,7 +22,7 @@ use crate::scim::{ScimRequest, ScimResponse};
 pub enum TargetError {
     /// Not `#[source]`: the reason is said in words, and reqwest's own chain would repeat the
     /// URL with its query (which may hold a filter on a person's name).
-    #[error("cannot reach the SCIM service for {request}: {}; {}", crate::http::transport_reason(.error), transport_hint(.error))]
+    #[error("cannot reach the SCIM service for {request}: {}", transport_failure(.error))]
     Transport { request: String, error: reqwest::Error },
     #[error("{request} was refused with HTTP {status}{}{}", describe(.body.as_deref()), not_found_hint(request, *status))]
     Status { request: String, status: u16, body: Option<Box<ScimErrorBody>> },
@@ -54,16 +54,17 @@ fn not_found_hint(request: &str, status: u16) -> &'static str {
     }
 }
 
-/// What to check after a transport failure.
-fn transport_hint(error: &reqwest::Error) -> &'static str {
+/// What failed on the wire, in words, and what to check.
+fn transport_failure(error: &reqwest::Error) -> String {
     let reason = crate::http::transport_reason(error);
-    if reason.starts_with("TLS") {
+    let hint = if reason.starts_with("TLS") {
         "check `target.base_url` and `target.ca_file` (a corporate CA or a TLS-inspecting proxy?)"
     } else if error.is_timeout() {
         "check `target.base_url`, the network, or raise `target.timeout_seconds`"
     } else {
         "check `target.base_url` and the network"
-    }
+    };
+    format!("{reason}; {hint}")
 }
 
 fn describe(body: Option<&ScimErrorBody>) -> String {
