@@ -122,7 +122,7 @@ fn sent_members(
 }
 
 /// The members in an answer that holds the group with its `members`.
-fn answered_members(response: &ScimResponse) -> Option<BTreeSet<String>> {
+pub fn answered_members(response: &ScimResponse) -> Option<BTreeSet<String>> {
     let body = response.body.as_ref()?;
     crate::scim::path::get_ci(body.as_object()?, "members")?;
     CurrentGroup::from_resource(body).map(|g| g.members)

@@ -13,7 +13,7 @@ use super::{
     Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, state_settings,
     write_file,
 };
-use crate::apply::fold::{unlanded_memberships, update_after_apply};
+use crate::apply::fold::{answered_members, unlanded_memberships, update_after_apply};
 use crate::apply::replan::replan_stale;
 use crate::apply::{ApplyReport, Subject, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
@@ -210,19 +210,14 @@ async fn read_back_groups(plan: &Plan, report: &mut ApplyReport, client: &ScimCl
             continue;
         };
         let Some(response) = outcome.response.as_mut() else { continue };
-        let has_members = response
-            .body
-            .as_ref()
-            .and_then(serde_json::Value::as_object)
-            .is_some_and(|b| crate::scim::path::get_ci(b, "members").is_some());
+        if answered_members(response).is_some() {
+            continue;
+        }
         let id = if change.create {
             response.body.as_ref().and_then(crate::scim::resource::id_of).map(str::to_owned)
         } else {
             Some(change.target_id.clone())
         };
-        if has_members {
-            continue;
-        }
         let Some(id) = id else { continue };
         // A read that fails leaves the answer as it was: the state then follows what was sent.
         if let Ok(Some(group)) = client.fetch(&format!("/Groups/{id}")).await {
