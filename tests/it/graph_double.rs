@@ -16,6 +16,8 @@
 //!   (joined by `or`, at most 50), and no `$expand`, `$top`, `$orderby`, `$search` or `$count`
 //!   (stricter than Graph: we never send them there, so any is a bug).
 //! - `$top` is 1 to 999 on users and group members; `$expand` on `/users` only `manager`.
+//! - System query options Graph does not know are refused, and `$skip`, which users and groups
+//!   do not support (paging is by `@odata.nextLink`).
 
 use scimform::manifest::graph_properties::{GROUP_PROPERTIES, USER_PROPERTIES};
 use serde_json::json;
@@ -95,6 +97,14 @@ pub fn refusal(request: &Request) -> Option<(String, String)> {
         _ => (false, false, false),
     };
     let bad_request = |message: String| Some(("BadRequest".to_owned(), message));
+    // System query options Graph does not know, and `$skip`, which users and groups refuse.
+    for (name, _) in url.query_pairs().filter(|(k, _)| k.starts_with('$')) {
+        let known =
+            ["$select", "$filter", "$expand", "$top", "$skiptoken", "$deltatoken", "$count", "$orderby", "$search"];
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(&name)) {
+            return bad_request(format!("Query option '{name}' is not allowed."));
+        }
+    }
     if let Some(select) = param("select") {
         for name in select.split(',').map(str::trim) {
             let known = if user_typed {
@@ -184,6 +194,8 @@ async fn the_double_refuses_what_graph_refuses() {
         "users?$top=1000",
         "groups/g1/members/microsoft.graph.user?$select=id,members",
         "groups?$select=id,userPrincipalName",
+        "users?$select=id&$skip=100",
+        "users?$select=id&$frobnicate=1",
     ] {
         assert_eq!(get(refused).await.0, 400, "{refused}");
     }
