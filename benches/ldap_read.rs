@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use scimform::manifest::model::{LdapConfig, LdapScope};
 use scimform::secret::Secret;
-use scimform::source::LdapSource;
+use scimform::source::{LdapSource, Resume};
 
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -47,7 +47,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let before = peak_rss_kib().unwrap_or(0);
     for round in 1..=3 {
-        let source = LdapSource::new("bench", config.clone(), &wanted);
+        let mut source = LdapSource::new("bench", config.clone(), &wanted);
         let started = Instant::now();
         let users = runtime.block_on(source.users()).expect("the test AD answers");
         let elapsed = started.elapsed();
@@ -61,17 +61,16 @@ fn main() {
     println!("peak RSS {} KiB (at start {before} KiB)", peak_rss_kib().unwrap_or(0));
 
     // Incremental: a full read leaves a cache; reading on from it finds what changed since.
-    let first = LdapSource::new("bench", config.clone(), &wanted);
+    let mut first = LdapSource::new("bench", config.clone(), &wanted);
     runtime.block_on(first.users()).expect("the test AD answers");
-    let mut cache = runtime.block_on(first.cache()).expect("a cache after a read");
+    let mut cache = first.finish().expect("a cache after a read").cache;
     for round in 1..=3 {
-        let source = LdapSource::new("bench", config.clone(), &wanted);
-        runtime.block_on(source.resume(Some(cache)));
+        let mut source = LdapSource::new("bench", config.clone(), &wanted).resuming(Resume::From(Some(cache)));
         let started = Instant::now();
         let users = runtime.block_on(source.users()).expect("the test AD answers");
         let elapsed = started.elapsed();
-        let kind = runtime.block_on(source.last_read()).expect("a read");
-        println!("incremental round {round}: {} users in {:.3} s; {kind}", users.len(), elapsed.as_secs_f64());
-        cache = runtime.block_on(source.cache()).expect("a cache after a read");
+        let read = source.finish().expect("a read");
+        println!("incremental round {round}: {} users in {:.3} s; {}", users.len(), elapsed.as_secs_f64(), read.kind);
+        cache = read.cache;
     }
 }

@@ -15,12 +15,17 @@ use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::source::{AnySource, Source, SourceRecord};
 use crate::state::{RunState, SourceReads};
 
-/// The adapters a manifest's sources describe.
-pub fn sources_for(manifest: &Manifest) -> anyhow::Result<BTreeMap<String, AnySource>> {
+/// The adapters a manifest's sources describe, each opened with what the last run left when
+/// the run keeps state.
+pub fn sources_for(
+    manifest: &Manifest,
+    mut state: Option<&mut RunState>,
+) -> anyhow::Result<BTreeMap<String, AnySource>> {
     let mut sources = BTreeMap::new();
     for (name, config) in &manifest.sources {
         let wanted = manifest.attributes_read_from(name);
-        sources.insert(name.clone(), AnySource::from_config(name, config, &wanted)?);
+        let resume = state.as_deref_mut().map(|s| s.resume(name)).unwrap_or_default();
+        sources.insert(name.clone(), AnySource::open(name, config, &wanted, resume)?);
     }
     Ok(sources)
 }
@@ -35,17 +40,16 @@ pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
 /// returns the user records too.
 pub async fn read_desired(
     manifest: &Manifest,
-    sources: &BTreeMap<String, AnySource>,
+    sources: &mut BTreeMap<String, AnySource>,
     progress: Progress,
 ) -> anyhow::Result<(std::sync::Arc<Vec<SourceRecord>>, DesiredState)> {
-    let source = |name: &str| sources.get(name).with_context(|| format!("source `{name}` is not configured"));
     let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
-    let records = source(&manifest.users.source)?.users().await?;
+    let records = source(sources, &manifest.users.source)?.users().await?;
     spinner.finish_and_clear();
     let mut groups = Vec::new();
     for pairing in &manifest.groups {
         let spinner = progress.spinner(format!("Reading the source group of pairing `{}`", pairing.name));
-        let group = source(&pairing.source)?
+        let group = source(sources, &pairing.source)?
             .group(&pairing.from, pairing.nested)
             .await
             .with_context(|| format!("cannot read the source group of pairing `{}`", pairing.name))?;
@@ -58,7 +62,7 @@ pub async fn read_desired(
         for rule in &set.groups {
             let spinner =
                 progress.spinner(format!("Reading the source group for `{}` entry `{}`", set.path, rule.name));
-            let group = source(&rule.source)?
+            let group = source(sources, &rule.source)?
                 .group(&rule.group, rule.nested)
                 .await
                 .with_context(|| format!("cannot read the source group for `{}` entry `{}`", set.path, rule.name))?;
@@ -71,14 +75,21 @@ pub async fn read_desired(
     Ok((records, desired))
 }
 
-/// Reads the sources and the target and computes the plan.
+fn source<'a>(sources: &'a mut BTreeMap<String, AnySource>, name: &str) -> anyhow::Result<&'a mut AnySource> {
+    sources.get_mut(name).with_context(|| format!("source `{name}` is not configured"))
+}
+
+/// Reads the sources and the target and computes the plan (a run without state: the sources
+/// can be read again).
 pub async fn read_and_plan(
     manifest: &Manifest,
-    sources: &BTreeMap<String, AnySource>,
+    sources: &mut BTreeMap<String, AnySource>,
     target: &ScimClient,
     progress: Progress,
 ) -> anyhow::Result<Plan> {
-    Ok(read_and_plan_cached(manifest, sources, target, progress, None).await?.plan)
+    let desired = read_desired_checked(manifest, sources, progress).await?;
+    let (current, _) = read_current(manifest, target, progress, None).await?;
+    Ok(crate::plan::plan(&manifest.users, &desired, &current))
 }
 
 /// A plan, the target state it was made against and how the sources were read.
@@ -102,25 +113,30 @@ impl Planned {
     }
 }
 
-/// Like `read_and_plan`, but with the state of a `--state` run: the sources read on from
-/// where the last run left them, and the plan made against the remembered target instead of
-/// listing it, when the state holds every paired group.
+/// Like `read_and_plan`, but with the state of a `--state` run: the sources (opened by
+/// `sources_for` with the state) read on from where the last run left them and finished, and
+/// the plan made against the remembered target instead of listing it, when the state holds
+/// every paired group.
 pub async fn read_and_plan_cached(
     manifest: &Manifest,
-    sources: &BTreeMap<String, AnySource>,
+    mut sources: BTreeMap<String, AnySource>,
     target: &ScimClient,
     progress: Progress,
     state: Option<&mut RunState>,
 ) -> anyhow::Result<Planned> {
-    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
-    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
-    let mut remembered = None;
-    if let Some(state) = state {
-        state.resume(sources).await;
-        // Taken, not copied: 100,000 users are held once.
-        let usable = |t: &CurrentState| refs.iter().all(|r| t.groups.contains_key(r) || creatable.contains(r));
-        remembered = state.take_target_if(usable);
-    }
+    let desired = read_desired_checked(manifest, &mut sources, progress).await?;
+    let sources = SourceReads::collect(sources);
+    let (current, from_cache) = read_current(manifest, target, progress, state).await?;
+    let plan = crate::plan::plan(&manifest.users, &desired, &current);
+    Ok(Planned { plan, desired, current, from_cache, sources })
+}
+
+/// The desired state, or an error listing its problems: nothing is planned on a partial one.
+async fn read_desired_checked(
+    manifest: &Manifest,
+    sources: &mut BTreeMap<String, AnySource>,
+    progress: Progress,
+) -> anyhow::Result<DesiredState> {
     let (_, desired) = read_desired(manifest, sources, progress).await?;
     if !desired.errors.is_empty() {
         let mut message = format!(
@@ -133,19 +149,29 @@ pub async fn read_and_plan_cached(
         }
         bail!(message);
     }
-    let (current, from_cache) = if let Some(target) = remembered {
-        (target, true)
-    } else {
-        let counter = progress.counter("Reading users from the target");
-        target.report_progress_to(counter.clone());
-        let current =
-            target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
-        counter.finish_and_clear();
-        (current, false)
-    };
-    let plan = crate::plan::plan(&manifest.users, &desired, &current);
-    let sources = SourceReads::collect(sources).await;
-    Ok(Planned { plan, desired, current, from_cache, sources })
+    Ok(desired)
+}
+
+/// The target as it is: remembered by the state when it holds every paired group (taken, not
+/// copied: 100,000 users are held once), else listed. `true` when it came from the state.
+async fn read_current(
+    manifest: &Manifest,
+    target: &ScimClient,
+    progress: Progress,
+    state: Option<&mut RunState>,
+) -> anyhow::Result<(CurrentState, bool)> {
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
+    let usable = |t: &CurrentState| refs.iter().all(|r| t.groups.contains_key(r) || creatable.contains(r));
+    if let Some(remembered) = state.and_then(|state| state.take_target_if(usable)) {
+        return Ok((remembered, true));
+    }
+    let counter = progress.counter("Reading users from the target");
+    target.report_progress_to(counter.clone());
+    let current =
+        target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
+    counter.finish_and_clear();
+    Ok((current, false))
 }
 
 /// `--refresh-only`: the target read in full, and how it drifted from the state.

@@ -74,8 +74,14 @@ async fn apply_fresh(
         writeln!(console.err, "\nThe state now remembers the target as read; nothing was written to the target.")?;
         return Ok(RunEnding { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
-    let mut planned =
-        read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;
+    let mut planned = read_and_plan_cached(
+        &manifest,
+        sources_for(&manifest, state.as_mut())?,
+        &client,
+        console.progress,
+        state.as_mut(),
+    )
+    .await?;
     if state.is_some() {
         planned.describe_reads(console.err)?;
     }

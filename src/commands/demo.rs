@@ -108,7 +108,7 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
         ("SCIM_TOKEN".to_owned(), DEMO_TOKEN.to_owned()),
     ]));
     let manifest = crate::manifest::parse(MANIFEST, MANIFEST_PATH, &env, Path::new("examples/quickstart"))?;
-    let sources = BTreeMap::from([(
+    let mut sources = BTreeMap::from([(
         "people".to_owned(),
         AnySource::File(FileSource::from_text("people", PathBuf::from("people.yaml"), PEOPLE.to_owned())),
     )]);
@@ -126,12 +126,12 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     )?;
 
     writeln!(out, "\n$ scimform plan -f {MANIFEST_PATH}\n")?;
-    let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;
+    let plan = read_and_plan(&manifest, &mut sources, &client, crate::progress::Progress::default()).await?;
     out.write_all(paint(&render_text(&plan)).as_bytes())?;
     out.write_all(crate::plan::render::text::render_warnings(&plan).as_bytes())?;
 
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve\n")?;
-    let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;
+    let plan = read_and_plan(&manifest, &mut sources, &client, crate::progress::Progress::default()).await?;
     let status = transcript(out, color, async |c| {
         apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
     })
@@ -142,7 +142,7 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
 
     server.reset_writes();
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve   # the next scheduled run\n")?;
-    let plan = read_and_plan(&manifest, &sources, &client, crate::progress::Progress::default()).await?;
+    let plan = read_and_plan(&manifest, &mut sources, &client, crate::progress::Progress::default()).await?;
     let status = transcript(out, color, async |c| {
         apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
     })

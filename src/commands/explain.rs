@@ -25,7 +25,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     let client = super::client_for(&manifest)?;
     let key = match_key(user);
     // Problems in the desired state are what one explains a user to find: shown, not fatal.
-    let (records, desired) = read_desired(&manifest, &sources_for(&manifest)?, console.progress).await?;
+    let (records, desired) = read_desired(&manifest, &mut sources_for(&manifest, None)?, console.progress).await?;
     let want = desired.users.get(&key);
     // The record: the one the desired user came from, or one whose match value is the key (its
     // other mappings may have failed).

@@ -30,8 +30,14 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     {
         state.read_target_in_full();
     }
-    let planned =
-        read_and_plan_cached(&manifest, &sources_for(&manifest)?, &client, console.progress, state.as_mut()).await?;
+    let planned = read_and_plan_cached(
+        &manifest,
+        sources_for(&manifest, state.as_mut())?,
+        &client,
+        console.progress,
+        state.as_mut(),
+    )
+    .await?;
     // A plan reads the state and never writes it (as Terraform's): only a run that applies
     // moves it on, under the run lock, so a plan made while an apply runs cannot put back what
     // the apply moved past.

@@ -47,16 +47,34 @@ pub enum SourceError {
     DeltaExpired { source_name: String, detail: String },
 }
 
-/// The world as it should be: people and groups from one directory.
+/// The world as it should be: people and groups from one directory. A source is read once per
+/// run: opened with what the last run left (`Resume`), read, then `finish`ed.
 pub trait Source {
     /// Every user record in scope (shared: a source may keep them for its groups or its state).
-    fn users(&self) -> impl Future<Output = Result<Arc<Vec<SourceRecord>>, SourceError>> + Send;
+    fn users(&mut self) -> impl Future<Output = Result<Arc<Vec<SourceRecord>>, SourceError>> + Send;
     /// One group and its members (with `nested`, the members of member groups too).
     fn group(
-        &self,
+        &mut self,
         selector: &GroupSelector,
         nested: bool,
     ) -> impl Future<Output = Result<SourceGroup, SourceError>> + Send;
+}
+
+/// What a source is opened with: a run without state reads in full and keeps nothing; a run
+/// with one reads on from the last run's cache (in full the first time, with `None`).
+#[derive(Debug, Default)]
+pub enum Resume {
+    #[default]
+    Stateless,
+    From(Option<SourceCache>),
+}
+
+/// What a source that reads incrementally hands back when it is finished: what the next run
+/// resumes from, and how this run read it.
+#[derive(Debug)]
+pub struct SourceRead {
+    pub cache: SourceCache,
+    pub kind: ReadKind,
 }
 
 /// The sources a manifest can name, dispatched statically (`async fn` in traits is not `dyn`).
@@ -68,47 +86,35 @@ pub enum AnySource {
 }
 
 impl AnySource {
-    /// Builds the adapter a manifest's source entry describes; `wanted` names the attributes the
-    /// mappings read (sources that can ask for less fetch only these).
-    pub fn from_config(name: &str, config: &SourceConfig, wanted: &BTreeSet<String>) -> Result<Self, SourceError> {
+    /// Opens the adapter a manifest's source entry describes; `wanted` names the attributes the
+    /// mappings read (sources that can ask for less fetch only these), `resume` what the last
+    /// run left (a file is read in full every run and keeps nothing).
+    pub fn open(
+        name: &str,
+        config: &SourceConfig,
+        wanted: &BTreeSet<String>,
+        resume: Resume,
+    ) -> Result<Self, SourceError> {
         Ok(match config {
             SourceConfig::File(file) => AnySource::File(FileSource::new(name, file.path.clone())),
-            SourceConfig::Ldap(ldap) => AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted)),
-            SourceConfig::Graph(graph) => AnySource::Graph(GraphSource::new(name, graph, wanted)?),
+            SourceConfig::Ldap(ldap) => AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted).resuming(resume)),
+            SourceConfig::Graph(graph) => AnySource::Graph(GraphSource::new(name, graph, wanted)?.resuming(resume)),
         })
     }
 
-    /// Tells a source that reads incrementally (AD, Graph) that this run keeps state, and hands
-    /// it the last run's cache if any; a file is read in full every run and keeps nothing.
-    pub async fn resume(&self, cache: Option<SourceCache>) {
+    /// What the next run resumes from and how this run read, for a source that reads
+    /// incrementally (AD, Graph) once it was read.
+    pub fn finish(self) -> Option<SourceRead> {
         match self {
-            AnySource::Ldap(ldap) => ldap.resume(cache).await,
-            AnySource::Graph(graph) => graph.resume(cache).await,
-            AnySource::File(_) => {}
-        }
-    }
-
-    /// What the next run resumes from, for a source that reads incrementally.
-    pub async fn cache(&self) -> Option<SourceCache> {
-        match self {
-            AnySource::Ldap(ldap) => ldap.cache().await,
-            AnySource::Graph(graph) => graph.cache().await,
-            AnySource::File(_) => None,
-        }
-    }
-
-    /// How this run read the source, for a source that can read incrementally.
-    pub async fn last_read(&self) -> Option<ReadKind> {
-        match self {
-            AnySource::Ldap(ldap) => ldap.last_read().await,
-            AnySource::Graph(graph) => graph.last_read().await,
+            AnySource::Ldap(ldap) => ldap.finish(),
+            AnySource::Graph(graph) => graph.finish(),
             AnySource::File(_) => None,
         }
     }
 }
 
 impl Source for AnySource {
-    async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
+    async fn users(&mut self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         match self {
             AnySource::File(file) => file.users(),
             AnySource::Ldap(ldap) => ldap.users().await,
@@ -116,7 +122,7 @@ impl Source for AnySource {
         }
     }
 
-    async fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
+    async fn group(&mut self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
         match self {
             AnySource::File(file) => file.group(selector),
             AnySource::Ldap(ldap) => ldap.group(selector, nested).await,

@@ -12,7 +12,7 @@ use anyhow::Context;
 use super::{Snapshot, StateError, Store};
 use crate::current::CurrentState;
 use crate::manifest::Manifest;
-use crate::source::{AnySource, ReadKind, SourceCache};
+use crate::source::{AnySource, ReadKind, Resume, SourceCache, SourceRead};
 
 /// Where a run keeps its state, resolved from the arguments and the environment once.
 #[derive(Debug, Clone)]
@@ -38,11 +38,11 @@ pub struct SourceReads {
 }
 
 impl SourceReads {
-    /// Collects each source's cache after the sources were read.
-    pub async fn collect(sources: &BTreeMap<String, AnySource>) -> Self {
+    /// Finishes each source once it was read, collecting what the next run resumes from.
+    pub fn collect(sources: BTreeMap<String, AnySource>) -> Self {
         let mut reads = SourceReads::default();
         for (name, source) in sources {
-            let (Some(cache), Some(kind)) = (source.cache().await, source.last_read().await) else { continue };
+            let Some(SourceRead { cache, kind }) = source.finish() else { continue };
             reads.records_changed |= match &kind {
                 ReadKind::Full { .. } => true,
                 ReadKind::Incremental { changed, removed, .. } => changed + removed > 0,
@@ -177,17 +177,14 @@ impl RunState {
         if loaded.target.as_ref().is_some_and(usable) { loaded.target.take() } else { None }
     }
 
-    /// Tells each source that this run keeps state, handing it the cache it left last time
-    /// (moved out of the snapshot).
-    pub async fn resume(&mut self, sources: &BTreeMap<String, AnySource>) {
-        let mut caches = self.loaded.as_mut().map(|l| std::mem::take(&mut l.sources)).unwrap_or_default();
-        for (name, source) in sources {
-            let cache = caches.remove(name);
-            if let Some(cache) = &cache {
-                self.resumed_from.insert(name.clone(), cache.watermark.clone());
-            }
-            source.resume(cache).await;
+    /// What source `name` is opened with in a run that keeps state: the cache it left last
+    /// time (moved out of the snapshot), if any.
+    pub fn resume(&mut self, name: &str) -> Resume {
+        let cache = self.loaded.as_mut().and_then(|l| l.sources.remove(name));
+        if let Some(cache) = &cache {
+            self.resumed_from.insert(name.to_owned(), cache.watermark.clone());
         }
+        Resume::From(cache)
     }
 
     /// Saves what the run leaves, in one transaction, writing no more than changed: nothing

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use scimform::http::retry::Backoff;
 use scimform::manifest::model::{GraphConfig, GroupSelector};
 use scimform::secret::Secret;
-use scimform::source::{AttrValue, GraphSource, SourceRecord};
+use scimform::source::{AttrValue, GraphSource, Resume, SourceRead, SourceRecord};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -215,7 +215,7 @@ async fn nested_members_come_from_transitive_members_users_only() {
         .expect(1)
         .mount(&server)
         .await;
-    let source = source(&server, &["mail"]);
+    let mut source = source(&server, &["mail"]);
     let nested = source.group(&GroupSelector::Id(group_id.into()), true).await.unwrap();
     assert_eq!(nested.name, "Support Tier 1");
     assert_eq!(mails(&nested.members), ["User1@contoso.example", "User2@contoso.example", "User3@contoso.example"]);
@@ -245,7 +245,7 @@ async fn groups_by_display_name_are_resolved_once_and_ambiguity_is_an_error() {
         .respond_with(ResponseTemplate::new(200).set_body_json(page(&[user(4)], None)))
         .mount(&server)
         .await;
-    let source = source(&server, &["mail"]);
+    let mut source = source(&server, &["mail"]);
     let sales = source.group(&GroupSelector::Name("Sales".into()), false).await.unwrap();
     assert_eq!(sales.id, "g-sales");
     let error = source.group(&GroupSelector::Name("O'Brien team".into()), false).await.unwrap_err();
@@ -549,13 +549,12 @@ async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sy
         .mount(&server)
         .await;
     let selector = GroupSelector::Id(group.into());
-    let graph = source(&server, &["mail", "userPrincipalName"]);
-    graph.resume(None).await;
+    let mut graph = source(&server, &["mail", "userPrincipalName"]).resuming(Resume::From(None));
     assert_eq!(graph.users().await.unwrap().len(), 5);
     let support = graph.group(&selector, false).await.unwrap();
     assert_eq!(support.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), [id(1), id(2)]);
-    assert_eq!(graph.last_read().await, Some(ReadKind::Full { entries: 5, reason: None }));
-    let cache = graph.cache().await.unwrap();
+    let SourceRead { cache, kind } = graph.finish().unwrap();
+    assert_eq!(kind, ReadKind::Full { entries: 5, reason: None });
 
     // The next run: only the changes, through the delta links the first one kept.
     Mock::given(method("GET"))
@@ -580,13 +579,8 @@ async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sy
         .expect(1)
         .mount(&server)
         .await;
-    let graph = source(&server, &["mail", "userPrincipalName"]);
-    graph.resume(Some(cache)).await;
+    let mut graph = source(&server, &["mail", "userPrincipalName"]).resuming(Resume::From(Some(cache)));
     let users = graph.users().await.unwrap();
-    assert_eq!(
-        graph.last_read().await.map(|k| k.to_string()),
-        Some(ReadKind::Incremental { changed: 1, removed: 1, groups_read: 0, groups_reused: 0 }.to_string())
-    );
     assert_eq!(users.len(), 4, "the deleted user left");
     let three = users.iter().find(|u| u.id == id(3)).unwrap();
     assert_eq!(three.get("mail"), Some(&AttrValue::Text("Renamed3@contoso.example".into())));
@@ -597,11 +591,11 @@ async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sy
     );
     let support = graph.group(&selector, false).await.unwrap();
     assert_eq!(support.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), [id(1), id(3)]);
+    let SourceRead { cache, kind } = graph.finish().unwrap();
     assert_eq!(
-        graph.last_read().await,
-        Some(ReadKind::Incremental { changed: 1, removed: 1, groups_read: 0, groups_reused: 1 })
+        kind.to_string(),
+        ReadKind::Incremental { changed: 1, removed: 1, groups_read: 0, groups_reused: 1 }.to_string()
     );
-    let cache = graph.cache().await.unwrap();
     assert_eq!(cache.watermark["users"], json!(format!("{uri}/v1.0/users/delta?$deltatoken=t2")));
     let group_links: Vec<&Value> = cache.watermark["groups"].as_object().unwrap().values().collect();
     assert_eq!(group_links, [&json!(format!("{uri}/v1.0/groups/delta?$deltatoken=g2"))]);
@@ -615,10 +609,9 @@ async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sy
         .expect(1)
         .mount(&server)
         .await;
-    let graph = source(&server, &["mail", "userPrincipalName"]);
-    graph.resume(Some(cache)).await;
+    let mut graph = source(&server, &["mail", "userPrincipalName"]).resuming(Resume::From(Some(cache)));
     assert_eq!(graph.users().await.unwrap().len(), 5, "everything, from the full sync");
-    match graph.last_read().await {
+    match graph.finish().map(|read| read.kind) {
         Some(ReadKind::Full { entries: 5, reason: Some(reason) }) => {
             assert!(reason.contains("the delta token expired (HTTP 410 syncStateNotFound)"), "{reason}");
         }
@@ -702,18 +695,16 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
     let members =
         |group: &scimform::source::SourceGroup| group.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
 
-    let graph = source(&server, &["mail"]);
-    graph.resume(None).await;
+    let mut graph = source(&server, &["mail"]).resuming(Resume::From(None));
     let first = graph.group(&selector, true).await.unwrap();
     assert_eq!(members(&first), [id(1), id(2)], "through the member group; the cycle back to the top ends");
-    let cache = graph.cache().await.unwrap();
+    let cache = graph.finish().unwrap().cache;
 
-    let graph = source(&server, &["mail"]);
-    graph.resume(Some(cache)).await;
+    let mut graph = source(&server, &["mail"]).resuming(Resume::From(Some(cache)));
     let second = graph.group(&selector, true).await.unwrap();
     assert_eq!(members(&second), [id(1), id(3)]);
     assert_eq!(
-        graph.last_read().await,
+        graph.finish().map(|read| read.kind),
         Some(ReadKind::Incremental { changed: 0, removed: 0, groups_read: 0, groups_reused: 2 })
     );
 }

@@ -135,7 +135,7 @@ async fn object_guid_is_in_canonical_form() {
 #[tokio::test]
 async fn reads_a_3000_member_group_through_ranged_retrieval() {
     let ad = ad();
-    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let mut source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
     let users = source.users().await.unwrap();
     let group = source.group(&GroupSelector::Name("Big Group".into()), false).await.unwrap();
     assert_eq!(group.name, "Big Group");
@@ -159,7 +159,7 @@ fn mails(group: &SourceGroup) -> Vec<String> {
 #[tokio::test]
 async fn expands_nested_groups_and_survives_a_cycle() {
     let ad = ad();
-    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let mut source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
 
     let nested = source.group(&GroupSelector::Name("Parent".into()), true).await.unwrap();
     assert_eq!(mails(&nested), ["User09990@corp.test", "User09991@corp.test", "User09992@corp.test"]);
@@ -170,7 +170,7 @@ async fn expands_nested_groups_and_survives_a_cycle() {
 #[tokio::test]
 async fn members_outside_the_user_search_are_reported_not_invented() {
     let ad = ad();
-    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let mut source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
 
     let group = source.group(&GroupSelector::Name("Mixed".into()), true).await.unwrap();
     assert_eq!(
@@ -187,7 +187,7 @@ async fn members_outside_the_user_search_are_reported_not_invented() {
 #[tokio::test]
 async fn filter_values_are_escaped() {
     let ad = ad();
-    let source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let mut source = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
 
     for (name, member) in
         [("Ops*(x)\\y", "User00013@corp.test"), ("Ops*", "User00012@corp.test"), ("Ops", "User00011@corp.test")]
@@ -325,11 +325,11 @@ mod incremental {
         cache: Option<scimform::source::SourceCache>,
     ) -> (Vec<scimform::source::SourceRecord>, scimform::source::SourceGroup, ReadKind, scimform::source::SourceCache)
     {
-        let source = fresh(ou);
-        source.resume(cache).await;
+        let mut source = fresh(ou).resuming(scimform::source::Resume::From(cache));
         let users = source.users().await.unwrap();
         let group = source.group(group, true).await.unwrap();
-        (users.to_vec(), group, source.last_read().await.unwrap(), source.cache().await.unwrap())
+        let read = source.finish().unwrap();
+        (users.to_vec(), group, read.kind, read.cache)
     }
 
     /// What a full read finds now, to compare an incremental read with.

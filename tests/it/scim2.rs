@@ -108,10 +108,14 @@ async fn a_resource_changed_behind_the_plan_is_reported_stale_not_overwritten() 
     )
     .unwrap();
     let client = client_for(&manifest).unwrap();
-    let plan =
-        read_and_plan(&manifest, &sources_for(&manifest).unwrap(), &client, scimform::progress::Progress::default())
-            .await
-            .unwrap();
+    let plan = read_and_plan(
+        &manifest,
+        &mut sources_for(&manifest, None).unwrap(),
+        &client,
+        scimform::progress::Progress::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(plan.users.len(), 1);
     let id = plan.users[0].target_id.clone().unwrap();
     server

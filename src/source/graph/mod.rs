@@ -25,13 +25,12 @@ use std::time::Duration;
 use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 pub use self::records::to_record;
 use self::records::{apply_delta, full_sync, select_for};
 use self::wire::{encode, path_of};
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record};
-use super::{SourceError, SourceGroup, SourceRecord};
+use super::{Resume, SourceError, SourceGroup, SourceRead, SourceRecord};
 use crate::http::auth::{Auth, OAuth2};
 use crate::http::body::mib;
 use crate::http::exchange::{Ended, Policy, exchange};
@@ -65,14 +64,6 @@ struct Session {
     previous_links: BTreeMap<String, String>,
 }
 
-/// Whether a run keeps state, and what the last one left.
-#[derive(Debug, Default)]
-enum Tracking {
-    #[default]
-    Off,
-    From(Option<SourceCache>),
-}
-
 #[derive(Debug)]
 pub struct GraphSource {
     name: String,
@@ -87,9 +78,11 @@ pub struct GraphSource {
     /// Graph throttles by its own headers and `Retry-After`: this source's own pacing.
     pacer: Pacer,
     backoff: Backoff,
-    /// Read through delta queries (a run with a state), on from the last run's cache if any.
-    tracking: Mutex<Tracking>,
-    session: Mutex<Option<Session>>,
+    /// Read through delta queries (a run with a state), on from the last run's cache if any;
+    /// taken by the first read.
+    resume: Resume,
+    /// This run's delta read, once the users were read by delta.
+    session: Option<Session>,
 }
 
 impl GraphSource {
@@ -140,28 +133,28 @@ impl GraphSource {
             auth,
             pacer: Pacer::new(None),
             backoff: Backoff::default(),
-            tracking: Mutex::new(Tracking::Off),
-            session: Mutex::new(None),
+            resume: Resume::Stateless,
+            session: None,
         })
     }
 
-    /// Reads through delta queries from now on, on from `cache` when there is one.
-    pub async fn resume(&self, cache: Option<SourceCache>) {
-        *self.tracking.lock().await = Tracking::From(cache);
+    /// Reads through delta queries (a run that keeps state), on from the last run's cache when
+    /// `resume` holds one.
+    #[must_use]
+    pub fn resuming(mut self, resume: Resume) -> Self {
+        self.resume = resume;
+        self
     }
 
-    /// What the next run resumes from, after a delta read.
-    pub async fn cache(&self) -> Option<SourceCache> {
-        let session = self.session.lock().await;
-        let session = session.as_ref()?;
-        let mut links = session.links.clone();
+    /// What the next run resumes from and how this run read, after a delta read.
+    pub fn finish(self) -> Option<SourceRead> {
+        let session = self.session?;
+        let mut links = session.links;
         links.groups.retain(|key, _| session.read.has_group(key));
-        Some(session.read.cache(serde_json::to_value(&links).unwrap_or_default()))
-    }
-
-    /// How this run read the users and groups, after a delta read.
-    pub async fn last_read(&self) -> Option<ReadKind> {
-        Some(self.session.lock().await.as_ref()?.read.kind())
+        Some(SourceRead {
+            kind: session.read.kind(),
+            cache: session.read.cache(serde_json::to_value(&links).unwrap_or_default()),
+        })
     }
 
     /// Shorter waits between retries (tests).
@@ -273,9 +266,8 @@ impl GraphSource {
         Ok(self.pages(first).await?.0)
     }
 
-    pub async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
-        let tracking = std::mem::take(&mut *self.tracking.lock().await);
-        if let Tracking::From(previous) = tracking {
+    pub async fn users(&mut self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
+        if let Resume::From(previous) = std::mem::take(&mut self.resume) {
             if self.filter.is_none() && !self.expand_manager {
                 return self.users_by_delta(previous).await;
             }
@@ -303,7 +295,7 @@ impl GraphSource {
         }
     }
 
-    async fn users_by_delta(&self, previous: Option<SourceCache>) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
+    async fn users_by_delta(&mut self, previous: Option<SourceCache>) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         let initial = self.url("/users/delta", &[("$select", self.select.as_str())]);
         let links = previous.as_ref().and_then(|p| serde_json::from_value::<DeltaLinks>(p.watermark.clone()).ok());
         let (records, kind, users_link, previous) = match (previous, links) {
@@ -335,15 +327,15 @@ impl GraphSource {
         let records = Arc::clone(&read.records);
         let (previous, previous_links) = previous.unwrap_or_default();
         let links = DeltaLinks { users: users_link, groups: BTreeMap::new() };
-        *self.session.lock().await = Some(Session { read, links, previous, previous_links });
+        self.session = Some(Session { read, links, previous, previous_links });
         Ok(records)
     }
 
     /// A paired group through delta queries, when this run reads users by delta: its own and,
     /// `nested`, each member group's (transitive members have no delta). Members are ids,
     /// resolved through the users' records.
-    async fn group_by_delta(&self, id: &str, name: &str, nested: bool) -> Result<Option<SourceGroup>, SourceError> {
-        let Some(records) = self.session.lock().await.as_ref().map(|s| Arc::clone(&s.read.records)) else {
+    async fn group_by_delta(&mut self, id: &str, name: &str, nested: bool) -> Result<Option<SourceGroup>, SourceError> {
+        let Some(records) = self.session.as_ref().map(|s| Arc::clone(&s.read.records)) else {
             return Ok(None);
         };
         let mut users = BTreeSet::new();
@@ -370,14 +362,11 @@ impl GraphSource {
 
     /// One group's direct members, user ids and member group ids, through its own delta query
     /// (`/groups/delta?$filter=id eq '…'&$select=members`), on from the last run's link.
-    async fn direct_members(&self, id: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), SourceError> {
+    async fn direct_members(&mut self, id: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), SourceError> {
         let key = format!("direct {id}");
-        let (cached, link) = {
-            let session = self.session.lock().await;
-            let session = session.as_ref();
-            let cached = session.and_then(|s| s.previous.get(&key).cloned());
-            (cached, session.and_then(|s| s.previous_links.get(&key).cloned()))
-        };
+        let session = self.session.as_ref();
+        let cached = session.and_then(|s| s.previous.get(&key).cloned());
+        let link = session.and_then(|s| s.previous_links.get(&key).cloned());
         let filter = format!("id eq '{}'", id.replace('\'', "''"));
         let initial = self.url("/groups/delta", &[("$filter", &filter), ("$select", "members")]);
         let resumed = match (cached, link) {
@@ -426,14 +415,14 @@ impl GraphSource {
             // Here: the member groups, which a nested pairing walks.
             walked: groups.iter().cloned().collect(),
         };
-        if let Some(session) = self.session.lock().await.as_mut() {
+        if let Some(session) = self.session.as_mut() {
             session.read.remember_group(key.clone(), cached, reused);
             session.links.groups.insert(key, link);
         }
         Ok((users, groups))
     }
 
-    pub async fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
+    pub async fn group(&mut self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
         let (id, name) = match selector {
             GroupSelector::Id(id) => {
                 let group =
@@ -467,8 +456,8 @@ impl GraphSource {
         // A source that serves only groups still reads its users by delta when the run keeps
         // state (once in full, then only changes), so members resolve to records that follow
         // every change, not just the membership's.
-        let tracking = matches!(*self.tracking.lock().await, Tracking::From(_));
-        if tracking && self.filter.is_none() && !self.expand_manager && self.session.lock().await.is_none() {
+        let tracking = matches!(self.resume, Resume::From(_));
+        if tracking && self.filter.is_none() && !self.expand_manager && self.session.is_none() {
             self.users().await?;
         }
         if let Some(group) = self.group_by_delta(&id, &name, nested).await? {

@@ -27,13 +27,12 @@ use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapError, Scope, SearchEntry, ldap_escape};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 pub use self::entry::to_record;
 use self::entry::{binary_value, guid_filter_value, record_dn, text_value};
 use self::usn::resumable;
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record, group_key, sorted_by_id};
-use super::{SourceError, SourceGroup, SourceRecord};
+use super::{Resume, SourceError, SourceGroup, SourceRead, SourceRecord};
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 use crate::record::ad;
 
@@ -89,39 +88,33 @@ pub struct LdapSource {
     /// Attributes the mappings read; the search asks for these and nothing else.
     wanted: BTreeSet<String>,
     /// The last run's cache, until the user search takes it.
-    previous: Mutex<Option<SourceCache>>,
+    previous: Option<SourceCache>,
     /// This run's read, once the users were searched.
-    session: Mutex<Option<Session>>,
+    session: Option<Session>,
 }
 
 impl LdapSource {
     pub fn new(name: &str, config: LdapConfig, wanted: &BTreeSet<String>) -> Self {
-        Self {
-            name: name.to_owned(),
-            config,
-            wanted: wanted.clone(),
-            previous: Mutex::new(None),
-            session: Mutex::new(None),
-        }
+        Self { name: name.to_owned(), config, wanted: wanted.clone(), previous: None, session: None }
     }
 
     /// Reads incrementally from what the last run read, where the watermark allows. (A run
     /// with a state and no cache yet reads in full, as one without state does.)
-    pub async fn resume(&self, cache: Option<SourceCache>) {
-        *self.previous.lock().await = cache;
+    #[must_use]
+    pub fn resuming(mut self, resume: Resume) -> Self {
+        self.previous = match resume {
+            Resume::From(cache) => cache,
+            Resume::Stateless => None,
+        };
+        self
     }
 
-    /// What the next run resumes from: the watermark, the records and the groups read.
-    pub async fn cache(&self) -> Option<SourceCache> {
-        let session = self.session.lock().await;
-        let session = session.as_ref()?;
+    /// What the next run resumes from (the watermark, the records and the groups read) and how
+    /// this run read the directory, once it did.
+    pub fn finish(self) -> Option<SourceRead> {
+        let session = self.session?;
         let watermark = session.watermark.as_ref().map_or(Value::Null, |w| serde_json::to_value(w).unwrap_or_default());
-        Some(session.read.cache(watermark))
-    }
-
-    /// How this run read the directory, once it did.
-    pub async fn last_read(&self) -> Option<ReadKind> {
-        Some(self.session.lock().await.as_ref()?.read.kind())
+        Some(SourceRead { kind: session.read.kind(), cache: session.read.cache(watermark) })
     }
 
     fn timeout(&self) -> Duration {
@@ -156,12 +149,12 @@ impl LdapSource {
         }
     }
 
-    pub async fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
+    pub async fn users(&mut self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         let mut ldap = self.connect().await?;
         // Read before the search: whatever changes during it is read again next time.
         let root = self.root_dse(&mut ldap).await?;
         let watermark = self.watermark(&mut ldap, &root).await?;
-        let previous = self.previous.lock().await.take();
+        let previous = self.previous.take();
         let filter = self.config.filter.clone().unwrap_or_else(|| USER_FILTER.to_owned());
         let tombstone_days = if previous.is_some() {
             self.tombstone_lifetime_days(&mut ldap, &root).await
@@ -206,7 +199,7 @@ impl LdapSource {
         let by_dn = records.iter().enumerate().map(|(i, r)| (record_dn(r), i)).collect();
         let read = ReadSession::new(records, kind);
         let records = Arc::clone(&read.records);
-        *self.session.lock().await = Some(Session { read, watermark, by_dn: Arc::new(by_dn), delta, previous_groups });
+        self.session = Some(Session { read, watermark, by_dn: Arc::new(by_dn), delta, previous_groups });
         Ok(records)
     }
 
@@ -378,21 +371,19 @@ impl LdapSource {
     }
 
     /// The records and their DN index, searching the users first if this run has not.
-    async fn user_index(&self) -> Result<(Arc<Vec<SourceRecord>>, Arc<HashMap<String, usize>>), SourceError> {
-        if let Some(session) = self.session.lock().await.as_ref() {
-            return Ok((Arc::clone(&session.read.records), Arc::clone(&session.by_dn)));
+    async fn user_index(&mut self) -> Result<(Arc<Vec<SourceRecord>>, Arc<HashMap<String, usize>>), SourceError> {
+        if self.session.is_none() {
+            self.users().await?;
         }
-        self.users().await?;
-        let session = self.session.lock().await;
-        Ok(session.as_ref().map(|s| (Arc::clone(&s.read.records), Arc::clone(&s.by_dn))).unwrap_or_default())
+        let session = self.session.as_ref();
+        Ok(session.map(|s| (Arc::clone(&s.read.records), Arc::clone(&s.by_dn))).unwrap_or_default())
     }
 
     /// The cached group, with its members' records as read now, when nothing that makes it up
     /// changed since: not the group or a nested group, no member left the scope, and, where it
     /// had members outside the scope, nobody came into it.
-    async fn reusable_group(&self, key: &str, records: &[SourceRecord]) -> Option<SourceGroup> {
-        let mut session = self.session.lock().await;
-        let session = session.as_mut()?;
+    fn reusable_group(&mut self, key: &str, records: &[SourceRecord]) -> Option<SourceGroup> {
+        let session = self.session.as_mut()?;
         let delta = session.delta.as_ref()?;
         let cached = session.previous_groups.get(key)?;
         let changed = cached.walked.iter().any(|id| delta.touched.contains(id))
@@ -412,10 +403,10 @@ impl LdapSource {
         Some(group)
     }
 
-    pub async fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
+    pub async fn group(&mut self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
         let (records, by_dn) = self.user_index().await?;
         let key = group_key(selector, nested);
-        if let Some(group) = self.reusable_group(&key, &records).await {
+        if let Some(group) = self.reusable_group(&key, &records) {
             return Ok(group);
         }
         let mut ldap = self.connect().await?;
@@ -447,7 +438,7 @@ impl LdapSource {
         let _ = ldap.unbind().await;
         // Members outside the user search are reported as unresolved, by DN.
         let group = SourceGroup { id, name, members, unresolved: unresolved.into_iter().collect() };
-        if let Some(session) = self.session.lock().await.as_mut() {
+        if let Some(session) = self.session.as_mut() {
             walked.sort();
             let cached = CachedGroup {
                 id: group.id.clone(),
