@@ -38,6 +38,7 @@ pub mod progress;
 pub mod report;
 pub mod exit;
 pub mod cli;
+pub mod settings;
 pub mod commands;
 
 use std::ffi::OsString;

@@ -1,19 +1,23 @@
 //! The pipeline a run goes through, whatever the command: the manifest's sources and target
 //! opened, the sources read into the desired state, the target read (or taken from the state),
-//! and the plan made. `commands` decide what to show and whether to apply.
+//! the plan made and, for `apply`, sent, with what the service answered folded into what the
+//! state remembers. `commands` decide what to show and whether to apply.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{Context, bail};
 
+use crate::apply::fold::{answered_members, unlanded_memberships, update_after_apply};
+use crate::apply::replan::replan_stale;
+use crate::apply::{ApplyReport, Subject, execute_with_progress};
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::source::{AnySource, Source, SourceRecord};
-use crate::state::{RunState, SourceReads};
+use crate::state::{RunState, SourceReads, TargetUpdate};
 
 /// The adapters a manifest's sources describe, each opened with what the last run left when
 /// the run keeps state.
@@ -193,4 +197,79 @@ pub async fn read_drift(
     counter.finish_and_clear();
     // Compared over the managed attributes only; the state trims what it keeps.
     Ok((crate::state::drift(remembered, &now, &manifest.users.managed_paths()), now))
+}
+
+/// What sending a plan left.
+pub struct Applied {
+    /// Every request sent and what the service answered; a write refused as stale stays,
+    /// marked superseded, followed by what re-planning it sent.
+    pub report: ApplyReport,
+    /// Memberships the service did not take as planned.
+    pub warnings: Vec<String>,
+    /// The plan made again for what changed in the target since it was read, and how many
+    /// resources that was.
+    pub replanned: Option<(usize, Plan)>,
+    /// What the state remembers of the target now.
+    pub target: TargetUpdate,
+}
+
+/// Sends `plan` (made from `desired` against `current`), reads back groups whose answer did not
+/// say their members, re-plans what was refused as stale, and works out what the state should
+/// remember of the target: exactly what was written, or nothing (a failed write, a reference set
+/// after a create, a re-planned write), so that the next run reads it in full.
+pub async fn apply(
+    manifest: &Manifest,
+    plan: &Plan,
+    desired: &DesiredState,
+    current: CurrentState,
+    client: &ScimClient,
+    progress: Progress,
+) -> Applied {
+    let bar = progress.bar(plan.users.len() + plan.groups.len(), "Applying");
+    let mut report = execute_with_progress(plan, client, manifest.target.concurrency, &bar).await;
+    bar.finish_and_clear();
+    read_back_groups(plan, &mut report, client).await;
+    let warnings = unlanded_memberships(&current, plan, &report);
+    if report.outcomes.iter().any(crate::apply::Outcome::is_stale) {
+        // A write refused as stale (edited since read, or the retry of a write whose answer
+        // was lost): read again and planned again, then one account of it all.
+        let bar = progress.bar(0, "Applying again");
+        let (report, again) = replan_stale(manifest, desired, &current, plan, report, client, &bar).await;
+        bar.finish_and_clear();
+        let read_again: std::collections::BTreeSet<&Subject> =
+            report.outcomes.iter().filter(|o| o.superseded).map(|o| &o.subject).collect();
+        let replanned = Some((read_again.len(), again));
+        // What the retry left is not followed in detail: the next run reads the target in full.
+        return Applied { report, warnings, replanned, target: TargetUpdate::Forget };
+    }
+    let target = match update_after_apply(current, plan, &report, &manifest.users.managed_paths()) {
+        Some(current) => TargetUpdate::Replace(current),
+        None => TargetUpdate::Forget,
+    };
+    Applied { report, warnings, replanned: None, target }
+}
+
+/// A group write answered without the group (204, or a body without `members`) is followed by
+/// a read of the group, so the state records the members the service holds, not those planned.
+async fn read_back_groups(plan: &Plan, report: &mut ApplyReport, client: &ScimClient) {
+    for change in &plan.groups {
+        let subject = Subject::Group(change.name.clone());
+        let Some(outcome) = report.outcomes.iter_mut().rev().find(|o| o.subject == subject && o.result.is_ok()) else {
+            continue;
+        };
+        let Some(response) = outcome.response.as_mut() else { continue };
+        if answered_members(response).is_some() {
+            continue;
+        }
+        let id = if change.create {
+            response.body.as_ref().and_then(crate::scim::resource::id_of).map(str::to_owned)
+        } else {
+            Some(change.target_id.clone())
+        };
+        let Some(id) = id else { continue };
+        // A read that fails leaves the answer as it was: the state then follows what was sent.
+        if let Ok(Some(group)) = client.fetch(&format!("/Groups/{id}")).await {
+            response.body = Some(group);
+        }
+    }
 }

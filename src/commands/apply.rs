@@ -2,27 +2,22 @@
 //! since; `scimform apply -f FILE [--auto-approve]` plans, confirms and applies in one go. Both
 //! hold the run lock, honour the deprovisioning rails and can write a JSON report.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{
-    Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, state_settings,
-    write_file,
-};
-use crate::apply::fold::{answered_members, unlanded_memberships, update_after_apply};
-use crate::apply::replan::replan_stale;
-use crate::apply::{ApplyReport, Subject, check_preconditions, execute_with_progress};
+use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, write_file};
+use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
 use crate::lock::RunLock;
+use crate::pipeline;
 use crate::plan::focus::focus;
 use crate::plan::{Plan, PlanDocument};
-use crate::service::{ScimClient, TargetReader};
-use crate::state::postgres::is_postgres_url;
+use crate::service::ScimClient;
+use crate::settings::RunSettings;
 use crate::state::render_drift;
 
 /// What a run did, for the exit status and the report.
@@ -58,13 +53,12 @@ async fn apply_fresh(
     sent: &mut Option<ApplyReport>,
 ) -> anyhow::Result<RunEnding> {
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
+    let settings = RunSettings::for_apply(args, file);
     let manifest = crate::manifest::load(file)?;
-    let _lock = run_lock(args, file, console).await?;
+    let _lock = run_lock(&settings, console).await?;
     let client = super::client_for(&manifest)?;
-    let mut state =
-        RunState::open_for(&state_settings(&args.state, file), args.state.refresh, &manifest, file, console.err, true)
-            .await?;
-    if args.state.refresh_only {
+    let mut state = RunState::open_for(&settings.state, &manifest, file, console.err, true).await?;
+    if settings.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, now) = read_drift(&manifest, &client, remembered, console.progress).await?;
         console.out.write_all(render_drift(&drift).as_bytes())?;
@@ -86,61 +80,35 @@ async fn apply_fresh(
         planned.describe_reads(console.err)?;
     }
     let reads = std::mem::take(&mut planned.sources);
-    let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
-    let concurrency = manifest.target.concurrency;
+    let plan = focus(planned.plan, &settings.targets, &manifest.users.deprovision);
     let approved = confirm(&plan, args.auto_approve, args.allow_deprovision, console)?;
-    let outcome = if let Some(done) = approved {
-        Ok(done)
+    let (outcome, target) = if let Some(done) = approved {
+        // Nothing was written: a remembered target stays as it is; a full read is remembered.
+        let target = if planned.from_cache {
+            TargetUpdate::Unchanged(planned.current)
+        } else {
+            TargetUpdate::Replace(planned.current)
+        };
+        (Ok(done), target)
     } else {
-        let mut report = execute_plan(&plan, &client, concurrency, console).await;
-        *sent = Some(report.clone());
-        read_back_groups(&plan, &mut report, &client).await;
-        for warning in unlanded_memberships(&planned.current, &plan, &report) {
+        let applied =
+            pipeline::apply(&manifest, &plan, &planned.desired, planned.current, &client, console.progress).await;
+        *sent = Some(applied.report.clone());
+        for warning in &applied.warnings {
             writeln!(console.err, "Warning: {warning}")?;
         }
-        if report.outcomes.iter().any(crate::apply::Outcome::is_stale) {
-            // A write refused as stale (edited since read, or the retry of a write whose answer
-            // was lost): read again and planned again, then one account of it all.
-            let current = &planned.current;
-            let bar = console.progress.bar(0, "Applying again");
-            let (report, again) =
-                replan_stale(&manifest, &planned.desired, current, &plan, report, &client, &bar).await;
-            bar.finish_and_clear();
-            *sent = Some(report.clone());
-            let read_again: BTreeSet<&Subject> =
-                report.outcomes.iter().filter(|o| o.superseded).map(|o| &o.subject).collect();
+        if let Some((read_again, again)) = &applied.replanned {
             writeln!(
                 console.err,
-                "\n{} resource(s) changed in the target since they were read: read again and planned again.",
-                read_again.len()
+                "\n{read_again} resource(s) changed in the target since they were read: read again and planned again."
             )?;
-            console.show_plan(&again)?;
-            let outcome = finish(report, &client, console);
-            // What the retry left is not followed in detail: the next run reads the target in full.
-            if let Some(state) = &mut state {
-                state.save(&manifest, TargetUpdate::Forget, reads).await?;
-            }
-            return outcome;
+            console.show_plan(again)?;
         }
-        finish(report, &client, console)
+        (finish(applied.report, &client, console), applied.target)
     };
+    // The sources' watermarks move either way: the desired state is always built from every
+    // record, so a write that failed is planned again, never forgotten.
     if let Some(state) = &mut state {
-        // The state follows the apply: exactly what was written, or no target remembered (a
-        // failed write, a reference set after a create) so the next run reads it in full. The
-        // sources' watermarks move either way: the desired state is always built from every
-        // record, so a write that failed is planned again, never forgotten.
-        let target = match &outcome {
-            Ok(RunEnding { report: Some(report), .. }) => {
-                match update_after_apply(planned.current, &plan, report, &manifest.users.managed_paths()) {
-                    Some(current) => TargetUpdate::Replace(current),
-                    None => TargetUpdate::Forget,
-                }
-            }
-            // Nothing was written: a remembered target stays as it is; a full read is remembered.
-            Ok(_) if planned.from_cache => TargetUpdate::Unchanged(planned.current),
-            Err(_) if planned.from_cache => TargetUpdate::Forget,
-            Ok(_) | Err(_) => TargetUpdate::Replace(planned.current),
-        };
         state.save(&manifest, target, reads).await?;
     }
     outcome
@@ -164,17 +132,11 @@ async fn apply_saved(
             document.manifest.sha256
         );
     }
-    let _lock = run_lock(args, &manifest_path, console).await?;
+    let mut settings = RunSettings::for_apply(args, &manifest_path);
+    let _lock = run_lock(&settings, console).await?;
     // The plan is applied as it is; the state only learns that the target changed under it.
-    let mut run_state = RunState::open_for(
-        &state_settings(&args.state, &manifest_path),
-        true,
-        &manifest,
-        &manifest_path,
-        console.err,
-        false,
-    )
-    .await?;
+    settings.state.refresh = true;
+    let mut run_state = RunState::open_for(&settings.state, &manifest, &manifest_path, console.err, false).await?;
     let client = super::client_for(&manifest)?;
     let plan = &document.plan;
     console.show_plan(plan)?;
@@ -207,48 +169,11 @@ async fn apply_saved(
     outcome
 }
 
-/// A group write answered without the group (204, or a body without `members`) is followed by
-/// a read of the group, so the state records the members the service holds, not those planned.
-async fn read_back_groups(plan: &Plan, report: &mut ApplyReport, client: &ScimClient) {
-    for change in &plan.groups {
-        let subject = Subject::Group(change.name.clone());
-        let Some(outcome) = report.outcomes.iter_mut().rev().find(|o| o.subject == subject && o.result.is_ok()) else {
-            continue;
-        };
-        let Some(response) = outcome.response.as_mut() else { continue };
-        if answered_members(response).is_some() {
-            continue;
-        }
-        let id = if change.create {
-            response.body.as_ref().and_then(crate::scim::resource::id_of).map(str::to_owned)
-        } else {
-            Some(change.target_id.clone())
-        };
-        let Some(id) = id else { continue };
-        // A read that fails leaves the answer as it was: the state then follows what was sent.
-        if let Ok(Some(group)) = client.fetch(&format!("/Groups/{id}")).await {
-            response.body = Some(group);
-        }
-    }
-}
-
-/// The lock file, unless the state is in PostgreSQL: its advisory lock is the run lock then,
-/// across machines.
-async fn run_lock(args: &ApplyArgs, manifest: &Path, console: &mut Console<'_>) -> anyhow::Result<Option<RunLock>> {
-    if args.state.location(manifest).as_deref().is_some_and(is_postgres_url) {
-        return Ok(None);
-    }
-    let wait = std::time::Duration::from_secs(args.state.lock_timeout);
-    Ok(Some(RunLock::acquire_within(&lock_path(args, manifest), console.err, wait).await?))
-}
-
-/// The lock beside the manifest (`scimform.yaml.lock`) unless `--lock-file` says otherwise.
-fn lock_path(args: &ApplyArgs, manifest: &Path) -> PathBuf {
-    args.lock_file.clone().unwrap_or_else(|| {
-        let mut path = manifest.as_os_str().to_owned();
-        path.push(".lock");
-        PathBuf::from(path)
-    })
+/// The lock file the settings name (none when the state is in PostgreSQL: its advisory lock is
+/// the run lock then).
+async fn run_lock(settings: &RunSettings, console: &mut Console<'_>) -> anyhow::Result<Option<RunLock>> {
+    let Some(path) = &settings.lock_file else { return Ok(None) };
+    Ok(Some(RunLock::acquire_within(path, console.err, settings.state.lock_wait).await?))
 }
 
 /// The deprovisioning rails: a blocked plan needs `--allow-deprovision N` with N at least its

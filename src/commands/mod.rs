@@ -18,16 +18,7 @@ pub use crate::pipeline::{
 };
 use crate::plan::Plan;
 use crate::progress::Progress;
-pub use crate::state::{RunState, SourceReads, StateSettings, TargetUpdate};
-
-/// The state settings the arguments and the environment say, resolved once for the run.
-pub fn state_settings(args: &crate::cli::StateArgs, manifest: &Path) -> StateSettings {
-    StateSettings {
-        location: args.location(manifest),
-        named: args.location.is_some(),
-        lock_wait: std::time::Duration::from_secs(args.lock_timeout),
-    }
-}
+pub use crate::state::{RunState, SourceReads, TargetUpdate};
 
 /// Where a command writes: data (the plan) to `out`, everything else to `err`. `input` is the
 /// terminal to ask for confirmation on, when there is one.

@@ -1,21 +1,21 @@
 //! `scimform plan -f FILE`: show what would change; optionally save it for `apply FILE`.
 
-use super::{Console, RunState, read_and_plan_cached, read_drift, sources_for, state_settings, write_file};
+use super::{Console, RunState, read_and_plan_cached, read_drift, sources_for, write_file};
 use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
 use crate::plan::focus::focus;
 use crate::plan::render::render_markdown;
+use crate::settings::RunSettings;
 use crate::state::render_drift;
 
 pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
-    let file = &args.manifest.file;
+    let settings = RunSettings::for_plan(args);
+    let file = &settings.manifest;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;
-    let mut state =
-        RunState::open_for(&state_settings(&args.state, file), args.state.refresh, &manifest, file, console.err, false)
-            .await?;
-    if args.state.refresh_only {
+    let mut state = RunState::open_for(&settings.state, &manifest, file, console.err, false).await?;
+    if settings.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, _) = read_drift(&manifest, &client, remembered, console.progress).await?;
         console.out.write_all(render_drift(&drift).as_bytes())?;
@@ -44,7 +44,7 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     if state.is_some() {
         planned.describe_reads(console.err)?;
     }
-    let plan = focus(planned.plan, &args.targets, &manifest.users.deprovision);
+    let plan = focus(planned.plan, &settings.targets, &manifest.users.deprovision);
     let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);
     // The JSON is made once, whether it is shown, saved or both.
     let json = (args.format == Format::Json || args.out.is_some()).then(|| document.to_json());

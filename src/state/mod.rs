@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use postgres::PostgresStore;
-pub use session::{RunState, SourceReads, StateSettings, TargetUpdate, state_identity};
+pub use session::{RunState, SourceReads, TargetUpdate, state_identity};
 pub use sqlite::SqliteStore;
 
 use crate::current::{CurrentState, CurrentUser};
@@ -57,7 +57,7 @@ impl Store {
 
     /// `open`, waiting up to `wait` for a run lock another run holds.
     pub async fn open_waiting(location: &str, key: &str, wait: std::time::Duration) -> Result<Self, StateError> {
-        if postgres::is_postgres_url(location) {
+        if crate::settings::is_postgres_url(location) {
             return Ok(Store::Postgres(PostgresStore::open(location, key, wait).await?));
         }
         Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(location))?))

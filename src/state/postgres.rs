@@ -380,11 +380,6 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether a `--state` location names a PostgreSQL database.
-pub fn is_postgres_url(location: &str) -> bool {
-    location.starts_with("postgres://") || location.starts_with("postgresql://")
-}
-
 /// The URL with its password, if any, replaced by `***`.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
@@ -418,7 +413,6 @@ mod tests {
         assert_eq!(redact("postgres://scim:s3cret@127.0.0.1:5432/state"), "postgres://scim:***@127.0.0.1:5432/state");
         assert_eq!(redact("postgresql://scim@db/state?sslmode=disable"), "postgresql://scim@db/state?sslmode=disable");
         assert_eq!(redact("postgres://db/state?user=a&password=s3cret"), "postgres://db/state?user=a&password=***");
-        assert!(is_postgres_url("postgresql://x") && is_postgres_url("postgres://x") && !is_postgres_url("state.db"));
     }
 
     #[test]

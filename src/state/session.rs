@@ -12,19 +12,8 @@ use anyhow::Context;
 use super::{Snapshot, StateError, Store};
 use crate::current::CurrentState;
 use crate::manifest::Manifest;
+use crate::settings::{StateSettings, is_postgres_url};
 use crate::source::{AnySource, ReadKind, Resume, SourceCache, SourceRead};
-
-/// Where a run keeps its state, resolved from the arguments and the environment once.
-#[derive(Debug, Clone)]
-pub struct StateSettings {
-    /// A file or a `postgres://` URL; `None` with `--no-state`.
-    pub location: Option<String>,
-    /// Named by `--state` or `SCIMFORM_STATE` (an error when it cannot be used), not the default
-    /// beside the manifest (a warning).
-    pub named: bool,
-    /// How long to wait for another run's lock.
-    pub lock_wait: std::time::Duration,
-}
 
 /// What the sources that read incrementally got to in this run.
 #[derive(Debug, Default)]
@@ -92,7 +81,6 @@ impl RunState {
     /// write it). A database keeps the states of several manifests, each under its path as given.
     pub async fn open_for(
         settings: &StateSettings,
-        refresh: bool,
         manifest: &Manifest,
         file: &Path,
         warn: &mut dyn Write,
@@ -100,13 +88,14 @@ impl RunState {
     ) -> anyhow::Result<Option<Self>> {
         let location = settings.location.clone();
         if !create
-            && let Some(path) = location.as_deref().filter(|l| !crate::state::postgres::is_postgres_url(l))
+            && let Some(path) = location.as_deref().filter(|l| !is_postgres_url(l))
             && !state_file_exists(Path::new(path))
         {
             return Ok(None);
         }
         let wait = settings.lock_wait;
         let damaged = |error: &anyhow::Error| error.downcast_ref::<StateError>().is_some_and(StateError::is_damaged);
+        let refresh = settings.refresh;
         match Self::open(location.as_deref(), refresh, manifest, file, wait).await {
             // A damaged default state would cost a full read on every run, forever: `apply`
             // moves it aside, says where, and starts a fresh one.
