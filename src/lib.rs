@@ -12,6 +12,7 @@
 
 // The manifest and its vocabulary.
 pub mod secret;
+pub mod causes;
 pub mod text;
 pub mod yaml;
 pub mod manifest;

@@ -27,11 +27,9 @@ impl std::fmt::Display for Holder {
 /// A lock that could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error(
-        "another scimform run holds the lock `{path}`: {holder}. Wait for it to finish; if that run is gone, remove the lock file"
-    )]
+    #[error("another scimform run holds the lock `{path}`: {holder}")]
     Held { path: String, holder: Holder },
-    #[error("the lock file `{path}` exists but does not say who holds it; if no scimform run is going, remove it")]
+    #[error("the lock file `{path}` exists but does not say who holds it")]
     Unreadable { path: String },
     #[error("cannot create the lock file `{path}`")]
     Io {
@@ -39,6 +37,19 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl LockError {
+    /// What to do, printed after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LockError::Held { .. } => Some(
+                "wait for it to finish (or pass `--lock-timeout`); if that run is gone, remove the lock file".into(),
+            ),
+            LockError::Unreadable { .. } => Some("if no scimform run is going, remove it".into()),
+            LockError::Io { .. } => None,
+        }
+    }
 }
 
 /// A held lock; dropping it releases it.
@@ -170,9 +181,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.yaml.lock");
         let lock = RunLock::acquire(&path, &mut Vec::new()).unwrap();
-        let error = RunLock::acquire(&path, &mut Vec::new()).unwrap_err().to_string();
+        let error = RunLock::acquire(&path, &mut Vec::new()).unwrap_err();
+        assert!(error.hint().is_some_and(|hint| hint.contains("remove the lock file")), "{error:?}");
+        let error = error.to_string();
         assert!(error.contains(&format!("pid {}", std::process::id())), "{error}");
-        assert!(error.contains(&hostname()) && error.contains("remove the lock file"), "{error}");
+        assert!(error.contains(&hostname()), "{error}");
         drop(lock);
         assert!(!path.exists());
         RunLock::acquire(&path, &mut Vec::new()).unwrap();

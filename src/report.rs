@@ -1,21 +1,55 @@
-//! How errors reach a person: `error:` with the cause chain as `Caused by:` lines, and manifest
-//! problems with the offending line and a caret, like rustc, uv and Terraform.
+//! How errors reach a person: `error:` with the cause chain as `Caused by:` lines and what to do
+//! as a `hint:` line, and manifest problems with the offending line and a caret, like rustc, uv
+//! and Terraform. An error type says its hint as data (a `hint()` method); this module is the
+//! one place that prints it.
 
+use std::error::Error;
 use std::fmt::Write;
 
 use crate::manifest::{Diagnostic, ManifestError};
 
-/// An error with the errors that caused it: libraries (reqwest, tokio-postgres) keep the reason
-/// out of their message, a TLS handshake's say.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// An error with the errors that caused it and its hint, on one line (for a report, a warning,
+/// a failed operation): libraries (reqwest, tokio-postgres) keep the reason out of their
+/// message, a TLS handshake's say.
+pub(crate) fn error_chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = crate::causes::causes(error);
+    if let Some(hint) = hint_of(error) {
+        text.push_str("; ");
+        text.push_str(&hint);
     }
     text
+}
+
+/// `error_chain` for an `anyhow` error (its contexts included).
+pub(crate) fn one_line(error: &anyhow::Error) -> String {
+    let mut text = format!("{error:#}");
+    if let Some(hint) = error.chain().find_map(hint_of_one) {
+        text.push_str("; ");
+        text.push_str(&hint);
+    }
+    text
+}
+
+/// What to do about an error: the hint of the first error in its chain that has one.
+fn hint_of(error: &(dyn Error + 'static)) -> Option<String> {
+    std::iter::successors(Some(error), |e| (*e).source()).find_map(hint_of_one)
+}
+
+/// The hint of one error, for the error types that carry one.
+fn hint_of_one(error: &(dyn Error + 'static)) -> Option<String> {
+    if let Some(e) = error.downcast_ref::<crate::source::SourceError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<crate::service::TargetError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<crate::state::StateError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<crate::lock::LockError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<crate::plan::document::DocumentError>() {
+        e.hint()
+    } else {
+        None
+    }
 }
 
 /// Renders any error with its chain of causes.
@@ -29,6 +63,9 @@ pub fn render_error(error: &anyhow::Error) -> String {
     let mut out = format!("error: {error}\n");
     for cause in error.chain().skip(1) {
         let _ = writeln!(out, "  Caused by: {cause}");
+    }
+    if let Some(hint) = error.chain().find_map(hint_of_one) {
+        let _ = writeln!(out, "  hint: {hint}");
     }
     out
 }

@@ -357,7 +357,7 @@ struct ReportOperation<'a> {
 fn report_json(outcome: &anyhow::Result<RunEnding>, sent: Option<&ApplyReport>) -> String {
     let (result, error, report) = match outcome {
         Ok(o) => (o.result, None, o.report.as_ref()),
-        Err(e) => ("error", Some(format!("{e:#}")), sent),
+        Err(e) => ("error", Some(crate::report::one_line(e)), sent),
     };
     let operations: Vec<ReportOperation> = report
         .map(|r| {

@@ -39,12 +39,22 @@ pub struct ManifestRef {
 pub enum DocumentError {
     #[error("this is not a scimform plan file: {0}")]
     NotAPlan(String),
-    #[error(
-        "the plan file has format_version {found}; this scimform ({ours}) reads format_version {FORMAT_VERSION}: plan again with this version"
-    )]
+    #[error("the plan file has format_version {found}; this scimform ({ours}) reads format_version {FORMAT_VERSION}")]
     FormatVersion { found: u64, ours: &'static str },
-    #[error("the plan was made by scimform {found}, and this is scimform {ours}: plan again with this version")]
+    #[error("the plan was made by scimform {found}, and this is scimform {ours}")]
     ToolVersion { found: String, ours: &'static str },
+}
+
+impl DocumentError {
+    /// What to do, printed after the error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            DocumentError::NotAPlan(_) => Some("give a file written by `scimform plan --out`".into()),
+            DocumentError::FormatVersion { .. } | DocumentError::ToolVersion { .. } => {
+                Some("plan again with this version".into())
+            }
+        }
+    }
 }
 
 impl PlanDocument {
@@ -112,8 +122,9 @@ mod tests {
     fn other_versions_are_refused_first() {
         let text = document().to_json();
         let other_format = text.replace("\"format_version\": 1", "\"format_version\": 2");
-        let error = PlanDocument::from_json(&other_format).unwrap_err().to_string();
-        assert!(error.contains("format_version 2") && error.contains("plan again"), "{error}");
+        let error = PlanDocument::from_json(&other_format).unwrap_err();
+        assert!(error.to_string().contains("format_version 2"), "{error}");
+        assert_eq!(error.hint().as_deref(), Some("plan again with this version"));
 
         let ours = format!("\"scimform_version\": \"{}\"", env!("CARGO_PKG_VERSION"));
         let other_tool = text.replace(&ours, "\"scimform_version\": \"0.0.1-old\"");

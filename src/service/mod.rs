@@ -22,16 +22,16 @@ use crate::scim::{ScimRequest, ScimResponse};
 pub enum TargetError {
     /// Not `#[source]`: the reason is said in words, and reqwest's own chain would repeat the
     /// URL with its query (which may hold a filter on a person's name).
-    #[error("cannot reach the SCIM service for {request}: {}", transport_failure(.error))]
+    #[error("cannot reach the SCIM service for {request}: {}", crate::http::transport_reason(.error))]
     Transport { request: String, error: reqwest::Error },
-    #[error("{request} was refused with HTTP {status}{}{}", describe(.body.as_deref()), not_found_hint(request, *status))]
+    #[error("{request} was refused with HTTP {status}{}", describe(.body.as_deref()))]
     Status { request: String, status: u16, body: Option<Box<ScimErrorBody>> },
     #[error("{request} answered something that is not SCIM: {detail}")]
     Protocol { request: String, detail: String },
     /// A listing the service broke: it cannot be planned on.
     #[error("the listing of {path} cannot be trusted, so nothing is planned: {detail}")]
     Listing { path: String, detail: String },
-    #[error("{request} answered more than {limit_mib} MiB; if that is expected, raise `target.max_response_mib`")]
+    #[error("{request} answered more than {limit_mib} MiB")]
     TooLarge { request: String, limit_mib: usize },
     #[error("target group {group} was not found")]
     GroupNotFound { group: TargetGroupRef },
@@ -43,28 +43,30 @@ pub enum TargetError {
     Auth { token_url: String, detail: String },
 }
 
-/// A 404 on a collection means the base URL is not the service's SCIM base.
-fn not_found_hint(request: &str, status: u16) -> &'static str {
-    let collection =
-        ["/Users", "/Groups", "/ServiceProviderConfig"].iter().any(|c| request.ends_with(&format!(" {c}")));
-    if status == 404 && collection {
-        "; check `target.base_url`: it should be the SCIM base URL, the one that holds /Users and /Groups"
-    } else {
-        ""
+impl TargetError {
+    /// What to check or do, printed after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            TargetError::Transport { error, .. } if crate::http::transport_reason(error).starts_with("TLS") => {
+                "check `target.base_url` and `target.ca_file` (a corporate CA or a TLS-inspecting proxy?)"
+            }
+            TargetError::Transport { error, .. } if error.is_timeout() => {
+                "check `target.base_url`, the network, or raise `target.timeout_seconds`"
+            }
+            TargetError::Transport { .. } => "check `target.base_url` and the network",
+            // A 404 on a collection means the base URL is not the service's SCIM base.
+            TargetError::Status { request, status: 404, .. }
+                if ["/Users", "/Groups", "/ServiceProviderConfig"]
+                    .iter()
+                    .any(|c| request.ends_with(&format!(" {c}"))) =>
+            {
+                "check `target.base_url`: it should be the SCIM base URL, the one that holds /Users and /Groups"
+            }
+            TargetError::TooLarge { .. } => "if that is expected, raise `target.max_response_mib`",
+            _ => return None,
+        };
+        Some(hint.to_owned())
     }
-}
-
-/// What failed on the wire, in words, and what to check.
-fn transport_failure(error: &reqwest::Error) -> String {
-    let reason = crate::http::transport_reason(error);
-    let hint = if reason.starts_with("TLS") {
-        "check `target.base_url` and `target.ca_file` (a corporate CA or a TLS-inspecting proxy?)"
-    } else if error.is_timeout() {
-        "check `target.base_url`, the network, or raise `target.timeout_seconds`"
-    } else {
-        "check `target.base_url` and the network"
-    };
-    format!("{reason}; {hint}")
 }
 
 fn describe(body: Option<&ScimErrorBody>) -> String {

@@ -31,7 +31,7 @@ pub enum SourceError {
     #[error("source `{source_name}`: no group matches {selector}")]
     GroupNotFound { source_name: String, selector: String },
     /// An LDAP operation failed; `hint` says what to check.
-    #[error("source `{source_name}`: {what}; {hint}")]
+    #[error("source `{source_name}`: {what}")]
     Ldap {
         source_name: String,
         what: String,
@@ -40,11 +40,21 @@ pub enum SourceError {
         source: Option<Box<ldap3::LdapError>>,
     },
     /// A Microsoft Graph request failed; `hint` says what to check.
-    #[error("source `{source_name}`: {what}; {hint}")]
+    #[error("source `{source_name}`: {what}")]
     Graph { source_name: String, what: String, hint: String },
     /// A delta token is no longer valid; the caller starts a full sync.
     #[error("source `{source_name}`: the delta token is no longer valid ({detail})")]
     DeltaExpired { source_name: String, detail: String },
+}
+
+impl SourceError {
+    /// What to check or do, printed after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SourceError::Ldap { hint, .. } | SourceError::Graph { hint, .. } if !hint.is_empty() => Some(hint.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// The world as it should be: people and groups from one directory. A source is read once per

@@ -182,13 +182,22 @@ pub enum StateError {
     Corrupt { path: String, detail: String },
     #[error("cannot use the state database `{url}`: {detail}")]
     Postgres { url: String, detail: String },
-    #[error(
-        "another scimform run holds the state lock of `{key}` in `{url}`: {holder}. Wait for it to finish; the lock ends with that run's connection"
-    )]
+    #[error("another scimform run holds the state lock of `{key}` in `{url}`: {holder}")]
     Locked { url: String, key: String, holder: String },
 }
 
 impl StateError {
+    /// What to do, printed after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StateError::Locked { .. } => Some(
+                "wait for it to finish (or pass `--lock-timeout`); the lock ends with that run's connection".into(),
+            ),
+            StateError::Schema { .. } => Some("run a newer scimform, or give another `--state`".into()),
+            _ => None,
+        }
+    }
+
     /// Whether the state file is damaged (truncated, overwritten, not SQLite, or holding what
     /// no scimform wrote), as opposed to locked, newer or unreachable.
     pub fn is_damaged(&self) -> bool {

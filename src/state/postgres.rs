@@ -88,7 +88,7 @@ impl PostgresStore {
         let (client, connection) = config.connect(tls).await.map_err(|e| {
             error(format!(
                 "cannot connect: {}; check the host, the credentials and, for TLS, `sslrootcert` (a CA file) or `SSL_CERT_FILE`",
-                crate::report::error_chain(&e)
+                crate::causes::causes(&e)
             ))
         })?;
         tokio::spawn(async move {
@@ -102,7 +102,7 @@ impl PostgresStore {
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
                 .await
                 .and_then(|row| row.try_get(0))
-                .map_err(|e| error(format!("cannot take the run lock: {}", crate::report::error_chain(&e))))?;
+                .map_err(|e| error(format!("cannot take the run lock: {}", crate::causes::causes(&e))))?;
             if taken || tokio::time::Instant::now() >= deadline {
                 break taken;
             }
@@ -129,12 +129,12 @@ impl PostgresStore {
         client
             .batch_execute(&schema)
             .await
-            .map_err(|e| error(format!("cannot create the state tables: {}", crate::report::error_chain(&e))))?;
+            .map_err(|e| error(format!("cannot create the state tables: {}", crate::causes::causes(&e))))?;
         Ok(Self { client, key: key.to_owned(), shown })
     }
 
     fn error(&self, what: &str, e: &tokio_postgres::Error) -> StateError {
-        StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {}", crate::report::error_chain(e)) }
+        StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {}", crate::causes::causes(e)) }
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> StateError {
@@ -338,7 +338,7 @@ fn lock_id(key: &str) -> i64 {
 fn save_error(shown: &str) -> impl Fn(tokio_postgres::Error) -> StateError + '_ {
     move |e| StateError::Postgres {
         url: shown.to_owned(),
-        detail: format!("cannot save the state: {}", crate::report::error_chain(&e)),
+        detail: format!("cannot save the state: {}", crate::causes::causes(&e)),
     }
 }
 

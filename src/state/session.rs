@@ -104,8 +104,9 @@ impl RunState {
                 let aside = move_aside(&path)?;
                 writeln!(
                     warn,
-                    "Warning: the state file `{}` cannot be read ({error:#}); moved it aside to `{}` and started a fresh one: this run reads everything in full.",
+                    "Warning: the state file `{}` cannot be read ({}); moved it aside to `{}` and started a fresh one: this run reads everything in full.",
                     path.display(),
+                    one_line(&error),
                     aside.display()
                 )?;
                 Self::open(path.to_str(), refresh, manifest, file, wait).await
@@ -113,12 +114,13 @@ impl RunState {
             Err(error) if !settings.named && damaged(&error) => {
                 writeln!(
                     warn,
-                    "Warning: the state file cannot be read ({error:#}); this run reads everything in full, and the next `apply` moves the file aside and starts a fresh one."
+                    "Warning: the state file cannot be read ({}); this run reads everything in full, and the next `apply` moves the file aside and starts a fresh one.",
+                    one_line(&error)
                 )?;
                 Ok(None)
             }
             Err(error) if !settings.named => {
-                writeln!(warn, "Warning: running without state: {error:#}. Pass `--no-state` to silence this.")?;
+                writeln!(warn, "Warning: running without state: {}. Pass `--no-state` to silence this.", one_line(&error))?;
                 Ok(None)
             }
             Err(error) if damaged(&error) => Err(error.context(format!(
@@ -246,4 +248,12 @@ pub fn state_identity(manifest: &Manifest) -> String {
         };
     }
     format!("{:x}", Sha256::digest(text.as_bytes()))
+}
+
+/// An error opening the state, on one line with what to do (a state lock held, say).
+fn one_line(error: &anyhow::Error) -> String {
+    match error.chain().find_map(|e| e.downcast_ref::<StateError>()).and_then(StateError::hint) {
+        Some(hint) => format!("{error:#}; {hint}"),
+        None => format!("{error:#}"),
+    }
 }

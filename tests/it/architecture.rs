@@ -8,7 +8,7 @@ use crate::common::repo_root;
 
 /// Modules that do no I/O.
 const PURE: &[&str] =
-    &["yaml", "text", "manifest", "mapping", "scim", "record", "current", "desired", "plan", "secret"];
+    &["yaml", "text", "causes", "manifest", "mapping", "scim", "record", "current", "desired", "plan", "secret"];
 /// Modules that reach the outside world (or orchestrate those that do).
 const EDGES: &[&str] = &[
     "source", "http", "service", "state", "apply", "pipeline", "commands", "lock", "progress", "tls", "cli", "settings",

@@ -240,7 +240,7 @@ async fn a_second_apply_on_the_same_lock_names_the_holder() {
         "{}",
         second.stderr
     );
-    assert!(second.stderr.contains("Wait for it to finish"), "{}", second.stderr);
+    assert!(second.stderr.contains("\n  hint: wait for it to finish"), "{}", second.stderr);
 }
 
 #[tokio::test]

@@ -249,7 +249,8 @@ async fn groups_by_display_name_are_resolved_once_and_ambiguity_is_an_error() {
     let sales = source.group(&GroupSelector::Name("Sales".into()), false).await.unwrap();
     assert_eq!(sales.id, "g-sales");
     let error = source.group(&GroupSelector::Name("O'Brien team".into()), false).await.unwrap_err();
-    assert_eq!(error.to_string(), "source `entra`: 2 groups are named `O'Brien team`; name the group by `id` instead");
+    assert_eq!(error.to_string(), "source `entra`: 2 groups are named `O'Brien team`");
+    assert_eq!(error.hint().as_deref(), Some("name the group by `id` instead"));
 }
 
 mod end_to_end {

@@ -73,7 +73,9 @@ async fn listing_error(server: &MockServer) -> (String, Duration) {
     let client = ScimClient::new(&config(server), &[]).unwrap();
     let error = client.current_state(&[], &[]).await.expect_err("the listing must fail");
     assert!(matches!(error, TargetError::Listing { .. } | TargetError::TooLarge { .. }), "{error:?}");
-    (error.to_string(), started.elapsed())
+    // The hint is data, said after the message.
+    let hint = error.hint().map(|hint| format!("; {hint}")).unwrap_or_default();
+    (format!("{error}{hint}"), started.elapsed())
 }
 
 #[tokio::test]
@@ -358,7 +360,7 @@ mod messages {
         let result = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &[]).await;
         assert_eq!(result.code, 1, "{}", result.all());
         assert!(
-            result.stderr.contains("the connection was refused: nothing listens there (http://127.0.0.1:9/scim/v2/Users); check `target.base_url`"),
+            result.stderr.contains("the connection was refused: nothing listens there (http://127.0.0.1:9/scim/v2/Users)\n  hint: check `target.base_url`"),
             "{}",
             result.stderr
         );
@@ -379,7 +381,7 @@ mod messages {
             result.stderr
         );
         assert!(
-            result.stderr.contains("GET /Users was refused with HTTP 404; check `target.base_url`"),
+            result.stderr.contains("GET /Users was refused with HTTP 404\n  hint: check `target.base_url`"),
             "{}",
             result.stderr
         );

@@ -215,8 +215,11 @@ async fn ldaps_and_starttls_verify_the_server_with_the_given_ca() {
 
     ldaps.ca_file = Some(ad.other_ca_file.clone());
     let error = source(ldaps, &["mail"]).users().await.unwrap_err();
-    let message =
-        format!("{error}: {}", std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default());
+    let message = format!(
+        "{error}: {}; {}",
+        std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default(),
+        error.hint().unwrap_or_default()
+    );
     assert!(message.starts_with(&format!("source `corp_ad`: cannot connect to `{}`", ad.ldaps_url)), "{message}");
     assert!(message.contains("ca_file"), "{message}");
     assert!(message.to_lowercase().contains("unknownissuer") || message.contains("UnknownIssuer"), "{message}");
@@ -250,7 +253,9 @@ async fn each_failure_names_the_source_and_what_to_check() {
         (insecure, "source `corp_ad`: refusing a simple bind over unencrypted `ldap://192.0.2.10`"),
     ];
     for (config, expected) in cases {
-        let error = source(config, &["mail"]).users().await.unwrap_err().to_string();
+        let error = source(config, &["mail"]).users().await.unwrap_err();
+        // The hint is data, said after the message.
+        let error = format!("{error}; {}", error.hint().unwrap_or_default());
         assert!(error.starts_with(expected), "{error}\n  expected: {expected}");
         assert!(!error.contains(&ad.password) && !error.contains("not-the-password"));
     }
