@@ -34,7 +34,7 @@ pub fn update_after_apply(
                 let created = CurrentUser::from_resource(response.body.clone()?)?;
                 users.insert(created.id.clone(), created.trimmed(managed));
             }
-            Action::Update | Action::Adopt | Action::Disable => {
+            Action::Update | Action::Adopt | Action::Disable | Action::Deprovision => {
                 let id = change.target_id.as_deref()?;
                 let updated = if let Some(body) = &response.body {
                     CurrentUser::from_resource(body.clone())?

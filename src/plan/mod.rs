@@ -1,8 +1,8 @@
 //! The plan: what must change in the target to make it match the desired state.
 //!
 //! `diff::plan` computes it (pure, deterministic: sorted everywhere, no clock); `requests` turns
-//! it into SCIM requests; `render` shows it. `Action` drives apply; `ActionReason` only explains
-//! a choice to the reader and must never steer apply.
+//! it into SCIM requests; `render` shows it. `Action` drives apply (a deprovision is an action of
+//! its own); `ActionReason` only explains a choice to the reader and must never steer apply.
 
 pub mod diff;
 #[cfg(test)]
@@ -35,9 +35,14 @@ pub enum Action {
     /// PATCH a matching user without our ownership marker: set the marker and the differing
     /// attributes, instead of creating a duplicate.
     Adopt,
-    /// PATCH `active` from true to false (and any other differing attribute).
+    /// PATCH `active` from true to false (and any other differing attribute): the source
+    /// account is disabled.
     Disable,
-    /// DELETE the user.
+    /// PATCH `active` from true to false: the user carries our ownership marker and is in no
+    /// source (`users.deprovision.action: disable`). Applied last, counted by the rails.
+    Deprovision,
+    /// DELETE the user: it carries our ownership marker and is in no source
+    /// (`users.deprovision.action: delete`). Applied last, counted by the rails.
     Delete,
 }
 
@@ -45,8 +50,6 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionReason {
-    /// The user carries our ownership marker and is in no source.
-    NotInAnySource,
     /// The source account is disabled.
     SourceDisabled,
 }
@@ -106,7 +109,7 @@ impl UserChange {
     /// Whether this change takes a user away (disabled for leaving every source, or deleted):
     /// applied last, after everything that might still need the user, and counted by the rails.
     pub fn is_deprovision(&self) -> bool {
-        self.reason == Some(ActionReason::NotInAnySource) || self.action == Action::Delete
+        matches!(self.action, Action::Deprovision | Action::Delete)
     }
 
     /// The `userName` this change writes (a create's, always): how a user that may exist already
@@ -222,7 +225,7 @@ impl Plan {
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,
                 Action::Adopt => s.adopt += 1,
-                Action::Disable => s.disable += 1,
+                Action::Disable | Action::Deprovision => s.disable += 1,
                 Action::Delete => s.delete += 1,
             }
         }
@@ -231,7 +234,7 @@ impl Plan {
 
     /// The users this plan deprovisions (in no source any more).
     pub fn deprovisions(&self) -> impl Iterator<Item = &UserChange> {
-        self.users.iter().filter(|c| c.reason == Some(ActionReason::NotInAnySource))
+        self.users.iter().filter(|c| c.is_deprovision())
     }
 
     /// Whether applying the plan would send anything.

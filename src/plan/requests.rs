@@ -26,7 +26,7 @@ pub fn user_request_resolved(change: &UserChange, resolve: &dyn Fn(&str) -> Opti
         Action::Delete => {
             ScimRequest::new(Method::Delete, format!("/Users/{id}")).with_if_match(change.precondition.etag())
         }
-        Action::Update | Action::Adopt | Action::Disable => {
+        Action::Update | Action::Adopt | Action::Disable | Action::Deprovision => {
             let operations = change.changes.iter().flat_map(|c| operations(c, resolve)).collect();
             ScimRequest::new(Method::Patch, format!("/Users/{id}"))
                 .with_body(to_json(&PatchRequest::new(operations)))

@@ -8,7 +8,7 @@ use crate::current::CurrentUser;
 use crate::desired::{DesiredState, match_key};
 use crate::manifest::model::{Deprovision, DeprovisionAction, UserMapping};
 use crate::mapping::Mapping;
-use crate::plan::{Action, ActionReason, AttributeChange, Blocked, Plan, Precondition, UserChange};
+use crate::plan::{Action, AttributeChange, Blocked, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
 
 /// The deprovisioning safety rails: a plan that deprovisions more than `max` users, or more than
@@ -65,8 +65,8 @@ pub(super) fn deprovision(
             DeprovisionAction::Disable if !user.active() => continue,
             DeprovisionAction::Disable => UserChange {
                 key,
-                action: Action::Disable,
-                reason: Some(ActionReason::NotInAnySource),
+                action: Action::Deprovision,
+                reason: None,
                 target_id: Some(user.id.clone()),
                 precondition: precondition(user),
                 changes: vec![AttributeChange::new(
@@ -78,7 +78,7 @@ pub(super) fn deprovision(
             DeprovisionAction::Delete => UserChange {
                 key,
                 action: Action::Delete,
-                reason: Some(ActionReason::NotInAnySource),
+                reason: None,
                 target_id: Some(user.id.clone()),
                 precondition: precondition(user),
                 changes: Vec::new(),

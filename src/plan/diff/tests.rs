@@ -248,8 +248,8 @@ fn deprovisions_only_owned_users_in_no_source() {
             already,
         ],
     );
-    assert_eq!(actions(&plan), vec![("bo.ek@x.example".into(), Action::Disable)]);
-    assert_eq!(plan.users[0].reason, Some(ActionReason::NotInAnySource));
+    assert_eq!(actions(&plan), vec![("bo.ek@x.example".into(), Action::Deprovision)]);
+    assert_eq!(plan.users[0].reason, None, "a deprovision is its own action");
     assert!(plan.blocked.is_none());
 }
 

@@ -102,7 +102,7 @@ fn code(text: &str) -> String {
 
 /// One heading and diff block per resource, in apply order (as the text shows them).
 fn resource_blocks(plan: &Plan) -> Vec<String> {
-    let last = |c: &&UserChange| c.reason == Some(crate::plan::ActionReason::NotInAnySource);
+    let last = |c: &&UserChange| c.is_deprovision();
     let mut blocks: Vec<String> = plan.users.iter().filter(|c| !last(c)).map(user).collect();
     blocks.extend(plan.groups.iter().map(group));
     blocks.extend(plan.users.iter().filter(last).map(user));

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::plan::{Action, ActionReason, AttributeChange, GroupChange, Plan, UserChange};
+use crate::plan::{Action, AttributeChange, GroupChange, Plan, UserChange};
 
 /// Renders the whole plan (its warnings apart: `render_warnings`). Deterministic: no colours,
 /// no clock, no paths.
@@ -14,7 +14,7 @@ pub fn render_text(plan: &Plan) -> String {
     if plan.has_changes() {
         out.push_str("scimform will perform the following actions:\n");
         // Shown in apply order: creates and updates, memberships, then deprovisioning.
-        let last = |c: &&UserChange| c.reason == Some(ActionReason::NotInAnySource);
+        let last = |c: &&UserChange| c.is_deprovision();
         for change in plan.users.iter().filter(|c| !last(c)) {
             out.push('\n');
             user(&mut out, change);
@@ -110,7 +110,7 @@ pub(super) fn describe_user(change: &UserChange) -> (&'static str, char) {
         (Action::Create, _) => ("will be created", '+'),
         (Action::Update, _) => ("will be updated in place", '~'),
         (Action::Adopt, _) => ("will be adopted (it matches but carries no ownership marker)", '~'),
-        (Action::Disable, Some(ActionReason::NotInAnySource)) => ("will be disabled (not in any source)", '-'),
+        (Action::Deprovision, _) => ("will be disabled (not in any source)", '-'),
         (Action::Disable, _) => ("will be disabled (disabled in the source)", '-'),
         (Action::Delete, _) => ("will be deleted (not in any source)", '-'),
     }
@@ -125,7 +125,7 @@ fn user(out: &mut String, change: &UserChange) {
         return;
     }
     if let [only] = change.changes.as_slice()
-        && change.action == Action::Disable
+        && matches!(change.action, Action::Disable | Action::Deprovision)
         && only.path.is("active")
     {
         let _ = writeln!(out, "  - user {name} {{ active = true -> false }}");
