@@ -16,6 +16,7 @@ use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::service::{CurrentState, ScimClient, TargetReader};
+use crate::settings::RunSettings;
 use crate::source::{AnySource, Source, SourceRecord};
 use crate::state::{RunState, SourceReads, TargetUpdate};
 
@@ -115,6 +116,22 @@ impl Planned {
         }
         Ok(())
     }
+}
+
+/// The run of `plan` and `apply -f`: the manifest's sources opened with what the state left,
+/// read, the plan made (against the remembered target where it serves) and limited to the
+/// settings' `--target`s.
+pub async fn plan_run(
+    manifest: &Manifest,
+    settings: &RunSettings,
+    target: &ScimClient,
+    mut state: Option<&mut RunState>,
+    progress: Progress,
+) -> anyhow::Result<Planned> {
+    let sources = sources_for(manifest, state.as_deref_mut())?;
+    let mut planned = read_and_plan_cached(manifest, sources, target, progress, state).await?;
+    planned.plan = crate::plan::focus::focus(planned.plan, &settings.targets, &manifest.users.deprovision);
+    Ok(planned)
 }
 
 /// Like `read_and_plan`, but with the state of a `--state` run: the sources (opened by

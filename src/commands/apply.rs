@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Console, RunState, TargetUpdate, read_and_plan_cached, read_drift, read_file, sources_for, write_file};
+use super::{Console, RunState, TargetUpdate, plan_run, read_drift, read_file, write_file};
 use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
 use crate::lock::RunLock;
 use crate::pipeline;
-use crate::plan::focus::focus;
 use crate::plan::{Plan, PlanDocument};
 use crate::service::ScimClient;
 use crate::settings::RunSettings;
@@ -68,19 +67,12 @@ async fn apply_fresh(
         writeln!(console.err, "\nThe state now remembers the target as read; nothing was written to the target.")?;
         return Ok(RunEnding { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
-    let mut planned = read_and_plan_cached(
-        &manifest,
-        sources_for(&manifest, state.as_mut())?,
-        &client,
-        console.progress,
-        state.as_mut(),
-    )
-    .await?;
+    let mut planned = plan_run(&manifest, &settings, &client, state.as_mut(), console.progress).await?;
     if state.is_some() {
         planned.describe_reads(console.err)?;
     }
     let reads = std::mem::take(&mut planned.sources);
-    let plan = focus(planned.plan, &settings.targets, &manifest.users.deprovision);
+    let plan = std::mem::take(&mut planned.plan);
     let approved = confirm(&plan, args.auto_approve, args.allow_deprovision, console)?;
     let (outcome, target) = if let Some(done) = approved {
         // Nothing was written: a remembered target stays as it is; a full read is remembered.

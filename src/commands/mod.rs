@@ -13,9 +13,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-pub use crate::pipeline::{
-    Planned, client_for, read_and_plan, read_and_plan_cached, read_desired, read_drift, sources_for,
-};
+pub use crate::pipeline::{Planned, client_for, plan_run, read_and_plan, read_desired, read_drift, sources_for};
 use crate::plan::Plan;
 use crate::progress::Progress;
 pub use crate::state::{RunState, SourceReads, TargetUpdate};

@@ -1,10 +1,9 @@
 //! `scimform plan -f FILE`: show what would change; optionally save it for `apply FILE`.
 
-use super::{Console, RunState, read_and_plan_cached, read_drift, sources_for, write_file};
+use super::{Console, RunState, plan_run, read_drift, write_file};
 use crate::cli::{Format, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::plan::PlanDocument;
-use crate::plan::focus::focus;
 use crate::plan::render::render_markdown;
 use crate::settings::RunSettings;
 use crate::state::render_drift;
@@ -30,22 +29,14 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     {
         state.read_target_in_full();
     }
-    let planned = read_and_plan_cached(
-        &manifest,
-        sources_for(&manifest, state.as_mut())?,
-        &client,
-        console.progress,
-        state.as_mut(),
-    )
-    .await?;
+    let planned = plan_run(&manifest, &settings, &client, state.as_mut(), console.progress).await?;
     // A plan reads the state and never writes it (as Terraform's): only a run that applies
     // moves it on, under the run lock, so a plan made while an apply runs cannot put back what
     // the apply moved past.
     if state.is_some() {
         planned.describe_reads(console.err)?;
     }
-    let plan = focus(planned.plan, &settings.targets, &manifest.users.deprovision);
-    let document = PlanDocument::new(plan, &file.display().to_string(), &manifest.sha256);
+    let document = PlanDocument::new(planned.plan, &file.display().to_string(), &manifest.sha256);
     // The JSON is made once, whether it is shown, saved or both.
     let json = (args.format == Format::Json || args.out.is_some()).then(|| document.to_json());
     match (args.format, &json) {
