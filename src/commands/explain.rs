@@ -48,7 +48,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     if let Some(record) = record {
         write_mappings(&mut out, &manifest, record);
     }
-    write_desired(&mut out, &desired, want, record, &key)?;
+    write_desired(&mut out, &manifest, &desired, want, record, &key)?;
 
     // The target's copy: by match value and by marker, so a renamed user is found too.
     let mut found: Vec<CurrentUser> = Vec::new();
@@ -200,6 +200,7 @@ fn write_mappings(out: &mut String, manifest: &Manifest, record: &SourceRecord) 
 /// Problems of the user's record, and its desired state.
 fn write_desired(
     out: &mut String,
+    manifest: &Manifest,
     desired: &DesiredState,
     want: Option<&DesiredUser>,
     record: Option<&SourceRecord>,
@@ -216,8 +217,14 @@ fn write_desired(
 
     out.push_str("\nDesired state:\n");
     if let Some(want) = want {
-        let mut lines: Vec<(String, String)> =
-            want.attributes.iter().map(|(p, v)| (p.to_string(), v.to_string())).collect();
+        let mut lines: Vec<(String, String)> = want
+            .attributes
+            .iter()
+            .map(|(p, v)| {
+                let when = if manifest.users.is_create_only(p) { " (on create only)" } else { "" };
+                (p.to_string(), format!("{v}{when}"))
+            })
+            .collect();
         if let Some(marker) = &want.external_id {
             lines.push(("externalId".into(), serde_json::to_string(marker)?));
         }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use super::raw::{
-    ClientAuth, DeprovisionAction, LdapScope, MembershipMethod, OnEmpty, Profile, SetPrecedence, SetWrite,
+    ApplyWhen, ClientAuth, DeprovisionAction, LdapScope, MembershipMethod, OnEmpty, Profile, SetPrecedence, SetWrite,
 };
 use crate::mapping::Mapping;
 use crate::scim::ScimPath;
@@ -161,6 +161,7 @@ pub struct SetMapping {
     pub groups: Vec<SetGroupRule>,
     pub precedence: SetPrecedence,
     pub write: SetWrite,
+    pub apply: ApplyWhen,
 }
 
 /// Members of a source group get an entry.
@@ -174,10 +175,13 @@ pub struct SetGroupRule {
 }
 
 impl UserMapping {
-    /// Every target attribute scimform compares or writes on users.
+    /// Every target attribute scimform compares or writes on existing users: what it reads of
+    /// the target, remembers in the state and reports drift of. Attributes written only when a
+    /// user is created (`apply: on_create`) are not among them.
     pub fn managed_paths(&self) -> Vec<ScimPath> {
-        let mut paths: Vec<ScimPath> = self.attributes.iter().map(|a| a.path.clone()).collect();
-        paths.extend(self.sets.iter().map(|s| s.path.clone()));
+        let mut paths: Vec<ScimPath> =
+            self.attributes.iter().filter(|a| a.apply == ApplyWhen::Always).map(|a| a.path.clone()).collect();
+        paths.extend(self.sets.iter().filter(|s| s.apply == ApplyWhen::Always).map(|s| s.path.clone()));
         paths.push(self.match_path.clone());
         paths.push(ScimPath::attribute("active"));
         if self.external_id.is_some() {
@@ -186,6 +190,12 @@ impl UserMapping {
         paths.sort();
         paths.dedup();
         paths
+    }
+
+    /// Whether `path` is written only when a user is created (`apply: on_create`).
+    pub fn is_create_only(&self, path: &ScimPath) -> bool {
+        self.attributes.iter().any(|a| a.path == *path && a.apply == ApplyWhen::OnCreate)
+            || self.sets.iter().any(|s| s.path == *path && s.apply == ApplyWhen::OnCreate)
     }
 
     /// The set mapping for `path`, if `path` is managed as a set.
@@ -242,6 +252,7 @@ pub struct AttributeMapping {
     pub path: ScimPath,
     pub mapping: Mapping,
     pub on_empty: OnEmpty,
+    pub apply: ApplyWhen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

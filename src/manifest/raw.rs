@@ -268,6 +268,10 @@ pub struct RawSet {
     /// operation (default: `replace` for the genesys profile, else `minimal`).
     #[serde(default)]
     pub write: Option<SetWrite>,
+    /// `always` (default) or `on_create`: the set is sent when the user is created and never
+    /// compared or written afterwards.
+    #[serde(default)]
+    pub apply: Option<ApplyWhen>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -335,6 +339,22 @@ pub struct RawMappingSpec {
     /// What an empty source value does to the target attribute.
     #[serde(default)]
     pub on_empty: Option<OnEmpty>,
+    /// When the attribute is written: `always` (default: compared and corrected every run) or
+    /// `on_create` (sent when the user is created, never compared or written afterwards, so an
+    /// edit made in the target stays).
+    #[serde(default)]
+    pub apply: Option<ApplyWhen>,
+}
+
+/// When a mapped attribute is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyWhen {
+    /// Compared and corrected on every run.
+    #[default]
+    Always,
+    /// Sent when the user is created; never compared or written afterwards.
+    OnCreate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]

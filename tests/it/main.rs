@@ -30,6 +30,8 @@ mod ldap;
 mod postgres;
 // End to end against scim2-server, a third-party SCIM server.
 mod scim2;
+// Who is provisioned and how: scope, create-only mappings, match keys, delayed deletion, rails.
+mod provisioning;
 // The state file: planning against the last run's target, exact writes, fallback to full reads.
 mod state;
 // The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.

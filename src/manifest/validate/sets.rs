@@ -117,6 +117,7 @@ impl Checker<'_> {
                 groups,
                 precedence: set.precedence.unwrap_or_default(),
                 write: set.write.unwrap_or(if genesys { SetWrite::Replace } else { SetWrite::Minimal }),
+                apply: set.apply.unwrap_or_default(),
             });
         }
         sets.sort_by(|a, b| a.path.cmp(&b.path));

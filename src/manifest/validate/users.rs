@@ -1,8 +1,8 @@
 //! `users`: the user mapping, its attributes and their mappings, the match and the marker.
 
 use super::{
-    AttributeMapping, BTreeSet, Checker, Deprovision, Mapping, Node, NodeKind, RAW_MAPPING_EXPECTED, RawMapping,
-    RawUsers, ScimPath, Segment, UserMapping, check_user_attribute, key,
+    ApplyWhen, AttributeMapping, BTreeSet, Checker, Deprovision, Mapping, Node, NodeKind, RAW_MAPPING_EXPECTED,
+    RawMapping, RawUsers, ScimPath, Segment, UserMapping, check_user_attribute, key,
 };
 
 impl Checker<'_> {
@@ -66,7 +66,11 @@ impl Checker<'_> {
             }
             let Some(raw_mapping) = self.deserialize::<RawMapping>(&attr_path) else { continue };
             if let Some((mapping, on_empty)) = self.mapping(&attr_path, value_node, &raw_mapping) {
-                attributes.push(AttributeMapping { path: scim_path, mapping, on_empty });
+                let apply = match &raw_mapping {
+                    RawMapping::Full(spec) => spec.apply.unwrap_or_default(),
+                    _ => ApplyWhen::Always,
+                };
+                attributes.push(AttributeMapping { path: scim_path, mapping, on_empty, apply });
             }
         }
         attributes.sort_by(|a, b| a.path.cmp(&b.path));
@@ -81,6 +85,16 @@ impl Checker<'_> {
                 None
             }
         };
+        if let Some(match_path) = &match_path
+            && attributes.iter().any(|a| a.path == *match_path && a.apply == ApplyWhen::OnCreate)
+        {
+            let p = [key("users"), key("attributes"), key(&match_path.to_string()), key("apply")];
+            self.report_at(
+                &p,
+                format!("the match attribute `{match_path}` is compared on every run: it cannot be `on_create`"),
+                Some("remove `apply: on_create` from it".into()),
+            );
+        }
         if let Some(match_path) = &match_path
             && !seen.contains(match_path)
         {

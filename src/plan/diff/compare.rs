@@ -60,11 +60,14 @@ pub(super) fn update(
     warnings: &mut Vec<String>,
 ) -> Option<UserChange> {
     let mut changes = Vec::new();
-    for (path, key) in &want.references {
+    // What is written only when a user is created is never compared afterwards: an edit made
+    // in the target stays.
+    let compared = |path: &ScimPath| !mapping.is_create_only(path);
+    for (path, key) in want.references.iter().filter(|(path, _)| compared(path)) {
         let before = path.get(&found.resource).filter(|v| !v.is_null());
         changes.extend(references.change(want, path, key, before, warnings));
     }
-    for (path, value) in &want.attributes {
+    for (path, value) in want.attributes.iter().filter(|(path, _)| compared(path)) {
         let before = path.get(&found.resource).filter(|v| !v.is_null());
         if let Some(set) = mapping.set(path).map(set_change) {
             if !set.same(Some(value), before) {
@@ -78,7 +81,7 @@ pub(super) fn update(
             changes.push(AttributeChange::new(path.clone(), before.cloned(), Some(value.clone())));
         }
     }
-    for path in &want.removals {
+    for path in want.removals.iter().filter(|path| compared(path)) {
         if let Some(before) = path.get(&found.resource).filter(|v| !v.is_null()) {
             changes.push(AttributeChange::new(path.clone(), Some(before.clone()), None));
         }

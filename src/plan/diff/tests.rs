@@ -344,3 +344,27 @@ fn same_inputs_in_any_order_give_the_same_bytes() {
     assert_eq!(first, render(&records, &users));
     assert!(first.contains("to create"), "{first}");
 }
+
+#[test]
+fn create_only_attributes_are_sent_in_the_create_and_never_compared_after() {
+    let m = manifest(
+        &MANIFEST
+            .replace("title: { from: title, on_empty: remove }", "title: { from: title, apply: on_create }")
+            .replace("  deprovision:", "  sets:\n    roles: { from: roles, apply: on_create }\n  deprovision:"),
+    );
+    assert!(!m.users.managed_paths().iter().any(|p| p.is("title") || p.is("roles")), "neither read nor remembered");
+    let mut ann = person("1", "ann.lee@x.example", "Agent");
+    ann.insert("roles", AttrValue::List(vec!["agent".into()]));
+    let desired = build(&m.users, &[ann.clone()], &[]);
+    let created = plan(&m.users, &desired, &CurrentState::default());
+    let sent: Vec<String> = created.users[0].changes.iter().map(|c| c.path.to_string()).collect();
+    assert!(sent.contains(&"title".to_owned()) && sent.contains(&"roles".to_owned()), "{sent:?}");
+
+    // Edited in the target, changed in the source: neither is written.
+    let mut edited = target_user("t1", Some("1"), "ann.lee@x.example", "Senior Agent");
+    edited.resource["roles"] = json!([{"value": "supervisor"}]);
+    ann.insert("title", AttrValue::Text("Lead".into()));
+    let desired = build(&m.users, &[ann], &[]);
+    let again = plan(&m.users, &desired, &CurrentState { users: vec![edited], groups: BTreeMap::new() });
+    assert!(again.users.is_empty(), "{}", render_text(&again));
+}
