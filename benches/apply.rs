@@ -65,6 +65,7 @@ fn updates(ids: &[String], title: &str) -> Plan {
             key: id.clone(),
             action: Action::Update,
             reason: None,
+            why: None,
             target_id: Some(id.clone()),
             precondition: scimform::plan::Precondition::Sha256(String::new()),
             changes: vec![AttributeChange {

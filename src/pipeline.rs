@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use crate::apply::fold::{answered_members, unlanded_memberships, update_after_apply};
 use crate::apply::replan::replan_stale;
 use crate::apply::{ApplyReport, Subject, execute_with_progress};
+use crate::desired::scope::ScopeGroups;
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
@@ -76,7 +77,18 @@ pub async fn read_desired(
         }
         set_groups.push(read);
     }
-    let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups);
+    let mut scope_groups = Vec::new();
+    for (index, scope) in manifest.users.scope.member_of.iter().enumerate() {
+        let spinner = progress.spinner(format!("Reading scope group {} of source `{}`", scope.group, scope.source));
+        let group = source(sources, &scope.source)?
+            .group(&scope.group, scope.nested)
+            .await
+            .with_context(|| format!("cannot read `users.scope.member_of[{index}]`, {}", scope.group))?;
+        spinner.finish_and_clear();
+        scope_groups.push(group);
+    }
+    let scope_groups = if scope_groups.is_empty() { ScopeGroups::None } else { ScopeGroups::Read(scope_groups) };
+    let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups, &scope_groups);
     Ok((records, desired))
 }
 

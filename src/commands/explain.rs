@@ -111,8 +111,18 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
         users: found,
         groups: client.groups(&refs, &creatable).await.context("cannot read the paired target groups")?,
     };
-    let only =
-        DesiredState { users: only_users, groups: desired.groups.clone(), errors: Vec::new(), warnings: Vec::new() };
+    let only = DesiredState {
+        users: only_users,
+        groups: desired.groups.clone(),
+        out_of_scope: desired
+            .out_of_scope
+            .iter()
+            .filter(|(k, _)| **k == key)
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect(),
+        scoped_by: desired.scoped_by.clone(),
+        ..DesiredState::default()
+    };
     let mut plan = crate::plan::plan(&manifest.users, &only, &current);
     plan.users.retain(|u| u.key == key);
     let ids: Vec<Option<String>> = plan.users.iter().map(|u| u.target_id.clone()).collect();
@@ -216,6 +226,9 @@ fn write_desired(
     }
 
     out.push_str("\nDesired state:\n");
+    if let Some(out_of_scope) = desired.out_of_scope.get(key) {
+        let _ = writeln!(out, "  out of scope: {}", out_of_scope.why);
+    }
     if let Some(want) = want {
         let mut lines: Vec<(String, String)> = want
             .attributes

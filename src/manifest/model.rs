@@ -115,6 +115,97 @@ pub struct UserMapping {
     pub deprovision: Deprovision,
     /// Multi-valued attributes managed as sets, sorted by path.
     pub sets: Vec<SetMapping>,
+    /// Which source users are provisioned.
+    pub scope: Scope,
+}
+
+/// Which source users are provisioned: members of any `member_of` group (when there are any)
+/// for whom any of the `filters` holds (when there are any).
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub member_of: Vec<ScopeGroup>,
+    /// Any filter holds when all its clauses do.
+    pub filters: Vec<Vec<ScopeClause>>,
+}
+
+impl Scope {
+    pub fn is_everyone(&self) -> bool {
+        self.member_of.is_empty() && self.filters.is_empty()
+    }
+
+    /// The source attributes the filters read.
+    pub fn attributes(&self) -> impl Iterator<Item = &str> {
+        self.filters.iter().flatten().map(|c| c.attribute.as_str())
+    }
+}
+
+/// A source group whose members are in scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeGroup {
+    pub source: String,
+    pub group: GroupSelector,
+    pub nested: bool,
+}
+
+/// One test of a source attribute.
+#[derive(Debug, Clone)]
+pub struct ScopeClause {
+    pub attribute: String,
+    pub test: ScopeTest,
+}
+
+/// What a clause asks of a value; text compares without case (held in lower case here).
+#[derive(Debug, Clone)]
+pub enum ScopeTest {
+    Equals(String),
+    NotEquals(String),
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    StartsWith(String),
+    EndsWith(String),
+    Contains(String),
+    Matches(regex::Regex),
+    IsEmpty,
+    IsNotEmpty,
+    GreaterThan(Bound),
+    LessThan(Bound),
+}
+
+/// What `greater_than` and `less_than` compare with: a number or a time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Number(f64),
+    Time(jiff::Timestamp),
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bound::Number(n) => write!(f, "{n}"),
+            Bound::Time(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl fmt::Display for ScopeClause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = &self.attribute;
+        let list = |values: &[String]| values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ");
+        match &self.test {
+            ScopeTest::Equals(v) => write!(f, "{a} equals {v:?}"),
+            ScopeTest::NotEquals(v) => write!(f, "{a} not_equals {v:?}"),
+            ScopeTest::In(v) => write!(f, "{a} in [{}]", list(v)),
+            ScopeTest::NotIn(v) => write!(f, "{a} not_in [{}]", list(v)),
+            ScopeTest::StartsWith(v) => write!(f, "{a} starts_with {v:?}"),
+            ScopeTest::EndsWith(v) => write!(f, "{a} ends_with {v:?}"),
+            ScopeTest::Contains(v) => write!(f, "{a} contains {v:?}"),
+            ScopeTest::Matches(r) => write!(f, "{a} matches {:?}", r.as_str().trim_start_matches("(?i)")),
+            ScopeTest::IsEmpty => write!(f, "{a} is_empty"),
+            ScopeTest::IsNotEmpty => write!(f, "{a} is_not_empty"),
+            ScopeTest::GreaterThan(b) => write!(f, "{a} greater_than {b}"),
+            ScopeTest::LessThan(b) => write!(f, "{a} less_than {b}"),
+        }
+    }
 }
 
 pub use crate::scim::GENESYS_USER_SCHEMA;
@@ -232,7 +323,12 @@ impl Manifest {
         let mut read = std::collections::BTreeSet::new();
         if self.users.source == name {
             read.extend(self.users.source_attributes());
+            read.extend(self.users.scope.attributes().map(str::to_owned));
             read.insert("disabled".to_owned());
+        }
+        // Members of a scope group are keyed like users are matched.
+        if self.users.scope.member_of.iter().any(|g| g.source == name) {
+            read.extend(match_attributes().into_iter().map(str::to_owned));
         }
         for pairing in self.groups.iter().filter(|p| p.source == name) {
             match &pairing.member_key {
@@ -260,11 +356,18 @@ pub struct Deprovision {
     pub action: DeprovisionAction,
     pub max: Option<usize>,
     pub max_percent: Option<f64>,
+    /// What happens to an owned user whose source record left the scope.
+    pub out_of_scope: DeprovisionAction,
 }
 
 impl Default for Deprovision {
     fn default() -> Self {
-        Self { action: DeprovisionAction::Disable, max: None, max_percent: None }
+        Self {
+            action: DeprovisionAction::Disable,
+            max: None,
+            max_percent: None,
+            out_of_scope: DeprovisionAction::Disable,
+        }
     }
 }
 

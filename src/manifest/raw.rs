@@ -238,6 +238,12 @@ pub struct RawUsers {
     /// `routingLanguages` (`{name, proficiency}`) and `roles` (`{value}`), by SCIM path.
     #[serde(default)]
     pub sets: BTreeMap<String, RawSet>,
+    /// Which source users are provisioned (default: every user the source reads). A user is
+    /// in scope when it is a member of any `member_of` group (when there are any) and any of
+    /// the `filters` holds (when there are any). One that leaves the scope is deprovisioned by
+    /// `deprovision.out_of_scope`.
+    #[serde(default)]
+    pub scope: Option<RawScope>,
 }
 
 /// Where a set's entries come from: a source attribute listing them, members of source groups,
@@ -367,6 +373,69 @@ pub enum OnEmpty {
     Remove,
 }
 
+/// Which source users are provisioned (Entra's assignment and scoping filters).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Scope")]
+pub struct RawScope {
+    /// In scope when a member of any of these groups (`nested: true`: a member of a member
+    /// group too). A Graph or AD users' source reads only these groups' members.
+    #[serde(default)]
+    pub member_of: Vec<RawScopeGroup>,
+    /// In scope when any filter holds; a filter is a list of clauses that must all hold.
+    #[serde(default)]
+    pub filters: Vec<Vec<RawScopeClause>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ScopeGroup")]
+pub struct RawScopeGroup {
+    /// The source the group comes from.
+    pub source: String,
+    /// The source group.
+    pub group: RawGroupSelector,
+    /// Members of member groups count too (default false).
+    #[serde(default)]
+    pub nested: bool,
+}
+
+/// One test of a source attribute, compared without case as Entra does.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ScopeClause")]
+pub struct RawScopeClause {
+    /// The source attribute tested.
+    pub attribute: String,
+    pub operator: ScopeOperator,
+    /// The value compared with (all operators but `in`, `not_in`, `is_empty`, `is_not_empty`).
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    /// The values compared with (`in`, `not_in`).
+    #[serde(default)]
+    pub values: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeOperator {
+    Equals,
+    NotEquals,
+    In,
+    NotIn,
+    StartsWith,
+    EndsWith,
+    Contains,
+    /// A regular expression, matched anywhere in the value unless anchored.
+    Matches,
+    IsEmpty,
+    IsNotEmpty,
+    /// Numbers, or RFC 3339 times.
+    GreaterThan,
+    /// Numbers, or RFC 3339 times.
+    LessThan,
+}
+
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Deprovision")]
@@ -380,6 +449,10 @@ pub struct RawDeprovision {
     /// Refuse a plan that would deprovision more than this percentage of owned users.
     #[serde(default)]
     pub max_percent: Option<f64>,
+    /// What happens to an owned user whose source record left `users.scope` (default
+    /// `disable`).
+    #[serde(default)]
+    pub out_of_scope: Option<DeprovisionAction>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]

@@ -50,6 +50,8 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionReason {
+    /// The user's source record left `users.scope` (`UserChange::why` says how).
+    LeftScope,
     /// The source account is disabled.
     SourceDisabled,
 }
@@ -96,6 +98,9 @@ pub struct UserChange {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<ActionReason>,
+    /// The reason in words, where it needs them (`no longer in group "CC Agents"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// The target's id; `None` for a create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,

@@ -96,7 +96,9 @@ impl FileSource {
         Ok(Arc::clone(&self.contents()?.users))
     }
 
-    pub fn group(&self, selector: &GroupSelector) -> Result<SourceGroup, SourceError> {
+    /// The group `selector` names; with `nested`, a member that is another group's id stands
+    /// for that group's members (cycles end).
+    pub fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
         let contents = self.contents()?;
         let Contents { users, groups } = contents.as_ref();
         let group = groups
@@ -113,10 +115,22 @@ impl FileSource {
         let by_id: std::collections::HashMap<&str, &SourceRecord> = users.iter().map(|u| (u.id.as_str(), u)).collect();
         let mut members = Vec::new();
         let mut unresolved = Vec::new();
-        for id in &group.members {
-            match by_id.get(id.as_str()) {
-                Some(record) => members.push((*record).clone()),
-                None => unresolved.push(id.clone()),
+        let mut seen = std::collections::BTreeSet::from([group.id.as_str()]);
+        let mut pending = std::collections::VecDeque::from([group]);
+        let mut added = std::collections::BTreeSet::new();
+        while let Some(group) = pending.pop_front() {
+            for id in &group.members {
+                if let Some(record) = by_id.get(id.as_str()) {
+                    if added.insert(id.as_str()) {
+                        members.push((*record).clone());
+                    }
+                } else if let Some(inner) = groups.iter().find(|g| g.id == *id).filter(|_| nested) {
+                    if seen.insert(inner.id.as_str()) {
+                        pending.push_back(inner);
+                    }
+                } else {
+                    unresolved.push(id.clone());
+                }
             }
         }
         Ok(SourceGroup { id: group.id.clone(), name: group.name.clone(), members, unresolved })
@@ -288,10 +302,10 @@ mod tests {
         assert_eq!(users[0].id, "1");
         assert_eq!(users[0].get("PROXYADDRESSES"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
         assert!(users[0].disabled && users[1].disabled && !users[2].disabled);
-        let group = file.group(&GroupSelector::Name("sales".into())).unwrap();
+        let group = file.group(&GroupSelector::Name("sales".into()), false).unwrap();
         let ids: Vec<&str> = group.members.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, vec!["1", "u2"]);
-        assert!(matches!(file.group(&GroupSelector::Id("nope".into())), Err(SourceError::GroupNotFound { .. })));
+        assert!(matches!(file.group(&GroupSelector::Id("nope".into()), false), Err(SourceError::GroupNotFound { .. })));
     }
 
     /// Users and every paired group come from one read of the file.
@@ -304,7 +318,7 @@ mod tests {
         let file = FileSource::new("people", path.clone());
         assert_eq!(file.users().unwrap().len(), 1);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(file.group(&GroupSelector::Id("g".into())).unwrap().members.len(), 1);
+        assert_eq!(file.group(&GroupSelector::Id("g".into()), false).unwrap().members.len(), 1);
     }
 
     #[test]

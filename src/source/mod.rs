@@ -134,7 +134,7 @@ impl Source for AnySource {
 
     async fn group(&mut self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
         match self {
-            AnySource::File(file) => file.group(selector),
+            AnySource::File(file) => file.group(selector, nested),
             AnySource::Ldap(ldap) => ldap.group(selector, nested).await,
             AnySource::Graph(graph) => graph.group(selector, nested).await,
         }

@@ -173,6 +173,7 @@ impl Interpolation {
 }
 
 mod groups;
+mod scope;
 mod sets;
 mod sources;
 mod target;

@@ -326,3 +326,47 @@ fn yaml_syntax_errors_are_located() {
     assert_eq!(all.len(), 1);
     assert!(all[0].2.starts_with("YAML syntax error"), "{all:?}");
 }
+
+#[test]
+fn scope_clauses_are_checked_where_they_stand() {
+    let with_scope = |scope: &str| GOOD.replace("groups:\n", &format!("  scope:\n{scope}groups:\n"));
+    let cases: &[(&str, (&str, &str, &str))] = &[
+        (
+            "    filters:\n      - - { attribute: title, operator: matches, value: '^(Lead' }\n",
+            ("17:57", "users.scope.filters[0][0].value", "invalid regular expression: regex parse error:"),
+        ),
+        (
+            "    filters:\n      - - { attribute: title, operator: in, value: x }\n",
+            ("17:11", "users.scope.filters[0][0]", "`in` compares with a list: give `values: [...]`"),
+        ),
+        (
+            "    filters:\n      - - { attribute: title, operator: equals }\n",
+            ("17:11", "users.scope.filters[0][0]", "`equals` compares with one value: give `value:`"),
+        ),
+        (
+            "    filters:\n      - - { attribute: hired, operator: greater_than, value: last year }\n",
+            ("17:62", "users.scope.filters[0][0].value", "`last year` is neither a number nor an RFC 3339 time"),
+        ),
+        (
+            "    filters:\n      - - { attribute: title, operator: is_empty, value: x }\n",
+            ("17:11", "users.scope.filters[0][0]", "`is_empty` takes no `value`"),
+        ),
+        (
+            "    member_of:\n      - { source: entra, group: { name: Agents } }\n",
+            ("17:19", "users.scope.member_of[0].source", "source `entra` is not declared under `sources`"),
+        ),
+        (
+            "    filters:\n      - - { attribute: title, operator: lessthan, value: 3 }\n",
+            ("17:41", "users.scope.filters[0][0].operator", "unknown variant `lessthan`"),
+        ),
+    ];
+    for (scope, (at, path, message)) in cases {
+        let (found_at, found_path, found) = one(&with_scope(scope));
+        assert_eq!((found_at.as_str(), found_path.as_str()), (*at, *path), "{scope}: {found}");
+        assert!(found.starts_with(message), "{scope}: {found}");
+    }
+    let scoped = with_scope(
+        "    member_of:\n      - { source: hr, group: { name: Agents }, nested: true }\n    filters:\n      - - { attribute: department, operator: equals, value: Support }\n",
+    );
+    assert_eq!(problems(&scoped), Vec::new());
+}

@@ -128,12 +128,14 @@ impl Checker<'_> {
             deprovision.action = d.action;
             deprovision.max = d.max.map(|m| m as usize);
             deprovision.max_percent = d.max_percent;
+            deprovision.out_of_scope = d.out_of_scope.unwrap_or_default();
             if let Some(p) = d.max_percent.filter(|p| !(0.0..=100.0).contains(p)) {
                 let path = [key("users"), key("deprovision"), key("max_percent")];
                 self.report_at(&path, format!("max_percent `{p}` is not a percentage"), Some("use 0 to 100".into()));
             }
         }
         let sets = self.sets(&raw.sets, &seen);
+        let scope = self.scope(raw.scope.as_ref());
         Some(UserMapping {
             source: raw.source,
             match_path: match_path?,
@@ -142,6 +144,7 @@ impl Checker<'_> {
             create_disabled: raw.create_disabled,
             deprovision,
             sets,
+            scope,
         })
     }
 

@@ -44,6 +44,7 @@ pub(super) fn create(
         key: want.key.clone(),
         action: Action::Create,
         reason: None,
+        why: None,
         target_id: None,
         precondition: Precondition::Absent,
         changes,
@@ -112,7 +113,8 @@ pub(super) fn update(
     } else {
         (Action::Update, None)
     };
-    Some(UserChange { key: want.key.clone(), action, reason, target_id: Some(found.id.clone()), precondition, changes })
+    let target_id = Some(found.id.clone());
+    Some(UserChange { key: want.key.clone(), action, reason, why: None, target_id, precondition, changes })
 }
 
 /// How a set attribute's changes are compared and written.

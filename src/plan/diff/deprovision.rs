@@ -1,5 +1,5 @@
-//! Users that left every source: deprovisioned only when they carry our marker, within the
-//! rails.
+//! Users that left every source or the scope: deprovisioned only when they carry our marker,
+//! within the rails.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -8,7 +8,7 @@ use crate::current::CurrentUser;
 use crate::desired::{DesiredState, match_key};
 use crate::manifest::model::{Deprovision, DeprovisionAction, UserMapping};
 use crate::mapping::Mapping;
-use crate::plan::{Action, AttributeChange, Blocked, Plan, Precondition, UserChange};
+use crate::plan::{Action, ActionReason, AttributeChange, Blocked, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
 
 /// The deprovisioning safety rails: a plan that deprovisions more than `max` users, or more than
@@ -52,6 +52,8 @@ pub(super) fn deprovision(
 ) {
     let Some(marker_mapping) = &mapping.external_id else { return };
     let desired_markers: BTreeSet<&str> = desired.users.values().filter_map(|u| u.external_id.as_deref()).collect();
+    let out_of_scope: std::collections::BTreeMap<&str, &str> =
+        desired.out_of_scope.values().filter_map(|o| Some((o.external_id.as_deref()?, o.why.as_str()))).collect();
     plan.owned_users = users.iter().filter(|u| u.external_id().is_some_and(|m| is_ours(marker_mapping, m))).count();
     for (index, user) in users.iter().enumerate() {
         let Some(marker) = user.external_id() else { continue };
@@ -60,13 +62,24 @@ pub(super) fn deprovision(
         }
         let key =
             mapping.match_path.get(&user.resource).and_then(Value::as_str).map_or_else(|| user.id.clone(), match_key);
-        let change = match mapping.deprovision.action {
+        // Its record is read and out of scope, or the source read only the scope's members: it
+        // left the scope (or its record is gone too: the scope's action is the one that holds).
+        let left_scope = out_of_scope
+            .get(marker)
+            .map(|why| (*why).to_owned())
+            .or_else(|| desired.scoped_by.as_ref().map(|by| format!("no longer in {by}")));
+        let (action, reason) = match &left_scope {
+            Some(_) => (mapping.deprovision.out_of_scope, Some(ActionReason::LeftScope)),
+            None => (mapping.deprovision.action, None),
+        };
+        let change = match action {
             DeprovisionAction::Ignore => continue,
             DeprovisionAction::Disable if !user.active() => continue,
             DeprovisionAction::Disable => UserChange {
                 key,
                 action: Action::Deprovision,
-                reason: None,
+                reason,
+                why: left_scope,
                 target_id: Some(user.id.clone()),
                 precondition: precondition(user),
                 changes: vec![AttributeChange::new(
@@ -78,7 +91,8 @@ pub(super) fn deprovision(
             DeprovisionAction::Delete => UserChange {
                 key,
                 action: Action::Delete,
-                reason: None,
+                reason,
+                why: left_scope,
                 target_id: Some(user.id.clone()),
                 precondition: precondition(user),
                 changes: Vec::new(),

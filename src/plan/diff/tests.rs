@@ -368,3 +368,57 @@ fn create_only_attributes_are_sent_in_the_create_and_never_compared_after() {
     let again = plan(&m.users, &desired, &CurrentState { users: vec![edited], groups: BTreeMap::new() });
     assert!(again.users.is_empty(), "{}", render_text(&again));
 }
+
+#[test]
+fn a_user_that_left_the_scope_is_deprovisioned_by_the_scopes_action_and_the_plan_says_why() {
+    let scoped = |out_of_scope: &str| {
+        manifest(&MANIFEST.replace(
+            "  deprovision: { action: disable }",
+            &format!(
+                "  scope:\n    filters:\n      - - {{ attribute: title, operator: equals, value: Agent }}\n  deprovision: {{ action: delete, out_of_scope: {out_of_scope} }}"
+            ),
+        ))
+    };
+    let people = [person("1", "ann.lee@x.example", "Agent"), person("2", "bo.ek@x.example", "Manager")];
+    let target = || {
+        vec![
+            target_user("t1", Some("1"), "ann.lee@x.example", "Agent"),
+            target_user("t2", Some("2"), "bo.ek@x.example", "Agent"),
+            target_user("t3", Some("3"), "cy.oh@x.example", "Agent"),
+        ]
+    };
+    let m = scoped("disable");
+    let desired = build(&m.users, &people, &[]);
+    assert!(desired.users.contains_key("ann.lee@x.example") && !desired.users.contains_key("bo.ek@x.example"));
+    let planned = super::plan(&m.users, &desired, &CurrentState { users: target(), groups: BTreeMap::new() });
+    // Bo left the scope (disabled, as `out_of_scope` says); Cy left every source (deleted).
+    assert_eq!(
+        actions(&planned),
+        [("bo.ek@x.example".into(), Action::Deprovision), ("cy.oh@x.example".into(), Action::Delete)]
+    );
+    assert_eq!(planned.users[0].reason, Some(ActionReason::LeftScope));
+    assert_eq!(planned.deprovisions().count(), 2, "the rails count both");
+    let text = render_text(&planned);
+    assert!(
+        text.contains(
+            "# user \"bo.ek@x.example\" will be disabled (left the scope: no scope filter holds (title is \"Manager\"; the filter asks title equals \"agent\"))"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# user \"cy.oh@x.example\" will be deleted (not in any source)"), "{text}");
+
+    let m = scoped("ignore");
+    let desired = build(&m.users, &people, &[]);
+    let planned = super::plan(&m.users, &desired, &CurrentState { users: target(), groups: BTreeMap::new() });
+    assert_eq!(actions(&planned), [("cy.oh@x.example".into(), Action::Delete)]);
+
+    // Back in scope and disabled meanwhile: enabled again.
+    let m = scoped("disable");
+    let mut bo = target_user("t2", Some("2"), "bo.ek@x.example", "Agent");
+    bo.resource["active"] = json!(false);
+    let people = [person("2", "bo.ek@x.example", "Agent")];
+    let desired = build(&m.users, &people, &[]);
+    let planned = super::plan(&m.users, &desired, &CurrentState { users: vec![bo], groups: BTreeMap::new() });
+    assert_eq!(actions(&planned), [("bo.ek@x.example".into(), Action::Update)]);
+    assert_eq!(planned.users[0].changes[0].after, Some(json!(true)));
+}

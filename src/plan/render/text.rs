@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::plan::{Action, AttributeChange, GroupChange, Plan, UserChange};
+use crate::plan::{Action, ActionReason, AttributeChange, GroupChange, Plan, UserChange};
 
 /// Renders the whole plan (its warnings apart: `render_warnings`). Deterministic: no colours,
 /// no clock, no paths.
@@ -105,15 +105,23 @@ fn path_label(change: &AttributeChange) -> String {
 }
 
 /// What happens to a user, in words, and its marker.
-pub(super) fn describe_user(change: &UserChange) -> (&'static str, char) {
-    match (change.action, change.reason) {
+pub(super) fn describe_user(change: &UserChange) -> (std::borrow::Cow<'static, str>, char) {
+    let left_scope = || format!("(left the scope: {})", change.why.as_deref().unwrap_or("out of scope"));
+    let (what, marker) = match (change.action, change.reason) {
         (Action::Create, _) => ("will be created", '+'),
         (Action::Update, _) => ("will be updated in place", '~'),
         (Action::Adopt, _) => ("will be adopted (it matches but carries no ownership marker)", '~'),
+        (Action::Deprovision, Some(ActionReason::LeftScope)) => {
+            return (format!("will be disabled {}", left_scope()).into(), '-');
+        }
+        (Action::Delete, Some(ActionReason::LeftScope)) => {
+            return (format!("will be deleted {}", left_scope()).into(), '-');
+        }
         (Action::Deprovision, _) => ("will be disabled (not in any source)", '-'),
         (Action::Disable, _) => ("will be disabled (disabled in the source)", '-'),
         (Action::Delete, _) => ("will be deleted (not in any source)", '-'),
-    }
+    };
+    (what.into(), marker)
 }
 
 fn user(out: &mut String, change: &UserChange) {

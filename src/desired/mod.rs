@@ -1,4 +1,7 @@
-//! Source records × mappings -> `DesiredState`: the world as it should be, in SCIM terms. Pure.
+//! Source records × mappings -> `DesiredState`: the world as it should be, in SCIM terms, for
+//! the users in scope (`scope.rs`). Pure.
+
+pub mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +13,7 @@ use crate::manifest::model::{
 use crate::mapping::evaluate;
 use crate::record::{SourceGroup, SourceRecord};
 use crate::scim::ScimPath;
+use scope::{ScopeGroups, ScopeMembers, why_out};
 
 /// Normalises a match value: SCIM `userName` (and the other string attributes one would match
 /// on) are not case-exact, so keys compare in lower case.
@@ -52,9 +56,22 @@ pub struct DesiredGroup {
     pub unresolved: Vec<String>,
 }
 
+/// A source user the scope leaves out: its ownership marker, and why it is out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutOfScope {
+    pub external_id: Option<String>,
+    pub why: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesiredState {
     pub users: BTreeMap<String, DesiredUser>,
+    /// Source users the scope leaves out, by key: an owned target user that is one of them has
+    /// left the scope (`deprovision.out_of_scope`).
+    pub out_of_scope: BTreeMap<String, OutOfScope>,
+    /// The users' source read only the scope groups' members (`group "CC Agents"`): an owned
+    /// target user that is not desired has left them.
+    pub scoped_by: Option<String>,
     pub groups: Vec<DesiredGroup>,
     /// Problems that make the desired state untrustworthy (a mapping that fails, two records
     /// with one key). Planning refuses to go on with any of these.
@@ -65,22 +82,44 @@ pub struct DesiredState {
 
 /// Builds the desired state. `groups` pairs each pairing with the group its source returned.
 pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPairing, SourceGroup)]) -> DesiredState {
-    build_with_sets(mapping, records, groups, &[])
+    build_with_sets(mapping, records, groups, &[], &ScopeGroups::None)
 }
 
-/// `build`, with the source groups of the set rules: `set_groups[i][j]` is the group of rule `j`
-/// of `mapping.sets[i]` (missing ones count as empty).
+/// `build`, with the source groups of the set rules (`set_groups[i][j]` is the group of rule
+/// `j` of `mapping.sets[i]`; missing ones count as empty) and the scope's groups as read.
 pub fn build_with_sets(
     mapping: &UserMapping,
     records: &[SourceRecord],
     groups: &[(GroupPairing, SourceGroup)],
     set_groups: &[Vec<SourceGroup>],
+    scope_groups: &ScopeGroups,
 ) -> DesiredState {
     let mut state = DesiredState::default();
+    let members = match scope_groups {
+        ScopeGroups::Read(groups) => Some(scope_members(mapping, groups)),
+        ScopeGroups::BySource(named) => {
+            state.scoped_by = Some(named.clone());
+            None
+        }
+        ScopeGroups::None => None,
+    };
     let mut sorted: Vec<&SourceRecord> = records.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     for record in sorted {
-        match desired_user(mapping, record) {
+        let user = desired_user(mapping, record);
+        let key = match &user {
+            Ok(user) => user.key.clone(),
+            // Its other mappings failed: its match value still says whether it is in scope.
+            Err(_) => key_of(mapping, record).unwrap_or_default(),
+        };
+        if let Some(why) = why_out(&mapping.scope, record, &key, members.as_ref()) {
+            // Out of scope: never an error, whatever its mappings make of it.
+            if let Ok(user) = user {
+                state.out_of_scope.insert(user.key, OutOfScope { external_id: user.external_id, why });
+            }
+            continue;
+        }
+        match user {
             Ok(user) => {
                 if let Some(existing) = state.users.get(&user.key) {
                     state.errors.push(format!(
@@ -107,6 +146,8 @@ pub fn build_with_sets(
                 Some(key) if state.users.contains_key(&key) => {
                     members.insert(key);
                 }
+                // Left out by the scope, not unknown.
+                Some(key) if state.out_of_scope.contains_key(&key) => {}
                 Some(key) => unresolved.push(key),
                 None => unresolved.push(member.id.clone()),
             }
@@ -128,6 +169,19 @@ pub fn build_with_sets(
     add_sets(mapping, records, set_groups, &mut state);
     add_references(mapping, records, &mut state);
     state
+}
+
+/// The scope groups' members as user keys (keyed by the users' match mapping, as pairings'
+/// members are), and the groups' names.
+fn scope_members(mapping: &UserMapping, groups: &[SourceGroup]) -> ScopeMembers {
+    let keys = groups.iter().flat_map(|g| &g.members).filter_map(|member| key_of(mapping, member)).collect();
+    ScopeMembers { keys, groups: groups.iter().map(|g| g.name.clone()).collect() }
+}
+
+/// A record's user key: its match value, normalised.
+fn key_of(mapping: &UserMapping, record: &SourceRecord) -> Option<String> {
+    let value = evaluate(mapping.match_mapping()?, record).ok().flatten()?;
+    value.as_str().map(match_key)
 }
 
 /// Resolves reference mappings (`manager`) to the key of the user they name: a record of the
@@ -189,9 +243,7 @@ fn add_sets(
     set_groups: &[Vec<SourceGroup>],
     state: &mut DesiredState,
 ) {
-    let key_of = |record: &SourceRecord| {
-        mapping.match_mapping().and_then(|m| evaluate(m, record).ok().flatten()).and_then(|v| v.as_str().map(match_key))
-    };
+    let key_of = |record: &SourceRecord| key_of(mapping, record);
     let by_id: BTreeMap<&str, &SourceRecord> = records.iter().map(|r| (r.id.as_str(), r)).collect();
     for (index, set) in mapping.sets.iter().enumerate() {
         // Per user key: the entries its groups give, the highest level winning between groups.
@@ -404,7 +456,7 @@ mod tests {
         let m = with_sets(&sets);
         assert_eq!(m.users.sets[0].groups[0].group, GroupSelector::Name("billing".into()));
         let groups = vec![vec![group(&[&ann, &bo]), group(&[&ann])]];
-        let state = build_with_sets(&m.users, &[ann.clone(), bo.clone()], &[], &groups);
+        let state = build_with_sets(&m.users, &[ann.clone(), bo.clone()], &[], &groups, &ScopeGroups::None);
         assert!(state.errors.is_empty(), "{:?}", state.errors);
         // The attribute wins over the groups by default; a group adds what the attribute lacks.
         assert_eq!(
@@ -414,7 +466,7 @@ mod tests {
         assert_eq!(skills_of(&state, "bo.ek@x.example"), json!([{"name": "Billing", "proficiency": 1.0}]));
 
         let m = with_sets(&format!("{sets}      precedence: groups\n"));
-        let state = build_with_sets(&m.users, &[ann, bo], &[], &groups);
+        let state = build_with_sets(&m.users, &[ann, bo], &[], &groups, &ScopeGroups::None);
         assert_eq!(
             skills_of(&state, "ann.lee@x.example"),
             json!([{"name": "Billing", "proficiency": 1.0}, {"name": "Sales", "proficiency": 4.0}])
@@ -430,7 +482,7 @@ mod tests {
         seven.insert("skills", AttrValue::Text("Billing:7".into()));
         let mut bare = person("3", "cy.do@x.example", "Agent");
         bare.insert("skills", AttrValue::Text("Billing".into()));
-        let state = build_with_sets(&m.users, &[many, seven, bare], &[], &[]);
+        let state = build_with_sets(&m.users, &[many, seven, bare], &[], &[], &ScopeGroups::None);
         assert_eq!(
             state.errors,
             [
@@ -448,7 +500,7 @@ mod tests {
         let m = with_sets(&format!("    {SKILLS}:\n      from: skills\n      default_proficiency: 2\n"));
         let mut bare = person("3", "cy.do@x.example", "Agent");
         bare.insert("skills", AttrValue::Text("Billing".into()));
-        let state = build_with_sets(&m.users, &[bare], &[], &[]);
+        let state = build_with_sets(&m.users, &[bare], &[], &[], &ScopeGroups::None);
         assert_eq!(skills_of(&state, "cy.do@x.example"), json!([{"name": "Billing", "proficiency": 2.0}]));
     }
 
@@ -457,7 +509,7 @@ mod tests {
         let m = with_sets("    roles:\n      from: '{{ roles | split(\",\") }}'\n");
         let mut ann = person("1", "ann.lee@x.example", "Agent");
         ann.insert("roles", AttrValue::Text("Employee,Supervisor".into()));
-        let state = build_with_sets(&m.users, &[ann], &[], &[]);
+        let state = build_with_sets(&m.users, &[ann], &[], &[], &ScopeGroups::None);
         assert_eq!(
             state.users["ann.lee@x.example"].attributes[&ScimPath::attribute("roles")],
             json!([{"value": "Employee"}, {"value": "Supervisor"}])
