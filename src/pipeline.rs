@@ -31,7 +31,12 @@ pub fn sources_for(
     for (name, config) in &manifest.sources {
         let wanted = manifest.attributes_read_from(name);
         let resume = state.as_deref_mut().map(|s| s.resume(name)).unwrap_or_default();
-        sources.insert(name.clone(), AnySource::open(name, config, &wanted, resume)?);
+        let scope = if manifest.scope_read_by_source() && *name == manifest.users.source {
+            manifest.users.scope.member_of.as_slice()
+        } else {
+            &[]
+        };
+        sources.insert(name.clone(), AnySource::open(name, config, &wanted, resume, scope)?);
     }
     Ok(sources)
 }
@@ -78,7 +83,8 @@ pub async fn read_desired(
         set_groups.push(read);
     }
     let mut scope_groups = Vec::new();
-    for (index, scope) in manifest.users.scope.member_of.iter().enumerate() {
+    let read_apart = if manifest.scope_read_by_source() { &[][..] } else { manifest.users.scope.member_of.as_slice() };
+    for (index, scope) in read_apart.iter().enumerate() {
         let spinner = progress.spinner(format!("Reading scope group {} of source `{}`", scope.group, scope.source));
         let group = source(sources, &scope.source)?
             .group(&scope.group, scope.nested)
@@ -87,7 +93,14 @@ pub async fn read_desired(
         spinner.finish_and_clear();
         scope_groups.push(group);
     }
-    let scope_groups = if scope_groups.is_empty() { ScopeGroups::None } else { ScopeGroups::Read(scope_groups) };
+    let scope_groups = if manifest.scope_read_by_source() {
+        let names: Vec<String> = manifest.users.scope.member_of.iter().map(|g| g.group.name().to_owned()).collect();
+        ScopeGroups::BySource(crate::desired::scope::describe_groups(&names))
+    } else if scope_groups.is_empty() {
+        ScopeGroups::None
+    } else {
+        ScopeGroups::Read(scope_groups)
+    };
     let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups, &scope_groups);
     Ok((records, desired))
 }

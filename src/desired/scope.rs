@@ -16,11 +16,16 @@ pub struct ScopeMembers {
 impl ScopeMembers {
     /// `group "CC Agents"`, or `any of groups "A", "B"`.
     pub fn describe(&self) -> String {
-        let names: Vec<String> = self.groups.iter().map(|g| format!("{g:?}")).collect();
-        match names.as_slice() {
-            [one] => format!("group {one}"),
-            many => format!("any of groups {}", many.join(", ")),
-        }
+        describe_groups(&self.groups)
+    }
+}
+
+/// Scope groups by name, for a reason: `group "CC Agents"`, or `any of groups "A", "B"`.
+pub fn describe_groups(names: &[String]) -> String {
+    let names: Vec<String> = names.iter().map(|g| format!("{g:?}")).collect();
+    match names.as_slice() {
+        [one] => format!("group {one}"),
+        many => format!("any of groups {}", many.join(", ")),
     }
 }
 

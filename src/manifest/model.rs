@@ -313,6 +313,16 @@ impl UserMapping {
 }
 
 impl Manifest {
+    /// Whether the users' source reads only the scope groups' members itself: an AD users'
+    /// source whose scope groups are all its own (its search carries them). The scope groups
+    /// are then not read apart.
+    pub fn scope_read_by_source(&self) -> bool {
+        let scope = &self.users.scope.member_of;
+        !scope.is_empty()
+            && scope.iter().all(|g| g.source == self.users.source)
+            && matches!(self.sources.get(&self.users.source), Some(SourceConfig::Ldap(_)))
+    }
+
     /// Every attribute the mappings read from source `name`: the user mappings' (and `disabled`)
     /// when it serves the users; the member keys of the pairings it serves (the users' match
     /// mapping where a pairing names none), and the match mapping for set rules' groups it
@@ -395,6 +405,15 @@ pub enum GroupSelector {
     Id(String),
     Name(String),
     Dn(String),
+}
+
+impl GroupSelector {
+    /// What names the group: its name, DN or id.
+    pub fn name(&self) -> &str {
+        match self {
+            GroupSelector::Id(text) | GroupSelector::Name(text) | GroupSelector::Dn(text) => text,
+        }
+    }
 }
 
 impl fmt::Display for GroupSelector {

@@ -9,7 +9,7 @@ pub mod ldap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::manifest::model::{GroupSelector, SourceConfig};
+use crate::manifest::model::{GroupSelector, ScopeGroup, SourceConfig};
 pub use crate::record::{AttrValue, SourceGroup, SourceRecord};
 pub use cache::{ReadKind, SourceCache};
 pub use file::FileSource;
@@ -99,15 +99,20 @@ impl AnySource {
     /// Opens the adapter a manifest's source entry describes; `wanted` names the attributes the
     /// mappings read (sources that can ask for less fetch only these), `resume` what the last
     /// run left (a file is read in full every run and keeps nothing).
+    /// `scope`: the groups whose members alone it reads as users (`Manifest::scope_read_by_source`).
     pub fn open(
         name: &str,
         config: &SourceConfig,
         wanted: &BTreeSet<String>,
         resume: Resume,
+        scope: &[ScopeGroup],
     ) -> Result<Self, SourceError> {
+        let scope: Vec<(GroupSelector, bool)> = scope.iter().map(|g| (g.group.clone(), g.nested)).collect();
         Ok(match config {
             SourceConfig::File(file) => AnySource::File(FileSource::new(name, file.path.clone())),
-            SourceConfig::Ldap(ldap) => AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted).resuming(resume)),
+            SourceConfig::Ldap(ldap) => {
+                AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted).resuming(resume).scoped_by(scope))
+            }
             SourceConfig::Graph(graph) => AnySource::Graph(GraphSource::new(name, graph, wanted)?.resuming(resume)),
         })
     }

@@ -710,3 +710,131 @@ users:
         assert!(retried.stdout.contains("Plan: 1 to create"), "the refused create, again: {}", retried.stdout);
     }
 }
+
+/// `users.scope.member_of` against the real AD: the user search carries AD's in-chain filter,
+/// and incremental runs notice a member leaving and coming back although the user object is not
+/// touched by either.
+mod scope {
+    use std::collections::HashSet;
+
+    use ldap3::Mod;
+    use scimform::service::memory::{MemoryServer, MemoryStore};
+
+    use super::{ad, admin, fresh_ou};
+    use crate::common::{run_async, workspace};
+
+    #[tokio::test]
+    async fn a_nested_ad_group_scopes_the_users_and_leaving_it_disables_exactly_that_user() {
+        let ad = ad();
+        let mut ldap = admin().await;
+        let ou = fresh_ou(&mut ldap, "Scope").await;
+        let digits: String = ou[..ou.find(',').unwrap()].chars().rev().take(8).collect();
+        let mut dns = Vec::new();
+        for given in ["Ann", "Bob", "Cy"] {
+            let dn = format!("CN={given},{ou}");
+            let sam = format!("c{digits}{given}");
+            let mail = format!("{sam}@corp.test");
+            let attributes = vec![
+                ("objectClass", HashSet::from(["user"])),
+                ("sAMAccountName", HashSet::from([sam.as_str()])),
+                ("mail", HashSet::from([mail.as_str()])),
+                ("userAccountControl", HashSet::from(["544"])),
+            ];
+            ldap.add(&dn, attributes).await.unwrap().success().unwrap();
+            dns.push(dn);
+        }
+        let inner = format!("CN=Inner,{ou}");
+        let members = HashSet::from([dns[0].as_str(), dns[1].as_str()]);
+        ldap.add(&inner, vec![("objectClass", HashSet::from(["group"])), ("member", members)])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        // Found by name across the domain: unique to this run.
+        let agents_name = format!("CC Agents {digits}");
+        let agents = format!("CN={agents_name},{ou}");
+        ldap.add(&agents, vec![("objectClass", HashSet::from(["group"])), ("member", HashSet::from([inner.as_str()]))])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let server = MemoryServer::start(MemoryStore::new(Some("tok"))).await.unwrap();
+        let manifest = format!(
+            r#"version: 1
+sources:
+  corp_ad:
+    kind: ldap
+    url: {url}
+    bind_dn: {bind_dn}
+    password: ${{env:AD_PASSWORD}}
+    base_dn: "{ou}"
+target:
+  kind: scim
+  base_url: {base_url}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+users:
+  source: corp_ad
+  external_id: "{{{{ objectGUID }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+  scope:
+    member_of:
+      - {{ source: corp_ad, group: {{ name: "{agents_name}" }}, nested: true }}
+"#,
+            url = ad.url,
+            bind_dn = ad.bind_dn,
+            base_url = server.base_url(),
+        );
+        let dir = workspace(&[("ad.yaml", &manifest)]);
+        let env = [("AD_PASSWORD", ad.password.as_str()), ("SCIM_TOKEN", "tok")];
+        let apply = ["apply", "-f", "ad.yaml", "--auto-approve", "--state", "state.db", "-v"];
+        let bob = format!("c{digits}bob@corp.test").to_lowercase();
+
+        let first = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(first.code, 0, "{}", first.all());
+        let in_chain = format!("(memberOf:1.2.840.113556.1.4.1941:={agents})");
+        assert!(first.stderr.contains(&in_chain), "the search carries the in-chain filter: {}", first.stderr);
+        assert!(first.stderr.contains("Source `corp_ad` read in full (2 users)."), "{}", first.stderr);
+        assert_eq!(server.users().len(), 2, "Ann and Bob, through the nested group; not Cy");
+
+        // Bob leaves the nested group: his user object is not touched, yet the next run (an
+        // incremental one) disables exactly him.
+        ldap.modify(&inner, vec![Mod::Delete("member", HashSet::from([dns[1].as_str()]))])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        server.reset_writes();
+        let left = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(left.code, 0, "{}", left.all());
+        assert!(
+            left.stderr.contains("Source `corp_ad` read incrementally: 0 changed user(s) read, 1 left the scope"),
+            "{}",
+            left.stderr
+        );
+        assert!(
+            left.stdout.contains(&format!(
+                "# user \"{bob}\" will be disabled (left the scope: no longer in group \"{agents_name}\")"
+            )),
+            "{}",
+            left.stdout
+        );
+        assert_eq!(server.writes(), 1, "one PATCH: {}", left.all());
+        assert_eq!(server.user(&bob).unwrap()["active"], false);
+
+        // Back in the group: enabled again, by an incremental run too.
+        ldap.modify(&inner, vec![Mod::Add("member", HashSet::from([dns[1].as_str()]))])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        server.reset_writes();
+        let back = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(back.code, 0, "{}", back.all());
+        assert!(back.stderr.contains("Source `corp_ad` read incrementally: 1 changed user(s) read"), "{}", back.stderr);
+        assert_eq!(server.writes(), 1, "{}", back.all());
+        assert_eq!(server.user(&bob).unwrap()["active"], true);
+        let idle = run_async(dir.path(), &apply, &env).await;
+        assert!(idle.stdout.contains("No changes."), "{}", idle.stdout);
+    }
+}

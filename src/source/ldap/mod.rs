@@ -16,6 +16,7 @@
 
 mod connection;
 mod entry;
+mod scope;
 mod usn;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -91,11 +92,20 @@ pub struct LdapSource {
     previous: Option<SourceCache>,
     /// This run's read, once the users were searched.
     session: Option<Session>,
+    /// Only members of these groups are read (`users.scope.member_of`; `true`: nested).
+    scope_groups: Vec<(GroupSelector, bool)>,
 }
 
 impl LdapSource {
     pub fn new(name: &str, config: LdapConfig, wanted: &BTreeSet<String>) -> Self {
-        Self { name: name.to_owned(), config, wanted: wanted.clone(), previous: None, session: None }
+        Self {
+            name: name.to_owned(),
+            config,
+            wanted: wanted.clone(),
+            previous: None,
+            session: None,
+            scope_groups: Vec::new(),
+        }
     }
 
     /// Reads incrementally from what the last run read, where the watermark allows. (A run
@@ -156,6 +166,8 @@ impl LdapSource {
         let watermark = self.watermark(&mut ldap, &root).await?;
         let previous = self.previous.take();
         let filter = self.config.filter.clone().unwrap_or_else(|| USER_FILTER.to_owned());
+        let filter = self.scoped_filter(&mut ldap, &filter).await?;
+        tracing::info!("source `{}`: searching `{}` for {filter}", self.name, self.config.base_dn);
         let tombstone_days = if previous.is_some() {
             self.tombstone_lifetime_days(&mut ldap, &root).await
         } else {
@@ -172,20 +184,25 @@ impl LdapSource {
                 let changed_ids: HashSet<String> = changed.iter().map(|r| r.id.clone()).collect();
                 let mut by_id: BTreeMap<String, SourceRecord> =
                     Arc::unwrap_or_clone(previous.users).into_iter().map(|r| (r.id.clone(), r)).collect();
-                let removed: HashSet<String> = touched
+                let mut removed: HashSet<String> = touched
                     .iter()
                     .filter(|id| by_id.contains_key(*id) && !changed_ids.contains(*id))
                     .cloned()
                     .collect();
                 by_id.retain(|id, _| !removed.contains(id));
-                let arrived = changed.iter().filter(|r| !by_id.contains_key(&r.id)).count();
+                let mut arrived = changed.iter().filter(|r| !by_id.contains_key(&r.id)).count();
+                let mut changed_count = changed.len();
+                by_id.extend(changed.into_iter().map(|r| (r.id.clone(), r)));
+                let (left, came) = self.reconcile_scope(&mut ldap, &filter, &mut by_id).await?;
+                removed.extend(left);
+                arrived += came;
+                changed_count += came;
                 let kind = ReadKind::Incremental {
-                    changed: changed.len(),
+                    changed: changed_count,
                     removed: removed.len(),
                     groups_read: 0,
                     groups_reused: 0,
                 };
-                by_id.extend(changed.into_iter().map(|r| (r.id.clone(), r)));
                 let delta = Delta { touched, removed, arrived };
                 (by_id.into_values().collect(), Some(delta), kind, previous.groups)
             }
