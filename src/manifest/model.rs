@@ -313,14 +313,15 @@ impl UserMapping {
 }
 
 impl Manifest {
-    /// Whether the users' source reads only the scope groups' members itself: an AD users'
-    /// source whose scope groups are all its own (its search carries them). The scope groups
-    /// are then not read apart.
+    /// Whether the users' source reads only the scope groups' members itself: an AD or Graph
+    /// users' source whose scope groups are all its own (AD's search carries them; Graph reads
+    /// the groups' members instead of the tenant's users). The scope groups are then not read
+    /// apart.
     pub fn scope_read_by_source(&self) -> bool {
         let scope = &self.users.scope.member_of;
         !scope.is_empty()
             && scope.iter().all(|g| g.source == self.users.source)
-            && matches!(self.sources.get(&self.users.source), Some(SourceConfig::Ldap(_)))
+            && matches!(self.sources.get(&self.users.source), Some(SourceConfig::Ldap(_) | SourceConfig::Graph(_)))
     }
 
     /// Every attribute the mappings read from source `name`: the user mappings' (and `disabled`)

@@ -81,11 +81,25 @@ pub struct ReadSession {
 impl ReadSession {
     /// After the users were read (`kind`'s group counts are kept here).
     pub fn new(records: Vec<SourceRecord>, kind: ReadKind) -> Self {
+        let mut read = Self {
+            records: Arc::default(),
+            kind: ReadKind::Full { entries: 0, reason: None },
+            groups: BTreeMap::new(),
+            groups_read: 0,
+            groups_reused: 0,
+        };
+        read.set_users(records, kind);
+        read
+    }
+
+    /// The users, read after the groups (a scoped read walks the scope groups first).
+    pub fn set_users(&mut self, records: Vec<SourceRecord>, kind: ReadKind) {
         let kind = match kind {
             ReadKind::Full { reason, .. } => ReadKind::Full { entries: records.len(), reason },
             incremental @ ReadKind::Incremental { .. } => incremental,
         };
-        Self { records: Arc::new(records), kind, groups: BTreeMap::new(), groups_read: 0, groups_reused: 0 }
+        self.records = Arc::new(records);
+        self.kind = kind;
     }
 
     /// A group of this run: read again (`reused: false`) or carried on from the last run.

@@ -113,7 +113,9 @@ impl AnySource {
             SourceConfig::Ldap(ldap) => {
                 AnySource::Ldap(LdapSource::new(name, ldap.clone(), wanted).resuming(resume).scoped_by(scope))
             }
-            SourceConfig::Graph(graph) => AnySource::Graph(GraphSource::new(name, graph, wanted)?.resuming(resume)),
+            SourceConfig::Graph(graph) => {
+                AnySource::Graph(GraphSource::new(name, graph, wanted)?.resuming(resume).scoped_by(scope))
+            }
         })
     }
 

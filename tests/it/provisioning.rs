@@ -170,3 +170,184 @@ mod scope {
         assert_eq!(server.user("ann@x.example").unwrap()["active"], true);
     }
 }
+
+/// A Graph users' source scoped by one of its groups, against the strict Graph double: a
+/// group of 50 in a tenant of 5,000, read at the cost of the 50.
+mod graph_scope {
+    use std::collections::BTreeMap;
+
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    use super::*;
+    use crate::graph::user;
+    use crate::graph_double::{graph_server, mount_graph};
+
+    const GROUP: &str = "c0ffee00-0000-4000-8000-00000000cc01";
+    const TENANT: usize = 5_000;
+
+    fn id(i: usize) -> String {
+        user(i)["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `/users/delta`: filtered by id, the tenant's users with those ids and a link of their
+    /// own; followed by its link, no changes.
+    struct UsersDelta {
+        tenant: BTreeMap<String, serde_json::Value>,
+        uri: String,
+    }
+
+    impl Respond for UsersDelta {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+            let link = |token: &str| format!("{}/v1.0/users/delta?$deltatoken={token}", self.uri);
+            if let Some(token) = query.get("$deltatoken") {
+                return ResponseTemplate::new(200).set_body_json(json!({"value": [], "@odata.deltaLink": link(token)}));
+            }
+            let Some(filter) = query.get("$filter") else {
+                return ResponseTemplate::new(500).set_body_string("the test tenant is never listed whole");
+            };
+            let ids: Vec<&str> =
+                filter.split(" or ").filter_map(|c| c.strip_prefix("id eq '")?.strip_suffix('\'')).collect();
+            let users: Vec<&serde_json::Value> = ids.iter().filter_map(|id| self.tenant.get(*id)).collect();
+            let token = format!("b{}", ids.first().copied().unwrap_or_default());
+            ResponseTemplate::new(200).set_body_json(json!({"value": users, "@odata.deltaLink": link(&token)}))
+        }
+    }
+
+    /// The run's mocks: the token, the group, its delta (`members@delta` as given, on from
+    /// `token`), the tenant's users by delta, and a tenant listing that must never be asked for.
+    async fn mount(graph: &MockServer, token: Option<&str>, members: &serde_json::Value, next: &str) {
+        graph.reset().await;
+        mount_graph(graph).await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v1.0/groups/{GROUP}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": GROUP, "displayName": "CC Agents"})))
+            .mount(graph)
+            .await;
+        let group_delta = Mock::given(method("GET")).and(path("/v1.0/groups/delta"));
+        let group_delta = match token {
+            Some(token) => group_delta.and(query_param("$deltatoken", token)),
+            None => group_delta.and(query_param("$filter", format!("id eq '{GROUP}'"))),
+        };
+        group_delta
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "value": [{"id": GROUP, "members@delta": members}],
+                "@odata.deltaLink": format!("{}/v1.0/groups/delta?$deltatoken={next}", graph.uri())})))
+            .mount(graph)
+            .await;
+        let tenant = (1..=TENANT).map(|i| (id(i), user(i))).collect();
+        Mock::given(method("GET"))
+            .and(path("/v1.0/users/delta"))
+            .respond_with(UsersDelta { tenant, uri: graph.uri() })
+            .mount(graph)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1.0/users"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(graph)
+            .await;
+        // Without a state: the group's transitive user members, whole.
+        let users: Vec<serde_json::Value> = members
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m.get("@removed").is_none())
+            .filter_map(|m| m["id"].as_str())
+            .filter_map(|id| (1..=TENANT).map(user).find(|u| u["id"] == id))
+            .collect();
+        Mock::given(method("GET"))
+            .and(path(format!("/v1.0/groups/{GROUP}/transitiveMembers/microsoft.graph.user")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": users})))
+            .mount(graph)
+            .await;
+    }
+
+    /// No request lists the tenant's users: neither `/users` nor an unfiltered `/users/delta`.
+    async fn assert_no_tenant_listing(graph: &MockServer) {
+        for request in graph.received_requests().await.unwrap_or_default() {
+            let url = request.url.to_string();
+            assert!(!url.contains("/v1.0/users?") && !url.ends_with("/v1.0/users"), "a tenant listing: {url}");
+            if request.url.path() == "/v1.0/users/delta" {
+                let by_id = request.url.query_pairs().any(|(k, v)| k == "$filter" && v.starts_with("id eq '"));
+                let followed = request.url.query_pairs().any(|(k, _)| k == "$deltatoken");
+                assert!(by_id || followed, "an unfiltered users delta: {url}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_of_50_in_a_tenant_of_5000_is_read_by_delta_and_a_removed_member_is_disabled() {
+        let graph = graph_server().await;
+        let members: Vec<serde_json::Value> =
+            (0..50).map(|i| json!({"@odata.type": "#microsoft.graph.user", "id": id(i * 100 + 1)})).collect();
+        mount(&graph, None, &json!(members), "g1").await;
+        let server = MemoryServer::start(MemoryStore::new(Some(TOKEN))).await.unwrap();
+        let manifest = format!(
+            r#"version: 1
+sources:
+  entra:
+    kind: graph
+    tenant_id: contoso
+    client_id: app-id
+    client_secret: ${{env:GRAPH_SECRET}}
+    authority: {graph}/contoso/oauth2/v2.0/token
+    graph_url: {graph}/v1.0
+target:
+  kind: scim
+  base_url: ${{env:SCIM_BASE_URL}}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+users:
+  source: entra
+  external_id: "{{{{ id }}}}"
+  attributes:
+    userName: "{{{{ userPrincipalName | lower }}}}"
+  scope:
+    member_of:
+      - {{ source: entra, group: {{ id: {GROUP} }}, nested: true }}
+"#,
+            graph = graph.uri(),
+        );
+        let dir = workspace(&[("m.yaml", &manifest)]);
+        let env = [("GRAPH_SECRET", "app-secret"), ("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", TOKEN)];
+        let apply = ["apply", "-f", "m.yaml", "--auto-approve"];
+
+        // Without a state: the members read whole, still not the tenant.
+        let planned = run_async(dir.path(), &["plan", "-f", "m.yaml", "--no-state"], &env).await;
+        assert_eq!(planned.code, 0, "{}", planned.all());
+        assert!(planned.stdout.contains("Plan: 50 to create"), "{}", planned.stdout);
+        assert_no_tenant_listing(&graph).await;
+
+        let first = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(first.code, 0, "{}", first.all());
+        assert!(first.stderr.contains("Source `entra` read in full (50 users)."), "{}", first.stderr);
+        assert_eq!(server.users().len(), 50, "the 50 members, of 5,000");
+        assert_no_tenant_listing(&graph).await;
+
+        // Member 701 is removed from the group in Entra; the next run reads that by delta.
+        let removed =
+            json!([{"@odata.type": "#microsoft.graph.user", "id": id(701), "@removed": {"reason": "deleted"}}]);
+        mount(&graph, Some("g1"), &removed, "g2").await;
+        server.reset_writes();
+        let second = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(second.code, 0, "{}", second.all());
+        assert!(second.stderr.contains("Source `entra` read incrementally"), "{}", second.stderr);
+        assert!(
+            second
+                .stdout
+                .contains("# user \"user701@contoso.example\" will be disabled (left the scope: no longer in group"),
+            "{}",
+            second.stdout
+        );
+        assert_eq!(server.writes(), 1, "{}", second.all());
+        assert_eq!(server.user("user701@contoso.example").unwrap()["active"], false);
+        assert_no_tenant_listing(&graph).await;
+
+        // Nothing changed: no write, the batches followed by their links.
+        mount(&graph, Some("g2"), &json!([]), "g3").await;
+        let third = run_async(dir.path(), &apply, &env).await;
+        assert!(third.stdout.contains("No changes."), "{}", third.stdout);
+        assert_no_tenant_listing(&graph).await;
+    }
+}

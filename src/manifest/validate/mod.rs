@@ -246,6 +246,9 @@ impl Checker<'_> {
         let users = self.root.get("users").and_then(|_| self.users());
         let groups = self.groups();
         self.graph_reads(&sources, users.as_ref(), &groups);
+        if let Some(users) = &users {
+            self.graph_scope(&sources, users);
+        }
         Some(Manifest { sources, target: target?, users: users?, groups, sha256: String::new() })
     }
 

@@ -1,10 +1,38 @@
 //! `users.scope`: which source users are provisioned, by group and by filters.
 
-use super::{Checker, Segment, key};
+use super::{BTreeMap, Checker, Segment, SourceConfig, UserMapping, key};
 use crate::manifest::model::{Bound, Scope, ScopeClause, ScopeGroup, ScopeTest};
 use crate::manifest::raw::{RawScope, RawScopeClause, ScopeOperator};
 
 impl Checker<'_> {
+    /// A Graph users' source scoped by its own groups reads the groups' user members: Graph
+    /// takes neither an OData `filter` nor `$expand=manager` there.
+    pub(super) fn graph_scope(&mut self, sources: &BTreeMap<String, SourceConfig>, users: &UserMapping) {
+        let Some(SourceConfig::Graph(graph)) = sources.get(&users.source) else { return };
+        let scope = &users.scope.member_of;
+        if scope.is_empty() || !scope.iter().all(|g| g.source == users.source) {
+            return;
+        }
+        let at = [key("users"), key("scope"), key("member_of")];
+        if graph.filter.is_some() {
+            self.report_at(
+                &at,
+                format!("source `{}` is read through its scope groups' members, which take no `filter`", users.source),
+                Some("move the source's `filter` into `users.scope.filters`".into()),
+            );
+        }
+        if users.source_attributes().iter().any(|a| a.eq_ignore_ascii_case("manager")) {
+            self.report_at(
+                &at,
+                format!(
+                    "source `{}` is read through its scope groups' members, which cannot expand `manager`",
+                    users.source
+                ),
+                Some("drop the `manager` mapping, or scope by `users.scope.filters` instead".into()),
+            );
+        }
+    }
+
     /// `users.scope`: each group a declared source's, each clause with the value its operator
     /// needs (a pattern that compiles, a number or an RFC 3339 time to compare with).
     pub(super) fn scope(&mut self, raw: Option<&RawScope>) -> Scope {

@@ -13,9 +13,11 @@
 //! the cache); an expired token (`410 Gone`, `syncStateNotFound`) restarts a full sync. A source
 //! that serves only groups keeps its users by delta too, so members resolve to current records.
 //! Sources with a `filter` or a mapped `manager` (neither is supported by delta) are read in
-//! full every run.
+//! full every run. A source scoped by its own groups (`users.scope.member_of`) reads only their
+//! members (`scope.rs`), never the tenant's users.
 
 mod records;
+mod scope;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +55,9 @@ pub struct DeltaLinks {
     /// By group, `direct {id}`: each group's own direct members.
     #[serde(default)]
     pub groups: BTreeMap<String, String>,
+    /// A scoped read's users, in batches of at most 50 with their own links.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<scope::ScopeBatch>,
 }
 
 /// A run's delta read: the records and groups, and the links for the next run.
@@ -83,6 +88,9 @@ pub struct GraphSource {
     resume: Resume,
     /// This run's delta read, once the users were read by delta.
     session: Option<Session>,
+    /// Only the user members of these groups are read (`users.scope.member_of`; `true`:
+    /// transitive members).
+    scope_groups: Vec<(GroupSelector, bool)>,
 }
 
 impl GraphSource {
@@ -135,6 +143,7 @@ impl GraphSource {
             backoff: Backoff::default(),
             resume: Resume::Stateless,
             session: None,
+            scope_groups: Vec::new(),
         })
     }
 
@@ -268,10 +277,16 @@ impl GraphSource {
 
     pub async fn users(&mut self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
         if let Resume::From(previous) = std::mem::take(&mut self.resume) {
+            if self.is_scoped() {
+                return self.scoped_users_by_delta(previous).await;
+            }
             if self.filter.is_none() && !self.expand_manager {
                 return self.users_by_delta(previous).await;
             }
             tracing::info!("source `{}`: a `filter` or a mapped `manager` rules out delta queries", self.name);
+        }
+        if self.is_scoped() {
+            return Ok(Arc::new(self.scoped_users().await?));
         }
         let mut query = vec![("$select", self.select.as_str()), ("$top", "999")];
         if let Some(filter) = &self.filter {
@@ -326,7 +341,7 @@ impl GraphSource {
         let read = ReadSession::new(records, kind);
         let records = Arc::clone(&read.records);
         let (previous, previous_links) = previous.unwrap_or_default();
-        let links = DeltaLinks { users: users_link, groups: BTreeMap::new() };
+        let links = DeltaLinks { users: users_link, ..DeltaLinks::default() };
         self.session = Some(Session { read, links, previous, previous_links });
         Ok(records)
     }
@@ -338,17 +353,7 @@ impl GraphSource {
         let Some(records) = self.session.as_ref().map(|s| Arc::clone(&s.read.records)) else {
             return Ok(None);
         };
-        let mut users = BTreeSet::new();
-        let mut seen = BTreeSet::from([id.to_owned()]);
-        let mut pending = std::collections::VecDeque::from([id.to_owned()]);
-        while let Some(group) = pending.pop_front() {
-            let (direct_users, member_groups) = self.direct_members(&group).await?;
-            users.extend(direct_users);
-            if nested {
-                // A cycle (A contains B contains A) ends here.
-                pending.extend(member_groups.into_iter().filter(|g| seen.insert(g.clone())));
-            }
-        }
+        let users = self.member_ids(id, nested).await?;
         let mut found = Vec::new();
         let mut unresolved = Vec::new();
         for member in &users {
@@ -423,7 +428,27 @@ impl GraphSource {
     }
 
     pub async fn group(&mut self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
-        let (id, name) = match selector {
+        let (id, name) = self.resolve_group(selector).await?;
+        // A source that serves only groups still reads its users by delta when the run keeps
+        // state (once in full, then only changes), so members resolve to records that follow
+        // every change, not just the membership's.
+        let tracking = matches!(self.resume, Resume::From(_));
+        if tracking && self.filter.is_none() && !self.expand_manager && self.session.is_none() {
+            self.users().await?;
+        }
+        if let Some(group) = self.group_by_delta(&id, &name, nested).await? {
+            return Ok(group);
+        }
+        let relation = if nested { "transitiveMembers" } else { "members" };
+        let path = format!("/groups/{}/{relation}/microsoft.graph.user", encode(&id));
+        let items = self.collect(self.url(&path, &[("$select", &self.select), ("$top", "999")])).await?;
+        Ok(SourceGroup { id, name, members: items.iter().filter_map(to_record).collect(), unresolved: Vec::new() })
+    }
+
+    /// A group's id and display name: read by id, or found by its display name (once; more
+    /// than one is an error).
+    async fn resolve_group(&self, selector: &GroupSelector) -> Result<(String, String), SourceError> {
+        Ok(match selector {
             GroupSelector::Id(id) => {
                 let group =
                     self.get(&self.url(&format!("/groups/{}", encode(id)), &[("$select", "id,displayName")])).await?;
@@ -452,20 +477,6 @@ impl GraphSource {
             GroupSelector::Dn(_) => {
                 return Err(self.error("Graph groups have no DN", "name the group by `id` or `name`"));
             }
-        };
-        // A source that serves only groups still reads its users by delta when the run keeps
-        // state (once in full, then only changes), so members resolve to records that follow
-        // every change, not just the membership's.
-        let tracking = matches!(self.resume, Resume::From(_));
-        if tracking && self.filter.is_none() && !self.expand_manager && self.session.is_none() {
-            self.users().await?;
-        }
-        if let Some(group) = self.group_by_delta(&id, &name, nested).await? {
-            return Ok(group);
-        }
-        let relation = if nested { "transitiveMembers" } else { "members" };
-        let path = format!("/groups/{}/{relation}/microsoft.graph.user", encode(&id));
-        let items = self.collect(self.url(&path, &[("$select", &self.select), ("$top", "999")])).await?;
-        Ok(SourceGroup { id, name, members: items.iter().filter_map(to_record).collect(), unresolved: Vec::new() })
+        })
     }
 }
