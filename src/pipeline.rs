@@ -15,6 +15,7 @@ use crate::desired::scope::ScopeGroups;
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::Plan;
+use crate::plan::focus::Selector;
 use crate::progress::Progress;
 use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::settings::RunSettings;
@@ -155,8 +156,30 @@ pub async fn plan_run(
 ) -> anyhow::Result<Planned> {
     let sources = sources_for(manifest, state.as_deref_mut())?;
     let mut planned = read_and_plan_cached(manifest, sources, target, progress, state).await?;
-    planned.plan = crate::plan::focus::focus(planned.plan, &settings.targets, &manifest.users.deprovision);
+    let targets = by_primary_key(manifest, &planned.desired, &settings.targets);
+    planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &targets, &manifest.users.deprovision);
     Ok(planned)
+}
+
+/// `--target user:KEY` names a user by any of its match keys; the plan knows it by the first.
+fn by_primary_key(manifest: &Manifest, desired: &DesiredState, targets: &[Selector]) -> Vec<Selector> {
+    let other_keys: Vec<&crate::scim::ScimPath> = manifest.users.match_paths.iter().skip(1).collect();
+    targets
+        .iter()
+        .map(|target| match target {
+            Selector::User(key) if !desired.users.contains_key(key) => desired
+                .users
+                .values()
+                .find(|user| {
+                    other_keys.iter().any(|path| {
+                        user.attributes.get(path).and_then(serde_json::Value::as_str).map(desired::match_key)
+                            == Some(key.clone())
+                    })
+                })
+                .map_or_else(|| target.clone(), |user| Selector::User(user.key.clone())),
+            other => other.clone(),
+        })
+        .collect()
 }
 
 /// Like `read_and_plan`, but with the state of a `--state` run: the sources (opened by

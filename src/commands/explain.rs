@@ -60,6 +60,25 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
             .unwrap_or(&key)
             .to_owned(),
     )];
+    // Every other match key, as the planner tries them: a value path (`emails[type eq "work"]
+    // .value`) is looked up by its sub-attribute (`emails.value`, which any element matches),
+    // the element checked here; a service that cannot filter on it is not asked again.
+    for path in manifest.users.match_paths.iter().skip(1) {
+        let Some(value) = want.and_then(|w| w.attributes.get(path)).and_then(Value::as_str) else { continue };
+        let attribute = match path.sub_attribute() {
+            Some(sub) if path.filter().is_some() => format!("{}.{sub}", path.attribute_name()),
+            _ => path.to_string(),
+        };
+        let Ok(resources) = client.find("/Users", &attribute, value).await else { continue };
+        let same = |user: &CurrentUser| {
+            path.get(&user.resource).and_then(Value::as_str).map(match_key) == Some(match_key(value))
+        };
+        for user in resources.into_iter().filter_map(CurrentUser::from_resource).filter(same) {
+            if !found.iter().any(|f| f.id == user.id) {
+                found.push(user);
+            }
+        }
+    }
     if let Some(marker) = want.and_then(|w| w.external_id.clone()) {
         lookups.push(("externalId".into(), marker));
     }

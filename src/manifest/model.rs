@@ -105,8 +105,11 @@ pub enum TargetAuth {
 #[derive(Debug, Clone)]
 pub struct UserMapping {
     pub source: String,
-    /// The target attribute that identifies a user; one of `attributes`.
+    /// The target attribute that identifies a user (its value is the user's key); one of
+    /// `attributes`.
     pub match_path: ScimPath,
+    /// Every attribute a user is matched by, tried in order: `match_path` first.
+    pub match_paths: Vec<ScimPath>,
     /// The ownership marker written to `externalId`.
     pub external_id: Option<Mapping>,
     /// Managed attributes, sorted by path.
@@ -273,7 +276,7 @@ impl UserMapping {
         let mut paths: Vec<ScimPath> =
             self.attributes.iter().filter(|a| a.apply == ApplyWhen::Always).map(|a| a.path.clone()).collect();
         paths.extend(self.sets.iter().filter(|s| s.apply == ApplyWhen::Always).map(|s| s.path.clone()));
-        paths.push(self.match_path.clone());
+        paths.extend(self.match_paths.iter().cloned());
         paths.push(ScimPath::attribute("active"));
         if self.external_id.is_some() {
             paths.push(ScimPath::attribute("externalId"));

@@ -222,7 +222,7 @@ pub struct RawUsers {
     pub source: String,
     /// The SCIM attribute that identifies a user in the target (default `userName`).
     #[serde(rename = "match", default)]
-    pub match_attribute: Option<String>,
+    pub match_attribute: Option<RawMatch>,
     /// Ownership marker written to `externalId`: an attribute name or a template. scimform only
     /// deprovisions users whose `externalId` this template could have produced.
     #[serde(default)]
@@ -371,6 +371,16 @@ pub enum OnEmpty {
     Keep,
     /// Remove the target value.
     Remove,
+}
+
+/// The SCIM attribute that identifies a user, or several tried in order.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged, expecting = "a SCIM path, or a list of SCIM paths tried in order")]
+#[schemars(rename = "Match")]
+pub enum RawMatch {
+    One(String),
+    /// Each desired user is matched by the first that finds exactly one target user.
+    InOrder(Vec<String>),
 }
 
 /// Which source users are provisioned (Entra's assignment and scoping filters).

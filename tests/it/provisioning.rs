@@ -351,3 +351,47 @@ users:
         assert_no_tenant_listing(&graph).await;
     }
 }
+
+mod match_keys {
+    use super::*;
+
+    const USERS: &str = "  match: [userName, 'emails[type eq \"work\"].value']\n  attributes:\n    userName: upn\n    'emails[type eq \"work\"].value': mail\n    displayName: name\n";
+    const PEOPLE: &str = "users:\n  - {id: '1', upn: ann@corp.example, mail: ann@work.example, name: Ann}\n  - {id: '2', upn: bo@corp.example, mail: bo@work.example, name: Bo}\n";
+
+    /// Ann exists in the target under an old login with her work address: found by the second
+    /// key and adopted. Bo's work address is on two target users: reported, nothing written.
+    #[tokio::test]
+    async fn a_user_found_only_by_work_email_is_adopted_and_an_ambiguous_one_is_left_alone() {
+        let mut store = MemoryStore::new(Some(TOKEN));
+        let email = |address: &str| json!([{"type": "work", "value": address}]);
+        let ann = store
+            .insert_user(json!({"userName": "old-ann", "emails": email("Ann@Work.example"), "displayName": "Ann"}));
+        store.insert_user(json!({"userName": "bo-1", "emails": email("bo@work.example")}));
+        store.insert_user(json!({"userName": "bo-2", "emails": email("bo@work.example")}));
+        let server = MemoryServer::start(store).await.unwrap();
+        let dir = workspace(&[("m.yaml", &manifest(USERS)), ("people.yaml", PEOPLE)]);
+
+        let focused =
+            run_async(dir.path(), &["plan", "-f", "m.yaml", "--target", "user:ann@work.example"], &env(&server)).await;
+        assert_eq!(focused.code, 0, "{}", focused.all());
+        assert!(
+            focused.stdout.contains("# user \"ann@corp.example\" will be adopted"),
+            "by any key: {}",
+            focused.stdout
+        );
+
+        let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env(&server)).await;
+        assert_eq!(applied.code, 0, "{}", applied.all());
+        assert!(applied.stdout.contains("# user \"ann@corp.example\" will be adopted"), "{}", applied.stdout);
+        assert!(
+            applied.all().contains("2 target users match `emails[type eq \"work\"].value` = `bo@work.example`"),
+            "{}",
+            applied.all()
+        );
+        let adopted = server.users().into_iter().find(|u| u["id"] == ann.as_str()).unwrap();
+        assert_eq!(adopted["userName"], "ann@corp.example");
+        assert_eq!(adopted["externalId"], "hr-1");
+        assert_eq!(server.users().len(), 3, "nothing created for Bo");
+        assert_eq!(server.writes(), 1);
+    }
+}

@@ -370,3 +370,26 @@ fn scope_clauses_are_checked_where_they_stand() {
     );
     assert_eq!(problems(&scoped), Vec::new());
 }
+
+#[test]
+fn several_match_keys_are_each_checked() {
+    let with_match = |m: &str| GOOD.replace("  external_id:", &format!("  match: {m}\n  external_id:"));
+    let ok = parse(
+        &with_match("[userName, title]"),
+        "m.yaml",
+        &MapEnvironment([("TOKEN".to_owned(), "t".to_owned())].into_iter().collect()),
+        Path::new("/etc"),
+    )
+    .unwrap();
+    assert_eq!(ok.users.match_path.to_string(), "userName");
+    assert_eq!(ok.users.match_paths.iter().map(ToString::to_string).collect::<Vec<_>>(), ["userName", "title"]);
+    let cases: &[(&str, (&str, &str, &str))] = &[
+        ("[]", ("10:10", "users.match", "`match` needs at least one SCIM path")),
+        ("[userName, userName]", ("10:21", "users.match[1]", "`userName` is listed twice")),
+        ("[userName, nickName]", ("10:21", "users.match[1]", "the match attribute `nickName` is not mapped")),
+    ];
+    for (m, (at, path, message)) in cases {
+        let (found_at, found_path, found) = one(&with_match(m));
+        assert_eq!((found_at.as_str(), found_path.as_str(), found.as_str()), (*at, *path, *message), "{m}");
+    }
+}

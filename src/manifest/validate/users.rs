@@ -1,5 +1,7 @@
 //! `users`: the user mapping, its attributes and their mappings, the match and the marker.
 
+use crate::manifest::raw::RawMatch;
+
 use super::{
     ApplyWhen, AttributeMapping, BTreeSet, Checker, Deprovision, Mapping, Node, NodeKind, RAW_MAPPING_EXPECTED,
     RawMapping, RawUsers, ScimPath, Segment, UserMapping, check_user_attribute, key,
@@ -75,40 +77,8 @@ impl Checker<'_> {
         }
         attributes.sort_by(|a, b| a.path.cmp(&b.path));
         let raw = raw?;
-        let match_text = raw.match_attribute.clone().unwrap_or_else(|| "userName".into());
-        let match_path = match ScimPath::parse(&match_text) {
-            Ok(p) => Some(p),
-            Err(error) => {
-                let p = [key("users"), key("match")];
-                let location = self.node(&p).location_within(error.offset);
-                self.report(location, &p, format!("invalid SCIM path `{match_text}`: {error}"), None);
-                None
-            }
-        };
-        if let Some(match_path) = &match_path
-            && attributes.iter().any(|a| a.path == *match_path && a.apply == ApplyWhen::OnCreate)
-        {
-            let p = [key("users"), key("attributes"), key(&match_path.to_string()), key("apply")];
-            self.report_at(
-                &p,
-                format!("the match attribute `{match_path}` is compared on every run: it cannot be `on_create`"),
-                Some("remove `apply: on_create` from it".into()),
-            );
-        }
-        if let Some(match_path) = &match_path
-            && !seen.contains(match_path)
-        {
-            let p = if raw.match_attribute.is_some() {
-                vec![key("users"), key("match")]
-            } else {
-                vec![key("users"), key("attributes")]
-            };
-            self.report_at(
-                &p,
-                format!("the match attribute `{match_path}` is not mapped"),
-                Some(format!("add a mapping for `{match_path}` under `users.attributes`")),
-            );
-        }
+        let match_paths = self.match_paths(raw.match_attribute.as_ref(), &attributes, &seen);
+        let match_path = match_paths.as_ref().and_then(|paths| paths.first().cloned());
         let external_id = match &raw.external_id {
             None => Some(None),
             Some(text) => {
@@ -139,6 +109,7 @@ impl Checker<'_> {
         Some(UserMapping {
             source: raw.source,
             match_path: match_path?,
+            match_paths: match_paths?,
             external_id: external_id?,
             attributes,
             create_disabled: raw.create_disabled,
@@ -146,6 +117,61 @@ impl Checker<'_> {
             sets,
             scope,
         })
+    }
+
+    /// `users.match`: one SCIM path or several in order (default `userName`), each mapped, none
+    /// twice, none written only on create.
+    fn match_paths(
+        &mut self,
+        raw: Option<&RawMatch>,
+        attributes: &[AttributeMapping],
+        mapped: &BTreeSet<ScimPath>,
+    ) -> Option<Vec<ScimPath>> {
+        let texts: Vec<(String, Vec<Segment>)> = match raw {
+            None => vec![("userName".into(), vec![key("users"), key("attributes")])],
+            Some(RawMatch::One(text)) => vec![(text.clone(), vec![key("users"), key("match")])],
+            Some(RawMatch::InOrder(texts)) if texts.is_empty() => {
+                self.report_at(&[key("users"), key("match")], "`match` needs at least one SCIM path", None);
+                return None;
+            }
+            Some(RawMatch::InOrder(texts)) => texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), vec![key("users"), key("match"), Segment::Index(i)]))
+                .collect(),
+        };
+        let mut paths = Vec::new();
+        let mut ok = true;
+        for (text, at) in texts {
+            let path = match ScimPath::parse(&text) {
+                Ok(path) => path,
+                Err(error) => {
+                    let location = self.node(&at).location_within(error.offset);
+                    self.report(location, &at, format!("invalid SCIM path `{text}`: {error}"), None);
+                    ok = false;
+                    continue;
+                }
+            };
+            if paths.contains(&path) {
+                self.report_at(&at, format!("`{path}` is listed twice"), None);
+                ok = false;
+            } else if !mapped.contains(&path) {
+                self.report_at(
+                    &at,
+                    format!("the match attribute `{path}` is not mapped"),
+                    Some(format!("add a mapping for `{path}` under `users.attributes`")),
+                );
+            } else if attributes.iter().any(|a| a.path == path && a.apply == ApplyWhen::OnCreate) {
+                let p = [key("users"), key("attributes"), key(&path.to_string()), key("apply")];
+                self.report_at(
+                    &p,
+                    format!("the match attribute `{path}` is compared on every run: it cannot be `on_create`"),
+                    Some("remove `apply: on_create` from it".into()),
+                );
+            }
+            paths.push(path);
+        }
+        ok.then_some(paths)
     }
 
     pub(super) fn mapping(

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{AttributeChange, Conflict, Plan, Precondition};
+use super::{AttributeChange, Plan, Precondition};
 use crate::current::{CurrentState, CurrentUser};
-use crate::desired::{DesiredState, DesiredUser, match_key};
+use crate::desired::{DesiredState, DesiredUser};
 use crate::manifest::model::UserMapping;
 use crate::scim::ScimPath;
 
@@ -20,18 +20,7 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
     let managed = mapping.managed_paths();
     let precondition = |user: &CurrentUser| Precondition::for_user(&user.resource, user.version.as_deref(), &managed);
 
-    let mut by_marker: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (index, user) in users.iter().enumerate() {
-        if let Some(marker) = user.external_id() {
-            by_marker.entry(marker).or_default().push(index);
-        }
-        if let Some(key) = mapping.match_path.get(&user.resource).and_then(Value::as_str) {
-            by_key.entry(match_key(key)).or_default().push(index);
-        }
-    }
-
-    let mut claimed: BTreeSet<usize> = BTreeSet::new();
+    let Matching { matched: found, unmatched, claimed } = match_users(mapping, desired, &users, &mut plan.conflicts);
     // Desired key -> target id, for resolving group members and references (`manager`).
     let mut resolved: BTreeMap<&str, &str> = BTreeMap::new();
     let mut created: BTreeSet<&str> = BTreeSet::new();
@@ -39,59 +28,18 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
     // Matched first, changed after: a reference can name any user, matched or created.
     let mut matched: Vec<(&DesiredUser, &CurrentUser, bool)> = Vec::new();
     let mut to_create: Vec<&DesiredUser> = Vec::new();
-
-    for want in desired.users.values() {
-        let marker_hit = want
-            .external_id
-            .as_deref()
-            .and_then(|m| by_marker.get(m))
-            .and_then(|candidates| candidates.iter().copied().find(|i| !claimed.contains(i)));
-        let (index, adopting) = if let Some(index) = marker_hit {
-            (index, false)
-        } else if let Some(candidates) = by_key.get(&want.key) {
-            let candidates: Vec<usize> = candidates.iter().copied().filter(|i| !claimed.contains(i)).collect();
-            let [index] = candidates.as_slice() else {
-                if !candidates.is_empty() {
-                    plan.conflicts.push(Conflict {
-                        key: want.key.clone(),
-                        target_id: users[candidates[0]].id.clone(),
-                        message: format!(
-                            "{} target users match `{}`; resolve the duplicates in the target",
-                            candidates.len(),
-                            want.key
-                        ),
-                    });
-                }
-                continue;
-            };
-            let found = users[*index];
-            match (&want.external_id, found.external_id()) {
-                (None, _) => (*index, false),
-                (Some(_), None) => (*index, true),
-                (Some(ours), Some(theirs)) => {
-                    plan.conflicts.push(Conflict {
-                        key: want.key.clone(),
-                        target_id: found.id.clone(),
-                        message: format!(
-                            "the target user carries externalId `{theirs}`, not this source's `{ours}`; left untouched"
-                        ),
-                    });
-                    continue;
-                }
-            }
-        } else {
-            if want.active || mapping.create_disabled {
-                created.insert(&want.key);
-                to_create.push(want);
-            } else {
-                disabled_not_created += 1;
-            }
-            continue;
-        };
-        claimed.insert(index);
+    for (want, index, adopting) in found {
         let found = users[index];
         resolved.insert(&want.key, &found.id);
         matched.push((want, found, adopting));
+    }
+    for want in unmatched {
+        if want.active || mapping.create_disabled {
+            created.insert(&want.key);
+            to_create.push(want);
+        } else {
+            disabled_not_created += 1;
+        }
     }
 
     let references = References { resolved: &resolved, created: &created };
@@ -161,11 +109,13 @@ impl References<'_> {
 mod compare;
 mod deprovision;
 mod groups;
+mod matching;
 
 use self::compare::{create, update};
 pub use self::deprovision::check_rails;
 use self::deprovision::deprovision;
 use self::groups::groups;
+use self::matching::{Matching, match_users};
 
 #[cfg(test)]
 mod tests;

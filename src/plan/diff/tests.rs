@@ -422,3 +422,72 @@ fn a_user_that_left_the_scope_is_deprovisioned_by_the_scopes_action_and_the_plan
     assert_eq!(actions(&planned), [("bo.ek@x.example".into(), Action::Update)]);
     assert_eq!(planned.users[0].changes[0].after, Some(json!(true)));
 }
+
+#[test]
+fn match_keys_are_tried_in_order_and_ambiguity_is_a_conflict() {
+    let m = manifest(
+        &MANIFEST
+            .replace("  attributes:\n", "  match: [userName, 'emails[type eq \"work\"].value']\n  attributes:\n")
+            .replace(
+                "'emails[type eq \"work\"].value': \"{{ mail | lower }}\"",
+                "'emails[type eq \"work\"].value': \"{{ work | lower }}\"",
+            ),
+    );
+    assert_eq!(m.users.match_paths.len(), 2);
+    let person_with = |id: &str, mail: &str, work: &str| {
+        let mut p = person(id, mail, "Agent");
+        p.insert("work", AttrValue::Text(work.into()));
+        p
+    };
+    let target = |id: &str, user_name: &str, work: &str, marker: Option<&str>| {
+        let mut resource = json!({"id": id, "userName": user_name, "emails": [{"type": "work", "value": work}],
+            "displayName": "X Y", "title": "Agent", "active": true});
+        if let Some(marker) = marker {
+            resource["externalId"] = json!(marker);
+        }
+        CurrentUser::from_resource(resource).unwrap()
+    };
+    let run = |people: &[SourceRecord], users: Vec<CurrentUser>| {
+        let desired = build(&m.users, people, &[]);
+        assert!(desired.errors.is_empty(), "{:?}", desired.errors);
+        super::plan(&m.users, &desired, &CurrentState { users, groups: BTreeMap::new() })
+    };
+
+    // Found only by the work address (its userName is an old one): adopted, renamed.
+    let ann = person_with("1", "ann.lee@x.example", "ann@work.example");
+    let planned = run(std::slice::from_ref(&ann), vec![target("t1", "old-login", "Ann@Work.example", None)]);
+    assert_eq!(actions(&planned), [("ann.lee@x.example".into(), Action::Adopt)]);
+    assert_eq!(planned.users[0].target_id.as_deref(), Some("t1"));
+    assert!(planned.users[0].changes.iter().any(|c| c.path.is("userName")), "{}", render_text(&planned));
+
+    // Two target users by the work address: a conflict, nothing planned for Ann.
+    let two = vec![target("t1", "a", "ann@work.example", None), target("t2", "b", "ann@work.example", None)];
+    let planned = run(std::slice::from_ref(&ann), two);
+    assert!(planned.users.is_empty(), "{}", render_text(&planned));
+    assert_eq!(planned.conflicts.len(), 1);
+    assert!(planned.conflicts[0].message.starts_with("2 target users match `emails[type eq \"work\"].value`"));
+
+    // One target user found by two desired users: a conflict for each, nothing written.
+    let bo = person_with("2", "bo.ek@x.example", "ann@work.example");
+    let planned = run(&[ann.clone(), bo], vec![target("t1", "old-login", "ann@work.example", None)]);
+    assert!(planned.users.is_empty(), "{}", render_text(&planned));
+    assert_eq!(planned.conflicts.len(), 2);
+    assert!(planned.conflicts[0].message.contains("matched by 2 desired users"), "{:?}", planned.conflicts);
+
+    // The first key decides when it finds one: the work address is not consulted.
+    let planned = run(
+        &[ann.clone()],
+        vec![target("t1", "ann.lee@x.example", "ann@work.example", None), target("t2", "z", "ann@work.example", None)],
+    );
+    assert_eq!(actions(&planned), [("ann.lee@x.example".into(), Action::Adopt)]);
+    assert_eq!(planned.users[0].target_id.as_deref(), Some("t1"));
+
+    // A recycled address: the target user found carries our marker for a record that is gone.
+    let planned = run(&[ann], vec![target("t9", "someone-gone", "ann@work.example", Some("hr-9"))]);
+    assert!(planned.users.iter().all(|u| u.action != Action::Adopt && u.action != Action::Update));
+    assert!(
+        planned.conflicts.iter().any(|c| c.message.contains("carries externalId `hr-9`")),
+        "{:?}",
+        planned.conflicts
+    );
+}
