@@ -476,7 +476,7 @@ fn match_keys_are_tried_in_order_and_ambiguity_is_a_conflict() {
 
     // The first key decides when it finds one: the work address is not consulted.
     let planned = run(
-        &[ann.clone()],
+        std::slice::from_ref(&ann),
         vec![target("t1", "ann.lee@x.example", "ann@work.example", None), target("t2", "z", "ann@work.example", None)],
     );
     assert_eq!(actions(&planned), [("ann.lee@x.example".into(), Action::Adopt)]);
