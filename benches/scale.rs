@@ -88,7 +88,7 @@ async fn run(label: &str, base_url: &str, people: String, state_file: Option<&Pa
         RunState::open(location.as_deref(), false, &manifest, Path::new("scale.yaml"), std::time::Duration::ZERO)
             .await
             .expect("the state file");
-    let mut planned = read_and_plan_cached(&manifest, sources, &client, Progress::default(), run_state.as_mut())
+    let mut planned = read_and_plan_cached(&manifest, sources, &client, Progress::default(), run_state.as_mut(), None)
         .await
         .expect("a plan");
     let plan = planned.plan;

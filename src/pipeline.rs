@@ -14,8 +14,8 @@ use crate::apply::{ApplyReport, Subject, execute_with_progress};
 use crate::desired::scope::ScopeGroups;
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
-use crate::plan::Plan;
 use crate::plan::focus::Selector;
+use crate::plan::{Clock, Plan};
 use crate::progress::Progress;
 use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::settings::RunSettings;
@@ -154,8 +154,15 @@ pub async fn plan_run(
     mut state: Option<&mut RunState>,
     progress: Progress,
 ) -> anyhow::Result<Planned> {
+    if let Some(days) = manifest.users.deprovision.delete_after_days
+        && settings.state.location.is_none()
+    {
+        bail!(
+            "`users.deprovision.delete_after_days: {days}` needs a state, which remembers when scimform disabled each user; run without `--no-state`"
+        );
+    }
     let sources = sources_for(manifest, state.as_deref_mut())?;
-    let mut planned = read_and_plan_cached(manifest, sources, target, progress, state).await?;
+    let mut planned = read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now)).await?;
     let targets = by_primary_key(manifest, &planned.desired, &settings.targets);
     planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &targets, &manifest.users.deprovision);
     Ok(planned)
@@ -192,11 +199,13 @@ pub async fn read_and_plan_cached(
     target: &ScimClient,
     progress: Progress,
     state: Option<&mut RunState>,
+    now: Option<jiff::Timestamp>,
 ) -> anyhow::Result<Planned> {
     let desired = read_desired_checked(manifest, &mut sources, progress).await?;
     let sources = SourceReads::collect(sources);
+    let clock = state.as_deref().map_or_else(|| Clock { now, ..Clock::default() }, |s| s.clock(now));
     let (current, from_cache) = read_current(manifest, target, progress, state).await?;
-    let plan = crate::plan::plan(&manifest.users, &desired, &current);
+    let plan = crate::plan::plan_at(&manifest.users, &desired, &current, &clock);
     Ok(Planned { plan, desired, current, from_cache, sources })
 }
 

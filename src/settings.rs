@@ -52,17 +52,31 @@ pub struct RunSettings {
     pub lock_file: Option<PathBuf>,
     /// `--target`: the resources the plan is limited to.
     pub targets: Vec<Selector>,
+    /// The run's clock (for `delete_after_days`): now, or `SCIMFORM_NOW` (an RFC 3339 time, for
+    /// tests and rehearsals).
+    pub now: jiff::Timestamp,
+}
+
+/// The run's clock: `SCIMFORM_NOW` when set, else the system's.
+#[expect(clippy::disallowed_methods, reason = "the settings are an edge: they read the clock and the environment once")]
+fn run_clock() -> anyhow::Result<jiff::Timestamp> {
+    match std::env::var("SCIMFORM_NOW") {
+        Ok(text) => text.parse().map_err(|e| {
+            anyhow::anyhow!("SCIMFORM_NOW `{text}` is not an RFC 3339 time ({e}); give one like `2026-01-31T09:00:00Z`")
+        }),
+        Err(_) => Ok(jiff::Timestamp::now()),
+    }
 }
 
 impl RunSettings {
-    pub fn for_plan(args: &PlanArgs) -> Self {
+    pub fn for_plan(args: &PlanArgs) -> anyhow::Result<Self> {
         let manifest = args.manifest.file.clone();
         let state = StateSettings::new(&args.state, &manifest);
-        RunSettings { state, lock_file: None, targets: args.targets.clone(), manifest }
+        Ok(RunSettings { state, lock_file: None, targets: args.targets.clone(), manifest, now: run_clock()? })
     }
 
     /// For `apply`, with the manifest it runs (`-f`, or the one a saved plan was made from).
-    pub fn for_apply(args: &ApplyArgs, manifest: &Path) -> Self {
+    pub fn for_apply(args: &ApplyArgs, manifest: &Path) -> anyhow::Result<Self> {
         let state = StateSettings::new(&args.state, manifest);
         let lock_file = (!state.is_postgres()).then(|| {
             args.lock_file.clone().unwrap_or_else(|| {
@@ -71,7 +85,13 @@ impl RunSettings {
                 PathBuf::from(path)
             })
         });
-        RunSettings { manifest: manifest.to_owned(), state, lock_file, targets: args.targets.clone() }
+        Ok(RunSettings {
+            manifest: manifest.to_owned(),
+            state,
+            lock_file,
+            targets: args.targets.clone(),
+            now: run_clock()?,
+        })
     }
 }
 
@@ -90,7 +110,7 @@ mod tests {
     fn apply_settings(args: &[&str]) -> RunSettings {
         let cli = Cli::try_parse_from([&["scimform", "apply"], args].concat()).unwrap();
         let Command::Apply(apply) = cli.command else { panic!("not apply") };
-        RunSettings::for_apply(&apply, Path::new("conf/scimform.yaml"))
+        RunSettings::for_apply(&apply, Path::new("conf/scimform.yaml")).unwrap()
     }
 
     #[test]

@@ -10,6 +10,38 @@ use crate::plan::{Action, Plan};
 use crate::scim::resource::{id_of, version_of};
 use crate::scim::{ScimPath, ScimResponse};
 
+/// The deprovision clocks (`delete_after_days`, by target id) after an apply: a user this
+/// apply disabled for being gone starts its clock at `now`; one deleted, or written otherwise (it
+/// came back), ends it. With `gone` (a fresh plan's: every owned user still gone), a user no
+/// longer gone ends it too. A write that did not land changes nothing.
+pub fn fold_clocks(
+    mut clocks: BTreeMap<String, jiff::Timestamp>,
+    plan: &Plan,
+    report: Option<&ApplyReport>,
+    now: jiff::Timestamp,
+    gone: Option<&BTreeSet<String>>,
+) -> BTreeMap<String, jiff::Timestamp> {
+    if let Some(gone) = gone {
+        clocks.retain(|id, _| gone.contains(id));
+    }
+    let landed = |key: &str| {
+        let subject = Subject::User(key.to_owned());
+        report.is_some_and(|r| {
+            let mut outcomes = r.outcomes.iter().filter(|o| o.subject == subject && !o.superseded).peekable();
+            outcomes.peek().is_some() && outcomes.all(|o| o.result.is_ok())
+        })
+    };
+    for change in plan.users.iter().filter(|c| landed(&c.key)) {
+        let Some(id) = change.target_id.clone() else { continue };
+        if change.action == Action::Deprovision {
+            clocks.insert(id, now);
+        } else {
+            clocks.remove(&id);
+        }
+    }
+    clocks
+}
+
 /// The cache after an apply. `None` when the result cannot be known exactly (a failed or stale
 /// write, a reference set after a create): the next run then reads the target in full.
 pub fn update_after_apply(

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::{Console, RunState, TargetUpdate, plan_run, read_drift, read_file, write_file};
+use crate::apply::fold::fold_clocks;
 use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
@@ -52,11 +53,18 @@ async fn apply_fresh(
     sent: &mut Option<ApplyReport>,
 ) -> anyhow::Result<RunEnding> {
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
-    let settings = RunSettings::for_apply(args, file);
+    let settings = RunSettings::for_apply(args, file)?;
     let manifest = crate::manifest::load(file)?;
     let _lock = run_lock(&settings, console).await?;
     let client = super::client_for(&manifest)?;
     let mut state = RunState::open_for(&settings.state, &manifest, file, console.err, true).await?;
+    if let Some(days) = manifest.users.deprovision.delete_after_days
+        && state.is_none()
+    {
+        bail!(
+            "`users.deprovision.delete_after_days: {days}` needs a state, which remembers when scimform disabled each user, and this run has none; nothing was applied"
+        );
+    }
     if settings.state.refresh_only {
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, now) = read_drift(&manifest, &client, remembered, console.progress).await?;
@@ -101,6 +109,8 @@ async fn apply_fresh(
     // The sources' watermarks move either way: the desired state is always built from every
     // record, so a write that failed is planned again, never forgotten.
     if let Some(state) = &mut state {
+        let clocks = fold_clocks(state.clocks().clone(), &plan, sent.as_ref(), settings.now, Some(&plan.gone));
+        state.set_clocks(clocks);
         state.save(&manifest, target, reads).await?;
     }
     outcome
@@ -124,7 +134,7 @@ async fn apply_saved(
             document.manifest.sha256
         );
     }
-    let mut settings = RunSettings::for_apply(args, &manifest_path);
+    let mut settings = RunSettings::for_apply(args, &manifest_path)?;
     let _lock = run_lock(&settings, console).await?;
     // The plan is applied as it is; the state only learns that the target changed under it.
     settings.state.refresh = true;
@@ -154,8 +164,11 @@ async fn apply_saved(
     let report = execute_plan(plan, &client, manifest.target.concurrency, console).await;
     *sent = Some(report.clone());
     let outcome = finish(report, &client, console);
-    // The next run reads the target in full (its sources stay where they got to).
+    // The next run reads the target in full (its sources stay where they got to); the users
+    // it disabled start their deprovision clocks.
     if let Some(state) = &mut run_state {
+        state.set_clocks(fold_clocks(state.clocks().clone(), plan, sent.as_ref(), settings.now, None));
+        state.save_clocks().await?;
         state.forget_target().await?;
     }
     outcome

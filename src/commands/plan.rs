@@ -9,7 +9,7 @@ use crate::settings::RunSettings;
 use crate::state::render_drift;
 
 pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
-    let settings = RunSettings::for_plan(args);
+    let settings = RunSettings::for_plan(args)?;
     let file = &settings.manifest;
     let manifest = crate::manifest::load(file)?;
     let client = super::client_for(&manifest)?;

@@ -372,6 +372,8 @@ pub struct Deprovision {
     pub max_percent: Option<f64>,
     /// What happens to an owned user whose source record left the scope.
     pub out_of_scope: DeprovisionAction,
+    /// A user scimform disabled is deleted once gone this many days.
+    pub delete_after_days: Option<u32>,
 }
 
 impl Default for Deprovision {
@@ -381,6 +383,7 @@ impl Default for Deprovision {
             max: None,
             max_percent: None,
             out_of_scope: DeprovisionAction::Disable,
+            delete_after_days: None,
         }
     }
 }

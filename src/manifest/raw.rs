@@ -463,6 +463,10 @@ pub struct RawDeprovision {
     /// `disable`).
     #[serde(default)]
     pub out_of_scope: Option<DeprovisionAction>,
+    /// Delete a user scimform disabled (for leaving every source or the scope) once it has been
+    /// gone this many days; needs a state, which remembers when each was disabled.
+    #[serde(default)]
+    pub delete_after_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]

@@ -59,7 +59,10 @@ impl DocumentError {
 
 impl PlanDocument {
     /// The document for a plan made now, by this scimform.
-    pub fn new(plan: Plan, manifest_path: &str, manifest_sha256: &str) -> Self {
+    pub fn new(mut plan: Plan, manifest_path: &str, manifest_sha256: &str) -> Self {
+        // Which users are gone is what a fresh apply folds its clocks with; a saved plan holds
+        // only what it sends.
+        plan.gone.clear();
         Self {
             format_version: FORMAT_VERSION,
             scimform_version: env!("CARGO_PKG_VERSION").to_owned(),

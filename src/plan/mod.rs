@@ -17,7 +17,7 @@ pub mod set;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use diff::plan;
+pub use diff::{plan, plan_at};
 pub use document::PlanDocument;
 pub use precondition::Precondition;
 
@@ -52,6 +52,8 @@ pub enum Action {
 pub enum ActionReason {
     /// The user's source record left `users.scope` (`UserChange::why` says how).
     LeftScope,
+    /// scimform disabled the user `delete_after_days` ago and it is still gone.
+    DisabledLongEnough,
     /// The source account is disabled.
     SourceDisabled,
 }
@@ -181,6 +183,19 @@ pub struct Plan {
     /// allowed at least `deprovisions`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<Blocked>,
+    /// Target ids of the owned users in no source or out of scope, changed by the plan or not:
+    /// whose deprovision clocks (`delete_after_days`) run on. Not part of a saved plan.
+    #[serde(skip)]
+    pub gone: std::collections::BTreeSet<String>,
+}
+
+/// What the planner knows of time, for `delete_after_days`: the run's clock, and when
+/// scimform disabled each user that is gone (by target id). Passed in: the planner reads no
+/// clock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Clock {
+    pub now: Option<jiff::Timestamp>,
+    pub disabled_at: std::collections::BTreeMap<String, jiff::Timestamp>,
 }
 
 /// Why a plan is refused.

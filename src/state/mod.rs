@@ -40,6 +40,14 @@ pub struct Snapshot {
     pub sources: BTreeMap<String, SourceCache>,
 }
 
+/// When scimform disabled each user that is gone (`delete_after_days`), by target id.
+pub type Clocks = BTreeMap<String, jiff::Timestamp>;
+
+/// The meta row that holds a target's clocks.
+fn clocks_key(target: &str) -> String {
+    format!("disabled_at {target}")
+}
+
 /// Where the state lives: a SQLite file (the default), or a PostgreSQL database for runners
 /// that keep no files between runs.
 #[derive(Debug)]
@@ -88,6 +96,32 @@ impl Store {
         }
     }
 
+    /// When scimform disabled each user of `target` (a base URL) that is gone, by target id:
+    /// kept apart from the snapshot, so it outlives an edit of the manifest and `--refresh`.
+    pub async fn load_clocks(&mut self, target: &str) -> Result<Clocks, StateError> {
+        let key = clocks_key(target);
+        match self {
+            Store::Sqlite(store) => {
+                let text = store.meta(&key)?;
+                text.map_or_else(|| Ok(Clocks::new()), |t| decode::clocks(&t).map_err(|d| store.corrupt(d)))
+            }
+            Store::Postgres(store) => {
+                let text = store.meta(&key).await?;
+                text.map_or_else(|| Ok(Clocks::new()), |t| decode::clocks(&t).map_err(|d| store.corrupt(d)))
+            }
+        }
+    }
+
+    /// Replaces the deprovision clocks of `target`.
+    pub async fn save_clocks(&mut self, target: &str, clocks: &Clocks) -> Result<(), StateError> {
+        let key = clocks_key(target);
+        let value = decode::encode_clocks(clocks);
+        match self {
+            Store::Sqlite(store) => store.set_meta(&key, &value),
+            Store::Postgres(store) => store.set_meta(&key, &value).await,
+        }
+    }
+
     /// Forgets the target, keeping the sources: the next run reads the target in full.
     pub async fn forget_target(&mut self) -> Result<(), StateError> {
         match self {
@@ -130,6 +164,20 @@ pub(crate) mod decode {
         let groups: BTreeMap<String, CachedGroup> =
             serde_json::from_str(groups).map_err(|e| format!("source {name}: {e}"))?;
         Ok(SourceCache { watermark, users: std::sync::Arc::default(), groups })
+    }
+
+    /// Deprovision clocks: `{"<target id>": "<RFC 3339 time>"}`.
+    pub fn clocks(text: &str) -> Result<super::Clocks, String> {
+        let raw: BTreeMap<String, String> =
+            serde_json::from_str(text).map_err(|e| format!("deprovision clocks: {e}"))?;
+        raw.into_iter()
+            .map(|(id, at)| Ok((id, at.parse().map_err(|e| format!("deprovision clock of {at}: {e}"))?)))
+            .collect()
+    }
+
+    pub fn encode_clocks(clocks: &super::Clocks) -> String {
+        let raw: BTreeMap<&String, String> = clocks.iter().map(|(id, at)| (id, at.to_string())).collect();
+        serde_json::to_string(&raw).unwrap_or_default()
     }
 
     /// A record's row, added to its source's (rows come sorted by source and id).

@@ -137,7 +137,7 @@ impl PostgresStore {
         StateError::Postgres { url: self.shown.clone(), detail: format!("{what}: {}", crate::causes::causes(e)) }
     }
 
-    fn corrupt(&self, detail: impl Into<String>) -> StateError {
+    pub(super) fn corrupt(&self, detail: impl Into<String>) -> StateError {
         StateError::Corrupt { path: self.shown.clone(), detail: detail.into() }
     }
 
@@ -146,7 +146,20 @@ impl PostgresStore {
         self.client.query(sql, &[&self.key]).await.map_err(|e| self.error("cannot read the state", &e))
     }
 
-    async fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
+    /// Sets one meta row of this manifest, on its own.
+    pub(super) async fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StateError> {
+        self.client
+            .execute(
+                "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (state_key, key) DO UPDATE SET value = $3",
+                &[&self.key, &key, &value],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("cannot save the state", &e))
+    }
+
+    pub(super) async fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
         let row = self
             .client
             .query_opt("SELECT value FROM scimform_meta WHERE state_key = $1 AND key = $2", &[&self.key, &key])

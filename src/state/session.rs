@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{Snapshot, StateError, Store};
+use super::{Clocks, Snapshot, StateError, Store};
 use crate::current::CurrentState;
 use crate::manifest::Manifest;
+use crate::plan::Clock;
 use crate::settings::{StateSettings, is_postgres_url};
 use crate::source::{AnySource, ReadKind, Resume, SourceCache, SourceRead};
 
@@ -67,6 +68,11 @@ pub enum TargetUpdate {
 pub struct RunState {
     store: Store,
     loaded: Option<Snapshot>,
+    /// The target's base URL, which the deprovision clocks belong to.
+    target: String,
+    /// When scimform disabled each user that is gone, as loaded and as the run leaves them.
+    clocks_loaded: Clocks,
+    clocks: Clocks,
     /// The state remembered a target when it was opened.
     target_known: bool,
     /// The watermarks the sources were resumed from, to tell whether they moved.
@@ -146,7 +152,42 @@ impl RunState {
         let loaded = if refresh { None } else { store.load().await? };
         let loaded = loaded.filter(|s| s.manifest_sha256 == state_identity(manifest));
         let target_known = loaded.as_ref().is_some_and(|s| s.target.is_some());
-        Ok(Some(Self { store, loaded, target_known, resumed_from: BTreeMap::new() }))
+        // Kept across `--refresh` and manifest edits: they belong to the target's users.
+        let target = manifest.target.base_url.clone();
+        let clocks = store.load_clocks(&target).await?;
+        Ok(Some(Self {
+            store,
+            loaded,
+            target,
+            clocks_loaded: clocks.clone(),
+            clocks,
+            target_known,
+            resumed_from: BTreeMap::new(),
+        }))
+    }
+
+    /// What the planner knows of time: `now`, and when scimform disabled each user that is gone.
+    pub fn clock(&self, now: Option<jiff::Timestamp>) -> Clock {
+        Clock { now, disabled_at: self.clocks.clone() }
+    }
+
+    /// The deprovision clocks, as the run leaves them so far.
+    pub fn clocks(&self) -> &Clocks {
+        &self.clocks
+    }
+
+    /// What the run leaves of the deprovision clocks (saved by `save` or `save_clocks`).
+    pub fn set_clocks(&mut self, clocks: Clocks) {
+        self.clocks = clocks;
+    }
+
+    /// Saves the deprovision clocks when they changed.
+    pub async fn save_clocks(&mut self) -> anyhow::Result<()> {
+        if self.clocks != self.clocks_loaded {
+            self.store.save_clocks(&self.target, &self.clocks).await?;
+            self.clocks_loaded = self.clocks.clone();
+        }
+        Ok(())
     }
 
     /// Plans against the target as read now rather than as remembered (a saved plan, made for
@@ -196,7 +237,7 @@ impl RunState {
         } else if moved {
             self.store.save_progress(&snapshot).await?;
         }
-        Ok(())
+        self.save_clocks().await
     }
 
     /// Forgets the remembered target, keeping the sources: the next run reads the target in full.

@@ -69,11 +69,22 @@ impl SqliteStore {
         StateError::Sqlite { path: self.path.display().to_string(), source }
     }
 
-    fn corrupt(&self, detail: impl Into<String>) -> StateError {
+    pub(super) fn corrupt(&self, detail: impl Into<String>) -> StateError {
         StateError::Corrupt { path: self.path.display().to_string(), detail: detail.into() }
     }
 
-    fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
+    /// Sets one meta row, on its own.
+    pub(super) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StateError> {
+        self.connection
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                [key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    pub(super) fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
         self.connection
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
             .optional()

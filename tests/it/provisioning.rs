@@ -395,3 +395,105 @@ mod match_keys {
         assert_eq!(server.writes(), 1);
     }
 }
+
+mod delayed_deletion {
+    use super::*;
+
+    const USERS: &str =
+        "  attributes:\n    userName: mail\n  deprovision: { action: disable, delete_after_days: 30 }\n";
+
+    fn people(ids: &[&str]) -> String {
+        let lines: Vec<String> = ids.iter().map(|id| format!("  - {{id: '{id}', mail: {id}@x.example}}\n")).collect();
+        format!("users:\n{}", lines.concat())
+    }
+
+    /// The run's clock is `SCIMFORM_NOW`: day 0 disables, day 29 waits, day 30 deletes; a user
+    /// that comes back is enabled and its clock starts again when it leaves again.
+    #[tokio::test]
+    async fn disabled_on_day_0_still_disabled_on_day_29_deleted_on_day_30() {
+        let server = MemoryServer::start(MemoryStore::new(Some(TOKEN))).await.unwrap();
+        let dir = workspace(&[("m.yaml", &manifest(USERS)), ("people.yaml", &people(&["ann", "bo", "cy"]))]);
+        let at = |day: u32| {
+            let date = jiff::civil::date(2026, 1, 1).checked_add(jiff::Span::new().days(i64::from(day))).unwrap();
+            format!("{date}T09:00:00Z")
+        };
+        let apply = |day: u32| {
+            let now = at(day);
+            let env: Vec<(String, String)> = env(&server)
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .chain([("SCIMFORM_NOW".to_owned(), now)])
+                .collect();
+            let dir = dir.path().to_path_buf();
+            async move {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                run_async(&dir, &["apply", "-f", "m.yaml", "--auto-approve"], &env).await
+            }
+        };
+        let write = |ids: &[&str]| std::fs::write(dir.path().join("people.yaml"), people(ids)).unwrap();
+        assert_eq!(apply(0).await.code, 0);
+
+        write(&["ann", "cy"]);
+        let day0 = apply(0).await;
+        assert_eq!(day0.code, 0, "{}", day0.all());
+        assert!(
+            day0.stdout.contains("# user \"bo@x.example\" will be disabled (not in any source)"),
+            "{}",
+            day0.stdout
+        );
+        assert_eq!(server.user("bo@x.example").unwrap()["active"], false);
+
+        let day29 = apply(29).await;
+        assert!(day29.stdout.contains("No changes."), "{}", day29.stdout);
+        assert!(server.user("bo@x.example").is_some());
+
+        // Day 30: the plan deletes Bo, saying why.
+        let blocked = run_async(
+            dir.path(),
+            &["plan", "-f", "m.yaml", "--detailed-exitcode"],
+            &[&env(&server)[..], &[("SCIMFORM_NOW", &at(30))]].concat(),
+        )
+        .await;
+        assert_eq!(blocked.code, 2, "{}", blocked.all());
+        assert!(
+            blocked.stdout.contains(
+                "# user \"bo@x.example\" will be deleted (disabled by scimform on 2026-01-01, 30 days ago, and still gone; `delete_after_days: 30`)"
+            ),
+            "{}",
+            blocked.stdout
+        );
+        let deleted = apply(30).await;
+        assert_eq!(deleted.code, 0, "{}", deleted.all());
+        assert!(server.user("bo@x.example").is_none(), "deleted on day 30");
+
+        // Cy leaves on day 30 and comes back on day 40: enabled, clock cleared; leaves again on
+        // day 50: not deleted on day 75 (25 days), deleted on day 80.
+        write(&["ann"]);
+        assert_eq!(apply(30).await.code, 0);
+        write(&["ann", "cy"]);
+        let back = apply(40).await;
+        assert!(back.stdout.contains("# user \"cy@x.example\" will be updated in place"), "{}", back.stdout);
+        assert_eq!(server.user("cy@x.example").unwrap()["active"], true);
+        write(&["ann"]);
+        assert_eq!(apply(50).await.code, 0);
+        assert!(apply(75).await.stdout.contains("No changes."));
+        assert!(server.user("cy@x.example").is_some());
+        assert_eq!(apply(80).await.code, 0);
+        assert!(server.user("cy@x.example").is_none());
+    }
+
+    #[tokio::test]
+    async fn without_a_state_it_is_refused() {
+        let server = MemoryServer::start(MemoryStore::new(Some(TOKEN))).await.unwrap();
+        let dir = workspace(&[("m.yaml", &manifest(USERS)), ("people.yaml", &people(&["ann"]))]);
+        let refused =
+            run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve", "--no-state"], &env(&server)).await;
+        assert_eq!(refused.code, 1, "{}", refused.all());
+        assert!(
+            refused.stderr.contains("`users.deprovision.delete_after_days: 30` needs a state"),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(server.writes(), 0);
+    }
+}

@@ -393,3 +393,14 @@ fn several_match_keys_are_each_checked() {
         assert_eq!((found_at.as_str(), found_path.as_str(), found.as_str()), (*at, *path, *message), "{m}");
     }
 }
+
+#[test]
+fn delete_after_days_needs_users_that_are_disabled() {
+    let with = |d: &str| GOOD.replace("groups:\n", &format!("  deprovision: {d}\ngroups:\n"));
+    let (at, path, message) = one(&with("{ action: delete, out_of_scope: delete, delete_after_days: 30 }"));
+    assert_eq!((at.as_str(), path.as_str()), ("15:75", "users.deprovision.delete_after_days"));
+    assert!(message.starts_with("`delete_after_days` deletes users scimform disabled"), "{message}");
+    let (_, _, message) = one(&with("{ action: disable, delete_after_days: 0 }"));
+    assert_eq!(message, "`delete_after_days` must be at least 1");
+    assert_eq!(problems(&with("{ action: delete, delete_after_days: 30 }")), Vec::new(), "out of scope still disables");
+}

@@ -2,6 +2,8 @@
 
 use crate::manifest::raw::RawMatch;
 
+use crate::manifest::model::DeprovisionAction;
+
 use super::{
     ApplyWhen, AttributeMapping, BTreeSet, Checker, Deprovision, Mapping, Node, NodeKind, RAW_MAPPING_EXPECTED,
     RawMapping, RawUsers, ScimPath, Segment, UserMapping, check_user_attribute, key,
@@ -99,6 +101,21 @@ impl Checker<'_> {
             deprovision.max = d.max.map(|m| m as usize);
             deprovision.max_percent = d.max_percent;
             deprovision.out_of_scope = d.out_of_scope.unwrap_or_default();
+            deprovision.delete_after_days = d.delete_after_days;
+            let disables =
+                d.action == DeprovisionAction::Disable || deprovision.out_of_scope == DeprovisionAction::Disable;
+            if d.delete_after_days.is_some() && !disables {
+                let path = [key("users"), key("deprovision"), key("delete_after_days")];
+                self.report_at(
+                    &path,
+                    "`delete_after_days` deletes users scimform disabled, and this manifest disables none",
+                    Some("use it with `action: disable` (or `out_of_scope: disable`)".into()),
+                );
+            }
+            if d.delete_after_days == Some(0) {
+                let path = [key("users"), key("deprovision"), key("delete_after_days")];
+                self.report_at(&path, "`delete_after_days` must be at least 1", Some("or use `action: delete`".into()));
+            }
             if let Some(p) = d.max_percent.filter(|p| !(0.0..=100.0).contains(p)) {
                 let path = [key("users"), key("deprovision"), key("max_percent")];
                 self.report_at(&path, format!("max_percent `{p}` is not a percentage"), Some("use 0 to 100".into()));

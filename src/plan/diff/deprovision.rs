@@ -8,7 +8,7 @@ use crate::current::CurrentUser;
 use crate::desired::{DesiredState, match_key};
 use crate::manifest::model::{Deprovision, DeprovisionAction, UserMapping};
 use crate::mapping::Mapping;
-use crate::plan::{Action, ActionReason, AttributeChange, Blocked, Plan, Precondition, UserChange};
+use crate::plan::{Action, ActionReason, AttributeChange, Blocked, Clock, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
 
 /// The deprovisioning safety rails: a plan that deprovisions more than `max` users, or more than
@@ -33,6 +33,19 @@ pub fn check_rails(plan: &Plan, limits: &Deprovision) -> Option<Blocked> {
     })
 }
 
+/// Why a user scimform disabled is deleted now: `delete_after_days` have passed since, by the
+/// run's clock. `None` without the option, a clock, or a record of when it was disabled.
+fn expired(days: Option<u32>, clock: &Clock, id: &str) -> Option<String> {
+    let (days, now, since) = (days?, clock.now?, clock.disabled_at.get(id)?);
+    let gone_days = now.duration_since(*since).as_secs() / 86_400;
+    (gone_days >= i64::from(days)).then(|| {
+        format!(
+            "disabled by scimform on {}, {gone_days} days ago, and still gone; `delete_after_days: {days}`",
+            since.strftime("%Y-%m-%d")
+        )
+    })
+}
+
 /// Whether the marker on a target user is ours: our `external_id` mapping could have made it.
 pub(super) fn is_ours(marker_mapping: &Mapping, marker: &str) -> bool {
     match marker_mapping {
@@ -48,6 +61,7 @@ pub(super) fn deprovision(
     users: &[&CurrentUser],
     claimed: &BTreeSet<usize>,
     precondition: &dyn Fn(&CurrentUser) -> Precondition,
+    clock: &Clock,
     plan: &mut Plan,
 ) {
     let Some(marker_mapping) = &mapping.external_id else { return };
@@ -72,9 +86,23 @@ pub(super) fn deprovision(
             Some(_) => (mapping.deprovision.out_of_scope, Some(ActionReason::LeftScope)),
             None => (mapping.deprovision.action, None),
         };
+        plan.gone.insert(user.id.clone());
         let change = match action {
             DeprovisionAction::Ignore => continue,
-            DeprovisionAction::Disable if !user.active() => continue,
+            DeprovisionAction::Disable if !user.active() => {
+                match expired(mapping.deprovision.delete_after_days, clock, &user.id) {
+                    Some(why) => UserChange {
+                        key,
+                        action: Action::Delete,
+                        reason: Some(ActionReason::DisabledLongEnough),
+                        why: Some(why),
+                        target_id: Some(user.id.clone()),
+                        precondition: precondition(user),
+                        changes: Vec::new(),
+                    },
+                    None => continue,
+                }
+            }
             DeprovisionAction::Disable => UserChange {
                 key,
                 action: Action::Deprovision,

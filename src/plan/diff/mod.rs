@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{AttributeChange, Plan, Precondition};
+use super::{AttributeChange, Clock, Plan, Precondition};
 use crate::current::{CurrentState, CurrentUser};
 use crate::desired::{DesiredState, DesiredUser};
 use crate::manifest::model::UserMapping;
@@ -14,6 +14,12 @@ use crate::scim::ScimPath;
 /// Computes the plan. `mapping` supplies the policy: match attribute, ownership marker,
 /// deprovisioning and whether disabled source users are created.
 pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentState) -> Plan {
+    plan_at(mapping, desired, current, &Clock::default())
+}
+
+/// `plan`, at a time: users scimform disabled at least `delete_after_days` before
+/// `clock.now` and still gone are deleted.
+pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentState, clock: &Clock) -> Plan {
     let mut plan = Plan::default();
     let mut users: Vec<&CurrentUser> = current.users.iter().collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
@@ -61,7 +67,7 @@ pub fn plan(mapping: &UserMapping, desired: &DesiredState, current: &CurrentStat
         ));
     }
 
-    deprovision(mapping, desired, &users, &claimed, &precondition, &mut plan);
+    deprovision(mapping, desired, &users, &claimed, &precondition, clock, &mut plan);
     groups(desired, current, &users, &resolved, &created, mapping, &mut plan);
 
     plan.users.sort_by(|a, b| a.key.cmp(&b.key).then(a.target_id.cmp(&b.target_id)));

@@ -491,3 +491,48 @@ fn match_keys_are_tried_in_order_and_ambiguity_is_a_conflict() {
         planned.conflicts
     );
 }
+
+#[test]
+fn a_user_scimform_disabled_is_deleted_once_gone_delete_after_days() {
+    let m = manifest(
+        &MANIFEST
+            .replace("  deprovision: { action: disable }", "  deprovision: { action: disable, delete_after_days: 30 }"),
+    );
+    let day = |n: i64| jiff::Timestamp::from_second(1_767_225_600 + n * 86_400).unwrap();
+    let desired = build(&m.users, &[person("1", "ann.lee@x.example", "Agent")], &[]);
+    let gone = |active: bool| {
+        let mut bo = target_user("t2", Some("2"), "bo.ek@x.example", "Agent");
+        bo.resource["active"] = json!(active);
+        CurrentState {
+            users: vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent"), bo],
+            groups: BTreeMap::new(),
+        }
+    };
+    // Day 0: disabled, its clock to start when the apply lands.
+    let first = plan_at(&m.users, &desired, &gone(true), &Clock { now: Some(day(0)), disabled_at: BTreeMap::new() });
+    assert_eq!(actions(&first), [("bo.ek@x.example".into(), Action::Deprovision)]);
+    assert_eq!(first.gone.iter().collect::<Vec<_>>(), ["t2"]);
+    let clock = |n| Clock { now: Some(day(n)), disabled_at: BTreeMap::from([("t2".to_owned(), day(0))]) };
+    // Day 29: still disabled, nothing to do.
+    assert!(plan_at(&m.users, &desired, &gone(false), &clock(29)).users.is_empty());
+    // Day 30: deleted, saying why; the rails count it.
+    let expired = plan_at(&m.users, &desired, &gone(false), &clock(30));
+    assert_eq!(actions(&expired), [("bo.ek@x.example".into(), Action::Delete)]);
+    assert_eq!(expired.deprovisions().count(), 1);
+    assert!(
+        render_text(&expired).contains(
+            "# user \"bo.ek@x.example\" will be deleted (disabled by scimform on 2026-01-01, 30 days ago, and still gone; `delete_after_days: 30`)"
+        ),
+        "{}",
+        render_text(&expired)
+    );
+    // A user disabled by someone else (no clock) is never deleted.
+    let unknown = Clock { now: Some(day(400)), disabled_at: BTreeMap::new() };
+    assert!(plan_at(&m.users, &desired, &gone(false), &unknown).users.is_empty());
+    // Back in the source on day 30: enabled, not deleted, and no longer gone.
+    let both =
+        build(&m.users, &[person("1", "ann.lee@x.example", "Agent"), person("2", "bo.ek@x.example", "Agent")], &[]);
+    let back = plan_at(&m.users, &both, &gone(false), &clock(30));
+    assert_eq!(actions(&back), [("bo.ek@x.example".into(), Action::Update)]);
+    assert!(back.gone.is_empty());
+}

@@ -117,6 +117,12 @@ pub(super) fn describe_user(change: &UserChange) -> (std::borrow::Cow<'static, s
         (Action::Delete, Some(ActionReason::LeftScope)) => {
             return (format!("will be deleted {}", left_scope()).into(), '-');
         }
+        (Action::Delete, Some(ActionReason::DisabledLongEnough)) => {
+            return (
+                format!("will be deleted ({})", change.why.as_deref().unwrap_or("disabled long enough")).into(),
+                '-',
+            );
+        }
         (Action::Deprovision, _) => ("will be disabled (not in any source)", '-'),
         (Action::Disable, _) => ("will be disabled (disabled in the source)", '-'),
         (Action::Delete, _) => ("will be deleted (not in any source)", '-'),
