@@ -307,3 +307,25 @@ async fn a_run_that_ends_in_an_error_reports_every_request_sent() {
         .collect();
     assert_eq!(operations, [("POST /Users", 201), ("POST /Users", 201)]);
 }
+
+/// The deprovision clocks (`delete_after_days`) are kept per manifest and per target, apart
+/// from the snapshots, in both stores.
+#[tokio::test]
+async fn deprovision_clocks_round_trip_per_target() {
+    let day = |n: i64| jiff::Timestamp::from_second(1_767_225_600 + n * 86_400).unwrap();
+    let clocks = BTreeMap::from([("u1".to_owned(), day(0)), ("u2".to_owned(), day(3))]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.db").display().to_string();
+    for location in [url(), file] {
+        let key = unique("clocks");
+        let mut store = Store::open(&location, &key).await.unwrap();
+        assert!(store.load_clocks("https://a.example/scim").await.unwrap().is_empty());
+        store.save_clocks("https://a.example/scim", &clocks).await.unwrap();
+        store.save(&snapshot("first", 3, 1)).await.unwrap();
+        store.forget_target().await.unwrap();
+        drop(store);
+        let mut store = Store::open(&location, &key).await.unwrap();
+        assert_eq!(store.load_clocks("https://a.example/scim").await.unwrap(), clocks, "{location}");
+        assert!(store.load_clocks("https://b.example/scim").await.unwrap().is_empty(), "another target's are its own");
+    }
+}
