@@ -124,7 +124,12 @@ pub struct ApplyArgs {
     /// Apply without asking for confirmation (for scheduled runs)
     #[arg(long)]
     pub auto_approve: bool,
-    /// Accept a plan blocked by `users.deprovision` limits if it deprovisions at most N users
+    /// Accept a plan blocked by a safety rail, naming the limit the plan printed and the most
+    /// it may do: `deprovision=40`, `attribute_changes.userName=6`, `removals.Support=4`;
+    /// repeatable. N also caps a plan that is not blocked
+    #[arg(long = "allow", value_name = "NAME=N", value_parser = parse_allow)]
+    pub allow: Vec<(String, usize)>,
+    /// The same as `--allow deprovision=N`
     #[arg(long, value_name = "N")]
     pub allow_deprovision: Option<usize>,
     /// The run lock [default: the manifest's path with `.lock` appended]
@@ -147,4 +152,11 @@ pub struct ExplainArgs {
     /// The user's match value (e.g. its userName)
     #[arg(value_name = "USER_KEY")]
     pub user: String,
+}
+
+/// `NAME=N` of `--allow`.
+fn parse_allow(text: &str) -> Result<(String, usize), String> {
+    let (name, n) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=N (e.g. `deprovision=40`)"))?;
+    let n = n.trim().parse().map_err(|_| format!("`{n}` in `{text}` is not a count"))?;
+    Ok((name.trim().to_owned(), n))
 }

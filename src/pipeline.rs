@@ -164,7 +164,8 @@ pub async fn plan_run(
     let sources = sources_for(manifest, state.as_deref_mut())?;
     let mut planned = read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now)).await?;
     let targets = by_primary_key(manifest, &planned.desired, &settings.targets);
-    planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &targets, &manifest.users.deprovision);
+    let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
+    planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &targets, &rails);
     Ok(planned)
 }
 

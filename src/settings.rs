@@ -52,6 +52,9 @@ pub struct RunSettings {
     pub lock_file: Option<PathBuf>,
     /// `--target`: the resources the plan is limited to.
     pub targets: Vec<Selector>,
+    /// `apply --allow NAME=N` (and `--allow-deprovision N`, the same as `deprovision=N`): what
+    /// a reviewed plan may do against each safety rail.
+    pub allow: std::collections::BTreeMap<String, usize>,
     /// The run's clock (for `delete_after_days`): now, or `SCIMFORM_NOW` (an RFC 3339 time, for
     /// tests and rehearsals).
     pub now: jiff::Timestamp,
@@ -72,7 +75,8 @@ impl RunSettings {
     pub fn for_plan(args: &PlanArgs) -> anyhow::Result<Self> {
         let manifest = args.manifest.file.clone();
         let state = StateSettings::new(&args.state, &manifest);
-        Ok(RunSettings { state, lock_file: None, targets: args.targets.clone(), manifest, now: run_clock()? })
+        let allow = std::collections::BTreeMap::new();
+        Ok(RunSettings { state, lock_file: None, targets: args.targets.clone(), manifest, allow, now: run_clock()? })
     }
 
     /// For `apply`, with the manifest it runs (`-f`, or the one a saved plan was made from).
@@ -85,7 +89,12 @@ impl RunSettings {
                 PathBuf::from(path)
             })
         });
+        let mut allow: std::collections::BTreeMap<String, usize> = args.allow.iter().cloned().collect();
+        if let Some(n) = args.allow_deprovision {
+            allow.insert("deprovision".to_owned(), n);
+        }
         Ok(RunSettings {
+            allow,
             manifest: manifest.to_owned(),
             state,
             lock_file,

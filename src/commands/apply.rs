@@ -2,6 +2,7 @@
 //! since; `scimform apply -f FILE [--auto-approve]` plans, confirms and applies in one go. Both
 //! hold the run lock, honour the deprovisioning rails and can write a JSON report.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -81,7 +82,7 @@ async fn apply_fresh(
     }
     let reads = std::mem::take(&mut planned.sources);
     let plan = std::mem::take(&mut planned.plan);
-    let approved = confirm(&plan, args.auto_approve, args.allow_deprovision, console)?;
+    let approved = confirm(&plan, args.auto_approve, &settings.allow, console)?;
     let (outcome, target) = if let Some(done) = approved {
         // Nothing was written: a remembered target stays as it is; a full read is remembered.
         let target = if planned.from_cache {
@@ -142,7 +143,7 @@ async fn apply_saved(
     let client = super::client_for(&manifest)?;
     let plan = &document.plan;
     console.show_plan(plan)?;
-    enforce_rails(plan, args.allow_deprovision)?;
+    enforce_rails(plan, &settings.allow)?;
     if !plan.has_changes() {
         return Ok(RunEnding { status: ExitStatus::Success, report: None, result: "no_changes" });
     }
@@ -181,23 +182,31 @@ async fn run_lock(settings: &RunSettings, console: &mut Console<'_>) -> anyhow::
     Ok(Some(RunLock::acquire_within(path, console.err, settings.state.lock_wait).await?))
 }
 
-/// The deprovisioning rails: a blocked plan needs `--allow-deprovision N` with N at least its
-/// deprovision count, and N caps any plan it is given to.
-fn enforce_rails(plan: &Plan, allowed: Option<usize>) -> anyhow::Result<()> {
-    let count = plan.deprovisions().count();
-    if let Some(allowed) = allowed
-        && count > allowed
-    {
-        bail!("the plan deprovisions {count} users, more than `--allow-deprovision {allowed}`; nothing was applied");
+/// The safety rails: a blocked plan needs `--allow NAME=N` for each limit it goes over, N at
+/// least the plan's count; an N given caps any plan it is given to.
+fn enforce_rails(plan: &Plan, allow: &BTreeMap<String, usize>) -> anyhow::Result<()> {
+    for (name, allowed) in allow {
+        let Some(count) = crate::plan::rails::count(plan, name) else {
+            bail!(
+                "`--allow {name}={allowed}` names no limit; the limits are `deprovision`, `attribute_changes.<SCIM path>` and `removals.<pairing>`; nothing was applied"
+            );
+        };
+        if count > *allowed {
+            bail!("the plan goes over `--allow {name}={allowed}` ({count}); nothing was applied");
+        }
     }
-    if let Some(blocked) = &plan.blocked
-        && allowed.is_none()
-    {
-        bail!(
-            "refusing to apply a blocked plan: {}. Nothing was applied. If these deprovisions are intended, review them and pass `--allow-deprovision {}`",
-            blocked.reason,
-            blocked.deprovisions
-        );
+    if let Some(blocked) = &plan.blocked {
+        let missing: Vec<&crate::plan::LimitExceeded> =
+            blocked.limits.iter().filter(|l| !allow.contains_key(&l.name)).collect();
+        if !missing.is_empty() {
+            let reasons: Vec<&str> = missing.iter().map(|l| l.reason.as_str()).collect();
+            let flags: Vec<String> = missing.iter().map(|l| format!("--allow {}={}", l.name, l.count)).collect();
+            bail!(
+                "refusing to apply a blocked plan: {}. Nothing was applied. If this is intended, review it and pass `{}`",
+                reasons.join("; "),
+                flags.join(" ")
+            );
+        }
     }
     Ok(())
 }
@@ -208,10 +217,10 @@ pub async fn apply_plan(
     client: &ScimClient,
     concurrency: usize,
     auto_approve: bool,
-    allow_deprovision: Option<usize>,
+    allow: &BTreeMap<String, usize>,
     console: &mut Console<'_>,
 ) -> anyhow::Result<RunEnding> {
-    if let Some(done) = confirm(plan, auto_approve, allow_deprovision, console)? {
+    if let Some(done) = confirm(plan, auto_approve, allow, console)? {
         return Ok(done);
     }
     let report = execute_plan(plan, client, concurrency, console).await;
@@ -223,11 +232,11 @@ pub async fn apply_plan(
 fn confirm(
     plan: &Plan,
     auto_approve: bool,
-    allow_deprovision: Option<usize>,
+    allow: &BTreeMap<String, usize>,
     console: &mut Console<'_>,
 ) -> anyhow::Result<Option<RunEnding>> {
     console.show_plan(plan)?;
-    enforce_rails(plan, allow_deprovision)?;
+    enforce_rails(plan, allow)?;
     if !plan.has_changes() {
         return Ok(Some(RunEnding { status: ExitStatus::Success, report: None, result: "no_changes" }));
     }

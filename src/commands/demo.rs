@@ -133,7 +133,7 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve\n")?;
     let plan = read_and_plan(&manifest, &mut sources, &client, crate::progress::Progress::default()).await?;
     let status = transcript(out, color, async |c| {
-        apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
+        apply_plan(&plan, &client, concurrency, true, &std::collections::BTreeMap::new(), c).await.map(|o| o.status)
     })
     .await?;
     if status != ExitStatus::Success {
@@ -144,7 +144,7 @@ pub async fn run(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     writeln!(out, "\n$ scimform apply -f {MANIFEST_PATH} --auto-approve   # the next scheduled run\n")?;
     let plan = read_and_plan(&manifest, &mut sources, &client, crate::progress::Progress::default()).await?;
     let status = transcript(out, color, async |c| {
-        apply_plan(&plan, &client, concurrency, true, None, c).await.map(|o| o.status)
+        apply_plan(&plan, &client, concurrency, true, &std::collections::BTreeMap::new(), c).await.map(|o| o.status)
     })
     .await?;
     let writes = server.writes();

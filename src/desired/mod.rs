@@ -51,6 +51,8 @@ pub struct DesiredGroup {
     pub members_per_request: Option<usize>,
     /// Create the target group when it is missing.
     pub create: bool,
+    /// How many members one plan may remove.
+    pub max_removals: crate::manifest::model::Limit,
     pub members: BTreeSet<String>,
     /// Source members that match no desired user: their key, or the source's name for them.
     pub unresolved: Vec<String>,
@@ -161,6 +163,7 @@ pub fn build_with_sets(
             members_per_operation: pairing.members_per_operation,
             members_per_request: pairing.members_per_request,
             create: pairing.create,
+            max_removals: pairing.max_removals,
             members,
             unresolved,
         });

@@ -120,6 +120,15 @@ pub struct UserMapping {
     pub sets: Vec<SetMapping>,
     /// Which source users are provisioned.
     pub scope: Scope,
+    /// `users.limits.attribute_changes`: how many users one plan may change each attribute of.
+    pub attribute_limits: BTreeMap<ScimPath, Limit>,
+}
+
+/// A safety rail: at most `max` of something, or `max_percent` of the whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limit {
+    pub max: Option<usize>,
+    pub max_percent: Option<f64>,
 }
 
 /// Which source users are provisioned: members of any `member_of` group (when there are any)
@@ -404,6 +413,8 @@ pub struct GroupPairing {
     pub members_per_request: Option<usize>,
     /// Create the target group when it is missing.
     pub create: bool,
+    /// How many members one plan may remove from the group.
+    pub max_removals: Limit,
 }
 
 /// How a source group is found.

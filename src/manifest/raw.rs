@@ -244,6 +244,10 @@ pub struct RawUsers {
     /// `deprovision.out_of_scope`.
     #[serde(default)]
     pub scope: Option<RawScope>,
+    /// Safety rails beside the deprovisioning ones: a plan over any is blocked until `apply
+    /// --allow NAME=N`.
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
 }
 
 /// Where a set's entries come from: a source attribute listing them, members of source groups,
@@ -371,6 +375,29 @@ pub enum OnEmpty {
     Keep,
     /// Remove the target value.
     Remove,
+}
+
+/// Limits on what one plan may change.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Limits")]
+pub struct RawLimits {
+    /// By SCIM path: how many users one plan may change the attribute of (`userName`: a change
+    /// rewrites a Genesys login). Blocked as `attribute_changes.<path>`.
+    #[serde(default)]
+    pub attribute_changes: BTreeMap<String, RawLimit>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Limit")]
+pub struct RawLimit {
+    /// At most this many.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// At most this percentage of the users scimform owns in the target.
+    #[serde(default)]
+    pub max_percent: Option<f64>,
 }
 
 /// The SCIM attribute that identifies a user, or several tried in order.
@@ -516,6 +543,12 @@ pub struct RawGroupPairing {
     /// default: target groups are paired, never created or deleted.
     #[serde(default)]
     pub create: bool,
+    /// At most this many members removed by one plan (blocked as `removals.<name>`).
+    #[serde(default)]
+    pub max_removals: Option<u32>,
+    /// At most this percentage of the group's members removed by one plan.
+    #[serde(default)]
+    pub max_removals_percent: Option<f64>,
 }
 
 /// Exactly one of `id`, `name`, `dn`.

@@ -75,6 +75,7 @@ pub(crate) fn support(records: &[SourceRecord], members: &[&str]) -> (GroupPairi
             members_per_operation: 100,
             members_per_request: None,
             create: false,
+            max_removals: crate::manifest::model::Limit::default(),
         },
         SourceGroup {
             id: "support".into(),

@@ -6,9 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::Plan;
-use super::diff::check_rails;
+use super::rails::{Rails, check_rails};
 use crate::desired::match_key;
-use crate::manifest::model::Deprovision;
 
 /// One `--target` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +42,7 @@ impl fmt::Display for Selector {
 /// Keeps only the changes `selectors` name, plus the creates of users a kept group needs as
 /// members (its dependencies, as Terraform includes them). The safety rails are checked again
 /// on what is left. With no selectors the plan is returned as it is.
-pub fn focus(mut plan: Plan, selectors: &[Selector], limits: &Deprovision) -> Plan {
+pub fn focus(mut plan: Plan, selectors: &[Selector], rails: &Rails) -> Plan {
     if selectors.is_empty() {
         return plan;
     }
@@ -80,7 +79,7 @@ pub fn focus(mut plan: Plan, selectors: &[Selector], limits: &Deprovision) -> Pl
     }
     warnings.append(&mut plan.warnings);
     plan.warnings = warnings;
-    plan.blocked = check_rails(&plan, limits);
+    plan.blocked = check_rails(&plan, rails);
     plan
 }
 
@@ -119,7 +118,7 @@ mod tests {
     #[test]
     fn keeps_one_user() {
         let full = realistic_plan();
-        let plan = focus(full, &["user:ann.lee@x.example".parse().unwrap()], &Deprovision::default());
+        let plan = focus(full, &["user:ann.lee@x.example".parse().unwrap()], &Rails::default());
         assert_eq!(keys(&plan), [("ann.lee@x.example", Action::Update)]);
         assert!(plan.groups.is_empty());
         assert!(plan.warnings[0].starts_with("resource targeting is in effect (user:ann.lee@x.example)"));
@@ -127,7 +126,7 @@ mod tests {
 
     #[test]
     fn a_group_brings_the_creates_it_needs() {
-        let plan = focus(realistic_plan(), &["group:Support".parse().unwrap()], &Deprovision::default());
+        let plan = focus(realistic_plan(), &["group:Support".parse().unwrap()], &Rails::default());
         assert_eq!(plan.groups.len(), 1);
         // cy.do is created by the plan and added to the group: the create comes along.
         assert_eq!(keys(&plan), [("cy.do@x.example", Action::Create)]);
@@ -135,9 +134,12 @@ mod tests {
 
     #[test]
     fn reports_selectors_that_match_nothing_and_rechecks_the_rails() {
-        let limits = Deprovision { max: Some(0), ..Deprovision::default() };
+        let limits = Rails {
+            deprovision: crate::manifest::model::Limit { max: Some(0), max_percent: None },
+            ..Rails::default()
+        };
         let full = realistic_plan();
-        assert!(crate::plan::diff::check_rails(&full, &limits).is_some(), "the full plan deprovisions one user");
+        assert!(check_rails(&full, &limits).is_some(), "the full plan deprovisions one user");
         let plan = focus(full, &["user:nobody@x".parse().unwrap(), "user:bo.ek@x.example".parse().unwrap()], &limits);
         assert!(
             plan.warnings.iter().any(|w| w == "`--target user:nobody@x` matches no planned change"),

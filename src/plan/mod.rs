@@ -10,6 +10,7 @@ pub(crate) mod fixtures;
 pub mod document;
 pub mod focus;
 pub mod precondition;
+pub mod rails;
 pub mod render;
 pub mod requests;
 pub mod set;
@@ -156,6 +157,10 @@ pub struct GroupChange {
     /// The whole desired membership, for `method: put` (empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
+    /// How many members the target group has before the change (what `max_removals_percent`
+    /// is a share of).
+    #[serde(default)]
+    pub members_before: usize,
 }
 
 /// A target user left untouched because it belongs to someone else.
@@ -198,12 +203,33 @@ pub struct Clock {
     pub disabled_at: std::collections::BTreeMap<String, jiff::Timestamp>,
 }
 
-/// Why a plan is refused.
+/// Why a plan is refused: every limit it goes over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blocked {
-    /// How many users the plan deprovisions: `--allow-deprovision` must name at least this.
-    pub deprovisions: usize,
+    pub limits: Vec<LimitExceeded>,
+}
+
+/// One limit a plan goes over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitExceeded {
+    /// What `apply --allow NAME=N` names: `deprovision`, `attribute_changes.userName`,
+    /// `removals.Support`.
+    pub name: String,
+    /// How much the plan does against it: `--allow` must give at least this.
+    pub count: usize,
     pub reason: String,
+}
+
+impl Blocked {
+    /// The limits' reasons, joined.
+    pub fn reason(&self) -> String {
+        self.limits.iter().map(|l| l.reason.as_str()).collect::<Vec<_>>().join("; ")
+    }
+
+    /// `--allow deprovision=3 --allow removals.Support=4`: what lets the plan through.
+    pub fn allow_flags(&self) -> String {
+        self.limits.iter().map(|l| format!("--allow {}={}", l.name, l.count)).collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// Counts for the summary line.

@@ -192,7 +192,7 @@ async fn losing_40_percent_of_the_source_is_blocked_until_allowed() {
         assert_eq!(server.writes(), 0, "{args:?} wrote");
     }
     let hint = run_async(dir.path(), &["apply", "plan.json"], &env).await;
-    assert!(hint.stderr.contains("pass `--allow-deprovision 4`"), "{}", hint.stderr);
+    assert!(hint.stderr.contains("pass `--allow deprovision=4`"), "{}", hint.stderr);
 
     let allowed = run_async(dir.path(), &["apply", "plan.json", "--allow-deprovision", "4"], &env).await;
     assert_eq!(allowed.code, 0, "{}", allowed.all());

@@ -497,3 +497,61 @@ mod delayed_deletion {
         assert_eq!(server.writes(), 0);
     }
 }
+
+mod rails {
+    use super::*;
+
+    const USERS: &str = "  attributes:\n    userName: mail\n  limits:\n    attribute_changes:\n      userName: { max: 5 }\ngroups:\n  - { name: Team, source: hr, from: { id: team }, to: { display_name: Team }, create: true, max_removals: 3 }\n";
+
+    fn people(domain: &str, team: &[usize]) -> String {
+        let users: Vec<String> = (1..=6).map(|i| format!("  - {{id: '{i}', mail: u{i}@{domain}}}\n")).collect();
+        let users = users.concat();
+        let members: Vec<String> = team.iter().map(|i| format!("'{i}'")).collect();
+        format!("users:\n{users}groups:\n  - {{id: team, name: Team, members: [{}]}}\n", members.join(", "))
+    }
+
+    #[tokio::test]
+    async fn user_name_changes_and_group_removals_over_their_limits_are_blocked_until_allowed() {
+        let server = MemoryServer::start(MemoryStore::new(Some(TOKEN))).await.unwrap();
+        let dir = workspace(&[("m.yaml", &manifest(USERS)), ("people.yaml", &people("a.example", &[1, 2, 3, 4, 5]))]);
+        let env = env(&server);
+        let apply = |extra: &'static [&'static str]| {
+            let args: Vec<&'static str> = [&["apply", "-f", "m.yaml", "--auto-approve"][..], extra].concat();
+            let (dir, env) = (dir.path().to_path_buf(), env);
+            async move { run_async(&dir, &args, &env).await }
+        };
+        assert_eq!(apply(&[]).await.code, 0);
+
+        // Six logins rewritten, four members removed: both rails hold the plan.
+        std::fs::write(dir.path().join("people.yaml"), people("b.example", &[5])).unwrap();
+        server.reset_writes();
+        let blocked = apply(&[]).await;
+        assert_eq!(blocked.code, 1, "{}", blocked.all());
+        assert!(blocked.stdout.contains("Error: this plan is blocked: the plan changes `userName` of 6 users, more than `users.limits.attribute_changes.userName.max` (5); the plan removes 4 members of group `Team`, more than `groups.Team.max_removals` (3)"), "{}", blocked.stdout);
+        assert!(
+            blocked.stderr.contains("pass `--allow attribute_changes.userName=6 --allow removals.Team=4`"),
+            "{}",
+            blocked.stderr
+        );
+        assert_eq!(server.writes(), 0);
+
+        // One allowed is not enough; an allowance below the count refuses too.
+        let one = apply(&["--allow", "attribute_changes.userName=6"]).await;
+        assert_eq!(one.code, 1, "{}", one.all());
+        assert!(one.stderr.contains("pass `--allow removals.Team=4`"), "{}", one.stderr);
+        let short = apply(&["--allow", "attribute_changes.userName=5", "--allow", "removals.Team=4"]).await;
+        assert!(
+            short.stderr.contains("the plan goes over `--allow attribute_changes.userName=5` (6)"),
+            "{}",
+            short.stderr
+        );
+        let unknown = apply(&["--allow", "title=1"]).await;
+        assert!(unknown.stderr.contains("`--allow title=1` names no limit"), "{}", unknown.stderr);
+        assert_eq!(server.writes(), 0);
+
+        let allowed = apply(&["--allow", "attribute_changes.userName=6", "--allow", "removals.Team=4"]).await;
+        assert_eq!(allowed.code, 0, "{}", allowed.all());
+        assert_eq!(server.user("u1@b.example").unwrap()["active"], true);
+        assert_eq!(server.group_members("Team").len(), 1);
+    }
+}

@@ -52,6 +52,14 @@ impl Checker<'_> {
                 let p = [key("groups"), Segment::Index(index), key("members_per_request")];
                 self.report_at(&p, "members_per_request must be at least 1", None);
             }
+            if let Some(p) = raw.max_removals_percent.filter(|p| !(0.0..=100.0).contains(p)) {
+                let at = [key("groups"), Segment::Index(index), key("max_removals_percent")];
+                self.report_at(
+                    &at,
+                    format!("max_removals_percent `{p}` is not a percentage"),
+                    Some("use 0 to 100".into()),
+                );
+            }
             let members_per_operation = raw.members_per_operation.unwrap_or(100);
             if members_per_operation == 0 {
                 let p = [key("groups"), Segment::Index(index), key("members_per_operation")];
@@ -69,6 +77,10 @@ impl Checker<'_> {
                     members_per_operation: usize::try_from(members_per_operation.max(1)).unwrap_or(100),
                     members_per_request: raw.members_per_request.and_then(|n| usize::try_from(n.max(1)).ok()),
                     create: raw.create,
+                    max_removals: crate::manifest::model::Limit {
+                        max: raw.max_removals.map(|m| m as usize),
+                        max_percent: raw.max_removals_percent,
+                    },
                 });
             }
         }

@@ -5,8 +5,8 @@ use crate::manifest::raw::RawMatch;
 use crate::manifest::model::DeprovisionAction;
 
 use super::{
-    ApplyWhen, AttributeMapping, BTreeSet, Checker, Deprovision, Mapping, Node, NodeKind, RAW_MAPPING_EXPECTED,
-    RawMapping, RawUsers, ScimPath, Segment, UserMapping, check_user_attribute, key,
+    ApplyWhen, AttributeMapping, BTreeMap, BTreeSet, Checker, Deprovision, Mapping, Node, NodeKind,
+    RAW_MAPPING_EXPECTED, RawMapping, RawUsers, ScimPath, Segment, UserMapping, check_user_attribute, key,
 };
 
 impl Checker<'_> {
@@ -123,6 +123,7 @@ impl Checker<'_> {
         }
         let sets = self.sets(&raw.sets, &seen);
         let scope = self.scope(raw.scope.as_ref());
+        let attribute_limits = self.attribute_limits(raw.limits.as_ref(), &seen, &sets);
         Some(UserMapping {
             source: raw.source,
             match_path: match_path?,
@@ -133,7 +134,40 @@ impl Checker<'_> {
             deprovision,
             sets,
             scope,
+            attribute_limits,
         })
+    }
+
+    /// `users.limits.attribute_changes`: each a managed attribute, with a percentage that is one.
+    fn attribute_limits(
+        &mut self,
+        raw: Option<&crate::manifest::raw::RawLimits>,
+        mapped: &BTreeSet<ScimPath>,
+        sets: &[crate::manifest::model::SetMapping],
+    ) -> BTreeMap<ScimPath, crate::manifest::model::Limit> {
+        let mut limits = BTreeMap::new();
+        for (text, limit) in raw.map(|r| &r.attribute_changes).into_iter().flatten() {
+            let at = [key("users"), key("limits"), key("attribute_changes"), key(text)];
+            let Ok(path) = ScimPath::parse(text) else {
+                self.report_at(&at, format!("invalid SCIM path `{text}`"), None);
+                continue;
+            };
+            if !mapped.contains(&path) && !sets.iter().any(|s| s.path == path) {
+                self.report_at(
+                    &at,
+                    format!("`{text}` is not managed, so no plan changes it"),
+                    Some("limit an attribute mapped under `users.attributes` or `users.sets`".into()),
+                );
+                continue;
+            }
+            if let Some(p) = limit.max_percent.filter(|p| !(0.0..=100.0).contains(p)) {
+                let p_at = [&at[..], &[key("max_percent")]].concat();
+                self.report_at(&p_at, format!("max_percent `{p}` is not a percentage"), Some("use 0 to 100".into()));
+            }
+            let max = limit.max.map(|m| m as usize);
+            limits.insert(path, crate::manifest::model::Limit { max, max_percent: limit.max_percent });
+        }
+        limits
     }
 
     /// `users.match`: one SCIM path or several in order (default `userName`), each mapped, none

@@ -6,32 +6,10 @@ use std::collections::BTreeSet;
 
 use crate::current::CurrentUser;
 use crate::desired::{DesiredState, match_key};
-use crate::manifest::model::{Deprovision, DeprovisionAction, UserMapping};
+use crate::manifest::model::{DeprovisionAction, UserMapping};
 use crate::mapping::Mapping;
-use crate::plan::{Action, ActionReason, AttributeChange, Blocked, Clock, Plan, Precondition, UserChange};
+use crate::plan::{Action, ActionReason, AttributeChange, Clock, Plan, Precondition, UserChange};
 use crate::scim::ScimPath;
-
-/// The deprovisioning safety rails: a plan that deprovisions more than `max` users, or more than
-/// `max_percent` of the users we own, is blocked. Called again on a focused plan.
-pub fn check_rails(plan: &Plan, limits: &Deprovision) -> Option<Blocked> {
-    let count = plan.deprovisions().count();
-    let owned = plan.owned_users;
-    #[expect(clippy::cast_precision_loss, reason = "user counts are far below 2^52")]
-    let percent = if owned == 0 { 0.0 } else { count as f64 * 100.0 / owned as f64 };
-    if let Some(max) = limits.max_percent.filter(|max| percent > *max) {
-        return Some(Blocked {
-            deprovisions: count,
-            reason: format!(
-                "the plan deprovisions {count} of {owned} owned users ({percent:.1} %), more than `users.deprovision.max_percent` ({max} %)"
-            ),
-        });
-    }
-    let max = limits.max.filter(|max| count > *max)?;
-    Some(Blocked {
-        deprovisions: count,
-        reason: format!("the plan deprovisions {count} users, more than `users.deprovision.max` ({max})"),
-    })
-}
 
 /// Why a user scimform disabled is deleted now: `delete_after_days` have passed since, by the
 /// run's clock. `None` without the option, a clock, or a record of when it was disabled.

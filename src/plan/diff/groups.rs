@@ -88,6 +88,7 @@ pub(super) fn groups(
             add,
             remove,
             members: if group.method == MembershipMethod::Put { members } else { Vec::new() },
+            members_before: target.members.len(),
         });
     }
 }

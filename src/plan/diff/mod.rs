@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::rails::{Rails, check_rails};
 use super::{AttributeChange, Clock, Plan, Precondition};
 use crate::current::{CurrentState, CurrentUser};
 use crate::desired::{DesiredState, DesiredUser};
@@ -73,7 +74,8 @@ pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentS
     plan.users.sort_by(|a, b| a.key.cmp(&b.key).then(a.target_id.cmp(&b.target_id)));
     plan.warnings.extend(desired.warnings.iter().cloned());
     plan.conflicts.sort_by(|a, b| (&a.key, &a.target_id).cmp(&(&b.key, &b.target_id)));
-    plan.blocked = check_rails(&plan, &mapping.deprovision);
+    let removals = desired.groups.iter().map(|g| (g.pairing.clone(), g.max_removals));
+    plan.blocked = check_rails(&plan, &Rails::new(mapping, removals));
     plan
 }
 
@@ -118,7 +120,6 @@ mod groups;
 mod matching;
 
 use self::compare::{create, update};
-pub use self::deprovision::check_rails;
 use self::deprovision::deprovision;
 use self::groups::groups;
 use self::matching::{Matching, match_users};

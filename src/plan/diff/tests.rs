@@ -265,7 +265,7 @@ fn too_many_deprovisions_block_the_plan() {
     assert!(
         plan.blocked
             .as_ref()
-            .is_some_and(|b| b.deprovisions == 2 && b.reason.contains("more than `users.deprovision.max` (1)")),
+            .is_some_and(|b| b.limits[0].count == 2 && b.reason().contains("more than `users.deprovision.max` (1)")),
         "{:?}",
         plan.blocked
     );

@@ -39,8 +39,9 @@ pub fn render_markdown(plan: &Plan) -> String {
     if let Some(blocked) = &plan.blocked {
         let _ = writeln!(
             out,
-            "> [!CAUTION]\n> **This plan is blocked:** {}. `apply` refuses it unless `--allow-deprovision {}` (or more) is given.\n",
-            blocked.reason, blocked.deprovisions
+            "> [!CAUTION]\n> **This plan is blocked:** {}. `apply` refuses it unless `{}` (or more) is given.\n",
+            blocked.reason(),
+            blocked.allow_flags()
         );
     }
 

@@ -38,8 +38,13 @@ pub fn render_text(plan: &Plan) -> String {
                 writeln!(out, "  ! user {} (id {}): {}", quoted(&conflict.key), conflict.target_id, conflict.message);
         }
     }
-    if let Some(reason) = &plan.blocked {
-        let _ = writeln!(out, "\nError: this plan is blocked: {}.", reason.reason);
+    if let Some(blocked) = &plan.blocked {
+        let _ = writeln!(
+            out,
+            "\nError: this plan is blocked: {}. `apply` refuses it unless given `{}` after review.",
+            blocked.reason(),
+            blocked.allow_flags()
+        );
     }
     out
 }
@@ -289,6 +294,7 @@ pub(crate) mod tests {
             add: (0..60).map(member).collect(),
             remove: (60..62).map(member).collect(),
             members: Vec::new(),
+            members_before: 62,
         };
         let text = render_text(&Plan { groups: vec![change], ..Plan::default() });
         assert!(text.contains("# group \"Big\" membership will change: 60 to add, 2 to remove"), "{text}");
