@@ -66,6 +66,10 @@ pub struct PlanArgs {
     /// How to show the plan on stdout
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Also list the target users this manifest does not manage (no desired user matches them
+    /// and they carry no ownership marker of ours); they are never touched
+    #[arg(long)]
+    pub show_unmanaged: bool,
     /// Limit the plan to one resource: `user:KEY` (its match value) or `group:NAME`; repeatable
     #[arg(long = "target", value_name = "RESOURCE")]
     pub targets: Vec<Selector>,

@@ -44,6 +44,9 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
         (Format::Markdown, _) => console.out.write_all(render_markdown(&document.plan).as_bytes())?,
         _ => console.show_plan(&document.plan)?,
     }
+    if args.show_unmanaged && args.format != Format::Json {
+        console.out.write_all(crate::plan::render::text::render_unmanaged(&document.plan).as_bytes())?;
+    }
     if let (Some(out), Some(json)) = (&args.out, &json) {
         write_file(out, json)?;
         writeln!(

@@ -188,10 +188,22 @@ pub struct Plan {
     /// allowed at least `deprovisions`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<Blocked>,
+    /// Target users no desired user is and that carry no marker of ours: never touched, listed
+    /// so the reader knows they are there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged: Vec<UnmanagedUser>,
     /// Target ids of the owned users in no source or out of scope, changed by the plan or not:
     /// whose deprovision clocks (`delete_after_days`) run on. Not part of a saved plan.
     #[serde(skip)]
     pub gone: std::collections::BTreeSet<String>,
+}
+
+/// A target user this manifest does not manage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmanagedUser {
+    pub id: String,
+    #[serde(rename = "userName")]
+    pub user_name: String,
 }
 
 /// What the planner knows of time, for `delete_after_days`: the run's clock, and when

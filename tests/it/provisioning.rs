@@ -555,3 +555,42 @@ mod rails {
         assert_eq!(server.group_members("Team").len(), 1);
     }
 }
+
+mod unmanaged {
+    use super::*;
+
+    #[tokio::test]
+    async fn target_users_the_manifest_does_not_manage_are_counted_listed_and_left_alone() {
+        let mut store = MemoryStore::new(Some(TOKEN));
+        store.insert_user(json!({"userName": "admin@x.example"}));
+        store.insert_user(json!({"userName": "svc-bot@x.example"}));
+        store.insert_user(json!({"userName": "ext@x.example", "externalId": "other-tool-7"}));
+        store.insert_user(json!({"userName": "ann@x.example"}));
+        let server = MemoryServer::start(store).await.unwrap();
+        let users = "  attributes:\n    userName: mail\n";
+        let dir =
+            workspace(&[("m.yaml", &manifest(users)), ("people.yaml", "users:\n  - {id: '1', mail: ann@x.example}\n")]);
+
+        let planned = run_async(dir.path(), &["plan", "-f", "m.yaml", "--show-unmanaged"], &env(&server)).await;
+        assert_eq!(planned.code, 0, "{}", planned.all());
+        assert!(
+            planned
+                .stderr
+                .contains("Note: 3 user(s) in the target are not managed by this manifest and are left alone"),
+            "{}",
+            planned.stderr
+        );
+        assert!(planned.stdout.contains("Users in the target not managed by this manifest (3):"), "{}", planned.stdout);
+        assert!(planned.stdout.contains("  \"svc-bot@x.example\" (id "), "{}", planned.stdout);
+        let json = run_async(dir.path(), &["plan", "-f", "m.yaml", "--format", "json"], &env(&server)).await;
+        let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        let mut names: Vec<&str> =
+            document["plan"]["unmanaged"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["admin@x.example", "ext@x.example", "svc-bot@x.example"]);
+
+        let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env(&server)).await;
+        assert_eq!(applied.code, 0, "{}", applied.all());
+        assert_eq!(server.writes(), 1, "Ann adopted; the three untouched");
+    }
+}

@@ -69,6 +69,7 @@ pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentS
     }
 
     deprovision(mapping, desired, &users, &claimed, &precondition, clock, &mut plan);
+    plan.unmanaged = unmanaged(mapping, &users, &claimed, &plan.conflicts);
     groups(desired, current, &users, &resolved, &created, mapping, &mut plan);
 
     plan.users.sort_by(|a, b| a.key.cmp(&b.key).then(a.target_id.cmp(&b.target_id)));
@@ -77,6 +78,31 @@ pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentS
     let removals = desired.groups.iter().map(|g| (g.pairing.clone(), g.max_removals));
     plan.blocked = check_rails(&plan, &Rails::new(mapping, removals));
     plan
+}
+
+/// Target users no desired user is and that carry no marker of ours (nor stand in a conflict):
+/// left alone, counted so the reader knows they are there (Genesys licenses them too).
+fn unmanaged(
+    mapping: &UserMapping,
+    users: &[&CurrentUser],
+    claimed: &BTreeSet<usize>,
+    conflicts: &[super::Conflict],
+) -> Vec<super::UnmanagedUser> {
+    let in_conflict: BTreeSet<&str> = conflicts.iter().map(|c| c.target_id.as_str()).collect();
+    let ours = |user: &CurrentUser| {
+        user.external_id()
+            .zip(mapping.external_id.as_ref())
+            .is_some_and(|(m, mapping)| deprovision::is_ours(mapping, m))
+    };
+    users
+        .iter()
+        .enumerate()
+        .filter(|(i, u)| !claimed.contains(i) && !ours(u) && !in_conflict.contains(u.id.as_str()))
+        .map(|(_, u)| super::UnmanagedUser {
+            id: u.id.clone(),
+            user_name: u.resource.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        })
+        .collect()
 }
 
 /// Where referenced users are: matched (their target id) or created by this plan.

@@ -49,9 +49,24 @@ pub fn render_text(plan: &Plan) -> String {
     out
 }
 
+/// The target users the manifest does not manage, for `plan --show-unmanaged`.
+pub fn render_unmanaged(plan: &Plan) -> String {
+    let mut out = format!("\nUsers in the target not managed by this manifest ({}):\n", plan.unmanaged.len());
+    for user in &plan.unmanaged {
+        let _ = writeln!(out, "  {} (id {})", quoted(&user.user_name), user.id);
+    }
+    out
+}
+
 /// The plan's warnings, for stderr: stdout holds the plan alone, so it can be piped or saved.
 pub fn render_warnings(plan: &Plan) -> String {
-    plan.warnings.iter().fold(String::new(), |mut out, warning| {
+    let unmanaged = match plan.unmanaged.len() {
+        0 => String::new(),
+        n => format!(
+            "\nNote: {n} user(s) in the target are not managed by this manifest and are left alone; `plan --show-unmanaged` lists them.\n"
+        ),
+    };
+    plan.warnings.iter().fold(unmanaged, |mut out, warning| {
         let _ = writeln!(out, "\nWarning: {warning}");
         out
     })
