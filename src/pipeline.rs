@@ -54,6 +54,7 @@ pub async fn read_desired(
     manifest: &Manifest,
     sources: &mut BTreeMap<String, AnySource>,
     progress: Progress,
+    now: Option<jiff::Timestamp>,
 ) -> anyhow::Result<(std::sync::Arc<Vec<SourceRecord>>, DesiredState)> {
     let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
     let records = source(sources, &manifest.users.source)?.users().await?;
@@ -102,7 +103,7 @@ pub async fn read_desired(
     } else {
         ScopeGroups::Read(scope_groups)
     };
-    let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups, &scope_groups);
+    let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups, &scope_groups, now);
     Ok((records, desired))
 }
 
@@ -118,7 +119,7 @@ pub async fn read_and_plan(
     target: &ScimClient,
     progress: Progress,
 ) -> anyhow::Result<Plan> {
-    let desired = read_desired_checked(manifest, sources, progress).await?;
+    let desired = read_desired_checked(manifest, sources, progress, None).await?;
     let (current, _) = read_current(manifest, target, progress, None).await?;
     Ok(crate::plan::plan(&manifest.users, &desired, &current))
 }
@@ -202,7 +203,7 @@ pub async fn read_and_plan_cached(
     state: Option<&mut RunState>,
     now: Option<jiff::Timestamp>,
 ) -> anyhow::Result<Planned> {
-    let desired = read_desired_checked(manifest, &mut sources, progress).await?;
+    let desired = read_desired_checked(manifest, &mut sources, progress, now).await?;
     let sources = SourceReads::collect(sources);
     let clock = state.as_deref().map_or_else(|| Clock { now, ..Clock::default() }, |s| s.clock(now));
     let (current, from_cache) = read_current(manifest, target, progress, state).await?;
@@ -215,8 +216,9 @@ async fn read_desired_checked(
     manifest: &Manifest,
     sources: &mut BTreeMap<String, AnySource>,
     progress: Progress,
+    now: Option<jiff::Timestamp>,
 ) -> anyhow::Result<DesiredState> {
-    let (_, desired) = read_desired(manifest, sources, progress).await?;
+    let (_, desired) = read_desired(manifest, sources, progress, now).await?;
     if !desired.errors.is_empty() {
         let mut message = format!(
             "the desired state has {} problem(s); nothing was planned (`scimform explain` shows how a user's values are made)",

@@ -62,7 +62,7 @@ pub struct RunSettings {
 
 /// The run's clock: `SCIMFORM_NOW` when set, else the system's.
 #[expect(clippy::disallowed_methods, reason = "the settings are an edge: they read the clock and the environment once")]
-fn run_clock() -> anyhow::Result<jiff::Timestamp> {
+pub fn run_clock() -> anyhow::Result<jiff::Timestamp> {
     match std::env::var("SCIMFORM_NOW") {
         Ok(text) => text.parse().map_err(|e| {
             anyhow::anyhow!("SCIMFORM_NOW `{text}` is not an RFC 3339 time ({e}); give one like `2026-01-31T09:00:00Z`")

@@ -25,7 +25,8 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     let client = super::client_for(&manifest)?;
     let key = match_key(user);
     // Problems in the desired state are what one explains a user to find: shown, not fatal.
-    let (records, desired) = read_desired(&manifest, &mut sources_for(&manifest, None)?, console.progress).await?;
+    let now = Some(crate::settings::run_clock()?);
+    let (records, desired) = read_desired(&manifest, &mut sources_for(&manifest, None)?, console.progress, now).await?;
     let want = desired.users.get(&key);
     // The record: the one the desired user came from, or one whose match value is the key (its
     // other mappings may have failed).
@@ -46,7 +47,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
 
     write_record(&mut out, &manifest, record)?;
     if let Some(record) = record {
-        write_mappings(&mut out, &manifest, record);
+        write_mappings(&mut out, &manifest, record, now);
     }
     write_desired(&mut out, &manifest, &desired, want, record, &key)?;
 
@@ -199,7 +200,7 @@ fn write_record(out: &mut String, manifest: &Manifest, record: Option<&SourceRec
 }
 
 /// Each mapping: what it is, the values it read, every step and the result or the error.
-fn write_mappings(out: &mut String, manifest: &Manifest, record: &SourceRecord) {
+fn write_mappings(out: &mut String, manifest: &Manifest, record: &SourceRecord, now: Option<jiff::Timestamp>) {
     out.push_str("\nMappings (each attribute: its mapping, the values it read and each step):\n");
     let mut mappings: Vec<(String, &Mapping, bool)> = manifest
         .users
@@ -212,7 +213,7 @@ fn write_mappings(out: &mut String, manifest: &Manifest, record: &SourceRecord) 
     }
     mappings.sort_by(|a, b| a.0.cmp(&b.0));
     for (path, mapping, remove_when_empty) in mappings {
-        let (result, steps) = crate::mapping::eval::explain(mapping, record);
+        let (result, steps) = crate::mapping::eval::explain(mapping, record, now);
         let shown = match result {
             Ok(Some(value)) => value.to_string(),
             Ok(None) if remove_when_empty => "(empty: removed from the target, `on_empty: remove`)".into(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::manifest::model::{
     GroupPairing, MembershipMethod, OnEmpty, SetMapping, SetPrecedence, TargetGroupRef, UserMapping,
 };
-use crate::mapping::evaluate;
+use crate::mapping::{evaluate, evaluate_at};
 use crate::record::{SourceGroup, SourceRecord};
 use crate::scim::ScimPath;
 use scope::{ScopeGroups, ScopeMembers, why_out};
@@ -84,17 +84,19 @@ pub struct DesiredState {
 
 /// Builds the desired state. `groups` pairs each pairing with the group its source returned.
 pub fn build(mapping: &UserMapping, records: &[SourceRecord], groups: &[(GroupPairing, SourceGroup)]) -> DesiredState {
-    build_with_sets(mapping, records, groups, &[], &ScopeGroups::None)
+    build_with_sets(mapping, records, groups, &[], &ScopeGroups::None, None)
 }
 
 /// `build`, with the source groups of the set rules (`set_groups[i][j]` is the group of rule
-/// `j` of `mapping.sets[i]`; missing ones count as empty) and the scope's groups as read.
+/// `j` of `mapping.sets[i]`; missing ones count as empty), the scope's groups as read, and the
+/// run's clock (what `now()` in a template reads).
 pub fn build_with_sets(
     mapping: &UserMapping,
     records: &[SourceRecord],
     groups: &[(GroupPairing, SourceGroup)],
     set_groups: &[Vec<SourceGroup>],
     scope_groups: &ScopeGroups,
+    now: Option<jiff::Timestamp>,
 ) -> DesiredState {
     let mut state = DesiredState::default();
     let members = match scope_groups {
@@ -108,7 +110,7 @@ pub fn build_with_sets(
     let mut sorted: Vec<&SourceRecord> = records.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     for record in sorted {
-        let user = desired_user(mapping, record);
+        let user = desired_user(mapping, record, now);
         let key = match &user {
             Ok(user) => user.key.clone(),
             // Its other mappings failed: its match value still says whether it is in scope.
@@ -355,7 +357,11 @@ fn set_value(set: &SetMapping, entries: &Entries) -> Value {
     Value::Array(items)
 }
 
-fn desired_user(mapping: &UserMapping, record: &SourceRecord) -> Result<DesiredUser, String> {
+fn desired_user(
+    mapping: &UserMapping,
+    record: &SourceRecord,
+    now: Option<jiff::Timestamp>,
+) -> Result<DesiredUser, String> {
     let mut attributes = BTreeMap::new();
     let mut removals = BTreeSet::new();
     let mut active = !record.disabled;
@@ -363,7 +369,7 @@ fn desired_user(mapping: &UserMapping, record: &SourceRecord) -> Result<DesiredU
         if matches!(attribute.mapping, crate::mapping::Mapping::Reference(_)) {
             continue;
         }
-        let value = evaluate(&attribute.mapping, record).map_err(|e| format!("`{}`: {e}", attribute.path))?;
+        let value = evaluate_at(&attribute.mapping, record, now).map_err(|e| format!("`{}`: {e}", attribute.path))?;
         if attribute.path.is("active") {
             if let Some(value) = value {
                 active = as_bool(&value).ok_or_else(|| format!("`active` must be true or false, found {value}"))?;
@@ -459,7 +465,7 @@ mod tests {
         let m = with_sets(&sets);
         assert_eq!(m.users.sets[0].groups[0].group, GroupSelector::Name("billing".into()));
         let groups = vec![vec![group(&[&ann, &bo]), group(&[&ann])]];
-        let state = build_with_sets(&m.users, &[ann.clone(), bo.clone()], &[], &groups, &ScopeGroups::None);
+        let state = build_with_sets(&m.users, &[ann.clone(), bo.clone()], &[], &groups, &ScopeGroups::None, None);
         assert!(state.errors.is_empty(), "{:?}", state.errors);
         // The attribute wins over the groups by default; a group adds what the attribute lacks.
         assert_eq!(
@@ -469,7 +475,7 @@ mod tests {
         assert_eq!(skills_of(&state, "bo.ek@x.example"), json!([{"name": "Billing", "proficiency": 1.0}]));
 
         let m = with_sets(&format!("{sets}      precedence: groups\n"));
-        let state = build_with_sets(&m.users, &[ann, bo], &[], &groups, &ScopeGroups::None);
+        let state = build_with_sets(&m.users, &[ann, bo], &[], &groups, &ScopeGroups::None, None);
         assert_eq!(
             skills_of(&state, "ann.lee@x.example"),
             json!([{"name": "Billing", "proficiency": 1.0}, {"name": "Sales", "proficiency": 4.0}])
@@ -485,7 +491,7 @@ mod tests {
         seven.insert("skills", AttrValue::Text("Billing:7".into()));
         let mut bare = person("3", "cy.do@x.example", "Agent");
         bare.insert("skills", AttrValue::Text("Billing".into()));
-        let state = build_with_sets(&m.users, &[many, seven, bare], &[], &[], &ScopeGroups::None);
+        let state = build_with_sets(&m.users, &[many, seven, bare], &[], &[], &ScopeGroups::None, None);
         assert_eq!(
             state.errors,
             [
@@ -503,7 +509,7 @@ mod tests {
         let m = with_sets(&format!("    {SKILLS}:\n      from: skills\n      default_proficiency: 2\n"));
         let mut bare = person("3", "cy.do@x.example", "Agent");
         bare.insert("skills", AttrValue::Text("Billing".into()));
-        let state = build_with_sets(&m.users, &[bare], &[], &[], &ScopeGroups::None);
+        let state = build_with_sets(&m.users, &[bare], &[], &[], &ScopeGroups::None, None);
         assert_eq!(skills_of(&state, "cy.do@x.example"), json!([{"name": "Billing", "proficiency": 2.0}]));
     }
 
@@ -512,7 +518,7 @@ mod tests {
         let m = with_sets("    roles:\n      from: '{{ roles | split(\",\") }}'\n");
         let mut ann = person("1", "ann.lee@x.example", "Agent");
         ann.insert("roles", AttrValue::Text("Employee,Supervisor".into()));
-        let state = build_with_sets(&m.users, &[ann], &[], &[], &ScopeGroups::None);
+        let state = build_with_sets(&m.users, &[ann], &[], &[], &ScopeGroups::None, None);
         assert_eq!(
             state.users["ann.lee@x.example"].attributes[&ScimPath::attribute("roles")],
             json!([{"value": "Employee"}, {"value": "Supervisor"}])

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::Mapping;
 use super::functions;
-use super::template::{Call, Expr, Filter, Operand, Part, Template};
+use super::template::{Call, Comparison, Expr, Filter, Operand, Part, Template};
 use crate::record::{AttrValue, SourceRecord};
 
 /// A mapping that cannot be evaluated for one record.
@@ -131,11 +131,13 @@ impl std::fmt::Display for Val {
     }
 }
 
-/// The steps of an evaluation, for `explain`: each attribute read and each filter's result.
+/// What an evaluation goes by: the run's clock (for `now()`), and, for `explain`, the steps it
+/// took (each attribute read and each filter's result).
 #[derive(Debug, Default)]
 pub struct Trace {
     enabled: bool,
     pub steps: Vec<String>,
+    now: Option<jiff::Timestamp>,
 }
 
 impl Trace {
@@ -146,14 +148,28 @@ impl Trace {
     }
 }
 
-/// Evaluates a mapping; `Ok(None)` means "no value" (not sent).
+/// Evaluates a mapping; `Ok(None)` means "no value" (not sent). `now()` has no clock here (an
+/// error): a run evaluates with `evaluate_at`.
 pub fn evaluate(mapping: &Mapping, record: &SourceRecord) -> Result<Option<Value>, EvalError> {
     evaluate_traced(mapping, record, &mut Trace::default())
 }
 
-/// `evaluate`, also returning each step it took: what `explain` shows.
-pub fn explain(mapping: &Mapping, record: &SourceRecord) -> (Result<Option<Value>, EvalError>, Vec<String>) {
-    let mut trace = Trace { enabled: true, steps: Vec::new() };
+/// `evaluate` at the run's clock, which `now()` reads.
+pub fn evaluate_at(
+    mapping: &Mapping,
+    record: &SourceRecord,
+    now: Option<jiff::Timestamp>,
+) -> Result<Option<Value>, EvalError> {
+    evaluate_traced(mapping, record, &mut Trace { now, ..Trace::default() })
+}
+
+/// `evaluate_at`, also returning each step it took: what `explain` shows.
+pub fn explain(
+    mapping: &Mapping,
+    record: &SourceRecord,
+    now: Option<jiff::Timestamp>,
+) -> (Result<Option<Value>, EvalError>, Vec<String>) {
+    let mut trace = Trace { enabled: true, steps: Vec::new(), now };
     let result = evaluate_traced(mapping, record, &mut trace);
     (result, trace.steps)
 }
@@ -259,6 +275,37 @@ fn evaluate_call(call: &Call, record: &SourceRecord, trace: &mut Trace) -> Resul
             trace.note(|| format!("join(...) -> {value}"));
             value
         }
+        Call::Compare(comparison, args) => {
+            let [a, b] = args.as_ref();
+            let (a, b) = (evaluate_expr(a, record, trace)?, evaluate_expr(b, record, trace)?);
+            let value = Val::Bool(compare(*comparison, a, &b));
+            trace.note(|| format!("{}(...) -> {value}", comparison_name(*comparison)));
+            value
+        }
+        Call::IsEmpty(arg) => {
+            let value = Val::Bool(evaluate_expr(arg, record, trace)?.is_empty());
+            trace.note(|| format!("is_empty(...) -> {value}"));
+            value
+        }
+        Call::Now => {
+            let now = trace.now.ok_or_else(|| EvalError { message: "`now()` has no clock here".into() })?;
+            let value = Val::Text(now.to_string());
+            trace.note(|| format!("now() -> {value}"));
+            value
+        }
+        Call::DateDiff(args) => {
+            let [from, to] = args.as_ref();
+            let (from, to) = (evaluate_expr(from, record, trace)?, evaluate_expr(to, record, trace)?);
+            let value = if from.is_empty() || to.is_empty() {
+                Val::Null
+            } else {
+                let days =
+                    functions::date_diff(&from.as_text(), &to.as_text()).map_err(|message| EvalError { message })?;
+                Val::Text(days.to_string())
+            };
+            trace.note(|| format!("date_diff(...) -> {value}"));
+            value
+        }
     };
     Ok(value)
 }
@@ -295,7 +342,43 @@ fn apply_filter(filter: &Filter, value: Val) -> Result<Val, EvalError> {
         Filter::Switch(default, cases) => value.map_text(|s| functions::switch(s, default, cases).to_owned()),
         Filter::Date(format) => value.try_map_text(|s| functions::format_date(s, format))?,
         Filter::E164(region) => value.try_map_text(|s| functions::e164(s, *region))?,
+        Filter::DateAdd(days) => value.try_map_text(|s| functions::date_add(s, *days))?,
+        Filter::TitleCase => value.map_text(functions::title_case),
+        Filter::Word(n, separators) => value.map_text(|s| functions::word(s, *n, separators)),
+        Filter::Append(suffix) if value.is_empty() => value,
+        Filter::Append(suffix) => value.map_text(|s| format!("{s}{suffix}")),
+        Filter::First => value.texts().into_iter().next().map_or(Val::Null, Val::Text),
+        Filter::Last => value.texts().pop().map_or(Val::Null, Val::Text),
+        Filter::Item(n) => value.texts().into_iter().nth(n - 1).map_or(Val::Null, Val::Text),
+        Filter::Count => Val::Text(value.texts().len().to_string()),
     })
+}
+
+/// A condition on two values: text without case; a list holds when any of its values does.
+fn compare(comparison: Comparison, a: Val, b: &Val) -> bool {
+    let b = b.as_text().to_lowercase();
+    let holds = |a: &str| {
+        let a = a.to_lowercase();
+        match comparison {
+            Comparison::Eq | Comparison::Ne => a == b,
+            Comparison::Contains => a.contains(&b),
+            Comparison::StartsWith => a.starts_with(&b),
+            Comparison::EndsWith => a.ends_with(&b),
+        }
+    };
+    let texts = if a.is_empty() { vec![String::new()] } else { a.texts() };
+    let any = texts.iter().any(|t| holds(t));
+    if comparison == Comparison::Ne { !any } else { any }
+}
+
+fn comparison_name(comparison: Comparison) -> &'static str {
+    match comparison {
+        Comparison::Eq => "eq",
+        Comparison::Ne => "ne",
+        Comparison::Contains => "contains",
+        Comparison::StartsWith => "starts_with",
+        Comparison::EndsWith => "ends_with",
+    }
 }
 
 /// How a filter is written, for the trace.
@@ -318,6 +401,14 @@ fn filter_name(filter: &Filter) -> String {
         Filter::Switch(d, cases) => format!("switch({}, {} case(s))", quoted(d), cases.len()),
         Filter::Date(f) => format!("date({})", quoted(f)),
         Filter::E164(r) => format!("e164(\"{r:?}\")"),
+        Filter::DateAdd(days) => format!("date_add({days})"),
+        Filter::TitleCase => "title_case".into(),
+        Filter::Word(n, s) => format!("word({n}, {})", quoted(s)),
+        Filter::Append(s) => format!("append({})", quoted(s)),
+        Filter::First => "first".into(),
+        Filter::Last => "last".into(),
+        Filter::Item(n) => format!("item({n})"),
+        Filter::Count => "count".into(),
     }
 }
 
@@ -408,7 +499,7 @@ mod tests {
     #[test]
     fn explain_shows_each_step() {
         let mapping = Mapping::parse(r#"{{ coalesce(nickName, mail) | regex_replace("@.*", "") | lower }}"#).unwrap();
-        let (result, steps) = explain(&mapping, &record());
+        let (result, steps) = explain(&mapping, &record(), None);
         assert_eq!(result.unwrap(), Some(json!("jdoe")));
         assert_eq!(
             steps,

@@ -62,6 +62,12 @@ pub fn switch<'a>(text: &str, default: &'a str, cases: &'a [(String, String)]) -
 /// Understands RFC 3339 (what the LDAP source makes of AD's times), plain dates, AD generalized
 /// time (`20240131123000.0Z`) and AD FILETIME (`133512345670000000`).
 pub fn format_date(text: &str, format: &str) -> Result<String, String> {
+    let timestamp = parse_date(text)?;
+    jiff::fmt::strtime::format(format, timestamp).map_err(|e| format!("cannot format `{text}` as `{format}`: {e}"))
+}
+
+/// A date or time in any form `format_date` reads.
+fn parse_date(text: &str) -> Result<Timestamp, String> {
     let text = text.trim();
     let rfc3339 = if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
         format!("{text}T00:00:00Z")
@@ -72,8 +78,46 @@ pub fn format_date(text: &str, format: &str) -> Result<String, String> {
     } else {
         text.to_owned()
     };
-    let timestamp = Timestamp::from_str(&rfc3339).map_err(|_| format!("`{text}` is not a date"))?;
-    jiff::fmt::strtime::format(format, timestamp).map_err(|e| format!("cannot format `{text}` as `{format}`: {e}"))
+    Timestamp::from_str(&rfc3339).map_err(|_| format!("`{text}` is not a date"))
+}
+
+/// A date moved by `days` (negative: back), as an RFC 3339 time (Entra's `DateAdd("d", …)`).
+pub fn date_add(text: &str, days: i64) -> Result<String, String> {
+    let moved = parse_date(text)?
+        .checked_add(jiff::SignedDuration::from_hours(days.saturating_mul(24)))
+        .map_err(|_| format!("`{text}` moved by {days} days is out of range"))?;
+    Ok(moved.to_string())
+}
+
+/// Whole days from `from` to `to` (negative when `to` is earlier), as Entra's `DateDiff("d", …)`.
+pub fn date_diff(from: &str, to: &str) -> Result<i64, String> {
+    Ok(parse_date(to)?.duration_since(parse_date(from)?).as_secs() / 86_400)
+}
+
+/// Each word's first letter upper case, the rest lower case (`ann MARIE o'neil` -> `Ann Marie
+/// O'neil`).
+pub fn title_case(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut start = true;
+    for c in text.chars() {
+        if start {
+            out.extend(c.to_uppercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
+        start = c.is_whitespace() || c == '-';
+    }
+    out
+}
+
+/// The `n`-th (from 1) word, words split at any character of `separators` (Entra's `Word`);
+/// empty when there are fewer.
+pub fn word(text: &str, n: usize, separators: &str) -> String {
+    text.split(|c| separators.contains(c))
+        .filter(|w| !w.is_empty())
+        .nth(n.saturating_sub(1))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Checks a `date` format once, when the manifest loads.
@@ -99,6 +143,15 @@ pub fn e164(text: &str, region: Region) -> Result<String, String> {
         return Err(format!("`{text}` is not a valid phone number for {region:?}"));
     }
     Ok(number.format().mode(Mode::E164).to_string())
+}
+
+/// `; did you mean `x`?` for a name close to a known one, else nothing.
+pub fn did_you_mean(known: &[&str], name: &str) -> String {
+    known
+        .iter()
+        .find(|k| strsim::jaro_winkler(k, name) > 0.8)
+        .map(|k| format!("; did you mean `{k}`?"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

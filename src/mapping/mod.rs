@@ -5,10 +5,11 @@
 //! Templates are parsed once when the manifest loads; evaluation is pure.
 
 pub mod eval;
+pub mod filters;
 pub mod functions;
 pub mod template;
 
-pub use eval::{EvalError, evaluate};
+pub use eval::{EvalError, evaluate, evaluate_at};
 pub use template::{Template, TemplateError};
 
 use serde_json::Value;
@@ -55,3 +56,6 @@ impl Mapping {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,19 +3,24 @@
 //! ```text
 //! expression := ["not"] operand ("|" filter)*
 //! operand    := call | attribute-name | "string" | 'string' | true | false
-//! call       := ("coalesce" | "if" | "join") "(" expression ("," expression)* ")"
+//! call       := name "(" [expression ("," expression)*] ")"
 //! filter     := name ["(" literal ("," literal)* ")"]      literal := "string" | 'string' | integer
 //! ```
 //! Filters: `lower`, `upper`, `trim`, `default("x")`, `not`, `join(sep)`, `split(sep)`,
 //! `replace(from, to)`, `regex_replace(pattern, to)`, `left(n)`, `mid(start, len)`,
 //! `strip_spaces`, `normalize_diacritics`, `switch(default, key, value, ...)`, `date(format)`,
-//! `e164(region)`. Calls: `coalesce(a, b, ...)`, `if(condition, then, else)`,
-//! `join(sep, a, b, ...)`. Everything is checked here, so evaluation cannot fail on a name, an
-//! arity, a pattern, a date format or a region.
+//! `e164(region)`, `date_add(days)`, `title_case`, `word(n, separators)`, `append(suffix)`,
+//! `first`, `last`, `item(n)`, `count` (`filters.rs`). Calls: `coalesce(a, b, ...)`,
+//! `if(condition, then, else)`, `join(sep, a, b, ...)`, the conditions `eq`, `ne`, `contains`,
+//! `starts_with`, `ends_with` (two values) and `is_empty` (one), `now()`, `date_diff(from, to)`.
+//! Everything is checked here, so evaluation cannot fail on a name, an arity, a pattern, a date
+//! format or a region.
 
 use std::fmt;
 
-use super::functions;
+pub(crate) use super::filters::Filter;
+use super::filters::build_filter;
+use super::functions::did_you_mean;
 
 /// A parsed template. Parsing checks filter names and arities, so evaluation cannot fail on them.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,58 +59,29 @@ pub(crate) enum Call {
     If(Box<[Expr; 3]>),
     /// The non-empty values joined by the separator.
     Join(String, Vec<Expr>),
+    /// A condition on two values, compared without case: `eq`, `ne`, `contains`,
+    /// `starts_with`, `ends_with`.
+    Compare(Comparison, Box<[Expr; 2]>),
+    /// Whether a value is empty.
+    IsEmpty(Box<Expr>),
+    /// The run's clock, as an RFC 3339 time.
+    Now,
+    /// Whole days from the first date to the second.
+    DateDiff(Box<[Expr; 2]>),
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Filter {
-    Lower,
-    Upper,
-    Trim,
-    Default(String),
-    Not,
-    Join(String),
-    Split(String),
-    Replace(String, String),
-    RegexReplace(Pattern, String),
-    Left(usize),
-    Mid(usize, usize),
-    StripSpaces,
-    NormalizeDiacritics,
-    Switch(String, Vec<(String, String)>),
-    Date(String),
-    E164(phonenumber::country::Id),
+/// How `Call::Compare` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Comparison {
+    Eq,
+    Ne,
+    Contains,
+    StartsWith,
+    EndsWith,
 }
 
-/// A compiled regular expression, compared by its text.
-#[derive(Debug, Clone)]
-pub(crate) struct Pattern(pub regex::Regex);
-
-impl PartialEq for Pattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
-const FILTERS: &[&str] = &[
-    "lower",
-    "upper",
-    "trim",
-    "default",
-    "not",
-    "join",
-    "split",
-    "replace",
-    "regex_replace",
-    "left",
-    "mid",
-    "strip_spaces",
-    "normalize_diacritics",
-    "switch",
-    "date",
-    "e164",
-];
-
-const CALLS: &[&str] = &["coalesce", "if", "join"];
+const CALLS: &[&str] =
+    &["coalesce", "if", "join", "eq", "ne", "contains", "starts_with", "ends_with", "is_empty", "now", "date_diff"];
 
 /// Why a template did not parse; `offset` is a byte offset into the template text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,7 +193,9 @@ impl Template {
                 Operand::Attribute(name) => out.push(name),
                 Operand::Call(Call::Coalesce(args) | Call::Join(_, args)) => args.iter().for_each(|a| walk(a, out)),
                 Operand::Call(Call::If(args)) => args.iter().for_each(|a| walk(a, out)),
-                Operand::Text(_) | Operand::Bool(_) => {}
+                Operand::Call(Call::Compare(_, args) | Call::DateDiff(args)) => args.iter().for_each(|a| walk(a, out)),
+                Operand::Call(Call::IsEmpty(arg)) => walk(arg, out),
+                Operand::Call(Call::Now) | Operand::Text(_) | Operand::Bool(_) => {}
             }
         }
         let mut out = Vec::new();
@@ -328,6 +306,26 @@ fn parse_call(cursor: &mut Cursor<'_>, name: &str, start: usize) -> Result<Call,
             Ok(args) => Ok(Call::If(Box::new(args))),
             Err(args) => Err(error(format!("`if` takes 3 arguments (condition, then, else), found {}", args.len()))),
         },
+        "eq" | "ne" | "contains" | "starts_with" | "ends_with" | "date_diff" => {
+            let found = args.len();
+            let pair =
+                <[Expr; 2]>::try_from(args).map_err(|_| error(format!("`{name}` takes 2 arguments, found {found}")))?;
+            let comparison = match name {
+                "eq" => Comparison::Eq,
+                "ne" => Comparison::Ne,
+                "contains" => Comparison::Contains,
+                "starts_with" => Comparison::StartsWith,
+                "ends_with" => Comparison::EndsWith,
+                _ => return Ok(Call::DateDiff(Box::new(pair))),
+            };
+            Ok(Call::Compare(comparison, Box::new(pair)))
+        }
+        "is_empty" => match <[Expr; 1]>::try_from(args) {
+            Ok([arg]) => Ok(Call::IsEmpty(Box::new(arg))),
+            Err(args) => Err(error(format!("`is_empty` takes 1 argument, found {}", args.len()))),
+        },
+        "now" if args.is_empty() => Ok(Call::Now),
+        "now" => Err(error("`now()` takes no arguments".into())),
         "join" => {
             let separator = match args.first() {
                 Some(Expr { operand: Operand::Text(text), negated: false, filters }) if filters.is_empty() => {
@@ -345,14 +343,6 @@ fn parse_call(cursor: &mut Cursor<'_>, name: &str, start: usize) -> Result<Call,
     }
 }
 
-fn did_you_mean(known: &[&str], name: &str) -> String {
-    known
-        .iter()
-        .find(|k| strsim::jaro_winkler(k, name) > 0.8)
-        .map(|k| format!("; did you mean `{k}`?"))
-        .unwrap_or_default()
-}
-
 fn parse_filter(cursor: &mut Cursor<'_>) -> Result<Filter, TemplateError> {
     let start = cursor.pos;
     let Some(name) = cursor.word().map(str::to_owned) else {
@@ -368,9 +358,9 @@ fn parse_filter(cursor: &mut Cursor<'_>) -> Result<Filter, TemplateError> {
                 cursor.pos += 1;
                 break;
             }
-            if cursor.peek().is_some_and(|c| c.is_ascii_digit()) {
+            if cursor.peek().is_some_and(|c| c.is_ascii_digit() || c == '-') {
                 let rest = &cursor.text[cursor.pos..];
-                let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+                let digits = rest[1..].find(|c: char| !c.is_ascii_digit()).map_or(rest.len(), |i| i + 1);
                 args.push(rest[..digits].to_owned());
                 cursor.pos += digits;
             } else {
@@ -385,65 +375,6 @@ fn parse_filter(cursor: &mut Cursor<'_>) -> Result<Filter, TemplateError> {
         }
     }
     build_filter(&name, &args).map_err(|message| TemplateError { offset: start, message })
-}
-
-/// A filter from its name and literal arguments, checked: arity, numbers, patterns, formats.
-fn build_filter(name: &str, args: &[String]) -> Result<Filter, String> {
-    let arity = match name {
-        "lower" | "upper" | "trim" | "not" | "strip_spaces" | "normalize_diacritics" => Some(0),
-        "default" | "join" | "split" | "left" | "date" | "e164" => Some(1),
-        "replace" | "regex_replace" | "mid" => Some(2),
-        _ => None,
-    };
-    if let Some(expected) = arity.filter(|n| *n != args.len()) {
-        return Err(format!("filter `{name}` takes {expected} argument(s), found {}", args.len()));
-    }
-    let number =
-        |text: &str| text.parse::<usize>().map_err(|_| format!("filter `{name}` takes whole numbers, found `{text}`"));
-    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    Ok(match name {
-        "lower" => Filter::Lower,
-        "upper" => Filter::Upper,
-        "trim" => Filter::Trim,
-        "not" => Filter::Not,
-        "strip_spaces" => Filter::StripSpaces,
-        "normalize_diacritics" => Filter::NormalizeDiacritics,
-        "default" => Filter::Default(arg(0)),
-        "join" => Filter::Join(arg(0)),
-        "split" if arg(0).is_empty() => return Err("`split` needs a non-empty separator".into()),
-        "split" => Filter::Split(arg(0)),
-        "replace" if arg(0).is_empty() => return Err("`replace` needs a non-empty text to replace".into()),
-        "replace" => Filter::Replace(arg(0), arg(1)),
-        "regex_replace" => {
-            let regex = regex::Regex::new(&args[0])
-                .map_err(|e| format!("`{}` is not a valid regular expression: {e}", args[0]))?;
-            Filter::RegexReplace(Pattern(regex), arg(1))
-        }
-        "left" => Filter::Left(number(&args[0])?),
-        "mid" => Filter::Mid(number(&args[0])?, number(&args[1])?),
-        "date" => {
-            functions::check_date_format(&args[0]).map_err(|e| format!("`date(\"{}\")`: {e}", args[0]))?;
-            Filter::Date(arg(0))
-        }
-        "e164" => Filter::E164(functions::phone_region(&args[0])?),
-        "switch" if args.len() % 2 == 0 => {
-            return Err(format!(
-                "filter `switch` takes a default and then key, value pairs: `switch(\"Other\", \"Sales\", \"S\")`, found {} argument(s)",
-                args.len()
-            ));
-        }
-        "switch" => {
-            let cases = args[1..].chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
-            Filter::Switch(arg(0), cases)
-        }
-        other => {
-            return Err(format!(
-                "unknown filter `{other}` (known: {}){}",
-                FILTERS.join(", "),
-                did_you_mean(FILTERS, other)
-            ));
-        }
-    })
 }
 
 impl fmt::Display for Template {
