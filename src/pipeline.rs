@@ -107,6 +107,43 @@ pub async fn read_desired(
     Ok((records, desired))
 }
 
+/// The manifest with each pairing pattern (`from.name_matches`) turned into the pairings its
+/// matching source groups make, each named and targeted by its own match. The source is asked
+/// for candidates by the pattern's literal prefix where it can; the pattern decides.
+pub async fn expand_group_patterns<'a>(
+    manifest: &'a Manifest,
+    sources: &mut BTreeMap<String, AnySource>,
+    progress: Progress,
+) -> anyhow::Result<std::borrow::Cow<'a, Manifest>> {
+    if manifest.group_patterns.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(manifest));
+    }
+    let mut expanded = manifest.clone();
+    for pattern in &manifest.group_patterns {
+        let spinner = progress
+            .spinner(format!("Listing the groups of source `{}` that match `{}`", pattern.source, pattern.pattern));
+        let prefix = pattern.literal_prefix();
+        let mut candidates = source(sources, &pattern.source)?
+            .group_names(prefix.as_deref())
+            .await
+            .with_context(|| format!("cannot list the groups pairing `{}` matches", pattern.name))?;
+        spinner.finish_and_clear();
+        candidates.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        for (id, name) in candidates {
+            let Some(pairing) = pattern.pairing(&id, &name) else { continue };
+            if expanded.groups.iter().any(|p| p.name == pairing.name) {
+                bail!(
+                    "pairing `{}` of pattern `{}` (source group `{name}`) is named like another pairing; name the pattern's pairings apart",
+                    pairing.name,
+                    pattern.name
+                );
+            }
+            expanded.groups.push(pairing);
+        }
+    }
+    Ok(std::borrow::Cow::Owned(expanded))
+}
+
 fn source<'a>(sources: &'a mut BTreeMap<String, AnySource>, name: &str) -> anyhow::Result<&'a mut AnySource> {
     sources.get_mut(name).with_context(|| format!("source `{name}` is not configured"))
 }
@@ -119,6 +156,7 @@ pub async fn read_and_plan(
     target: &ScimClient,
     progress: Progress,
 ) -> anyhow::Result<Plan> {
+    let manifest = &*expand_group_patterns(manifest, sources, progress).await?;
     let desired = read_desired_checked(manifest, sources, progress, None).await?;
     let (current, _) = read_current(manifest, target, progress, None).await?;
     Ok(crate::plan::plan(&manifest.users, &desired, &current))
@@ -162,7 +200,8 @@ pub async fn plan_run(
             "`users.deprovision.delete_after_days: {days}` needs a state, which remembers when scimform disabled each user; run without `--no-state`"
         );
     }
-    let sources = sources_for(manifest, state.as_deref_mut())?;
+    let mut sources = sources_for(manifest, state.as_deref_mut())?;
+    let manifest = &*expand_group_patterns(manifest, &mut sources, progress).await?;
     let mut planned = read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now)).await?;
     let targets = by_primary_key(manifest, &planned.desired, &settings.targets);
     let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);

@@ -26,7 +26,10 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     let key = match_key(user);
     // Problems in the desired state are what one explains a user to find: shown, not fatal.
     let now = Some(crate::settings::run_clock()?);
-    let (records, desired) = read_desired(&manifest, &mut sources_for(&manifest, None)?, console.progress, now).await?;
+    let mut sources = sources_for(&manifest, None)?;
+    let manifest =
+        crate::pipeline::expand_group_patterns(&manifest, &mut sources, console.progress).await?.into_owned();
+    let (records, desired) = read_desired(&manifest, &mut sources, console.progress, now).await?;
     let want = desired.users.get(&key);
     // The record: the one the desired user came from, or one whose match value is the key (its
     // other mappings may have failed).

@@ -18,6 +18,8 @@ pub struct Manifest {
     pub target: TargetConfig,
     pub users: UserMapping,
     pub groups: Vec<GroupPairing>,
+    /// Pairings that stand for every source group whose name matches (`from.name_matches`).
+    pub group_patterns: Vec<GroupPattern>,
     /// The sha256 of the manifest's text: a saved plan is only applied with the manifest it was
     /// made from.
     pub sha256: String,
@@ -353,7 +355,8 @@ impl Manifest {
         if self.users.scope.member_of.iter().any(|g| g.source == name) {
             read.extend(match_attributes().into_iter().map(str::to_owned));
         }
-        for pairing in self.groups.iter().filter(|p| p.source == name) {
+        let patterns = self.group_patterns.iter().map(|p| &p.template);
+        for pairing in self.groups.iter().chain(patterns).filter(|p| p.source == name) {
             match &pairing.member_key {
                 Some(key) => read.extend(key.attributes().into_iter().map(str::to_owned)),
                 None => read.extend(match_attributes().into_iter().map(str::to_owned)),
@@ -415,6 +418,63 @@ pub struct GroupPairing {
     pub create: bool,
     /// How many members one plan may remove from the group.
     pub max_removals: Limit,
+}
+
+/// One pairing for every source group whose name matches `pattern`: each match is a pairing of
+/// its own, named and targeted by filling `{{ match.N }}` in `name` and `to`.
+#[derive(Debug, Clone)]
+pub struct GroupPattern {
+    pub name: String,
+    pub source: String,
+    pub pattern: regex::Regex,
+    /// The target group's display name, with `{{ match.N }}` holes.
+    pub to: String,
+    /// Everything else a pairing says, `name`, `from` and `to` aside.
+    pub template: GroupPairing,
+}
+
+impl GroupPattern {
+    /// The pairing for the source group `id` named `name`, when the name matches.
+    pub fn pairing(&self, id: &str, name: &str) -> Option<GroupPairing> {
+        let captures = self.pattern.captures(name)?;
+        Some(GroupPairing {
+            name: fill_matches(&self.name, &captures),
+            from: GroupSelector::Id(id.to_owned()),
+            to: TargetGroupRef::DisplayName(fill_matches(&self.to, &captures)),
+            ..self.template.clone()
+        })
+    }
+
+    /// The literal start of the pattern (`GC-` for `^GC-(.+)$`), for a source that can ask for
+    /// candidates by prefix.
+    pub fn literal_prefix(&self) -> Option<String> {
+        let rest = self.pattern.as_str().strip_prefix('^')?;
+        let prefix: String = rest.chars().take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' ')).collect();
+        // A quantifier after the last character would make it optional.
+        let next = rest[prefix.len()..].chars().next();
+        let prefix = if matches!(next, Some('?' | '*' | '{')) {
+            prefix.chars().take(prefix.chars().count().saturating_sub(1)).collect()
+        } else {
+            prefix
+        };
+        (!prefix.is_empty()).then_some(prefix)
+    }
+}
+
+/// `text` with each `{{ match.N }}` replaced by capture group N.
+pub fn fill_matches(text: &str, captures: &regex::Captures<'_>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find("}}") else { break };
+        let hole = rest[open + 2..open + close].trim();
+        let group = hole.strip_prefix("match.").and_then(|n| n.parse::<usize>().ok());
+        out.push_str(group.and_then(|n| captures.get(n)).map_or("", |m| m.as_str()));
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// How a source group is found.

@@ -562,6 +562,11 @@ pub struct RawGroupSelector {
     pub name: Option<String>,
     #[serde(default)]
     pub dn: Option<String>,
+    /// A pairing's `from` only: every source group whose name matches this regular expression
+    /// is a pairing of its own; `{{ match.1 }}` in the pairing's `name` and `to.display_name`
+    /// is the first capture group.
+    #[serde(default)]
+    pub name_matches: Option<String>,
 }
 
 /// Exactly one of `id`, `display_name`.

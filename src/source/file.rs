@@ -96,6 +96,11 @@ impl FileSource {
         Ok(Arc::clone(&self.contents()?.users))
     }
 
+    /// Every group, as `(id, name)`.
+    pub fn group_names(&self) -> Result<Vec<(String, String)>, SourceError> {
+        Ok(self.contents()?.groups.iter().map(|g| (g.id.clone(), g.name.clone())).collect())
+    }
+
     /// The group `selector` names; with `nested`, a member that is another group's id stands
     /// for that group's members (cycles end).
     pub fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {

@@ -119,6 +119,16 @@ impl AnySource {
         })
     }
 
+    /// The source's groups whose name starts with `prefix` (every group without one), as `(id,
+    /// name)`: the candidates of a pairing pattern, asked for on the source's side where it can.
+    pub async fn group_names(&self, prefix: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
+        match self {
+            AnySource::File(file) => file.group_names(),
+            AnySource::Ldap(ldap) => ldap.group_names(prefix).await,
+            AnySource::Graph(graph) => graph.group_names(prefix).await,
+        }
+    }
+
     /// What the next run resumes from and how this run read, for a source that reads
     /// incrementally (AD, Graph) once it was read.
     pub fn finish(self) -> Option<SourceRead> {

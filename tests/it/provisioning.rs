@@ -594,3 +594,136 @@ mod unmanaged {
         assert_eq!(server.writes(), 1, "Ann adopted; the three untouched");
     }
 }
+
+/// A pairing pattern over Entra groups, against the strict Graph double.
+mod group_patterns {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::graph_double::{graph_server, mount_graph};
+
+    fn group_id(name: &str) -> String {
+        format!("6c0ffee0-0000-4000-8000-{:0>12}", name.len() * 1000 + name.bytes().map(usize::from).sum::<usize>())
+    }
+
+    /// The tenant's `GC-` groups, each with members whose mail is `<member>@x.example`.
+    async fn mount(graph: &MockServer, groups: &[(&str, &[&str])]) {
+        graph.reset().await;
+        mount_graph(graph).await;
+        let listed: Vec<serde_json::Value> =
+            groups.iter().map(|(name, _)| json!({"id": group_id(name), "displayName": name})).collect();
+        Mock::given(method("GET"))
+            .and(path("/v1.0/groups"))
+            .and(query_param("$filter", "startswith(displayName,'GC-')"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": listed})))
+            .mount(graph)
+            .await;
+        for (name, members) in groups {
+            let id = group_id(name);
+            Mock::given(method("GET"))
+                .and(path(format!("/v1.0/groups/{id}")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": id, "displayName": name})))
+                .mount(graph)
+                .await;
+            let users: Vec<serde_json::Value> = members
+                .iter()
+                .map(|m| json!({"id": format!("u-{m}"), "mail": format!("{m}@x.example"), "accountEnabled": true}))
+                .collect();
+            Mock::given(method("GET"))
+                .and(path(format!("/v1.0/groups/{id}/members/microsoft.graph.user")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": users})))
+                .mount(graph)
+                .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn three_gc_groups_make_three_target_groups_and_a_fourth_is_created_when_it_appears() {
+        let graph = graph_server().await;
+        let sales: &[&str] = &["ann", "bo"];
+        let three = [
+            ("GC-Sales", sales),
+            ("GC-Billing", &["cy"][..]),
+            ("GC-Support", &["ann", "di"][..]),
+            ("Other", &["bo"][..]),
+        ];
+        mount(&graph, &three).await;
+        let server = MemoryServer::start(MemoryStore::new(Some(TOKEN))).await.unwrap();
+        let manifest = format!(
+            r#"version: 1
+sources:
+  hr: {{ kind: file, path: people.yaml }}
+  entra:
+    kind: graph
+    tenant_id: contoso
+    client_id: app-id
+    client_secret: ${{env:GRAPH_SECRET}}
+    authority: {graph}/contoso/oauth2/v2.0/token
+    graph_url: {graph}/v1.0
+target:
+  kind: scim
+  base_url: ${{env:SCIM_BASE_URL}}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+users:
+  source: hr
+  external_id: "hr-{{{{ id }}}}"
+  attributes:
+    userName: mail
+groups:
+  - name: "gc-{{{{ match.1 }}}}"
+    source: entra
+    from: {{ name_matches: "^GC-(.+)$" }}
+    member_key: "{{{{ mail | lower }}}}"
+    to: {{ display_name: "{{{{ match.1 }}}}" }}
+    create: true
+"#,
+            graph = graph.uri(),
+        );
+        let people = "users:\n  - {id: '1', mail: ann@x.example}\n  - {id: '2', mail: bo@x.example}\n  - {id: '3', mail: cy@x.example}\n  - {id: '4', mail: di@x.example}\n";
+        let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", people)]);
+        let env = [("GRAPH_SECRET", "app-secret"), ("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", TOKEN)];
+        let apply = ["apply", "-f", "m.yaml", "--auto-approve", "--no-state"];
+
+        let first = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(first.code, 0, "{}", first.all());
+        for pairing in ["gc-Sales", "gc-Billing", "gc-Support"] {
+            assert!(
+                first.stdout.contains(&format!("({pairing})")) || first.stdout.contains(pairing),
+                "{pairing}: {}",
+                first.stdout
+            );
+        }
+        let members = |group: &str| {
+            let mut names: Vec<String> = server
+                .group_members(group)
+                .iter()
+                .filter_map(|id| server.users().into_iter().find(|u| u["id"] == id.as_str()))
+                .map(|u| u["userName"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(members("Sales"), ["ann@x.example", "bo@x.example"]);
+        assert_eq!(members("Billing"), ["cy@x.example"]);
+        assert_eq!(members("Support"), ["ann@x.example", "di@x.example"]);
+        assert!(members("Other").is_empty(), "a group the pattern does not match is no pairing");
+
+        let again = run_async(dir.path(), &apply, &env).await;
+        assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+
+        // A fourth `GC-` group appears in Entra: the next run creates its target group.
+        let four = [
+            ("GC-Sales", sales),
+            ("GC-Billing", &["cy"][..]),
+            ("GC-Support", &["ann", "di"][..]),
+            ("GC-Quality", &["bo"][..]),
+        ];
+        mount(&graph, &four).await;
+        server.reset_writes();
+        let fourth = run_async(dir.path(), &apply, &env).await;
+        assert_eq!(fourth.code, 0, "{}", fourth.all());
+        assert_eq!(members("Quality"), ["bo@x.example"]);
+        assert_eq!(server.writes(), 1, "one POST /Groups: {}", fourth.all());
+    }
+}

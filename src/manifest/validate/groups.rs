@@ -1,17 +1,20 @@
 //! `groups`: the pairings, their source and target groups, and what a Graph source may be asked for.
 
+use crate::manifest::model::GroupPattern;
+
 use super::{
     BTreeMap, BTreeSet, Checker, GroupPairing, GroupSelector, Mapping, NodeKind, RawGroupPairing, RawGroupSelector,
     ScimPath, Segment, SourceConfig, TargetGroupRef, UserMapping, key,
 };
 
 impl Checker<'_> {
-    pub(super) fn groups(&mut self) -> Vec<GroupPairing> {
+    pub(super) fn groups(&mut self) -> (Vec<GroupPairing>, Vec<GroupPattern>) {
         let mut pairings = Vec::new();
-        let Some(node) = self.root.get("groups") else { return pairings };
+        let mut patterns = Vec::new();
+        let Some(node) = self.root.get("groups") else { return (pairings, patterns) };
         let NodeKind::Seq(items) = &node.kind else {
             self.report(node.location, &[key("groups")], "`groups` must be a list of pairings", None);
-            return pairings;
+            return (pairings, patterns);
         };
         let mut names = BTreeSet::new();
         for index in 0..items.len() {
@@ -22,8 +25,14 @@ impl Checker<'_> {
                 let p = [key("groups"), Segment::Index(index), key("name")];
                 self.report_at(&p, format!("group pairing `{}` is declared twice", raw.name), None);
             }
-            let from = self.group_selector(&raw.from, &[key("groups"), Segment::Index(index), key("from")]);
+            let pattern = raw.from.name_matches.as_ref().map(|text| self.group_pattern(&raw, text, index));
+            let from = if pattern.is_some() {
+                Some(GroupSelector::Name(String::new()))
+            } else {
+                self.group_selector(&raw.from, &[key("groups"), Segment::Index(index), key("from")])
+            };
             let to = match (&raw.to.id, &raw.to.display_name) {
+                (None, Some(_)) if pattern.is_some() => Some(TargetGroupRef::DisplayName(String::new())),
                 (Some(id), None) => Some(TargetGroupRef::Id(id.clone())),
                 (None, Some(name)) => Some(TargetGroupRef::DisplayName(name.clone())),
                 _ => {
@@ -66,7 +75,7 @@ impl Checker<'_> {
                 self.report_at(&p, "members_per_operation must be at least 1", None);
             }
             if let (Some(from), Some(to), Some(member_key)) = (from, to, member_key) {
-                pairings.push(GroupPairing {
+                let pairing = GroupPairing {
                     name: raw.name,
                     source: raw.source,
                     from,
@@ -81,10 +90,76 @@ impl Checker<'_> {
                         max: raw.max_removals.map(|m| m as usize),
                         max_percent: raw.max_removals_percent,
                     },
-                });
+                };
+                match pattern {
+                    Some(Some((regex, to))) => patterns.push(GroupPattern {
+                        name: pairing.name.clone(),
+                        source: pairing.source.clone(),
+                        pattern: regex,
+                        to,
+                        template: pairing,
+                    }),
+                    Some(None) => {}
+                    None => pairings.push(pairing),
+                }
             }
         }
-        pairings
+        (pairings, patterns)
+    }
+
+    /// A pairing with `from.name_matches`: the pattern compiles, `name` and `to.display_name`
+    /// fill only capture groups it has, and `name` tells its pairings apart.
+    fn group_pattern(&mut self, raw: &RawGroupPairing, text: &str, index: usize) -> Option<(regex::Regex, String)> {
+        let here = [key("groups"), Segment::Index(index)];
+        let from = &raw.from;
+        if from.id.is_some() || from.name.is_some() || from.dn.is_some() {
+            let at = [&here[..], &[key("from")]].concat();
+            self.report_at(&at, "`from` needs exactly one of `id`, `name`, `dn` and `name_matches`", None);
+            return None;
+        }
+        let at = [&here[..], &[key("from"), key("name_matches")]].concat();
+        let regex = match regex::RegexBuilder::new(text).size_limit(1 << 20).build() {
+            Ok(regex) => regex,
+            Err(error) => {
+                self.report_at(&at, format!("invalid regular expression: {error}"), None);
+                return None;
+            }
+        };
+        let Some(to) = raw.to.display_name.clone().filter(|_| raw.to.id.is_none()) else {
+            let at = [&here[..], &[key("to")]].concat();
+            self.report_at(&at, "a pattern's `to` is a `display_name` (with `{{ match.1 }}`), one per match", None);
+            return None;
+        };
+        let groups = regex.captures_len() - 1;
+        for (field, value) in [("name", &raw.name), ("to", &to)] {
+            let at = if field == "to" {
+                [&here[..], &[key("to"), key("display_name")]].concat()
+            } else {
+                [&here[..], &[key("name")]].concat()
+            };
+            let holes = match_holes(value);
+            if let Some(bad) = holes.iter().find(|h| h.is_none_or(|n| n > groups)) {
+                let hole = bad.map_or_else(
+                    || "a hole other than `{{ match.N }}`".to_owned(),
+                    |n| format!("`{{{{ match.{n} }}}}`"),
+                );
+                self.report_at(
+                    &at,
+                    format!("`{value}` has {hole}, and the pattern has {groups} capture group(s)"),
+                    Some("fill it with `{{ match.1 }}` … up to the pattern's capture groups".into()),
+                );
+                return None;
+            }
+            if field == "name" && holes.is_empty() {
+                self.report_at(
+                    &at,
+                    format!("every pairing of pattern `{text}` would be named `{value}`"),
+                    Some("name them apart with `{{ match.1 }}`".into()),
+                );
+                return None;
+            }
+        }
+        Some((regex, to))
     }
 
     /// A source group selector: exactly one of `id`, `name` and `dn`.
@@ -175,4 +250,21 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The `{{ … }}` holes of a pattern pairing's text: `Some(N)` for `match.N`, `None` for anything
+/// else.
+fn match_holes(text: &str) -> Vec<Option<usize>> {
+    let mut holes = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            holes.push(None);
+            break;
+        };
+        let hole = rest[open + 2..open + close].trim();
+        holes.push(hole.strip_prefix("match.").and_then(|n| n.parse().ok()));
+        rest = &rest[open + close + 2..];
+    }
+    holes
 }

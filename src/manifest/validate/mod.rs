@@ -244,12 +244,12 @@ impl Checker<'_> {
         let sources = self.sources();
         let target = self.root.get("target").and_then(|_| self.target());
         let users = self.root.get("users").and_then(|_| self.users());
-        let groups = self.groups();
+        let (groups, group_patterns) = self.groups();
         self.graph_reads(&sources, users.as_ref(), &groups);
         if let Some(users) = &users {
             self.graph_scope(&sources, users);
         }
-        Some(Manifest { sources, target: target?, users: users?, groups, sha256: String::new() })
+        Some(Manifest { sources, target: target?, users: users?, groups, group_patterns, sha256: String::new() })
     }
 
     /// Deserializes the node at `path`, reporting a located error on failure.

@@ -404,3 +404,48 @@ fn delete_after_days_needs_users_that_are_disabled() {
     assert_eq!(message, "`delete_after_days` must be at least 1");
     assert_eq!(problems(&with("{ action: delete, delete_after_days: 30 }")), Vec::new(), "out of scope still disables");
 }
+
+#[test]
+fn a_pairing_pattern_is_checked_and_fills_its_matches() {
+    let with =
+        |pairing: &str| GOOD.replace("  - { name: Support, source: hr, from: { id: s }, to: { id: g1 } }\n", pairing);
+    let env = MapEnvironment([("TOKEN".to_owned(), "t".to_owned())].into_iter().collect());
+    let good = with(
+        "  - { name: 'gc-{{ match.1 }}', source: hr, from: { name_matches: '^GC-(.+)$' }, to: { display_name: '{{ match.1 }}' } }\n",
+    );
+    let manifest = parse(&good, "m.yaml", &env, Path::new("/etc")).unwrap();
+    assert!(manifest.groups.is_empty());
+    let pattern = &manifest.group_patterns[0];
+    assert_eq!(pattern.literal_prefix().as_deref(), Some("GC-"));
+    let pairing = pattern.pairing("g-7", "GC-Sales").unwrap();
+    assert_eq!((pairing.name.as_str(), pairing.to.to_string()), ("gc-Sales", "displayName `Sales`".to_owned()));
+    assert_eq!(pairing.from, crate::manifest::model::GroupSelector::Id("g-7".into()));
+    assert!(pattern.pairing("g-8", "Sales").is_none());
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "{ name: gc, source: hr, from: { name_matches: '^GC-(.+)$' }, to: { display_name: x } }",
+            "every pairing of pattern `^GC-(.+)$` would be named `gc`",
+        ),
+        (
+            "{ name: 'gc-{{ match.2 }}', source: hr, from: { name_matches: '^GC-(.+)$' }, to: { display_name: x } }",
+            "`gc-{{ match.2 }}` has `{{ match.2 }}`, and the pattern has 1 capture group(s)",
+        ),
+        (
+            "{ name: 'gc-{{ match.1 }}', source: hr, from: { name_matches: '^GC-(.+$' }, to: { display_name: x } }",
+            "invalid regular expression",
+        ),
+        (
+            "{ name: 'gc-{{ match.1 }}', source: hr, from: { name_matches: '^GC-(.+)$' }, to: { id: g1 } }",
+            "a pattern's `to` is a `display_name`",
+        ),
+        (
+            "{ name: 'gc-{{ match.1 }}', source: hr, from: { name_matches: '^GC-(.+)$', id: x }, to: { display_name: x } }",
+            "`from` needs exactly one of",
+        ),
+    ];
+    for (pairing, message) in cases {
+        let (_, _, found) = one(&with(&format!("  - {pairing}\n")));
+        assert!(found.starts_with(message), "{pairing}: {found}");
+    }
+}

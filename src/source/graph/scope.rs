@@ -36,6 +36,25 @@ impl GraphSource {
         self
     }
 
+    /// The groups whose display name starts with `prefix` (all without one), as `(id,
+    /// displayName)`: the candidates of a pairing pattern, asked for by Graph's
+    /// `startswith(displayName, '…')`.
+    pub async fn group_names(&self, prefix: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
+        let filter = prefix.map(|p| format!("startswith(displayName,'{}')", p.replace('\'', "''")));
+        let mut query = vec![("$select", "id,displayName"), ("$top", "999")];
+        if let Some(filter) = &filter {
+            query.push(("$filter", filter));
+        }
+        let items = self.collect(self.url("/groups", &query)).await?;
+        Ok(items
+            .iter()
+            .filter_map(|g| {
+                let id = g.get("id")?.as_str()?;
+                Some((id.to_owned(), g.get("displayName")?.as_str()?.to_owned()))
+            })
+            .collect())
+    }
+
     pub(super) fn is_scoped(&self) -> bool {
         !self.scope_groups.is_empty()
     }

@@ -27,6 +27,25 @@ impl LdapSource {
         self
     }
 
+    /// The groups of the naming context whose `cn` starts with `prefix` (all without one), as
+    /// `(objectGUID, cn)`: the candidates of a pairing pattern.
+    pub async fn group_names(&self, prefix: Option<&str>) -> Result<Vec<(String, String)>, SourceError> {
+        let mut ldap = self.connect().await?;
+        let context = self.naming_context(&self.root_dse(&mut ldap).await?);
+        let cn = prefix.map_or_else(|| "*".to_owned(), |p| format!("{}*", ldap_escape(p)));
+        let filter = format!("(&(objectClass=group)(cn={cn}))");
+        let attributes = vec!["objectGUID".to_owned(), "cn".to_owned()];
+        let entries = self.paged(&mut ldap, &context, ldap3::Scope::Subtree, &filter, attributes, Vec::new()).await?;
+        let _ = ldap.unbind().await;
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                let id = binary_value(e, "objectGUID").and_then(|b| ad::guid_to_string(&b))?;
+                Some((id, super::entry::text_value(e, "cn")?))
+            })
+            .collect())
+    }
+
     /// `filter` limited to the scope groups' members:
     /// `(&filter(|(memberOf:1.2.840.113556.1.4.1941:=<dn>)(memberOf=<dn>)))`.
     pub(super) async fn scoped_filter(&self, ldap: &mut Ldap, filter: &str) -> Result<String, SourceError> {
