@@ -201,8 +201,22 @@ pub async fn plan_run(
         );
     }
     let mut sources = sources_for(manifest, state.as_deref_mut())?;
+    let explicit = manifest.groups.len();
     let manifest = &*expand_group_patterns(manifest, &mut sources, progress).await?;
+    // Which pairings the patterns made, against the last run's: one no longer made is said.
+    let made: BTreeMap<String, String> =
+        manifest.groups[explicit..].iter().map(|p| (p.name.clone(), p.to.to_string())).collect();
+    let mut gone_pairings = Vec::new();
+    if let Some(state) = state.as_deref_mut() {
+        for (name, to) in state.last_pattern_pairings().iter().filter(|(name, _)| !made.contains_key(*name)) {
+            gone_pairings.push(format!(
+                "pairing `{name}` no longer matches a source group: its target group ({to}) is left as it is, never deleted"
+            ));
+        }
+        state.set_pattern_pairings(made);
+    }
     let mut planned = read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now)).await?;
+    planned.plan.warnings.extend(gone_pairings);
     let targets = by_primary_key(manifest, &planned.desired, &settings.targets);
     let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
     planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &targets, &rails);

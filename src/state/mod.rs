@@ -99,26 +99,46 @@ impl Store {
     /// When scimform disabled each user of `target` (a base URL) that is gone, by target id:
     /// kept apart from the snapshot, so it outlives an edit of the manifest and `--refresh`.
     pub async fn load_clocks(&mut self, target: &str) -> Result<Clocks, StateError> {
-        let key = clocks_key(target);
-        match self {
-            Store::Sqlite(store) => {
-                let text = store.meta(&key)?;
-                text.map_or_else(|| Ok(Clocks::new()), |t| decode::clocks(&t).map_err(|d| store.corrupt(d)))
-            }
-            Store::Postgres(store) => {
-                let text = store.meta(&key).await?;
-                text.map_or_else(|| Ok(Clocks::new()), |t| decode::clocks(&t).map_err(|d| store.corrupt(d)))
-            }
-        }
+        let text = self.meta(&clocks_key(target)).await?;
+        text.map_or_else(|| Ok(Clocks::new()), |t| decode::clocks(&t).map_err(|d| self.corrupt(d)))
     }
 
     /// Replaces the deprovision clocks of `target`.
     pub async fn save_clocks(&mut self, target: &str, clocks: &Clocks) -> Result<(), StateError> {
-        let key = clocks_key(target);
-        let value = decode::encode_clocks(clocks);
+        self.set_meta(&clocks_key(target), &decode::encode_clocks(clocks)).await
+    }
+
+    /// The pairings the manifest's group patterns made in the last run that applied: pairing
+    /// name -> target group display name.
+    pub async fn load_pattern_pairings(&mut self) -> Result<BTreeMap<String, String>, StateError> {
+        let text = self.meta("pattern_pairings").await?;
+        let decoded = text.map(|t| serde_json::from_str(&t).map_err(|e| format!("pattern pairings: {e}")));
+        decoded.transpose().map(Option::unwrap_or_default).map_err(|d| self.corrupt(d))
+    }
+
+    /// Replaces the pairings the group patterns made.
+    pub async fn save_pattern_pairings(&mut self, pairings: &BTreeMap<String, String>) -> Result<(), StateError> {
+        self.set_meta("pattern_pairings", &serde_json::to_string(pairings).unwrap_or_default()).await
+    }
+
+    async fn meta(&mut self, key: &str) -> Result<Option<String>, StateError> {
         match self {
-            Store::Sqlite(store) => store.set_meta(&key, &value),
-            Store::Postgres(store) => store.set_meta(&key, &value).await,
+            Store::Sqlite(store) => store.meta(key),
+            Store::Postgres(store) => store.meta(key).await,
+        }
+    }
+
+    async fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StateError> {
+        match self {
+            Store::Sqlite(store) => store.set_meta(key, value),
+            Store::Postgres(store) => store.set_meta(key, value).await,
+        }
+    }
+
+    fn corrupt(&self, detail: String) -> StateError {
+        match self {
+            Store::Sqlite(store) => store.corrupt(detail),
+            Store::Postgres(store) => store.corrupt(detail),
         }
     }
 

@@ -73,6 +73,10 @@ pub struct RunState {
     /// When scimform disabled each user that is gone, as loaded and as the run leaves them.
     clocks_loaded: Clocks,
     clocks: Clocks,
+    /// The pairings the group patterns made, as the last run that applied left them and as this
+    /// run makes them (pairing name -> target group display name).
+    pattern_pairings_loaded: BTreeMap<String, String>,
+    pattern_pairings: BTreeMap<String, String>,
     /// The state remembered a target when it was opened.
     target_known: bool,
     /// The watermarks the sources were resumed from, to tell whether they moved.
@@ -155,7 +159,10 @@ impl RunState {
         // Kept across `--refresh` and manifest edits: they belong to the target's users.
         let target = manifest.target.base_url.clone();
         let clocks = store.load_clocks(&target).await?;
+        let pattern_pairings = store.load_pattern_pairings().await?;
         Ok(Some(Self {
+            pattern_pairings_loaded: pattern_pairings.clone(),
+            pattern_pairings,
             store,
             loaded,
             target,
@@ -179,6 +186,16 @@ impl RunState {
     /// What the run leaves of the deprovision clocks (saved by `save` or `save_clocks`).
     pub fn set_clocks(&mut self, clocks: Clocks) {
         self.clocks = clocks;
+    }
+
+    /// The pairings the group patterns made in the last run that applied.
+    pub fn last_pattern_pairings(&self) -> &BTreeMap<String, String> {
+        &self.pattern_pairings_loaded
+    }
+
+    /// The pairings the group patterns make in this run (saved by `save`).
+    pub fn set_pattern_pairings(&mut self, pairings: BTreeMap<String, String>) {
+        self.pattern_pairings = pairings;
     }
 
     /// Saves the deprovision clocks when they changed.
@@ -236,6 +253,10 @@ impl RunState {
             self.store.save(&snapshot).await?;
         } else if moved {
             self.store.save_progress(&snapshot).await?;
+        }
+        if self.pattern_pairings != self.pattern_pairings_loaded {
+            self.store.save_pattern_pairings(&self.pattern_pairings).await?;
+            self.pattern_pairings_loaded = self.pattern_pairings.clone();
         }
         self.save_clocks().await
     }

@@ -727,3 +727,46 @@ groups:
         assert_eq!(server.writes(), 1, "one POST /Groups: {}", fourth.all());
     }
 }
+
+mod group_pattern_leaves {
+    use super::*;
+
+    const USERS: &str = "  attributes:\n    userName: mail\ngroups:\n  - { name: 'gc-{{ match.1 }}', source: hr, from: { name_matches: '^GC-(.+)$' }, to: { display_name: '{{ match.1 }}' }, create: true }\n";
+
+    fn people(groups: &[&str]) -> String {
+        let groups: String = groups
+            .iter()
+            .map(|g| format!("  - {{id: '{g}', name: 'GC-{g}', members: ['1']}}\n"))
+            .collect::<Vec<_>>()
+            .concat();
+        format!("users:\n  - {{id: '1', mail: ann@x.example}}\ngroups:\n{groups}")
+    }
+
+    /// A source group that stops matching is no pairing any more: its target group stays as it
+    /// is, and the plan says so (the state remembers which pairings the pattern made).
+    #[tokio::test]
+    async fn a_group_that_stops_matching_is_left_alone_and_the_plan_says_so() {
+        let server = MemoryServer::start(MemoryStore::new(Some(TOKEN))).await.unwrap();
+        let dir = workspace(&[("m.yaml", &manifest(USERS)), ("people.yaml", &people(&["Sales", "Billing"]))]);
+        let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env(&server)).await;
+        assert_eq!(applied.code, 0, "{}", applied.all());
+        assert_eq!(server.group_members("Billing").len(), 1);
+
+        std::fs::write(dir.path().join("people.yaml"), people(&["Sales"])).unwrap();
+        server.reset_writes();
+        let planned = run_async(dir.path(), &["plan", "-f", "m.yaml"], &env(&server)).await;
+        assert!(planned.stdout.contains("No changes."), "{}", planned.stdout);
+        assert!(
+            planned.stderr.contains("pairing `gc-Billing` no longer matches a source group: its target group (displayName `Billing`) is left as it is, never deleted"),
+            "{}",
+            planned.stderr
+        );
+        let applied = run_async(dir.path(), &["apply", "-f", "m.yaml", "--auto-approve"], &env(&server)).await;
+        assert_eq!(applied.code, 0, "{}", applied.all());
+        assert_eq!(server.writes(), 0);
+        assert_eq!(server.group_members("Billing").len(), 1, "left as it is");
+        // Said once: the state now knows the pattern no longer makes it.
+        let again = run_async(dir.path(), &["plan", "-f", "m.yaml"], &env(&server)).await;
+        assert!(!again.stderr.contains("gc-Billing"), "{}", again.stderr);
+    }
+}
