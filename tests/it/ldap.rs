@@ -286,6 +286,57 @@ pub async fn fresh_ou(ldap: &mut ldap3::Ldap, prefix: &str) -> String {
     ou
 }
 
+/// Adds enabled users `CN=<given>,<ou>` whose sAMAccountName and mail are `<prefix><the OU's
+/// last 8 digits><given>` (unique in the domain), with `title: Agent`; returns their DNs and the
+/// digits.
+pub async fn add_people(ldap: &mut ldap3::Ldap, ou: &str, prefix: &str, names: &[&str]) -> (Vec<String>, String) {
+    let digits: String = ou[..ou.find(',').unwrap()].chars().rev().take(8).collect();
+    let mut dns = Vec::new();
+    for given in names {
+        let dn = format!("CN={given},{ou}");
+        let sam = format!("{prefix}{digits}{given}");
+        let mail = format!("{sam}@corp.test");
+        let attributes = vec![
+            ("objectClass", std::collections::HashSet::from(["user"])),
+            ("sAMAccountName", std::collections::HashSet::from([sam.as_str()])),
+            ("mail", std::collections::HashSet::from([mail.as_str()])),
+            ("title", std::collections::HashSet::from(["Agent"])),
+            // NORMAL_ACCOUNT | PASSWD_NOTREQD: enabled.
+            ("userAccountControl", std::collections::HashSet::from(["544"])),
+        ];
+        ldap.add(&dn, attributes).await.unwrap().success().unwrap();
+        dns.push(dn);
+    }
+    (dns, digits)
+}
+
+/// A manifest reading the users under `ou` of the test AD into the SCIM service at `base_url`;
+/// `users_tail` ends its `users` section (after `attributes: userName`).
+pub fn ad_manifest(ad: &Ad, ou: &str, base_url: &str, users_tail: &str) -> String {
+    format!(
+        r#"version: 1
+sources:
+  corp_ad:
+    kind: ldap
+    url: {url}
+    bind_dn: {bind_dn}
+    password: ${{env:AD_PASSWORD}}
+    base_dn: "{ou}"
+target:
+  kind: scim
+  base_url: {base_url}
+  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
+users:
+  source: corp_ad
+  external_id: "{{{{ objectGUID }}}}"
+  attributes:
+    userName: "{{{{ mail | lower }}}}"
+{users_tail}"#,
+        url = ad.url,
+        bind_dn = ad.bind_dn,
+    )
+}
+
 /// Incremental reads: the domain controller's USNs, against the real thing.
 mod incremental {
     use std::collections::HashSet;
@@ -577,47 +628,9 @@ groups:
         let ad = ad();
         let mut ldap = admin().await;
         let ou = super::fresh_ou(&mut ldap, "E2EState").await;
-        let digits: String = ou[..ou.find(',').unwrap()].chars().rev().take(8).collect();
-        let mut dns = Vec::new();
-        for given in ["Ann", "Bob"] {
-            let dn = format!("CN={given},{ou}");
-            let sam = format!("s{digits}{given}");
-            let mail = format!("{sam}@corp.test");
-            let attributes = vec![
-                ("objectClass", HashSet::from(["user"])),
-                ("sAMAccountName", HashSet::from([sam.as_str()])),
-                ("mail", HashSet::from([mail.as_str()])),
-                ("title", HashSet::from(["Agent"])),
-                ("userAccountControl", HashSet::from([ENABLED])),
-            ];
-            ldap.add(&dn, attributes).await.unwrap().success().unwrap();
-            dns.push(dn);
-        }
+        let (dns, _) = super::add_people(&mut ldap, &ou, "s", &["Ann", "Bob"]).await;
         let server = MemoryServer::start(MemoryStore::new(Some("tok"))).await.unwrap();
-        let manifest = format!(
-            r#"version: 1
-sources:
-  corp_ad:
-    kind: ldap
-    url: {url}
-    bind_dn: {bind_dn}
-    password: ${{env:AD_PASSWORD}}
-    base_dn: "{ou}"
-target:
-  kind: scim
-  base_url: {base_url}
-  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
-users:
-  source: corp_ad
-  external_id: "{{{{ objectGUID }}}}"
-  attributes:
-    userName: "{{{{ mail | lower }}}}"
-    title: title
-"#,
-            url = ad.url,
-            bind_dn = ad.bind_dn,
-            base_url = server.base_url(),
-        );
+        let manifest = super::ad_manifest(&ad, &ou, server.base_url(), "    title: title\n");
         let dir = workspace(&[("ad.yaml", &manifest)]);
         let env = [("AD_PASSWORD", ad.password.as_str()), ("SCIM_TOKEN", "tok")];
         let apply = ["apply", "-f", "ad.yaml", "--auto-approve", "--state", "state.db", "-v"];
@@ -720,7 +733,7 @@ mod scope {
     use ldap3::Mod;
     use scimform::service::memory::{MemoryServer, MemoryStore};
 
-    use super::{ad, admin, fresh_ou};
+    use super::{ad, ad_manifest, add_people, admin, fresh_ou};
     use crate::common::{run_async, workspace};
 
     #[tokio::test]
@@ -728,21 +741,7 @@ mod scope {
         let ad = ad();
         let mut ldap = admin().await;
         let ou = fresh_ou(&mut ldap, "Scope").await;
-        let digits: String = ou[..ou.find(',').unwrap()].chars().rev().take(8).collect();
-        let mut dns = Vec::new();
-        for given in ["Ann", "Bob", "Cy"] {
-            let dn = format!("CN={given},{ou}");
-            let sam = format!("c{digits}{given}");
-            let mail = format!("{sam}@corp.test");
-            let attributes = vec![
-                ("objectClass", HashSet::from(["user"])),
-                ("sAMAccountName", HashSet::from([sam.as_str()])),
-                ("mail", HashSet::from([mail.as_str()])),
-                ("userAccountControl", HashSet::from(["544"])),
-            ];
-            ldap.add(&dn, attributes).await.unwrap().success().unwrap();
-            dns.push(dn);
-        }
+        let (dns, digits) = add_people(&mut ldap, &ou, "c", &["Ann", "Bob", "Cy"]).await;
         let inner = format!("CN=Inner,{ou}");
         let members = HashSet::from([dns[0].as_str(), dns[1].as_str()]);
         ldap.add(&inner, vec![("objectClass", HashSet::from(["group"])), ("member", members)])
@@ -759,32 +758,10 @@ mod scope {
             .success()
             .unwrap();
         let server = MemoryServer::start(MemoryStore::new(Some("tok"))).await.unwrap();
-        let manifest = format!(
-            r#"version: 1
-sources:
-  corp_ad:
-    kind: ldap
-    url: {url}
-    bind_dn: {bind_dn}
-    password: ${{env:AD_PASSWORD}}
-    base_dn: "{ou}"
-target:
-  kind: scim
-  base_url: {base_url}
-  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
-users:
-  source: corp_ad
-  external_id: "{{{{ objectGUID }}}}"
-  attributes:
-    userName: "{{{{ mail | lower }}}}"
-  scope:
-    member_of:
-      - {{ source: corp_ad, group: {{ name: "{agents_name}" }}, nested: true }}
-"#,
-            url = ad.url,
-            bind_dn = ad.bind_dn,
-            base_url = server.base_url(),
+        let scope = format!(
+            "  scope:\n    member_of:\n      - {{ source: corp_ad, group: {{ name: \"{agents_name}\" }}, nested: true }}\n"
         );
+        let manifest = ad_manifest(&ad, &ou, server.base_url(), &scope);
         let dir = workspace(&[("ad.yaml", &manifest)]);
         let env = [("AD_PASSWORD", ad.password.as_str()), ("SCIM_TOKEN", "tok")];
         let apply = ["apply", "-f", "ad.yaml", "--auto-approve", "--state", "state.db", "-v"];

@@ -19,6 +19,14 @@ fn manifest(users: &str) -> String {
     )
 }
 
+/// The `entra` source of the strict Graph double at `graph` (its URI), and the target, as
+/// manifest lines.
+fn entra_and_target(graph: &str) -> String {
+    format!(
+        "  entra:\n    kind: graph\n    tenant_id: contoso\n    client_id: app-id\n    client_secret: ${{env:GRAPH_SECRET}}\n    authority: {graph}/contoso/oauth2/v2.0/token\n    graph_url: {graph}/v1.0\ntarget:\n  kind: scim\n  base_url: ${{env:SCIM_BASE_URL}}\n  auth: {{ bearer_token: \"${{env:SCIM_TOKEN}}\" }}\n"
+    )
+}
+
 mod create_only {
     use super::*;
 
@@ -287,18 +295,7 @@ mod graph_scope {
         let manifest = format!(
             r#"version: 1
 sources:
-  entra:
-    kind: graph
-    tenant_id: contoso
-    client_id: app-id
-    client_secret: ${{env:GRAPH_SECRET}}
-    authority: {graph}/contoso/oauth2/v2.0/token
-    graph_url: {graph}/v1.0
-target:
-  kind: scim
-  base_url: ${{env:SCIM_BASE_URL}}
-  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
-users:
+{entra}users:
   source: entra
   external_id: "{{{{ id }}}}"
   attributes:
@@ -307,7 +304,7 @@ users:
     member_of:
       - {{ source: entra, group: {{ id: {GROUP} }}, nested: true }}
 "#,
-            graph = graph.uri(),
+            entra = entra_and_target(&graph.uri()),
         );
         let dir = workspace(&[("m.yaml", &manifest)]);
         let env = [("GRAPH_SECRET", "app-secret"), ("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", TOKEN)];
@@ -654,18 +651,7 @@ mod group_patterns {
             r#"version: 1
 sources:
   hr: {{ kind: file, path: people.yaml }}
-  entra:
-    kind: graph
-    tenant_id: contoso
-    client_id: app-id
-    client_secret: ${{env:GRAPH_SECRET}}
-    authority: {graph}/contoso/oauth2/v2.0/token
-    graph_url: {graph}/v1.0
-target:
-  kind: scim
-  base_url: ${{env:SCIM_BASE_URL}}
-  auth: {{ bearer_token: "${{env:SCIM_TOKEN}}" }}
-users:
+{entra}users:
   source: hr
   external_id: "hr-{{{{ id }}}}"
   attributes:
@@ -678,7 +664,7 @@ groups:
     to: {{ display_name: "{{{{ match.1 }}}}" }}
     create: true
 "#,
-            graph = graph.uri(),
+            entra = entra_and_target(&graph.uri()),
         );
         let people = "users:\n  - {id: '1', mail: ann@x.example}\n  - {id: '2', mail: bo@x.example}\n  - {id: '3', mail: cy@x.example}\n  - {id: '4', mail: di@x.example}\n";
         let dir = workspace(&[("m.yaml", &manifest), ("people.yaml", people)]);
