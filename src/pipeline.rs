@@ -45,7 +45,7 @@ pub fn sources_for(
 /// The SCIM client for a manifest's target.
 pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
     let managed = manifest.users.managed_paths();
-    Ok(ScimClient::new(&manifest.target, &managed)?.keep_only(&managed))
+    Ok(ScimClient::new(&manifest.target, &managed)?.keep_only(&managed).matching(&manifest.users.match_paths))
 }
 
 /// Reads the sources and builds the desired state, problems included (see `DesiredState::errors`);

@@ -69,11 +69,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     // the element checked here; a service that cannot filter on it is not asked again.
     for path in manifest.users.match_paths.iter().skip(1) {
         let Some(value) = want.and_then(|w| w.attributes.get(path)).and_then(Value::as_str) else { continue };
-        let attribute = match path.sub_attribute() {
-            Some(sub) if path.filter().is_some() => format!("{}.{sub}", path.attribute_name()),
-            _ => path.to_string(),
-        };
-        let Ok(resources) = client.find("/Users", &attribute, value).await else { continue };
+        let Ok(resources) = client.find("/Users", &path.filter_attribute(), value).await else { continue };
         let same = |user: &CurrentUser| {
             path.get(&user.resource).and_then(Value::as_str).map(match_key) == Some(match_key(value))
         };

@@ -146,6 +146,16 @@ impl ScimPath {
         self.0.filter.as_ref()
     }
 
+    /// The attribute a filter names to find this path's value: the path itself, or for a value
+    /// path its sub-attribute on any element (`emails.value` for `emails[type eq "work"].value`,
+    /// which the caller checks against the element it means).
+    pub fn filter_attribute(&self) -> String {
+        match self.sub_attribute() {
+            Some(sub) if self.filter().is_some() => format!("{}.{sub}", self.attribute_name()),
+            _ => self.to_string(),
+        }
+    }
+
     pub fn sub_attribute(&self) -> Option<&str> {
         self.0.sub_attribute.as_deref()
     }

@@ -61,6 +61,9 @@ pub struct ScimClient {
     progress: Mutex<indicatif::ProgressBar>,
     /// A listing keeps only these attributes of each user, page by page (`keep_only`).
     kept: Option<Vec<ScimPath>>,
+    /// The users' match keys after `userName` (`users.match`), which the look for a lost POST
+    /// tries too (`matching`).
+    match_keys: Vec<ScimPath>,
     limits: ReadLimits,
 }
 
@@ -91,6 +94,7 @@ impl ScimClient {
             stats: Mutex::new(RequestStats::default()),
             progress: Mutex::new(indicatif::ProgressBar::hidden()),
             kept: None,
+            match_keys: Vec::new(),
             limits: config.limits,
         })
     }
@@ -101,6 +105,14 @@ impl ScimClient {
     #[must_use]
     pub fn keep_only(mut self, managed: &[ScimPath]) -> Self {
         self.kept = Some(managed.to_vec());
+        self
+    }
+
+    /// The users' match keys (`users.match`, in order): the look for a POST whose answer was
+    /// lost tries each after `userName`.
+    #[must_use]
+    pub fn matching(mut self, keys: &[ScimPath]) -> Self {
+        self.match_keys = keys.iter().filter(|k| !k.is("userName")).cloned().collect();
         self
     }
 
@@ -244,16 +256,39 @@ impl ScimClient {
             if request.method != Method::Post {
                 return Ok(None);
             }
-            let Some(user_name) = request.body.as_ref().and_then(|b| b.get("userName")).and_then(Value::as_str) else {
+            let Some(body) = request.body.as_ref() else { return Ok(None) };
+            let Some(user_name) = body.get("userName").and_then(Value::as_str) else {
                 return Ok(None);
+            };
+            let found_it = |resource: Value| {
+                tracing::warn!("{request} got no usable answer, but the user exists: not sending it again");
+                ScimResponse { status: 200, body: Some(resource), etag: None }
             };
             // Through the listing, so a service without filters is matched here, as every lookup is.
             let filter = EqFilter::new("userName", user_name);
             let found = self.list("/Users", Some(&filter), &[], Some).await?;
-            Ok(found.into_iter().find(|r| id_of(r).is_some()).map(|resource| {
-                tracing::warn!("{request} got no usable answer, but the user exists: not sending it again");
-                ScimResponse { status: 200, body: Some(resource), etag: None }
-            }))
+            if let Some(resource) = found.into_iter().find(|r| id_of(r).is_some()) {
+                return Ok(Some(found_it(resource)));
+            }
+            // Then each other match key the POST carries (a service that rewrote the login):
+            // a user found so counts only when it carries this POST's marker, so another person
+            // with that address is never taken for it (without a marker, only `userName` counts);
+            // a key the service cannot filter on is skipped.
+            let Some(marker) = body.get("externalId").and_then(Value::as_str) else { return Ok(None) };
+            for key in &self.match_keys {
+                let Some(value) = key.get(body).and_then(Value::as_str) else { continue };
+                let filter = EqFilter::new(&key.filter_attribute(), value);
+                let Ok(found) = self.list("/Users", Some(&filter), &[], Some).await else { continue };
+                let same = |r: &Value| {
+                    id_of(r).is_some()
+                        && key.get(r).and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(value))
+                        && r.get("externalId").and_then(Value::as_str) == Some(marker)
+                };
+                if let Some(resource) = found.into_iter().find(same) {
+                    return Ok(Some(found_it(resource)));
+                }
+            }
+            Ok(None)
         })
     }
 

@@ -447,3 +447,50 @@ async fn groups_by_display_name_use_a_filter() {
     let state = client.current_state(&[TargetGroupRef::DisplayName("Support \"A\"".into())], &[]).await.unwrap();
     assert_eq!(state.groups.values().next().unwrap().members.len(), 1);
 }
+
+/// A POST whose answer was lost is looked for before it is sent again: by `userName`, then by
+/// each other match key the POST carries, where a user found counts only with the POST's
+/// marker (a service that rewrote the login has the user under another `userName`).
+#[tokio::test]
+async fn a_lost_post_is_found_by_another_match_key_with_its_marker() {
+    let server = server(false).await;
+    Mock::given(method("POST"))
+        .and(path("/scim/v2/Users"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Users"))
+        .and(query_param("filter", "userName eq \"ann@corp.example\""))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list(&[])))
+        .mount(&server)
+        .await;
+    let stored = |marker: &str| {
+        json!({"id": "u9", "userName": "ANN_1", "externalId": marker,
+               "emails": [{"type": "home", "value": "x@y"}, {"type": "work", "value": "Ann@Work.example"}]})
+    };
+    Mock::given(method("GET"))
+        .and(path("/scim/v2/Users"))
+        .and(query_param("filter", "emails.value eq \"ann@work.example\""))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list(&[stored("hr-1")])))
+        .mount(&server)
+        .await;
+    let keys = [ScimPath::attribute("userName"), ScimPath::parse("emails[type eq \"work\"].value").unwrap()];
+    let client = fast(ScimClient::new(&config(&server, bearer()), &[]).unwrap()).matching(&keys);
+    let create = |marker: &str| ScimRequest {
+        method: Method::Post,
+        path: "/Users".into(),
+        body: Some(json!({"userName": "ann@corp.example", "externalId": marker,
+                          "emails": [{"type": "work", "value": "ann@work.example"}]})),
+        if_match: None,
+        idempotency_key: None,
+    };
+    let found = client.send(&create("hr-1")).await.unwrap();
+    assert_eq!(found.body.unwrap()["id"], "u9", "found, not created twice");
+    let posts = server.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "POST").count();
+    assert_eq!(posts, 1);
+
+    // Someone else's user with that address (another marker) is not taken for it.
+    let error = client.send(&create("hr-2")).await.unwrap_err();
+    assert!(error.to_string().contains("503"), "{error}");
+}

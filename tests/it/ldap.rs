@@ -815,3 +815,38 @@ mod scope {
         assert!(idle.stdout.contains("No changes."), "{}", idle.stdout);
     }
 }
+
+/// A pairing pattern's candidates from AD: the groups whose `cn` starts with the pattern's
+/// literal prefix, found by the server (`(cn=<prefix>*)`), each by objectGUID.
+#[tokio::test]
+async fn group_names_by_prefix_for_a_pairing_pattern() {
+    let ad = ad();
+    let mut ldap = admin().await;
+    let ou = fresh_ou(&mut ldap, "Pattern").await;
+    let (dns, digits) = add_people(&mut ldap, &ou, "p", &["Ann"]).await;
+    let prefix = format!("GC{digits}-");
+    for team in ["Sales", "Billing"] {
+        let dn = format!("CN={prefix}{team},{ou}");
+        let attributes = vec![
+            ("objectClass", std::collections::HashSet::from(["group"])),
+            ("member", std::collections::HashSet::from([dns[0].as_str()])),
+        ];
+        ldap.add(&dn, attributes).await.unwrap().success().unwrap();
+    }
+    let other = format!("CN=XX{digits}-Other,{ou}");
+    ldap.add(&other, vec![("objectClass", std::collections::HashSet::from(["group"]))])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+
+    let source = source(config(&ad, &ou), &["mail"]);
+    let mut found = source.group_names(Some(&prefix)).await.unwrap();
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    let names: Vec<&str> = found.iter().map(|(_, name)| name.as_str()).collect();
+    assert_eq!(names, [format!("{prefix}Billing"), format!("{prefix}Sales")]);
+    // Each is found again by its id, as the pairing it makes names it.
+    let mut source = source;
+    let group = source.group(&GroupSelector::Id(found[1].0.clone()), false).await.unwrap();
+    assert_eq!(group.members.len(), 1);
+}
