@@ -1,10 +1,13 @@
-//! The run lock: two scheduled applies of one manifest never interleave. A lock file, created
-//! atomically, names its holder (pid, host, start time); a holder that is gone (same host, no such
-//! process) has its lock taken over with a warning. Removed when the run ends.
+//! The run lock: two scheduled applies of one manifest never interleave. An advisory lock the
+//! kernel holds on the lock file (`flock`), so it ends with the process however that ends: a
+//! pod killed at its deadline leaves no lock behind, and the next pod, on another host, takes it
+//! at once. The file also names its holder (pid, host, start time) for the "held by" message.
+//! What it cannot protect: two machines sharing the file over a network file system that does not
+//! pass advisory locks on; use the PostgreSQL state there, whose advisory lock is the run lock.
 #![allow(clippy::disallowed_methods, reason = "the run lock is an edge: its file, the clock, the host name")]
 
-use std::fs::OpenOptions;
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,11 +30,9 @@ impl std::fmt::Display for Holder {
 /// A lock that could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another scimform run holds the lock `{path}`: {holder}")]
-    Held { path: String, holder: Holder },
-    #[error("the lock file `{path}` exists but does not say who holds it")]
-    Unreadable { path: String },
-    #[error("cannot create the lock file `{path}`")]
+    #[error("another scimform run holds the lock `{path}`: {}", .holder.as_ref().map_or_else(|| "it does not say who".to_owned(), ToString::to_string))]
+    Held { path: String, holder: Option<Holder> },
+    #[error("cannot use the lock file `{path}`")]
     Io {
         path: String,
         #[source]
@@ -44,49 +45,57 @@ impl LockError {
     pub fn hint(&self) -> Option<String> {
         match self {
             LockError::Held { .. } => Some(
-                "wait for it to finish (or pass `--lock-timeout`); if that run is gone, remove the lock file".into(),
+                "wait for it to finish (or pass `--lock-timeout`); the lock ends with that process, however it ends"
+                    .into(),
             ),
-            LockError::Unreadable { .. } => Some("if no scimform run is going, remove it".into()),
             LockError::Io { .. } => None,
         }
     }
 }
 
-/// A held lock; dropping it releases it.
+/// A held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// The kernel's lock lives as long as this open file.
+    file: File,
 }
 
 impl RunLock {
-    /// Takes the lock at `path`, taking over a dead holder's lock with a warning on `warn`.
+    /// Takes the lock at `path`, or says who holds it. A file left by a run that is gone (its
+    /// kernel lock went with it) is taken over, with a warning on `warn`.
     pub fn acquire(path: &Path, warn: &mut dyn Write) -> Result<Self, LockError> {
-        let me = Holder { pid: std::process::id(), host: hostname(), started: now() };
         let display = path.display().to_string();
-        // Twice at most: once, and once more after removing a dead holder's lock.
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut file) => {
-                    let text = serde_json::to_string(&me).unwrap_or_default();
-                    file.write_all(text.as_bytes())
-                        .and_then(|()| file.sync_all())
-                        .map_err(|source| LockError::Io { path: display.clone(), source })?;
-                    return Ok(Self { path: path.to_path_buf() });
+        let io = |source| LockError::Io { path: display.clone(), source };
+        // Twice at most: a file removed by its releasing holder between our open and our lock is
+        // opened again.
+        for _ in 0..3 {
+            let mut file =
+                OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(LockError::Held { path: display, holder: read_holder(&mut file) });
                 }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = read_holder(path).ok_or_else(|| LockError::Unreadable { path: display.clone() })?;
-                    if holder.host != me.host || process_alive(holder.pid) {
-                        return Err(LockError::Held { path: display, holder });
-                    }
-                    let _ =
-                        writeln!(warn, "Warning: taking over the lock `{display}` of a run that is gone ({holder}).");
-                    let _ = std::fs::remove_file(path);
-                }
-                Err(source) => return Err(LockError::Io { path: display, source }),
+                Err(TryLockError::Error(source)) => return Err(io(source)),
             }
+            if !same_file(path, &file) {
+                continue;
+            }
+            if let Some(gone) = read_holder(&mut file) {
+                let _ =
+                    writeln!(warn, "Warning: taking over the lock `{display}` left by a run that is gone ({gone}).");
+            }
+            let me = Holder { pid: std::process::id(), host: hostname(), started: now() };
+            let text = serde_json::to_string(&me).unwrap_or_default();
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(text.as_bytes()))
+                .and_then(|()| file.sync_all())
+                .map_err(io)?;
+            return Ok(Self { path: path.to_path_buf(), file });
         }
-        let holder = read_holder(path).ok_or_else(|| LockError::Unreadable { path: display.clone() })?;
-        Err(LockError::Held { path: display, holder })
+        Err(LockError::Held { path: display, holder: None })
     }
 
     /// `acquire`, waiting up to `wait` while another live run holds the lock.
@@ -101,12 +110,9 @@ impl RunLock {
             match Self::acquire(path, warn) {
                 Err(LockError::Held { holder, .. }) if tokio::time::Instant::now() < deadline => {
                     if !said {
-                        let _ = writeln!(
-                            warn,
-                            "Waiting up to {}s for the lock `{}` ({holder}).",
-                            wait.as_secs(),
-                            path.display()
-                        );
+                        let who = holder.map(|h| format!(" ({h})")).unwrap_or_default();
+                        let _ =
+                            writeln!(warn, "Waiting up to {}s for the lock `{}`{who}.", wait.as_secs(), path.display());
                         said = true;
                     }
                     tokio::time::sleep(POLL.min(deadline - tokio::time::Instant::now())).await;
@@ -122,13 +128,36 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        // Removed while still locked, so a run that opened it meanwhile sees, once it has the
+        // lock, that the path is no longer its file, and opens it again.
         let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 
-#[expect(clippy::disallowed_methods, reason = "the lock is an edge: it reads its own file")]
-fn read_holder(path: &Path) -> Option<Holder> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+/// Whether `path` is still the file `file` has open (not removed and made again since).
+fn same_file(path: &Path, file: &File) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(path), file.metadata()) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, file);
+        true
+    }
+}
+
+/// The holder a lock file names, if it names one.
+fn read_holder(file: &mut File) -> Option<Holder> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 #[expect(clippy::disallowed_methods, reason = "the lock is an edge: it notes when it was taken")]
@@ -144,12 +173,6 @@ pub fn hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// Whether a process runs on this host. Where that cannot be told, it is assumed to run: a lock
-/// is never taken from a live run.
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") { Path::new(&format!("/proc/{pid}")).exists() } else { true }
 }
 
 #[cfg(test)]
@@ -182,7 +205,7 @@ mod tests {
         let path = dir.path().join("m.yaml.lock");
         let lock = RunLock::acquire(&path, &mut Vec::new()).unwrap();
         let error = RunLock::acquire(&path, &mut Vec::new()).unwrap_err();
-        assert!(error.hint().is_some_and(|hint| hint.contains("remove the lock file")), "{error:?}");
+        assert!(error.hint().is_some_and(|hint| hint.contains("wait for it to finish")), "{error:?}");
         let error = error.to_string();
         assert!(error.contains(&format!("pid {}", std::process::id())), "{error}");
         assert!(error.contains(&hostname()), "{error}");
@@ -191,29 +214,28 @@ mod tests {
         RunLock::acquire(&path, &mut Vec::new()).unwrap();
     }
 
+    /// The file a pod on another host left when it was killed: its kernel lock went with it, so
+    /// the next run takes the lock at once, saying whose it was.
     #[test]
-    fn a_dead_holders_lock_is_taken_over_with_a_warning() {
+    fn a_file_left_by_a_run_on_another_host_is_taken_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.yaml.lock");
-        // pid_max on Linux is at most 2^22: this pid cannot run.
-        let dead = Holder { pid: 4_194_305, host: hostname(), started: "earlier".into() };
-        std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
+        let gone = Holder { pid: 7, host: "scimform-28391-xk2p9".into(), started: "earlier".into() };
+        std::fs::write(&path, serde_json::to_string(&gone).unwrap()).unwrap();
         let mut warnings = Vec::new();
-        let _lock = RunLock::acquire(&path, &mut warnings).unwrap();
+        let lock = RunLock::acquire(&path, &mut warnings).unwrap();
         let warnings = String::from_utf8(warnings).unwrap();
-        assert!(warnings.contains("taking over the lock") && warnings.contains("pid 4194305"), "{warnings}");
-    }
-
-    #[test]
-    fn a_lock_from_another_host_is_never_taken() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.yaml.lock");
-        let other = Holder { pid: 4_194_305, host: "elsewhere".into(), started: "earlier".into() };
-        std::fs::write(&path, serde_json::to_string(&other).unwrap()).unwrap();
-        let error = RunLock::acquire(&path, &mut Vec::new()).unwrap_err().to_string();
-        assert!(error.contains("host `elsewhere`"), "{error}");
+        assert!(
+            warnings.contains("taking over the lock") && warnings.contains("host `scimform-28391-xk2p9`"),
+            "{warnings}"
+        );
+        let now: Holder = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(now.pid, std::process::id(), "the file names the new holder");
+        // A file that says nothing is taken too, silently.
+        drop(lock);
         std::fs::write(&path, "garbage").unwrap();
-        let error = RunLock::acquire(&path, &mut Vec::new()).unwrap_err().to_string();
-        assert!(error.contains("does not say who holds it"), "{error}");
+        let mut warnings = Vec::new();
+        RunLock::acquire(&path, &mut warnings).unwrap();
+        assert!(warnings.is_empty());
     }
 }

@@ -135,7 +135,7 @@ pub(super) fn build_filter(name: &str, args: &[String]) -> Result<Filter, String
         "item" if number(&args[0])? == 0 => return Err("`item` counts values from 1".into()),
         "item" => Filter::Item(number(&args[0])?),
         "count" => Filter::Count,
-        "switch" if args.len() % 2 == 0 => {
+        "switch" if args.len().is_multiple_of(2) => {
             return Err(format!(
                 "filter `switch` takes a default and then key, value pairs: `switch(\"Other\", \"Sales\", \"S\")`, found {} argument(s)",
                 args.len()

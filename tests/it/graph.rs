@@ -28,7 +28,7 @@ pub fn graph_config(server: &MockServer) -> GraphConfig {
 
 pub fn user(i: usize) -> Value {
     json!({"id": format!("00000000-0000-0000-0000-{i:012}"), "mail": format!("User{i}@contoso.example"),
-           "userPrincipalName": format!("user{i}@contoso.example"), "accountEnabled": i % 5 != 0})
+           "userPrincipalName": format!("user{i}@contoso.example"), "accountEnabled": !i.is_multiple_of(5)})
 }
 
 fn page(users: &[Value], next: Option<String>) -> Value {

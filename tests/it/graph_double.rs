@@ -143,12 +143,10 @@ pub fn refusal(request: &Request) -> Option<(String, String)> {
             }
         }
     } else {
-        if let Some(top) = param("top") {
-            if !top.parse::<u32>().is_ok_and(|t| (1..=999).contains(&t)) {
-                return bad_request(format!(
-                    "Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."
-                ));
-            }
+        if let Some(top) = param("top")
+            && !top.parse::<u32>().is_ok_and(|t| (1..=999).contains(&t))
+        {
+            return bad_request(format!("Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."));
         }
         if let Some(expand) = param("expand") {
             let manager = expand == "manager" || expand.starts_with("manager($select=");
