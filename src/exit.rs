@@ -10,6 +10,8 @@ pub enum ExitStatus {
     Failure,
     /// `plan --detailed-exitcode` found changes.
     ChangesPresent,
+    /// SIGINT or SIGTERM stopped the run: 130 or 143, as a shell reports it.
+    Interrupted(crate::signals::Signal),
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -18,6 +20,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::ChangesPresent => 2,
+            ExitStatus::Interrupted(signal) => signal.exit_code(),
         })
     }
 }

@@ -33,6 +33,7 @@ pub mod service;
 pub mod apply;
 pub mod state;
 pub mod lock;
+pub mod signals;
 pub mod pipeline;
 // The command line.
 pub mod progress;
@@ -82,8 +83,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(dispatch(cli.command, &mut console)));
+        .and_then(|runtime| runtime.block_on(run_until_stopped(dispatch(cli.command, &mut console))));
     match result {
+        Ok(ExitStatus::Interrupted(signal)) => {
+            let _ = writeln!(console.err, "\nInterrupted by {}.", signal.name());
+            ExitStatus::Interrupted(signal).into()
+        }
         Ok(status) => status.into(),
         // `scimform plan | head`: the reader has gone; end quietly, as Unix tools do.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
@@ -116,6 +121,32 @@ fn init_logging(verbose: bool) {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// How long an apply interrupted while writing may take to let its writes in flight finish and
+/// record what landed, before the process ends anyway.
+const WIND_DOWN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a command until it ends or a signal stops it: at once when it is not writing; after
+/// it wound down (at most `WIND_DOWN`) when it is; at once on a second signal.
+async fn run_until_stopped(command: impl Future<Output = anyhow::Result<ExitStatus>>) -> anyhow::Result<ExitStatus> {
+    tokio::pin!(command);
+    let signal = tokio::select! {
+        result = &mut command => return result,
+        signal = signals::next() => signal,
+    };
+    signals::record(signal);
+    if !signals::is_writing() {
+        return Ok(ExitStatus::Interrupted(signal));
+    }
+    tokio::select! {
+        result = &mut command => result,
+        again = signals::next() => std::process::exit(i32::from(again.exit_code())),
+        () = tokio::time::sleep(WIND_DOWN) => {
+            signals::writing(false);
+            Ok(ExitStatus::Interrupted(signal))
+        }
+    }
 }
 
 async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {

@@ -356,8 +356,15 @@ pub async fn apply(
     progress: Progress,
 ) -> Applied {
     let bar = progress.bar(plan.users.len() + plan.groups.len(), "Applying");
+    // From here a signal lets the writes in flight finish and the run record them.
+    crate::signals::writing(true);
     let mut report = execute_with_progress(plan, client, manifest.target.concurrency, &bar).await;
     bar.finish_and_clear();
+    if crate::signals::interrupted().is_some() {
+        // Stopped: what landed is in the report; the next run reads the target in full.
+        let warnings = Vec::new();
+        return Applied { report, warnings, replanned: None, target: TargetUpdate::Forget };
+    }
     read_back_groups(plan, &mut report, client).await;
     let warnings = unlanded_memberships(&current, plan, &report);
     if report.outcomes.iter().any(crate::apply::Outcome::is_stale) {

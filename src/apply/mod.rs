@@ -168,6 +168,10 @@ async fn run_users<W: TargetWriter>(
         .map(|(index, UserRequest { key, request, creates })| {
             let created = &created;
             async move {
+                // Stopped by a signal: no new write (the report lists what was sent).
+                if crate::signals::interrupted().is_some() {
+                    return None;
+                }
                 let mut answered = None;
                 let result = match writer.send(&request).await {
                     Ok(response) => {
@@ -198,10 +202,11 @@ async fn run_users<W: TargetWriter>(
                 let mut outcome = Outcome::new(Subject::User(key), request.to_string(), result);
                 outcome.creates = creates;
                 outcome.response = answered;
-                (index, outcome)
+                Some((index, outcome))
             }
         })
         .buffer_unordered(concurrency.max(1))
+        .filter_map(std::future::ready)
         .collect()
         .await;
     results.sort_by_key(|(index, _)| *index);
@@ -319,6 +324,9 @@ async fn send_group<W: TargetWriter>(
     let mut outcomes = Vec::new();
     let mut version_after: Option<Option<String>> = None;
     while let Some(part) = parts.pop_front() {
+        if crate::signals::interrupted().is_some() {
+            break;
+        }
         let mut request = match &part {
             Some(part) => group_request(part, resolve).0,
             None => whole.clone(),

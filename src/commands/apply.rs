@@ -263,6 +263,7 @@ fn confirm(
 
 /// Sends the plan's requests, with a progress bar.
 async fn execute_plan(plan: &Plan, client: &ScimClient, concurrency: usize, console: &mut Console<'_>) -> ApplyReport {
+    crate::signals::writing(true);
     let bar = console.progress.bar(plan.users.len() + plan.groups.len(), "Applying");
     let report = execute_with_progress(plan, client, concurrency, &bar).await;
     bar.finish_and_clear();
@@ -274,6 +275,15 @@ async fn execute_plan(plan: &Plan, client: &ScimClient, concurrency: usize, cons
 fn finish(report: ApplyReport, client: &ScimClient, console: &mut Console<'_>) -> anyhow::Result<RunEnding> {
     let status = render_report(&report, console)?;
     writeln!(console.err, "{}", describe_requests(&client.stats()))?;
+    if let Some(signal) = crate::signals::interrupted() {
+        writeln!(
+            console.err,
+            "\nStopped by {}: no write was sent after it; the {} sent are reported above, and the next run reads the target in full.",
+            signal.name(),
+            report.outcomes.len()
+        )?;
+        return Ok(RunEnding { status: ExitStatus::Interrupted(signal), report: Some(report), result: "interrupted" });
+    }
     let result = if status == ExitStatus::Success { "applied" } else { "failed" };
     Ok(RunEnding { status, report: Some(report), result })
 }

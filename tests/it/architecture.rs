@@ -11,7 +11,8 @@ const PURE: &[&str] =
     &["yaml", "text", "causes", "manifest", "mapping", "scim", "record", "current", "desired", "plan", "secret"];
 /// Modules that reach the outside world (or orchestrate those that do).
 const EDGES: &[&str] = &[
-    "source", "http", "service", "state", "apply", "pipeline", "commands", "lock", "progress", "tls", "cli", "settings",
+    "source", "http", "service", "state", "apply", "pipeline", "commands", "lock", "progress", "tls", "cli",
+    "settings", "signals",
 ];
 
 /// Each top-level module and the top-level modules its non-test code names as `crate::x`.

@@ -32,6 +32,8 @@ mod postgres;
 mod scim2;
 // Who is provisioned and how: scope, create-only mappings, match keys, delayed deletion, rails.
 mod provisioning;
+// Stopped by a scheduler: SIGTERM and SIGINT during an apply and a plan.
+mod signals;
 // The state file: planning against the last run's target, exact writes, fallback to full reads.
 mod state;
 // The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.

@@ -60,6 +60,8 @@ pub struct MemoryStore {
     /// Fault injection: writes (method, path prefix) that are stored and then answered 503, as
     /// a proxy that loses the answer would, this many times each.
     lost_answers: Vec<(String, String, usize)>,
+    /// Fault injection: every write is answered this long after it was stored (a slow service).
+    write_delay: Option<std::time::Duration>,
     /// Lower-cased `userName`/`displayName` -> id, so a create checks uniqueness without a scan.
     /// Entries are added on every write and checked on use (a renamed resource leaves a stale one).
     names: std::collections::HashMap<(Kind, String), String>,
@@ -119,6 +121,13 @@ impl MemoryStore {
     #[must_use]
     pub fn losing_answers(mut self, method: &str, path_prefix: &str, times: usize) -> Self {
         self.lost_answers.push((method.to_owned(), path_prefix.to_owned(), times));
+        self
+    }
+
+    /// Answers each write `delay` after storing it: a slow service, with writes in flight.
+    #[must_use]
+    pub fn slow_writes(mut self, delay: std::time::Duration) -> Self {
+        self.write_delay = Some(delay);
         self
     }
 
@@ -216,6 +225,21 @@ pub struct MemoryServer {
     shutdown: Option<oneshot::Sender<()>>,
 }
 
+/// `slow_writes`: the write is handled (stored) at once and answered after the delay.
+async fn answer_writes_late(
+    axum::extract::State(store): axum::extract::State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let write = request.method() != axum::http::Method::GET;
+    let response = next.run(request).await;
+    let delay = store.lock().unwrap_or_else(PoisonError::into_inner).write_delay;
+    if let Some(delay) = delay.filter(|_| write) {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
 impl MemoryServer {
     /// Serves `store` on 127.0.0.1 with a port chosen by the OS.
     pub async fn start(store: MemoryStore) -> std::io::Result<Self> {
@@ -234,6 +258,7 @@ impl MemoryServer {
                 &format!("{BASE_PATH}/Groups/{{id}}"),
                 get(get_group).put(put_group).patch(patch_group).delete(delete_group),
             )
+            .layer(axum::middleware::from_fn_with_state(store.clone(), answer_writes_late))
             .with_state(store.clone());
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
