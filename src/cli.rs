@@ -28,6 +28,10 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show how one user is built: source record, desired state, target state, operations
     Explain(ExplainArgs),
+    /// Show a saved plan without applying it, exactly as `plan` printed it
+    Show(ShowArgs),
+    /// Print a shell completion script: `scimform completions bash > /etc/bash_completion.d/scimform`
+    Completions(CompletionsArgs),
     /// Print the manifest's JSON Schema
     Schema,
     /// Run plan -> apply -> apply against an embedded SCIM server, with example data
@@ -147,6 +151,23 @@ pub struct ApplyArgs {
     pub targets: Vec<Selector>,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan saved by `plan --out`
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan_file: PathBuf,
+    /// How to show it on stdout
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

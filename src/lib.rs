@@ -155,6 +155,12 @@ async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result
         Command::Plan(args) => commands::plan::run(&args, console).await,
         Command::Apply(args) => commands::apply::run(&args, console).await,
         Command::Explain(args) => commands::explain::run(&args.manifest.file, &args.user, console).await,
+        Command::Show(args) => commands::show::run(&args, console),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "scimform", console.out);
+            Ok(ExitStatus::Success)
+        }
         Command::Schema => commands::schema::run(console),
         Command::Demo => commands::demo::run(console).await,
     }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod explain;
 pub mod plan;
 pub mod schema;
+pub mod show;
 pub mod validate;
 
 use std::io::{BufRead, Write};

@@ -264,3 +264,20 @@ fn files_that_are_not_utf8_name_the_line() {
         result.stderr
     );
 }
+
+/// `completions` prints a script for each shell clap_complete knows of ours.
+#[test]
+fn completions_for_four_shells() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef scimform"),
+        ("fish", "complete -c scimform"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let printed = crate::common::run(dir.path(), &["completions", shell], &[]);
+        assert_eq!(printed.code, 0, "{shell}: {}", printed.all());
+        assert!(printed.stdout.contains(marker), "{shell}: {}", &printed.stdout[..printed.stdout.len().min(300)]);
+        assert!(printed.stdout.contains("apply"), "{shell} completes the subcommands");
+    }
+}

@@ -475,3 +475,28 @@ users:
     assert!(fine.stdout.contains("| e164(\"US\") -> \"+12015550123\""), "{}", fine.stdout);
     assert_eq!(server.writes(), 0);
 }
+
+/// `show PLAN_FILE` prints a saved plan byte for byte as `plan` printed it, in each format.
+#[tokio::test]
+async fn show_prints_a_saved_plan_as_plan_printed_it() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    for format in ["text", "markdown", "json"] {
+        let planned = run_async(
+            dir.path(),
+            &["plan", "-f", "scimform.yaml", "--no-state", "--format", format, "--out", "p.json"],
+            &env,
+        )
+        .await;
+        assert_eq!(planned.code, 0, "{}", planned.all());
+        assert!(planned.stdout.contains("user"), "{format}: a plan with changes: {}", planned.stdout);
+        let shown = run_async(dir.path(), &["show", "p.json", "--format", format], &[]).await;
+        assert_eq!(shown.code, 0, "{}", shown.all());
+        assert_eq!(shown.stdout, planned.stdout, "{format}");
+    }
+    let not_a_plan = run_async(dir.path(), &["show", "scimform.yaml"], &[]).await;
+    assert_eq!(not_a_plan.code, 1);
+    assert!(not_a_plan.stderr.contains("cannot show the plan file `scimform.yaml`"), "{}", not_a_plan.stderr);
+    assert!(not_a_plan.stderr.contains("hint: give a file written by `scimform plan --out`"), "{}", not_a_plan.stderr);
+}
