@@ -146,6 +146,11 @@ pub struct ApplyArgs {
     /// Write a JSON report of every operation and its outcome to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the run's metrics to FILE in Prometheus text format (for node_exporter's textfile
+    /// collector; written atomically): result, duration, operations, users managed, retries,
+    /// throttled waits and the time of the last successful run
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// Limit the plan to one resource: `user:KEY` or `group:NAME`; repeatable
     #[arg(long = "target", value_name = "RESOURCE", conflicts_with = "plan_file")]
     pub targets: Vec<Selector>,

@@ -38,6 +38,7 @@ pub mod pipeline;
 // The command line.
 pub mod progress;
 pub mod report;
+pub mod metrics;
 pub mod exit;
 pub mod cli;
 pub mod settings;

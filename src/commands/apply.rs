@@ -29,18 +29,42 @@ pub struct RunEnding {
     pub result: &'static str,
 }
 
+/// What a run did, kept outside it so that a run that ends in an error still reports it.
+#[derive(Default)]
+struct RunRecord {
+    /// Every request sent and its outcome.
+    sent: Option<ApplyReport>,
+    /// The target's request counts (retries, throttled waits).
+    stats: Option<crate::service::client::RequestStats>,
+    /// Users the manifest manages (the desired state's).
+    users: Option<usize>,
+}
+
 pub async fn run(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
-    // Every request sent, kept outside the run so that a run that ends in an error still
-    // reports what it wrote.
-    let mut sent = None;
+    #[expect(clippy::disallowed_methods, reason = "a command is an edge: it times the run for its metrics")]
+    let started = std::time::Instant::now();
+    let mut record = RunRecord::default();
     let outcome = match &args.plan_file {
-        Some(plan_file) => apply_saved(plan_file, args, console, &mut sent).await,
-        None => apply_fresh(args, console, &mut sent).await,
+        Some(plan_file) => apply_saved(plan_file, args, console, &mut record).await,
+        None => apply_fresh(args, console, &mut record).await,
     };
+    let sent = record.sent.as_ref();
     if let Some(path) = &args.report {
-        write_file(path, &report_json(&outcome, sent.as_ref()))?;
+        write_file(path, &report_json(&outcome, sent))?;
     }
-    if let (Err(_), Some(sent)) = (&outcome, &sent)
+    if let Some(path) = &args.metrics_file {
+        let result = outcome.as_ref().map_or("error", |o| o.result);
+        let facts = crate::metrics::RunFacts {
+            result,
+            succeeded: outcome.as_ref().is_ok_and(|o| o.status == ExitStatus::Success),
+            duration: started.elapsed(),
+            report: sent,
+            stats: record.stats.as_ref(),
+            users: record.users,
+        };
+        crate::metrics::write(path, &facts)?;
+    }
+    if let (Err(_), Some(sent)) = (&outcome, sent)
         && sent.succeeded() > 0
     {
         writeln!(console.err, "\n{} write(s) landed before the run stopped.", sent.succeeded())?;
@@ -48,11 +72,7 @@ pub async fn run(args: &ApplyArgs, console: &mut Console<'_>) -> anyhow::Result<
     outcome.map(|o| o.status)
 }
 
-async fn apply_fresh(
-    args: &ApplyArgs,
-    console: &mut Console<'_>,
-    sent: &mut Option<ApplyReport>,
-) -> anyhow::Result<RunEnding> {
+async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>, record: &mut RunRecord) -> anyhow::Result<RunEnding> {
     let file = args.file.as_deref().context("apply needs a manifest (`-f FILE`) or a saved plan")?;
     let settings = RunSettings::for_apply(args, file)?;
     let manifest = crate::manifest::load(file)?;
@@ -81,6 +101,7 @@ async fn apply_fresh(
         planned.describe_reads(console.err)?;
     }
     let reads = std::mem::take(&mut planned.sources);
+    record.users = Some(planned.desired.users.len());
     let plan = std::mem::take(&mut planned.plan);
     let approved = confirm(&plan, args.auto_approve, &settings.allow, console)?;
     let (outcome, target) = if let Some(done) = approved {
@@ -94,7 +115,8 @@ async fn apply_fresh(
     } else {
         let applied =
             pipeline::apply(&manifest, &plan, &planned.desired, planned.current, &client, console.progress).await;
-        *sent = Some(applied.report.clone());
+        record.sent = Some(applied.report.clone());
+        record.stats = Some(client.stats());
         for warning in &applied.warnings {
             writeln!(console.err, "Warning: {warning}")?;
         }
@@ -110,7 +132,7 @@ async fn apply_fresh(
     // The sources' watermarks move either way: the desired state is always built from every
     // record, so a write that failed is planned again, never forgotten.
     if let Some(state) = &mut state {
-        let clocks = fold_clocks(state.clocks().clone(), &plan, sent.as_ref(), settings.now, Some(&plan.gone));
+        let clocks = fold_clocks(state.clocks().clone(), &plan, record.sent.as_ref(), settings.now, Some(&plan.gone));
         state.set_clocks(clocks);
         state.save(&manifest, target, reads).await?;
     }
@@ -121,7 +143,7 @@ async fn apply_saved(
     plan_file: &Path,
     args: &ApplyArgs,
     console: &mut Console<'_>,
-    sent: &mut Option<ApplyReport>,
+    record: &mut RunRecord,
 ) -> anyhow::Result<RunEnding> {
     let document = PlanDocument::from_json(&read_file(plan_file)?)
         .with_context(|| format!("cannot apply the plan file `{}`", plan_file.display()))?;
@@ -163,12 +185,13 @@ async fn apply_saved(
     }
     // The plan was reviewed: it runs without asking, as Terraform's `apply PLANFILE` does.
     let report = execute_plan(plan, &client, manifest.target.concurrency, console).await;
-    *sent = Some(report.clone());
+    record.sent = Some(report.clone());
+    record.stats = Some(client.stats());
     let outcome = finish(report, &client, console);
     // The next run reads the target in full (its sources stay where they got to); the users
     // it disabled start their deprovision clocks.
     if let Some(state) = &mut run_state {
-        state.set_clocks(fold_clocks(state.clocks().clone(), plan, sent.as_ref(), settings.now, None));
+        state.set_clocks(fold_clocks(state.clocks().clone(), plan, record.sent.as_ref(), settings.now, None));
         state.save_clocks().await?;
         state.forget_target().await?;
     }

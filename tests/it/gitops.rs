@@ -500,3 +500,88 @@ async fn show_prints_a_saved_plan_as_plan_printed_it() {
     assert!(not_a_plan.stderr.contains("cannot show the plan file `scimform.yaml`"), "{}", not_a_plan.stderr);
     assert!(not_a_plan.stderr.contains("hint: give a file written by `scimform plan --out`"), "{}", not_a_plan.stderr);
 }
+
+/// Prometheus text, strictly: `# HELP`/`# TYPE` lines and samples `name{labels} value`, each
+/// metric declared before its samples. Returns the samples.
+fn prometheus_samples(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let mut declared = std::collections::BTreeSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            declared.insert(name.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                let labels = body
+                    .split(',')
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap();
+                        (k.to_owned(), v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap().to_owned())
+                    })
+                    .collect();
+                (name, labels)
+            }
+            None => (series, std::collections::BTreeMap::new()),
+        };
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+        assert!(declared.contains(name), "a sample before its TYPE: {line}");
+        samples.push((name.to_owned(), labels, value));
+    }
+    samples
+}
+
+#[tokio::test]
+#[expect(clippy::float_cmp, reason = "counts written as whole numbers compare exactly")]
+async fn the_metrics_file_parses_and_its_counts_equal_the_reports() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let base_url = server.base_url().to_owned();
+    let env = [("SCIM_BASE_URL", base_url.as_str()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let args = ["apply", "-f", "scimform.yaml", "--auto-approve", "--report", "r.json", "--metrics-file", "m.prom"];
+    let applied = run_async(dir.path(), &args, &env).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    let samples = prometheus_samples(&std::fs::read_to_string(dir.path().join("m.prom")).unwrap());
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    let value = |name: &str| samples.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| *v);
+    let operations: f64 = samples.iter().filter(|(n, _, _)| n == "scimform_operations").map(|(_, _, v)| v).sum();
+    #[expect(clippy::cast_precision_loss, reason = "a handful of operations")]
+    let reported = report["operations"].as_array().unwrap().len() as f64;
+    assert_eq!(operations, reported);
+    let posts = samples
+        .iter()
+        .filter(|(n, labels, _)| n == "scimform_operations" && labels["method"] == "POST" && labels["status"] == "201")
+        .map(|(_, _, v)| v)
+        .sum::<f64>();
+    #[expect(clippy::cast_precision_loss, reason = "a handful of operations")]
+    let reported_posts = report["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["request"].as_str().unwrap().starts_with("POST") && o["status"] == 201)
+        .count() as f64;
+    assert_eq!(posts, reported_posts);
+    let result = samples.iter().find(|(n, l, _)| n == "scimform_run_result" && l["result"] == "applied").unwrap().2;
+    assert!((result - 1.0).abs() < f64::EPSILON);
+    let succeeded_at = value("scimform_last_success_timestamp_seconds").unwrap();
+    assert!(value("scimform_users_managed").is_some_and(|u| u > 0.0));
+
+    // A run that fails keeps the time of the last success, and says it failed.
+    drop(server);
+    let failed_args = ["apply", "-f", "scimform.yaml", "--auto-approve", "--no-state", "--metrics-file", "m.prom"];
+    let failed = run_async(dir.path(), &failed_args, &env).await;
+    assert_eq!(failed.code, 1);
+    let samples = prometheus_samples(&std::fs::read_to_string(dir.path().join("m.prom")).unwrap());
+    let value = |name: &str| samples.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| *v);
+    assert_eq!(value("scimform_last_success_timestamp_seconds"), Some(succeeded_at));
+    let error = samples.iter().find(|(n, l, _)| n == "scimform_run_result" && l["result"] == "error").unwrap().2;
+    assert!((error - 1.0).abs() < f64::EPSILON);
+}
