@@ -51,7 +51,12 @@ pub fn sha256_hex<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
         hasher.update(part);
         hasher.update(b"\n");
     }
-    hasher.finalize().iter().fold(String::with_capacity(64), |mut out, byte| {
+    lower_hex(&hasher.finalize())
+}
+
+/// Bytes as lower-case hex.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
         let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{byte:02x}"));
         out
     })

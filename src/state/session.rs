@@ -309,7 +309,7 @@ pub fn state_identity(manifest: &Manifest) -> String {
             }
         };
     }
-    format!("{:x}", Sha256::digest(text.as_bytes()))
+    crate::scim::request::lower_hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// An error opening the state, on one line with what to do (a state lock held, say).
