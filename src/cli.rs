@@ -14,8 +14,24 @@ pub struct Cli {
     pub command: Command,
     /// Log each request line and status (and retries, throttling) to stderr; never bodies or
     /// credentials
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Log errors only, and show no progress bars (`RUST_LOG`, tracing's filter syntax, sets the
+    /// log levels in full when given)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Colour the plan: on a terminal unless `NO_COLOR` is set (auto), or always, or never
+    #[arg(long, value_enum, global = true, default_value_t)]
+    pub color: ColorChoice,
+}
+
+/// When the plan is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

@@ -64,7 +64,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(u8::from(error.use_stderr()));
         }
     };
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.quiet, std::env::var("RUST_LOG").ok());
     let stdout = std::io::stdout();
     let stdin = std::io::stdin();
     let mut out = stdout.lock();
@@ -72,13 +72,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut err = std::io::stderr();
     let mut input = stdin.lock();
     let interactive = std::io::stdin().is_terminal();
-    let color = wants_color(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    let color = match cli.color {
+        cli::ColorChoice::Always => true,
+        cli::ColorChoice::Never => false,
+        cli::ColorChoice::Auto => wants_color(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref()),
+    };
     let mut console = Console {
         out: &mut out,
         err: &mut err,
         input: interactive.then_some(&mut input as &mut dyn std::io::BufRead),
         color,
-        progress: progress::Progress::new(std::io::stderr().is_terminal()),
+        progress: progress::Progress::new(std::io::stderr().is_terminal() && !cli.quiet),
     };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -114,10 +118,19 @@ fn wants_color(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
 }
 
 /// Warnings (retries, throttling) always reach stderr; `-v` adds every request line and status.
-fn init_logging(verbose: bool) {
-    let level = if verbose { tracing::Level::INFO } else { tracing::Level::WARN };
+/// `-v` adds every request line and status; `-q` keeps errors only; `RUST_LOG` (tracing's
+/// filter syntax, e.g. `scimform=debug`), when set, decides in full.
+fn init_logging(verbose: bool, quiet: bool, rust_log: Option<String>) {
+    let level = match (verbose, quiet) {
+        (true, _) => "info",
+        (_, true) => "error",
+        _ => "warn",
+    };
+    let filter = rust_log
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

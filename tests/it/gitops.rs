@@ -585,3 +585,27 @@ async fn the_metrics_file_parses_and_its_counts_equal_the_reports() {
     let error = samples.iter().find(|(n, l, _)| n == "scimform_run_result" && l["result"] == "error").unwrap().2;
     assert!((error - 1.0).abs() < f64::EPSILON);
 }
+
+/// `--color` over the terminal's say; `RUST_LOG` sets the log levels as `-v` does and more;
+/// `-q` keeps errors only.
+#[tokio::test]
+async fn color_rust_log_and_quiet() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = quickstart();
+    let plan = ["plan", "-f", "scimform.yaml", "--no-state"];
+    let always = run_async(dir.path(), &[&plan[..], &["--color", "always"]].concat(), &env).await;
+    assert!(always.stdout.contains("\u{1b}["), "coloured although not a terminal");
+    let never = run_async(dir.path(), &[&plan[..], &["--color", "never"]].concat(), &env).await;
+    assert!(!never.stdout.contains("\u{1b}["));
+    let logged = run_async(dir.path(), &plan, &[&env[..], &[("RUST_LOG", "info")]].concat()).await;
+    assert!(logged.stderr.contains("GET /Users"), "request lines at info: {}", logged.stderr);
+    let quiet = run_async(
+        dir.path(),
+        &[&plan[..], &["-q"]].concat(),
+        &[&env[..], &[("SCIM_BASE_URL", "http://127.0.0.1:9/scim/v2")]].concat(),
+    )
+    .await;
+    assert!(!quiet.stderr.contains(" WARN "), "errors only: {}", quiet.stderr);
+    assert!(quiet.stderr.contains("error:"), "{}", quiet.stderr);
+}
