@@ -60,29 +60,86 @@ fn every_example_validates() {
     }
 }
 
-/// Every `scimform ...` command in the CI example parses with today's command line, so the
-/// example cannot drift from the flags it uses.
-#[test]
-fn the_ci_example_uses_real_commands() {
+/// A command line parses with today's CLI (`--help` and `--version` count as parsing).
+fn parses(words: &[String]) -> Result<(), String> {
     use clap::Parser;
-    let workflow = std::fs::read_to_string(repo_root().join("examples/ci/scimform.yml")).unwrap();
-    let mut commands = Vec::new();
-    for line in workflow.lines() {
-        let line = line.trim().trim_start_matches("run:").trim();
-        if !line.starts_with("scimform ") {
-            continue;
+    match scimform::cli::Cli::try_parse_from(words) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            Ok(())
         }
-        let words: Vec<String> = line
-            .split_whitespace()
-            .take_while(|w| !matches!(*w, ">" | "|" | "||" | "&&" | ";"))
-            .map(|w| w.trim_matches('"').to_owned())
-            .collect();
-        if let Err(error) = scimform::cli::Cli::try_parse_from(&words) {
-            panic!("`{line}` does not parse:\n{error}");
-        }
-        commands.push(words[1].clone());
+        Err(e) => Err(e.to_string()),
     }
-    commands.sort();
-    commands.dedup();
-    assert_eq!(commands, ["apply", "plan", "validate"], "the workflow validates, plans and applies");
+}
+
+/// The `scimform ...` commands in a CI file's lines (`run:` or `- ` before them).
+fn commands_in(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|line| line.trim().trim_start_matches("run:").trim_start_matches("- ").trim())
+        .filter(|line| line.starts_with("scimform "))
+        .map(|line| {
+            line.split_whitespace()
+                .take_while(|w| !matches!(*w, ">" | "|" | "||" | "&&" | ";"))
+                .map(|w| w.trim_matches('"').to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// Every `scimform ...` command in the CI examples (GitHub Actions, GitLab CI) parses with
+/// today's command line, so an example cannot drift from the flags it uses; each example is
+/// YAML.
+#[test]
+fn the_ci_examples_use_real_commands() {
+    for (file, expected) in [
+        ("examples/ci/scimform.yml", ["apply", "plan", "validate"]),
+        ("examples/ci/gitlab-ci.yml", ["apply", "plan", "validate"]),
+    ] {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        scimform::yaml::parse(&text).unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        let mut commands = Vec::new();
+        for words in commands_in(&text) {
+            if let Err(error) = parses(&words) {
+                panic!("{file}: `{}` does not parse:\n{error}", words.join(" "));
+            }
+            commands.push(words[1].clone());
+        }
+        commands.sort();
+        commands.dedup();
+        assert_eq!(commands, expected, "{file}: the workflow validates, plans and applies");
+    }
+}
+
+/// The Kubernetes CronJob's container arguments and the Dockerfile's entry point and default
+/// command are real command lines; the CronJob is YAML that stops one run at a time at its
+/// deadline.
+#[test]
+fn the_kubernetes_and_docker_examples_use_real_commands() {
+    let cronjob = std::fs::read_to_string(repo_root().join("examples/kubernetes/cronjob.yaml")).unwrap();
+    scimform::yaml::parse(&cronjob).unwrap();
+    for needed in
+        ["concurrencyPolicy: Forbid", "activeDeadlineSeconds:", "secretRef:", "configMap:", "runAsNonRoot: true"]
+    {
+        assert!(cronjob.contains(needed), "the CronJob has {needed}");
+    }
+    let args = cronjob.lines().find_map(|l| l.trim().strip_prefix("args:")).expect("the container's args");
+    let args: Vec<String> = serde_json::from_str(args.trim()).unwrap();
+    let words: Vec<String> = std::iter::once("scimform".to_owned()).chain(args).collect();
+    parses(&words).unwrap_or_else(|e| panic!("the CronJob's args: {e}"));
+
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    let json_array = |directive: &str| -> Vec<String> {
+        let line = dockerfile.lines().find_map(|l| l.strip_prefix(directive)).unwrap_or_else(|| panic!("{directive}"));
+        serde_json::from_str(line.trim()).unwrap()
+    };
+    let entrypoint = json_array("ENTRYPOINT");
+    assert!(entrypoint[0].ends_with("/scimform"), "exec form, no shell: {entrypoint:?}");
+    let words: Vec<String> = std::iter::once("scimform".to_owned()).chain(json_array("CMD")).collect();
+    parses(&words).unwrap();
+    assert!(dockerfile.contains("USER 65532"), "runs as a non-root user");
+    // The `docker run` in its comment: the image's arguments after the image name.
+    let run = dockerfile.lines().find(|l| l.contains("plan -f /etc/scimform")).expect("a docker run example");
+    let words: Vec<String> =
+        std::iter::once("scimform").chain(run.trim_start_matches('#').split_whitespace()).map(str::to_owned).collect();
+    parses(&words).unwrap_or_else(|e| panic!("`{run}`: {e}"));
 }
