@@ -8,7 +8,13 @@ use crate::plan::focus::Selector;
 
 /// Declarative identity provisioning: plan and apply SCIM 2.0 changes from your directories.
 #[derive(Debug, Parser)]
-#[command(name = "scimform", version, about, long_about = None)]
+#[command(
+    name = "scimform",
+    version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SCIMFORM_COMMIT"), " ", env!("SCIMFORM_BUILD_DATE"), ")"),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

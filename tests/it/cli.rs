@@ -281,3 +281,19 @@ fn completions_for_four_shells() {
         assert!(printed.stdout.contains("apply"), "{shell} completes the subcommands");
     }
 }
+
+/// `--version` names the commit and the build date; `-V` stays short.
+#[test]
+fn version_names_the_commit_and_the_build_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = crate::common::run(dir.path(), &["--version"], &[]);
+    assert_eq!(long.code, 0);
+    let line = long.stdout.trim();
+    let inside =
+        line.strip_prefix(concat!("scimform ", env!("CARGO_PKG_VERSION"), " (")).and_then(|r| r.strip_suffix(')'));
+    let (commit, date) = inside.and_then(|i| i.split_once(' ')).unwrap_or_else(|| panic!("{line}"));
+    assert!(commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())), "{line}");
+    assert!(date.parse::<jiff::civil::Date>().is_ok(), "{line}");
+    let short = crate::common::run(dir.path(), &["-V"], &[]);
+    assert_eq!(short.stdout.trim(), concat!("scimform ", env!("CARGO_PKG_VERSION")));
+}
