@@ -6,6 +6,7 @@ pub mod graph_properties;
 pub mod interpolate;
 pub mod model;
 pub mod raw;
+pub mod raw_users;
 mod validate;
 
 use std::path::Path;

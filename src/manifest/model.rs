@@ -14,6 +14,8 @@ use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// What a PostgreSQL state keys the manifest's state by, if given.
+    pub name: Option<String>,
     pub sources: BTreeMap<String, SourceConfig>,
     pub target: TargetConfig,
     pub users: UserMapping,

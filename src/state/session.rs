@@ -104,6 +104,9 @@ impl RunState {
             return Ok(None);
         }
         let wait = settings.lock_wait;
+        if location.as_deref().is_some_and(is_postgres_url) {
+            writeln!(warn, "State: PostgreSQL, this manifest's key `{}`.", state_key(manifest, file))?;
+        }
         let damaged = |error: &anyhow::Error| error.downcast_ref::<StateError>().is_some_and(StateError::is_damaged);
         let refresh = settings.refresh;
         match Self::open(location.as_deref(), refresh, manifest, file, wait).await {
@@ -151,8 +154,8 @@ impl RunState {
         lock_wait: std::time::Duration,
     ) -> anyhow::Result<Option<Self>> {
         let Some(location) = location else { return Ok(None) };
-        let key = file.display().to_string();
-        let mut store = Store::open_waiting(location, key.strip_prefix("./").unwrap_or(&key), lock_wait).await?;
+        let key = state_key(manifest, file);
+        let mut store = Store::open_waiting(location, &key, lock_wait).await?;
         let loaded = if refresh { None } else { store.load().await? };
         let loaded = loaded.filter(|s| s.manifest_sha256 == state_identity(manifest));
         let target_known = loaded.as_ref().is_some_and(|s| s.target.is_some());
@@ -275,6 +278,20 @@ impl RunState {
     }
 }
 
+/// What a PostgreSQL state keys the manifest by: its `name`, else its path relative to the root
+/// of the git repository that holds it (the same on every runner's checkout), else its path as
+/// given.
+pub fn state_key(manifest: &Manifest, file: &Path) -> String {
+    if let Some(name) = &manifest.name {
+        return name.clone();
+    }
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let root = absolute.ancestors().skip(1).find(|dir| dir.join(".git").exists());
+    let relative = root.and_then(|root| absolute.strip_prefix(root).ok()).map(Path::to_path_buf);
+    let key = relative.unwrap_or_else(|| file.to_path_buf()).to_string_lossy().replace('\\', "/");
+    key.strip_prefix("./").unwrap_or(&key).to_owned()
+}
+
 /// Renames a damaged state file to `<name>.corrupt-<UTC time>`, keeping it for a post-mortem.
 fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
     let now = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
@@ -317,5 +334,28 @@ fn one_line(error: &anyhow::Error) -> String {
     match error.chain().find_map(|e| e.downcast_ref::<StateError>()).and_then(StateError::hint) {
         Some(hint) => format!("{error:#}; {hint}"),
         None => format!("{error:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every runner's checkout keys the manifest alike: by its `name`, else by its path in the
+    /// repository, however the path was given.
+    #[test]
+    fn the_state_key_is_the_same_on_every_checkout() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join(".git")).unwrap();
+        std::fs::create_dir_all(repo.path().join("identity")).unwrap();
+        let file = repo.path().join("identity/ad.yaml");
+        let mut manifest = crate::plan::fixtures::manifest(crate::plan::fixtures::MANIFEST);
+        assert_eq!(state_key(&manifest, &file), "identity/ad.yaml");
+        manifest.name = Some("contact-centre".into());
+        assert_eq!(state_key(&manifest, &file), "contact-centre");
+        let outside = tempfile::tempdir().unwrap();
+        manifest.name = None;
+        let loose = outside.path().join("m.yaml");
+        assert_eq!(state_key(&manifest, &loose), loose.to_string_lossy(), "no repository: the path as given");
     }
 }

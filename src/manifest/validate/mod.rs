@@ -25,7 +25,7 @@ use crate::yaml::{Location, Node, NodeKind, Segment};
 const RAW_MAPPING_EXPECTED: &str =
     "a source attribute name, a template, a boolean, a number, or a mapping with `from`, `constant` or `reference`";
 
-const TOP_LEVEL_KEYS: &[&str] = &["version", "sources", "target", "users", "groups"];
+const TOP_LEVEL_KEYS: &[&str] = &["version", "name", "sources", "target", "users", "groups"];
 
 /// Core User attributes (RFC 7643 §4.1) a manifest may map.
 const USER_ATTRIBUTES: &[&str] = &[
@@ -249,7 +249,8 @@ impl Checker<'_> {
         if let Some(users) = &users {
             self.graph_scope(&sources, users);
         }
-        Some(Manifest { sources, target: target?, users: users?, groups, group_patterns, sha256: String::new() })
+        let name = self.root.get("name").and_then(|_| self.deserialize::<String>(&[key("name")]));
+        Some(Manifest { name, sources, target: target?, users: users?, groups, group_patterns, sha256: String::new() })
     }
 
     /// Deserializes the node at `path`, reporting a located error on failure.
