@@ -57,7 +57,15 @@ pub enum Command {
     /// Print the manifest's JSON Schema
     Schema,
     /// Run plan -> apply -> apply against an embedded SCIM server, with example data
-    Demo,
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the embedded SCIM server running (seeded with the demo's users) and print its URL
+    /// and token, to point a manifest of your own at; Ctrl-C stops it
+    #[arg(long)]
+    pub serve: bool,
 }
 
 #[derive(Debug, Args)]

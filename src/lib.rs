@@ -176,7 +176,8 @@ async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result
             Ok(ExitStatus::Success)
         }
         Command::Schema => commands::schema::run(console),
-        Command::Demo => commands::demo::run(console).await,
+        Command::Demo(args) if args.serve => commands::demo::serve(console).await,
+        Command::Demo(_) => commands::demo::run(console).await,
     }
 }
 

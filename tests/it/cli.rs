@@ -297,3 +297,44 @@ fn version_names_the_commit_and_the_build_date() {
     let short = crate::common::run(dir.path(), &["-V"], &[]);
     assert_eq!(short.stdout.trim(), concat!("scimform ", env!("CARGO_PKG_VERSION")));
 }
+
+/// `demo --serve` keeps the seeded server running and says how to reach it; a manifest of one's
+/// own plans against it; Ctrl-C stops it.
+#[tokio::test]
+async fn demo_serve_keeps_the_server_for_a_manifest_of_ones_own() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimform"))
+        .args(["demo", "--serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (url, token) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut url = None;
+        loop {
+            let line = lines.next().unwrap().unwrap();
+            if let Some(u) = line.trim().strip_prefix("export SCIM_BASE_URL=") {
+                url = Some(u.to_owned());
+            }
+            if let Some(t) = line.trim().strip_prefix("export SCIM_TOKEN=") {
+                return (url.unwrap(), t.to_owned());
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let dir = crate::common::quickstart();
+    let planned = crate::common::run_async(
+        dir.path(),
+        &["plan", "-f", "scimform.yaml", "--no-state"],
+        &[("SCIM_BASE_URL", &url), ("SCIM_TOKEN", &token)],
+    )
+    .await;
+    assert_eq!(planned.code, 0, "{}", planned.all());
+    assert!(planned.stdout.contains("to create"), "{}", planned.stdout);
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(130));
+}
