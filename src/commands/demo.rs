@@ -104,14 +104,12 @@ where
 /// `demo --serve`: the embedded server, seeded as the demo seeds it, until a signal stops it.
 pub async fn serve(console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
     let server = MemoryServer::start(seeded_store()).await?;
-    writeln!(console.out, "Embedded SCIM server listening; point a manifest at it with:\n")?;
-    writeln!(console.out, "  export SCIM_BASE_URL={}", server.base_url())?;
-    writeln!(console.out, "  export SCIM_TOKEN={DEMO_TOKEN}\n")?;
-    writeln!(
-        console.out,
-        "(`target: {{ kind: scim, base_url: ${{env:SCIM_BASE_URL}}, auth: {{ bearer_token: \"${{env:SCIM_TOKEN}}\" }} }}`). Ctrl-C stops it."
-    )?;
-    console.out.flush()?;
+    let url = server.base_url();
+    let how = format!(
+        "Embedded SCIM server listening; point a manifest at it with:\n\n  export SCIM_BASE_URL={url}\n  export SCIM_TOKEN={DEMO_TOKEN}\n\n(`target: {{ kind: scim, base_url: ${{env:SCIM_BASE_URL}}, auth: {{ bearer_token: \"${{env:SCIM_TOKEN}}\" }} }}`). Ctrl-C stops it.\n"
+    );
+    // One write, and the server keeps serving whoever reads it stopping reading.
+    let _ = console.out.write_all(how.as_bytes()).and_then(|()| console.out.flush());
     std::future::pending::<()>().await;
     Ok(ExitStatus::Success)
 }
