@@ -500,7 +500,9 @@ pub enum MembershipMethod {
 
 /// The JSON Schema of the manifest, as `scimform schema` prints it.
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(RawManifest);
+    let mut schema = schemars::schema_for!(RawManifest);
+    // A name, not a place: editors find the file through the manifest's `$schema` line.
+    schema.insert("$id".to_owned(), serde_json::Value::String("urn:scimform:schema:manifest:1".to_owned()));
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text

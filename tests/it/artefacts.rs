@@ -53,8 +53,20 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
 fn every_example_validates() {
     let manifests = example_manifests();
     assert!(!manifests.is_empty(), "no example manifests found");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("schema/manifest.schema.json")).unwrap())
+            .unwrap();
+    assert!(schema["$id"].as_str().is_some_and(|id| id.starts_with("urn:scimform:")), "the schema names itself");
     for manifest in manifests {
         let file = manifest.to_string_lossy().into_owned();
+        // Editors find the schema through the first line.
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let schema_path = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# yaml-language-server: $schema="))
+            .unwrap_or_else(|| panic!("{file} does not start with its `$schema` line"));
+        assert!(manifest.parent().unwrap().join(schema_path).exists(), "{file}: {schema_path}");
         let result = run(&repo_root(), &["validate", "-f", &file], EXAMPLE_ENV);
         assert_eq!(result.code, 0, "{file}:\n{}", result.all());
     }
