@@ -54,6 +54,10 @@ pub enum Command {
     Show(ShowArgs),
     /// Print a shell completion script: `scimform completions bash > /etc/bash_completion.d/scimform`
     Completions(CompletionsArgs),
+    /// Print the man page (roff): `scimform man > /usr/local/share/man/man1/scimform.1`
+    Man,
+    /// Write a commented starter manifest: `scimform init --source graph --target genesys`
+    Init(InitArgs),
     /// Print the manifest's JSON Schema
     Schema,
     /// Run plan -> apply -> apply against an embedded SCIM server, with example data
@@ -196,6 +200,37 @@ pub struct ShowArgs {
     /// How to show it on stdout
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where people come from
+    #[arg(long, value_enum)]
+    pub source: InitSource,
+    /// Where they go
+    #[arg(long, value_enum)]
+    pub target: InitTarget,
+    /// The manifest to write (never overwritten)
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "scimform.yaml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitSource {
+    /// Active Directory over LDAP
+    Ldap,
+    /// Microsoft Entra ID over Microsoft Graph
+    Graph,
+    /// A CSV, YAML or JSON export
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitTarget {
+    /// Genesys Cloud, with the mappings Entra's Genesys Cloud app uses by default
+    Genesys,
+    /// Any SCIM 2.0 service
+    Generic,
 }
 
 #[derive(Debug, Args)]

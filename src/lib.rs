@@ -175,6 +175,12 @@ async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result
             clap_complete::generate(args.shell, &mut command, "scimform", console.out);
             Ok(ExitStatus::Success)
         }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(console.out)?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Init(args) => commands::init::run(&args, console),
         Command::Schema => commands::schema::run(console),
         Command::Demo(args) if args.serve => commands::demo::serve(console).await,
         Command::Demo(_) => commands::demo::run(console).await,

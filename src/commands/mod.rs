@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod demo;
 pub mod explain;
+pub mod init;
 pub mod plan;
 pub mod schema;
 pub mod show;

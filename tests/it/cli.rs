@@ -338,3 +338,51 @@ async fn demo_serve_keeps_the_server_for_a_manifest_of_ones_own() {
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(130));
 }
+
+/// `init` writes a starter manifest for each source and target kind that `validate` accepts,
+/// and never overwrites a file.
+#[test]
+fn init_writes_a_valid_starter_for_each_source_and_target() {
+    let env = [
+        ("AD_BIND_PASSWORD", "x"),
+        ("GRAPH_TENANT_ID", "x"),
+        ("GRAPH_CLIENT_ID", "x"),
+        ("GRAPH_CLIENT_SECRET", "x"),
+        ("GENESYS_CLIENT_ID", "x"),
+        ("GENESYS_CLIENT_SECRET", "x"),
+        ("SCIM_BASE_URL", "https://scim.example/v2"),
+        ("SCIM_TOKEN", "x"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for source in ["ldap", "graph", "file"] {
+        for target in ["genesys", "generic"] {
+            let file = format!("{source}-{target}.yaml");
+            let written =
+                crate::common::run(dir.path(), &["init", "--source", source, "--target", target, "-f", &file], &[]);
+            assert_eq!(written.code, 0, "{}", written.all());
+            let checked = crate::common::run(dir.path(), &["validate", "-f", &file], &env);
+            assert_eq!(checked.code, 0, "{source} -> {target}:\n{}", checked.all());
+        }
+    }
+    let again = crate::common::run(
+        dir.path(),
+        &["init", "--source", "file", "--target", "generic", "-f", "file-generic.yaml"],
+        &[],
+    );
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("init never overwrites a file"), "{}", again.stderr);
+}
+
+/// `man` prints the man page.
+#[test]
+fn man_prints_a_man_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = crate::common::run(dir.path(), &["man"], &[]);
+    assert_eq!(page.code, 0);
+    assert!(
+        page.stdout.starts_with(".ie \\n(.g .ds Aq") || page.stdout.contains(".TH scimform"),
+        "{}",
+        &page.stdout[..200.min(page.stdout.len())]
+    );
+    assert!(page.stdout.contains("apply"));
+}
