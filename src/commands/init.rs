@@ -141,30 +141,30 @@ impl AttributeNames {
     };
 }
 
-const LDAP: &str = r#"  dir:
+const LDAP: &str = r"  dir:
     kind: ldap
     url: ldaps://dc01.corp.example:636        # your domain controller
     bind_dn: svc_scim@corp.example             # a read-only service account
     password: ${env:AD_BIND_PASSWORD}
-    base_dn: OU=Staff,DC=corp,DC=example"#;
+    base_dn: OU=Staff,DC=corp,DC=example";
 
-const GRAPH: &str = r#"  dir:
+const GRAPH: &str = r"  dir:
     kind: graph
     tenant_id: ${env:GRAPH_TENANT_ID}
     client_id: ${env:GRAPH_CLIENT_ID}          # an app with User.Read.All and GroupMember.Read.All
-    client_secret: ${env:GRAPH_CLIENT_SECRET}"#;
+    client_secret: ${env:GRAPH_CLIENT_SECRET}";
 
-const FILE: &str = r#"  dir:
+const FILE: &str = r"  dir:
     kind: file
-    path: people.csv                           # a CSV export with an `id` column"#;
+    path: people.csv                           # a CSV export with an `id` column";
 
-const GENESYS: &str = r#"  kind: scim
+const GENESYS: &str = r"  kind: scim
   profile: genesys
   region: mypurecloud.ie                       # your Genesys Cloud region
   auth:
     oauth2_client_credentials:
       client_id: ${env:GENESYS_CLIENT_ID}
-      client_secret: ${env:GENESYS_CLIENT_SECRET}"#;
+      client_secret: ${env:GENESYS_CLIENT_SECRET}";
 
 const GENERIC: &str = r#"  kind: scim
   base_url: ${env:SCIM_BASE_URL}               # the SCIM base URL (it holds /Users and /Groups)
