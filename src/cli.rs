@@ -43,14 +43,23 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a manifest (schema, references, paths, templates, variables); no network
+    #[command(after_help = "Example:\n  scimform validate -f identity/ad-to-genesys.yaml")]
     Validate(ManifestArgs),
     /// Read the sources and the target and show what would change
+    #[command(
+        after_help = "Examples:\n  scimform plan -f scimform.yaml\n  scimform plan -f scimform.yaml --out plan.json --format markdown > plan.md"
+    )]
     Plan(PlanArgs),
     /// Apply a saved plan, or plan and apply after confirmation
+    #[command(
+        after_help = "Examples:\n  scimform apply plan.json\n  scimform apply -f scimform.yaml --auto-approve --report report.json"
+    )]
     Apply(ApplyArgs),
     /// Show how one user is built: source record, desired state, target state, operations
+    #[command(after_help = "Example:\n  scimform explain -f scimform.yaml ann.lee@corp.example")]
     Explain(ExplainArgs),
     /// Show a saved plan without applying it, exactly as `plan` printed it
+    #[command(after_help = "Example:\n  scimform show plan.json --format markdown")]
     Show(ShowArgs),
     /// Print a shell completion script: `scimform completions bash > /etc/bash_completion.d/scimform`
     Completions(CompletionsArgs),
@@ -59,8 +68,10 @@ pub enum Command {
     /// Write a commented starter manifest: `scimform init --source graph --target genesys`
     Init(InitArgs),
     /// Print the manifest's JSON Schema
+    #[command(after_help = "Example:\n  scimform schema > schema/manifest.schema.json")]
     Schema,
     /// Run plan -> apply -> apply against an embedded SCIM server, with example data
+    #[command(after_help = "Examples:\n  scimform demo\n  scimform demo --serve")]
     Demo(DemoArgs),
 }
 

@@ -386,3 +386,27 @@ fn man_prints_a_man_page() {
     );
     assert!(page.stdout.contains("apply"));
 }
+
+/// Every subcommand's help shows an example, and each example is a real command line.
+#[test]
+fn every_subcommand_help_shows_a_real_example() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["validate", "plan", "apply", "explain", "show", "completions", "man", "init", "schema", "demo"] {
+        let help = crate::common::run(dir.path(), &[command, "--help"], &[]);
+        assert_eq!(help.code, 0, "{command}");
+        let examples: Vec<&str> = help
+            .stdout
+            .lines()
+            .flat_map(|l| l.split('`'))
+            .map(str::trim)
+            .filter(|l| l.starts_with("scimform ") && !l.contains('<'))
+            .collect();
+        assert!(!examples.is_empty(), "`{command} --help` shows no example:\n{}", help.stdout);
+        for example in examples {
+            let words: Vec<&str> = example.split_whitespace().take_while(|w| !matches!(*w, ">" | "|")).collect();
+            let parsed = scimform::cli::Cli::try_parse_from(&words);
+            assert!(parsed.is_ok(), "`{example}` in `{command} --help` does not parse: {:?}", parsed.err());
+        }
+    }
+}
