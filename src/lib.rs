@@ -84,11 +84,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         color,
         progress: progress::Progress::new(std::io::stderr().is_terminal() && !cli.quiet),
     };
-    let result = tokio::runtime::Builder::new_current_thread()
+    // One worker beside the main thread: it hears signals even while the command blocks it (a
+    // confirmation prompt reading the terminal).
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run_until_stopped(dispatch(cli.command, &mut console))));
+        .and_then(|runtime| {
+            runtime.spawn(watch_signals());
+            runtime.block_on(dispatch(cli.command, &mut console))
+        });
     match result {
         Ok(ExitStatus::Interrupted(signal)) => {
             let _ = writeln!(console.err, "\nInterrupted by {}.", signal.name());
@@ -141,26 +147,24 @@ fn init_logging(verbose: bool, quiet: bool, rust_log: Option<String>) {
 /// record what landed, before the process ends anyway.
 const WIND_DOWN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Runs a command until it ends or a signal stops it: at once when it is not writing; after
-/// it wound down (at most `WIND_DOWN`) when it is; at once on a second signal.
-async fn run_until_stopped(command: impl Future<Output = anyhow::Result<ExitStatus>>) -> anyhow::Result<ExitStatus> {
-    tokio::pin!(command);
-    let signal = tokio::select! {
-        result = &mut command => return result,
-        signal = signals::next() => signal,
-    };
+/// Stops the run on SIGINT or SIGTERM: at once when it is not writing (the kernel releases the
+/// run lock, a PostgreSQL state's lock ends with its connection); an apply that is writing
+/// winds down and ends by itself, reporting `interrupted`, unless it takes longer than
+/// `WIND_DOWN` or a second signal comes.
+async fn watch_signals() {
+    let signal = signals::next().await;
     signals::record(signal);
     if !signals::is_writing() {
-        return Ok(ExitStatus::Interrupted(signal));
+        let _ =
+            std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("\nInterrupted by {}.\n", signal.name()));
+        std::process::exit(i32::from(signal.exit_code()));
     }
-    tokio::select! {
-        result = &mut command => result,
-        again = signals::next() => std::process::exit(i32::from(again.exit_code())),
-        () = tokio::time::sleep(WIND_DOWN) => {
-            signals::writing(false);
-            Ok(ExitStatus::Interrupted(signal))
-        }
-    }
+    let code = tokio::select! {
+        again = signals::next() => again.exit_code(),
+        () = tokio::time::sleep(WIND_DOWN) => signal.exit_code(),
+    };
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("\nStopped by {}.\n", signal.name()));
+    std::process::exit(i32::from(code));
 }
 
 async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
