@@ -18,10 +18,6 @@ use crate::plan::focus::Selector;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log each request line and status (and retries, throttling) to stderr; never bodies or
-    /// credentials
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
-    pub verbose: bool,
     /// Log errors only, and show no progress bars (`RUST_LOG`, tracing's filter syntax, sets the
     /// log levels in full when given)
     #[arg(short, long, global = true)]
@@ -75,8 +71,32 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// `-v`, on the commands that talk to services (where it shows something).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Verbosity {
+    /// Log each request line and status (and retries, throttling) to stderr; never bodies or
+    /// credentials
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl Command {
+    /// Whether `-v` was given (only commands that talk to services take it).
+    pub fn verbose(&self) -> bool {
+        match self {
+            Command::Plan(a) => a.log.verbose,
+            Command::Apply(a) => a.log.verbose,
+            Command::Explain(a) => a.log.verbose,
+            Command::Demo(a) => a.log.verbose,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    #[command(flatten)]
+    pub log: Verbosity,
     /// Keep the embedded SCIM server running (seeded with the demo's users) and print its URL
     /// and token, to point a manifest of your own at; Ctrl-C stops it
     #[arg(long)]
@@ -106,6 +126,8 @@ pub enum Format {
 pub struct PlanArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub log: Verbosity,
     /// Exit 0 when there are no changes, 2 when there are changes, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -168,6 +190,8 @@ impl StateArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    #[command(flatten)]
+    pub log: Verbosity,
     /// A plan saved by `plan --out`: apply exactly it, or nothing if the target changed since
     #[arg(value_name = "PLAN_FILE", required_unless_present = "file")]
     pub plan_file: Option<PathBuf>,
@@ -255,6 +279,8 @@ pub struct CompletionsArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub log: Verbosity,
     /// The user's match value (e.g. its userName)
     #[arg(value_name = "USER_KEY")]
     pub user: String,

@@ -64,7 +64,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(u8::from(error.use_stderr()));
         }
     };
-    init_logging(cli.verbose, cli.quiet, std::env::var("RUST_LOG").ok());
+    init_logging(cli.command.verbose(), cli.quiet, std::env::var("RUST_LOG").ok());
     let stdout = std::io::stdout();
     let stdin = std::io::stdin();
     let mut out = stdout.lock();

@@ -403,6 +403,9 @@ fn every_subcommand_help_shows_a_real_example() {
             .filter(|l| l.starts_with("scimform ") && !l.contains('<'))
             .collect();
         assert!(!examples.is_empty(), "`{command} --help` shows no example:\n{}", help.stdout);
+        // `-v` only where it shows something: the commands that talk to services.
+        let talks = ["plan", "apply", "explain", "demo"].contains(&command);
+        assert_eq!(help.stdout.contains("--verbose"), talks, "{command}: -v where it acts");
         for example in examples {
             let words: Vec<&str> = example.split_whitespace().take_while(|w| !matches!(*w, ">" | "|")).collect();
             let parsed = scimform::cli::Cli::try_parse_from(&words);
