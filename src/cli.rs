@@ -63,6 +63,9 @@ pub enum Command {
     Man,
     /// Write a commented starter manifest: `scimform init --source graph --target genesys`
     Init(InitArgs),
+    /// What the state remembers of the target for a manifest: `scimform state list -f scimform.yaml`
+    #[command(subcommand)]
+    State(StateCommand),
     /// Print the manifest's JSON Schema
     #[command(after_help = "Example:\n  scimform schema > schema/manifest.schema.json")]
     Schema,
@@ -235,6 +238,34 @@ pub struct ShowArgs {
     /// How to show it on stdout
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+/// `scimform state …`: read what the state holds (it is never written here).
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// The users and groups the state remembers of the target, and how far each source was read
+    #[command(after_help = "Example:\n  scimform state list -f scimform.yaml")]
+    List(StateReadArgs),
+    /// One remembered resource as JSON: `user:<userName>` or `group:<displayName>`
+    #[command(after_help = "Example:\n  scimform state show -f scimform.yaml user:ann.lee@corp.example")]
+    Show(StateShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateReadArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StateShowArgs {
+    #[command(flatten)]
+    pub read: StateReadArgs,
+    /// `user:<userName>` or `group:<displayName>`
+    #[arg(value_name = "RESOURCE")]
+    pub resource: Selector,
 }
 
 #[derive(Debug, Args)]

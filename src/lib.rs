@@ -185,6 +185,7 @@ async fn dispatch(command: Command, console: &mut Console<'_>) -> anyhow::Result
             Ok(ExitStatus::Success)
         }
         Command::Init(args) => commands::init::run(&args, console),
+        Command::State(command) => commands::state::run(&command, console).await,
         Command::Schema => commands::schema::run(console),
         Command::Demo(args) if args.serve => commands::demo::serve(console).await,
         Command::Demo(_) => commands::demo::run(console).await,

@@ -25,7 +25,8 @@ pub struct StateSettings {
 }
 
 impl StateSettings {
-    fn new(args: &StateArgs, manifest: &Path) -> Self {
+    /// The state settings `--state`, `--no-state`, `--refresh(-only)` and `--lock-timeout` say.
+    pub fn new(args: &StateArgs, manifest: &Path) -> Self {
         StateSettings {
             location: args.location(manifest),
             named: args.location.is_some(),

@@ -8,6 +8,7 @@ pub mod init;
 pub mod plan;
 pub mod schema;
 pub mod show;
+pub mod state;
 pub mod validate;
 
 use std::io::{BufRead, Write};

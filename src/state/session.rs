@@ -218,6 +218,11 @@ impl RunState {
         }
     }
 
+    /// What the last run left, for this manifest.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.loaded.as_ref()
+    }
+
     /// The target as the last run left it.
     pub fn target(&self) -> Option<&CurrentState> {
         self.loaded.as_ref()?.target.as_ref()

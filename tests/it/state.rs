@@ -299,3 +299,27 @@ async fn a_damaged_default_state_is_moved_aside_once() {
     assert_eq!(named.code, 1, "{}", named.all());
     assert!(named.stderr.contains("move it aside (`mv named.db named.db.corrupt`)"), "{}", named.stderr);
 }
+
+/// `state list` and `state show` read what the state remembers, as `plan` reads it.
+#[tokio::test]
+async fn state_list_and_show_read_what_the_state_remembers() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = crate::common::quickstart();
+    let nothing = run_async(dir.path(), &["state", "list", "-f", "scimform.yaml"], &env).await;
+    assert_eq!(nothing.code, 1);
+    assert!(nothing.stderr.contains("the state holds nothing"), "{}", nothing.stderr);
+    let applied = run_async(dir.path(), &["apply", "-f", "scimform.yaml", "--auto-approve"], &env).await;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    let listed = run_async(dir.path(), &["state", "list", "-f", "scimform.yaml"], &env).await;
+    assert_eq!(listed.code, 0, "{}", listed.all());
+    assert!(listed.stdout.contains("user:ada.lovelace@corp.example (id "), "{}", listed.stdout);
+    assert!(listed.stdout.contains("group:Support_Tier1 (id "), "{}", listed.stdout);
+    let shown =
+        run_async(dir.path(), &["state", "show", "-f", "scimform.yaml", "user:Ada.Lovelace@corp.example"], &env).await;
+    assert_eq!(shown.code, 0, "{}", shown.all());
+    let user: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(user["userName"], "ada.lovelace@corp.example");
+    let missing = run_async(dir.path(), &["state", "show", "-f", "scimform.yaml", "group:Nope"], &env).await;
+    assert!(missing.stderr.contains("the state remembers no group `Nope`"), "{}", missing.stderr);
+}
