@@ -355,11 +355,7 @@ pub async fn apply(
     client: &ScimClient,
     progress: Progress,
 ) -> Applied {
-    let bar = progress.bar(plan.users.len() + plan.groups.len(), "Applying");
-    // From here a signal lets the writes in flight finish and the run record them.
-    crate::signals::writing(true);
-    let mut report = execute_with_progress(plan, client, manifest.target.concurrency, &bar).await;
-    bar.finish_and_clear();
+    let mut report = send(plan, client, manifest.target.concurrency, progress).await;
     if crate::signals::interrupted().is_some() {
         // Stopped: what landed is in the report; the next run reads the target in full.
         let warnings = Vec::new();
@@ -384,6 +380,16 @@ pub async fn apply(
         None => TargetUpdate::Forget,
     };
     Applied { report, warnings, replanned: None, target }
+}
+
+/// Sends a plan's requests with a progress bar. From here a signal lets the writes in flight
+/// finish and the run record them.
+pub async fn send(plan: &Plan, client: &ScimClient, concurrency: usize, progress: Progress) -> ApplyReport {
+    crate::signals::writing(true);
+    let bar = progress.bar(plan.users.len() + plan.groups.len(), "Applying");
+    let report = execute_with_progress(plan, client, concurrency, &bar).await;
+    bar.finish_and_clear();
+    report
 }
 
 /// A group write answered without the group (204, or a body without `members`) is followed by

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{Console, RunState, TargetUpdate, plan_run, read_drift, read_file, write_file};
 use crate::apply::fold::fold_clocks;
-use crate::apply::{ApplyReport, check_preconditions, execute_with_progress};
+use crate::apply::{ApplyReport, check_preconditions};
 use crate::cli::ApplyArgs;
 use crate::exit::ExitStatus;
 use crate::lock::RunLock;
@@ -184,7 +184,7 @@ async fn apply_saved(
         bail!(message);
     }
     // The plan was reviewed: it runs without asking, as Terraform's `apply PLANFILE` does.
-    let report = execute_plan(plan, &client, manifest.target.concurrency, console).await;
+    let report = pipeline::send(plan, &client, manifest.target.concurrency, console.progress).await;
     record.sent = Some(report.clone());
     record.stats = Some(client.stats());
     let outcome = finish(report, &client, console);
@@ -246,7 +246,7 @@ pub async fn apply_plan(
     if let Some(done) = confirm(plan, auto_approve, allow, console)? {
         return Ok(done);
     }
-    let report = execute_plan(plan, client, concurrency, console).await;
+    let report = pipeline::send(plan, client, concurrency, console.progress).await;
     finish(report, client, console)
 }
 
@@ -282,15 +282,6 @@ fn confirm(
         }
     }
     Ok(None)
-}
-
-/// Sends the plan's requests, with a progress bar.
-async fn execute_plan(plan: &Plan, client: &ScimClient, concurrency: usize, console: &mut Console<'_>) -> ApplyReport {
-    crate::signals::writing(true);
-    let bar = console.progress.bar(plan.users.len() + plan.groups.len(), "Applying");
-    let report = execute_with_progress(plan, client, concurrency, &bar).await;
-    bar.finish_and_clear();
-    report
 }
 
 /// The one account of what a run sent: each request and its outcome, the summary, and the

@@ -66,18 +66,14 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     )];
     // Every other match key, as the planner tries them: a value path (`emails[type eq "work"]
     // .value`) is looked up by its sub-attribute (`emails.value`, which any element matches),
-    // the element checked here; a service that cannot filter on it is not asked again.
+    // the element checked here; a key the service cannot filter on is skipped.
     for path in manifest.users.match_paths.iter().skip(1) {
         let Some(value) = want.and_then(|w| w.attributes.get(path)).and_then(Value::as_str) else { continue };
         let Ok(resources) = client.find("/Users", &path.filter_attribute(), value).await else { continue };
         let same = |user: &CurrentUser| {
             path.get(&user.resource).and_then(Value::as_str).map(match_key) == Some(match_key(value))
         };
-        for user in resources.into_iter().filter_map(CurrentUser::from_resource).filter(same) {
-            if !found.iter().any(|f| f.id == user.id) {
-                found.push(user);
-            }
-        }
+        add_new(&mut found, resources.into_iter().filter_map(CurrentUser::from_resource).filter(same));
     }
     if let Some(marker) = want.and_then(|w| w.external_id.clone()) {
         lookups.push(("externalId".into(), marker));
@@ -85,11 +81,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     for (attribute, value) in &lookups {
         let resources =
             client.find("/Users", attribute, value).await.context("cannot read the user from the target")?;
-        for user in resources.into_iter().filter_map(CurrentUser::from_resource) {
-            if !found.iter().any(|f| f.id == user.id) {
-                found.push(user);
-            }
-        }
+        add_new(&mut found, resources.into_iter().filter_map(CurrentUser::from_resource));
     }
     let managed = manifest.users.managed_paths();
     if found.is_empty() {
@@ -289,5 +281,14 @@ fn describe(mapping: &Mapping) -> String {
         Mapping::Constant(value) => format!("constant {value}"),
         Mapping::Template(template) => format!("template {}", Value::String(template.to_string())),
         Mapping::Reference(name) => format!("the user `{name}` refers to"),
+    }
+}
+
+/// Adds the users `found` does not hold yet (by id).
+fn add_new(found: &mut Vec<CurrentUser>, users: impl Iterator<Item = CurrentUser>) {
+    for user in users {
+        if !found.iter().any(|f| f.id == user.id) {
+            found.push(user);
+        }
     }
 }

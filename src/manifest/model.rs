@@ -145,10 +145,6 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn is_everyone(&self) -> bool {
-        self.member_of.is_empty() && self.filters.is_empty()
-    }
-
     /// The source attributes the filters read.
     pub fn attributes(&self) -> impl Iterator<Item = &str> {
         self.filters.iter().flatten().map(|c| c.attribute.as_str())
