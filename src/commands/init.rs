@@ -152,7 +152,11 @@ const GRAPH: &str = r"  dir:
     kind: graph
     tenant_id: ${env:GRAPH_TENANT_ID}
     client_id: ${env:GRAPH_CLIENT_ID}          # an app with User.Read.All and GroupMember.Read.All
-    client_secret: ${env:GRAPH_CLIENT_SECRET}";
+    client_secret: ${env:GRAPH_CLIENT_SECRET}
+    # Without a secret: the certificate uploaded to the app and its key,
+    # client_certificate: { cert_file: entra.crt, key_file: entra.key }
+    # or a token your scheduler writes (workload identity federation):
+    # federated_token_file: /var/run/secrets/azure/tokens/azure-identity-token";
 
 const FILE: &str = r"  dir:
     kind: file

@@ -2,6 +2,7 @@
 //! OAuth2 client credentials), pacing from the service's rate-limit headers, when to retry and
 //! how long to wait, and reading a body within a bound.
 
+pub mod assertion;
 pub mod auth;
 pub mod body;
 pub mod exchange;

@@ -59,11 +59,26 @@ pub struct LdapConfig {
 pub struct GraphConfig {
     pub tenant_id: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    pub credential: GraphCredential,
     pub authority: Option<String>,
     pub graph_url: Option<String>,
     pub filter: Option<String>,
     pub ca_file: Option<PathBuf>,
+}
+
+/// How the Graph source proves who it is to the token endpoint.
+#[derive(Debug, Clone)]
+pub enum GraphCredential {
+    ClientSecret(Secret),
+    /// A certificate and its private key (files); the key is read when the source opens.
+    Certificate {
+        cert_file: PathBuf,
+        key_file: PathBuf,
+    },
+    /// A token file a scheduler writes and rotates (workload identity federation).
+    FederatedToken {
+        token_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]

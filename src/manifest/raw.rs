@@ -97,8 +97,20 @@ pub enum LdapScope {
 pub struct RawGraphSource {
     pub tenant_id: String,
     pub client_id: String,
-    /// Client secret; use `${env:NAME}` or `${file:PATH}`.
-    pub client_secret: String,
+    /// Client secret; use `${env:NAME}` or `${file:PATH}`. Give exactly one of `client_secret`,
+    /// `client_certificate` and `federated_token_file`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// A certificate registered on the app: each token request carries a client assertion (a
+    /// JWT signed with the private key, `x5t#S256` naming the certificate), never a secret.
+    #[serde(default)]
+    pub client_certificate: Option<RawClientCertificate>,
+    /// Workload identity federation: a file holding a token another issuer hands out (a
+    /// Kubernetes service-account token, a GitHub Actions OIDC token), trusted by a federated
+    /// credential on the app and sent as the client assertion. Read again for every token, as
+    /// the scheduler rotates it.
+    #[serde(default)]
+    pub federated_token_file: Option<String>,
     /// OAuth2 token endpoint (default: Microsoft's global authority for `tenant_id`).
     #[serde(default)]
     pub authority: Option<String>,
@@ -111,6 +123,17 @@ pub struct RawGraphSource {
     /// PEM file of extra CA certificates.
     #[serde(default)]
     pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ClientCertificate")]
+pub struct RawClientCertificate {
+    /// PEM file of the certificate uploaded to the app registration, relative to the manifest.
+    pub cert_file: String,
+    /// PEM file of its RSA private key (PKCS#8 or PKCS#1, not encrypted), relative to the
+    /// manifest; keep it readable by scimform's user only.
+    pub key_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

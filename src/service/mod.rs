@@ -83,7 +83,9 @@ impl From<crate::http::auth::AuthError> for TargetError {
     fn from(error: crate::http::auth::AuthError) -> Self {
         use crate::http::auth::AuthError;
         match error {
-            AuthError::Token { token_url, detail } => TargetError::Auth { token_url, detail },
+            AuthError::Token { token_url, detail } | AuthError::Assertion { token_url, detail } => {
+                TargetError::Auth { token_url, detail }
+            }
             AuthError::Transport { request, error } => TargetError::Transport { request, error },
             AuthError::BadToken => TargetError::Unsupported(AuthError::BadToken.to_string()),
         }

@@ -51,7 +51,11 @@ pub async fn run_async(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 pub fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
     for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).expect("a fixture file is written");
+        let file = dir.path().join(name);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).expect("a fixture folder is made");
+        }
+        std::fs::write(file, text).expect("a fixture file is written");
     }
     dir
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use scimform::http::retry::Backoff;
-use scimform::manifest::model::{GraphConfig, GroupSelector};
+use scimform::manifest::model::{GraphConfig, GraphCredential, GroupSelector};
 use scimform::secret::Secret;
 use scimform::source::{AttrValue, GraphSource, Resume, SourceRead, SourceRecord};
 use serde_json::{Value, json};
@@ -18,7 +18,7 @@ pub fn graph_config(server: &MockServer) -> GraphConfig {
     GraphConfig {
         tenant_id: "contoso".into(),
         client_id: "app-id".into(),
-        client_secret: Secret::new("app-secret"),
+        credential: GraphCredential::ClientSecret(Secret::new("app-secret")),
         authority: Some(format!("{}/contoso/oauth2/v2.0/token", server.uri())),
         graph_url: Some(format!("{}/v1.0", server.uri())),
         filter: None,

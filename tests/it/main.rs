@@ -14,6 +14,8 @@ mod artefacts;
 mod cli;
 // The production SCIM client against wiremock: auth, retries, throttling, ETags, pacing.
 mod client;
+// A Graph source without a secret: certificate assertions and federated tokens.
+mod entra_auth;
 // End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
 mod end_to_end;
 // The GitOps workflow: saved plans, formats, deprovisioning rails, the run lock, focus, explain.
@@ -22,6 +24,8 @@ mod gitops;
 mod graph;
 // The Microsoft Graph double: as strict as Graph's documentation, never more lenient.
 mod graph_double;
+// Entra's token endpoint for client assertions: signature, audience, expiry as Entra checks them.
+mod token_double;
 // A SCIM service that misbehaves: listings that never advance, repeat, never end, end short.
 mod hostile;
 // The LDAP source against Samba's AD DC: paging, ranges, nesting, escaping, TLS, errors.

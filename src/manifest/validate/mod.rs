@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use super::error::{Diagnostic, did_you_mean, key_path};
 use super::interpolate::{Environment, Missing, interpolate_value};
 use super::model::{
-    ApplyWhen, AttributeMapping, Deprovision, FileConfig, GENESYS_USER_SCHEMA, GraphConfig, GroupPairing,
-    GroupSelector, LdapConfig, Manifest, Profile, ReadLimits, SetGroupRule, SetMapping, SetShape, SetWrite,
-    SourceConfig, TargetAuth, TargetConfig, TargetGroupRef, UserMapping,
+    ApplyWhen, AttributeMapping, Deprovision, FileConfig, GENESYS_USER_SCHEMA, GraphConfig, GraphCredential,
+    GroupPairing, GroupSelector, LdapConfig, Manifest, Profile, ReadLimits, SetGroupRule, SetMapping, SetShape,
+    SetWrite, SourceConfig, TargetAuth, TargetConfig, TargetGroupRef, UserMapping,
 };
 use crate::manifest::raw::{
     LdapScope, RawAuth, RawFileSource, RawGraphSource, RawGroupPairing, RawGroupSelector, RawLdapSource, RawMapping,

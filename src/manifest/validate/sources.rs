@@ -1,8 +1,8 @@
 //! `sources`: each named source, its kind's own fields, and references to sources by name.
 
 use super::{
-    Checker, FileConfig, GraphConfig, LdapConfig, LdapScope, NodeKind, RawFileSource, RawGraphSource, RawLdapSource,
-    SOURCE_KINDS, Secret, Segment, SourceConfig, backticked, did_you_mean, key,
+    Checker, FileConfig, GraphConfig, GraphCredential, LdapConfig, LdapScope, NodeKind, RawFileSource, RawGraphSource,
+    RawLdapSource, SOURCE_KINDS, Secret, Segment, SourceConfig, backticked, did_you_mean, key,
 };
 
 impl Checker<'_> {
@@ -51,7 +51,7 @@ impl Checker<'_> {
             }
             "graph" => {
                 let raw: RawGraphSource = self.deserialize_value(path, json)?;
-                Some(SourceConfig::Graph(self.graph(raw)))
+                Some(SourceConfig::Graph(self.graph(path, raw)?))
             }
             other => {
                 let hint = did_you_mean(other, SOURCE_KINDS.iter().copied())
@@ -86,16 +86,41 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn graph(&self, raw: RawGraphSource) -> GraphConfig {
-        GraphConfig {
+    pub(super) fn graph(&mut self, path: &[Segment], raw: RawGraphSource) -> Option<GraphConfig> {
+        let credential = match (raw.client_secret, raw.client_certificate, raw.federated_token_file) {
+            (Some(secret), None, None) => GraphCredential::ClientSecret(Secret::new(secret)),
+            (None, Some(certificate), None) => GraphCredential::Certificate {
+                cert_file: self.relative_path(&certificate.cert_file),
+                key_file: self.relative_path(&certificate.key_file),
+            },
+            (None, None, Some(token_file)) => {
+                GraphCredential::FederatedToken { token_file: self.relative_path(&token_file) }
+            }
+            (secret, certificate, token_file) => {
+                let given =
+                    [secret.is_some(), certificate.is_some(), token_file.is_some()].iter().filter(|g| **g).count();
+                let what = if given == 0 {
+                    "a graph source needs a credential"
+                } else {
+                    "a graph source takes one credential"
+                };
+                self.report_at(
+                    path,
+                    what,
+                    Some("give exactly one of `client_secret`, `client_certificate: { cert_file, key_file }` and `federated_token_file`".into()),
+                );
+                return None;
+            }
+        };
+        Some(GraphConfig {
             tenant_id: raw.tenant_id,
             client_id: raw.client_id,
-            client_secret: Secret::new(raw.client_secret),
+            credential,
             authority: raw.authority,
             graph_url: raw.graph_url,
             filter: raw.filter,
             ca_file: raw.ca_file.map(|p| self.relative_path(&p)),
-        }
+        })
     }
 
     pub(super) fn source_reference(&mut self, path: &[Segment], name: &str) {

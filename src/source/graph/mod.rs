@@ -33,12 +33,13 @@ use self::records::{apply_delta, full_sync, select_for};
 use self::wire::{encode, path_of};
 use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record};
 use super::{Resume, SourceError, SourceGroup, SourceRead, SourceRecord};
-use crate::http::auth::{Auth, OAuth2};
+use crate::http::assertion::SigningCertificate;
+use crate::http::auth::{Auth, ClientCredential, OAuth2};
 use crate::http::body::mib;
 use crate::http::exchange::{Ended, Policy, exchange};
 use crate::http::pacing::Pacer;
 use crate::http::retry::{Backoff, Verdict, verdict};
-use crate::manifest::model::{ClientAuth, GraphConfig, GroupSelector};
+use crate::manifest::model::{ClientAuth, GraphConfig, GraphCredential, GroupSelector};
 
 const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -80,6 +81,8 @@ pub struct GraphSource {
     expand_manager: bool,
     http: reqwest::Client,
     auth: Auth,
+    /// What to check when the token endpoint refuses the credential.
+    credential_hint: &'static str,
     /// Graph throttles by its own headers and `Retry-After`: this source's own pacing.
     pacer: Pacer,
     backoff: Backoff,
@@ -117,13 +120,34 @@ impl GraphSource {
             .authority
             .clone()
             .unwrap_or_else(|| format!("https://login.microsoftonline.com/{}/oauth2/v2.0/token", config.tenant_id));
+        let credential = match &config.credential {
+            GraphCredential::ClientSecret(secret) => {
+                ClientCredential::Secret { secret: secret.clone(), sent: ClientAuth::Form }
+            }
+            GraphCredential::Certificate { cert_file, key_file } => ClientCredential::Certificate(
+                SigningCertificate::from_files(cert_file, key_file).map_err(|detail| SourceError::Graph {
+                    source_name: name.to_owned(),
+                    what: format!("cannot use `client_certificate`: {detail}"),
+                    hint: "give the PEM certificate registered on the app and its unencrypted RSA private key".into(),
+                })?,
+            ),
+            GraphCredential::FederatedToken { token_file } => ClientCredential::FederatedToken(token_file.clone()),
+        };
+        let credential_hint = match &config.credential {
+            GraphCredential::ClientSecret(_) => "check `tenant_id`, `client_id`, `client_secret` and `authority`",
+            GraphCredential::Certificate { .. } => {
+                "check `tenant_id`, `client_id`, `client_certificate` and `authority`"
+            }
+            GraphCredential::FederatedToken { .. } => {
+                "check `tenant_id`, `client_id`, `federated_token_file` and `authority`"
+            }
+        };
         let auth = Auth::OAuth2(OAuth2::new(
             http.clone(),
             token_url,
             config.client_id.clone(),
-            config.client_secret.clone(),
+            credential,
             Some(GRAPH_SCOPE.to_owned()),
-            ClientAuth::Form,
         ));
         let expand_manager = wanted.iter().any(|a| a.eq_ignore_ascii_case("manager"));
         Ok(Self {
@@ -139,6 +163,7 @@ impl GraphSource {
             expand_manager,
             http,
             auth,
+            credential_hint,
             pacer: Pacer::new(None),
             backoff: Backoff::default(),
             resume: Resume::Stateless,
@@ -202,9 +227,7 @@ impl GraphSource {
         let answer = match exchange(&self.auth, &self.pacer, policy, &label, build, nothing, |_| {}).await {
             Ok(answer) => answer,
             Err(Ended::Auth(e)) => {
-                return Err(
-                    self.error(e.to_string(), "check `tenant_id`, `client_id`, `client_secret` and `authority`")
-                );
+                return Err(self.error(e.to_string(), self.credential_hint));
             }
             Err(Ended::Transport(e)) => {
                 return Err(self.error(
