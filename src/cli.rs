@@ -25,6 +25,18 @@ pub struct Cli {
     /// Colour the plan: on a terminal unless `NO_COLOR` is set (auto), or always, or never
     #[arg(long, value_enum, global = true, default_value_t)]
     pub color: ColorChoice,
+    /// Stderr as text for a person, or as JSON lines for a log shipper (every line one object
+    /// with timestamp, level and message; stdout keeps the plan)
+    #[arg(long, value_enum, global = true, default_value_t, env = "SCIMFORM_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How stderr is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// When the plan is coloured.

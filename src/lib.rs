@@ -36,6 +36,7 @@ pub mod lock;
 pub mod signals;
 pub mod pipeline;
 // The command line.
+pub mod logging;
 pub mod progress;
 pub mod report;
 pub mod metrics;
@@ -64,12 +65,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(u8::from(error.use_stderr()));
         }
     };
-    init_logging(cli.command.verbose(), cli.quiet, std::env::var("RUST_LOG").ok());
+    let json_logs = cli.log_format == cli::LogFormat::Json;
+    logging::init(cli.command.verbose(), cli.quiet, std::env::var("RUST_LOG").ok(), json_logs);
     let stdout = std::io::stdout();
     let stdin = std::io::stdin();
     let mut out = stdout.lock();
     // Not locked for the whole run: the progress bars' ticker thread writes to stderr too.
-    let mut err = std::io::stderr();
+    let mut err: Box<dyn std::io::Write> =
+        if json_logs { Box::new(logging::JsonLines::new(std::io::stderr())) } else { Box::new(std::io::stderr()) };
     let mut input = stdin.lock();
     let interactive = std::io::stdin().is_terminal();
     let color = match cli.color {
@@ -82,7 +85,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         err: &mut err,
         input: interactive.then_some(&mut input as &mut dyn std::io::BufRead),
         color,
-        progress: progress::Progress::new(std::io::stderr().is_terminal() && !cli.quiet),
+        progress: progress::Progress::new(std::io::stderr().is_terminal() && !cli.quiet && !json_logs),
+        json_logs,
     };
     // One worker beside the main thread: it hears signals even while the command blocks it (a
     // confirmation prompt reading the terminal).
@@ -105,7 +109,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = console.out.flush();
-            let _ = console.err.write_all(report::render_error(&error).as_bytes());
+            let text = if json_logs { report::error_line(&error) } else { report::render_error(&error) };
+            let _ = console.err.write_all(text.as_bytes());
+            let _ = console.err.flush();
             ExitStatus::Failure.into()
         }
     }
@@ -123,26 +129,6 @@ fn wants_color(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
-/// Warnings (retries, throttling) always reach stderr; `-v` adds every request line and status.
-/// `-v` adds every request line and status; `-q` keeps errors only; `RUST_LOG` (tracing's
-/// filter syntax, e.g. `scimform=debug`), when set, decides in full.
-fn init_logging(verbose: bool, quiet: bool, rust_log: Option<String>) {
-    let level = match (verbose, quiet) {
-        (true, _) => "info",
-        (_, true) => "error",
-        _ => "warn",
-    };
-    let filter = rust_log
-        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
-}
-
 /// How long an apply interrupted while writing may take to let its writes in flight finish and
 /// record what landed, before the process ends anyway.
 const WIND_DOWN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -155,15 +141,14 @@ async fn watch_signals() {
     let signal = signals::next().await;
     signals::record(signal);
     if !signals::is_writing() {
-        let _ =
-            std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("\nInterrupted by {}.\n", signal.name()));
+        logging::say(&format!("\nInterrupted by {}.", signal.name()));
         std::process::exit(i32::from(signal.exit_code()));
     }
     let code = tokio::select! {
         again = signals::next() => again.exit_code(),
         () = tokio::time::sleep(WIND_DOWN) => signal.exit_code(),
     };
-    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("\nStopped by {}.\n", signal.name()));
+    logging::say(&format!("\nStopped by {}.", signal.name()));
     std::process::exit(i32::from(code));
 }
 

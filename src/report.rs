@@ -70,6 +70,22 @@ pub fn render_error(error: &anyhow::Error) -> String {
     out
 }
 
+/// The error as one JSON log line: the chain as the message, the hint, and the rendered text's
+/// lines as `details` (a manifest's problems, each with its location).
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut fields = serde_json::Map::new();
+    if let Some(hint) = error.chain().find_map(hint_of_one) {
+        fields.insert("hint".into(), hint.into());
+    }
+    let rendered = render_error(error);
+    let details: Vec<String> =
+        rendered.lines().skip(1).filter(|l| !l.trim().is_empty()).map(crate::logging::scrub).collect();
+    if details.len() > 1 {
+        fields.insert("details".into(), details.into());
+    }
+    crate::logging::json_line(crate::logging::Level::Error, &format!("{error:#}"), fields)
+}
+
 /// Every problem of a manifest, each with its location and source line.
 pub fn render_manifest_error(error: &ManifestError) -> String {
     let mut out = render_diagnostics(format!("error: {error}\n"), error);

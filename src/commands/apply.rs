@@ -317,6 +317,9 @@ fn describe_requests(stats: &crate::service::client::RequestStats) -> String {
 }
 
 fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
+    if console.json_logs {
+        return log_report(report, console);
+    }
     writeln!(console.err)?;
     for outcome in &report.outcomes {
         let note = outcome.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
@@ -355,6 +358,45 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
                 writeln!(console.err, "  - {}: {error}", failure.subject)?;
             }
         }
+        Ok(ExitStatus::Failure)
+    }
+}
+
+/// The report as JSON log lines: one per request, named by the resource's kind and target id
+/// (never its name, a person's attribute), then the summary.
+fn log_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Result<ExitStatus> {
+    use crate::logging::{Level, json_line, request_fields};
+    for outcome in &report.outcomes {
+        let (method, path) = request_fields(&outcome.request);
+        let id = outcome
+            .request
+            .rsplit_once('/')
+            .map(|(_, id)| id)
+            .filter(|_| path.ends_with("{id}"))
+            .or_else(|| outcome.response.as_ref().and_then(|r| r.body.as_ref()).and_then(|b| b["id"].as_str()));
+        let kind = match outcome.subject {
+            crate::apply::Subject::User(_) => "user",
+            crate::apply::Subject::Group(_) => "group",
+        };
+        let (level, result, status) = match &outcome.result {
+            Ok(status) => (Level::Info, "applied", Some(*status)),
+            Err(failure) if outcome.superseded => (Level::Warn, "planned_again", failure.status),
+            Err(failure) => (Level::Error, "failed", failure.status),
+        };
+        let fields = serde_json::json!({
+            "resource": kind, "id": id, "method": method, "path": path, "status": status, "result": result,
+        });
+        let serde_json::Value::Object(fields) = fields else { continue };
+        console.err.write_all(json_line(level, "operation", fields).as_bytes())?;
+    }
+    let failed = report.failures().count();
+    let counts = serde_json::json!({"applied": report.succeeded(), "failed": failed});
+    let serde_json::Value::Object(counts) = counts else { return Ok(ExitStatus::Failure) };
+    if failed == 0 {
+        console.err.write_all(json_line(Level::Info, "apply complete", counts).as_bytes())?;
+        Ok(ExitStatus::Success)
+    } else {
+        console.err.write_all(json_line(Level::Error, "apply finished with errors", counts).as_bytes())?;
         Ok(ExitStatus::Failure)
     }
 }

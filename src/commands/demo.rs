@@ -94,6 +94,7 @@ where
         input: None,
         color,
         progress: crate::progress::Progress::default(),
+        json_logs: false,
     })
     .await;
     out.write_all(&data)?;

@@ -31,6 +31,9 @@ pub struct Console<'a> {
     pub color: bool,
     /// Progress bars on stderr (visible when it is a terminal).
     pub progress: Progress,
+    /// `err` takes JSON log lines (`--log-format json`): a command writes its structured lines
+    /// as objects, and every other line is made one.
+    pub json_logs: bool,
 }
 
 impl Console<'_> {

@@ -83,6 +83,8 @@ where
             observe(Event::Paced);
         }
         let authorization = auth.header().await.map_err(Ended::Auth)?;
+        #[expect(clippy::disallowed_methods, reason = "a request's duration is logged")]
+        let sent = tokio::time::Instant::now();
         let response = match build(authorization.clone()).send().await {
             Ok(response) => response,
             Err(error) => {
@@ -91,7 +93,14 @@ where
                     return Err(Ended::Transport(error));
                 }
                 let reason = super::transport_reason(&error);
-                tracing::warn!("{label}: {reason}; retrying (attempt {attempt} of {})", policy.max_attempts);
+                let (method, path) = crate::logging::request_fields(label);
+                tracing::warn!(
+                    method,
+                    path,
+                    attempt,
+                    "{label}: {reason}; retrying (attempt {attempt} of {})",
+                    policy.max_attempts
+                );
                 wait_then_look(policy.backoff.delay(attempt, jitter()), &mut before_resend, &mut observe).await?;
                 continue;
             }
@@ -99,7 +108,9 @@ where
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         pacer.learn(&headers);
-        tracing::info!("{label} -> {status}");
+        let (method, path) = crate::logging::request_fields(label);
+        let duration_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(method, path, status, attempt, duration_ms, "{label} -> {status}");
         match verdict(status) {
             Verdict::Success => {
                 let body = read_limited(response, policy.max_body).await.map_err(|error| match error {
@@ -116,7 +127,16 @@ where
             }
             Verdict::Throttled if !last => {
                 let wait = throttled_wait(&headers, &policy.backoff, attempt);
-                tracing::warn!("{label} was throttled (429); every request waits {wait:?}");
+                let (method, path) = crate::logging::request_fields(label);
+                let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                tracing::warn!(
+                    method,
+                    path,
+                    status,
+                    attempt,
+                    wait_ms,
+                    "{label} was throttled (429); every request waits {wait:?}"
+                );
                 pacer.pause(wait);
                 wait_then_look(Duration::ZERO, &mut before_resend, &mut observe).await?;
             }

@@ -63,6 +63,12 @@ impl TargetError {
                 "check `target.base_url`: it should be the SCIM base URL, the one that holds /Users and /Groups"
             }
             TargetError::TooLarge { .. } => "if that is expected, raise `target.max_response_mib`",
+            TargetError::Status { status: 401, .. } => {
+                "check `target.auth`: the service does not accept the token (wrong, expired or for another service)"
+            }
+            TargetError::Status { status: 403, .. } => {
+                "check the permissions of `target.auth`'s client: the service knows it but does not allow this"
+            }
             _ => return None,
         };
         Some(hint.to_owned())

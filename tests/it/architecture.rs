@@ -12,7 +12,7 @@ const PURE: &[&str] =
 /// Modules that reach the outside world (or orchestrate those that do).
 const EDGES: &[&str] = &[
     "source", "http", "service", "state", "apply", "pipeline", "commands", "lock", "progress", "tls", "cli",
-    "settings", "signals", "metrics",
+    "settings", "signals", "metrics", "logging",
 ];
 
 /// Each top-level module and the top-level modules its non-test code names as `crate::x`.

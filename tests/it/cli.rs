@@ -413,3 +413,60 @@ fn every_subcommand_help_shows_a_real_example() {
         }
     }
 }
+
+/// `--log-format json`: every stderr line is one JSON object with a timestamp, a level and a
+/// message; the request lines carry their fields; no secret and no person's attribute value
+/// (names, titles) reaches stderr, while stdout keeps the plan.
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_without_secrets_or_names() {
+    const SECRET: &str = "tok-json-7d1e-never-print-me";
+    let people = "users:\n  - {id: '1', mail: ann.lee@x.example, title: Agent}\n  - {id: '3', mail: Zebulon.Quixote@x.example, title: Astronaut-Q7}\n";
+    let server = MemoryServer::start(store_with_ann(SECRET)).await.unwrap();
+    let other = MemoryServer::start(store_with_ann("another-token")).await.unwrap();
+    let dir = workspace(&[
+        ("m.yaml", &manifest("${env:SCIMFORM_SECRET}", server.base_url())),
+        ("refused.yaml", &manifest("${env:SCIMFORM_SECRET}", other.base_url())),
+        ("people.yaml", people),
+    ]);
+    let env = [("SCIMFORM_SECRET", SECRET)];
+    let json = ["--log-format", "json"];
+    let plan = run_async(dir.path(), &[&["plan", "-v", "-f", "m.yaml"][..], &json].concat(), &env).await;
+    let apply =
+        run_async(dir.path(), &[&["apply", "-v", "-f", "m.yaml", "--auto-approve"][..], &json].concat(), &env).await;
+    let refused = run_async(dir.path(), &[&["plan", "-f", "refused.yaml"][..], &json].concat(), &env).await;
+    let from_env = run_async(dir.path(), &["plan", "-f", "m.yaml"], &[env[0], ("SCIMFORM_LOG_FORMAT", "json")]).await;
+    let codes = [plan.code, apply.code, refused.code, from_env.code];
+    assert_eq!(codes, [0, 0, 1, 0], "{}\n{}\n{}", plan.stderr, apply.stderr, from_env.stderr);
+    assert!(
+        plan.stdout.contains("zebulon.quixote@x.example") && plan.stdout.contains("Astronaut-Q7"),
+        "stdout keeps the plan"
+    );
+
+    let mut objects = Vec::new();
+    for run in [&plan, &apply, &refused, &from_env] {
+        for line in run.stderr.lines() {
+            let object: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{}", run.stderr));
+            assert!(object["timestamp"].as_str().is_some_and(|t| t.len() >= 20), "{line}");
+            assert!(["INFO", "WARN", "ERROR"].contains(&object["level"].as_str().unwrap_or_default()), "{line}");
+            assert!(object["message"].is_string(), "{line}");
+            for leaked in [SECRET, "ebulon", "Quixote", "quixote", "Astronaut", "ann.lee", "Agent"] {
+                assert!(!line.contains(leaked), "`{leaked}` reached a log line: {line}");
+            }
+            objects.push(object);
+        }
+    }
+    let request = objects.iter().find(|o| o["method"] == "PATCH").expect("a PATCH request line");
+    assert_eq!(request["path"], "/Users/{id}", "{request}");
+    assert_eq!((request["status"].as_u64(), request["attempt"].as_u64()), (Some(200), Some(1)), "{request}");
+    assert!(request["duration_ms"].is_u64(), "{request}");
+    let operations: Vec<&serde_json::Value> = objects.iter().filter(|o| o["message"] == "operation").collect();
+    assert_eq!(operations.len(), 2, "one create, one update: {operations:?}");
+    assert!(operations.iter().all(|o| o["resource"] == "user" && o["result"] == "applied" && o["id"].is_string()));
+    assert!(objects.iter().any(|o| o["message"] == "apply complete" && o["applied"] == 2));
+    let error = refused.stderr.lines().last().unwrap();
+    let error: serde_json::Value = serde_json::from_str(error).unwrap();
+    assert_eq!(error["level"], "ERROR");
+    assert!(error["message"].as_str().unwrap().contains("HTTP 401"), "{error}");
+    assert!(error["hint"].is_string(), "{error}");
+}
