@@ -16,6 +16,8 @@ mod cli;
 mod client;
 // A Graph source without a secret: certificate assertions and federated tokens.
 mod entra_auth;
+// The documentation, run: the README's walkthrough, the manifest reference against the schema.
+mod docs;
 // End to end: manifest + file source -> plan -> apply -> plan again, against a real HTTP server.
 mod end_to_end;
 // The GitOps workflow: saved plans, formats, deprovisioning rails, the run lock, focus, explain.
