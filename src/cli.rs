@@ -261,6 +261,25 @@ pub enum StateCommand {
     /// One remembered resource as JSON: `user:<userName>` or `group:<displayName>`
     #[command(after_help = "Example:\n  scimform state show -f scimform.yaml user:ann.lee@corp.example")]
     Show(StateShowArgs),
+    /// Stop managing one user or group (`user:<userName>` or `group:<displayName>`), as
+    /// `terraform state rm` does: from the next run on it is never written, disabled or adopted,
+    /// and its memberships are left as they are; `--undo` manages it again
+    #[command(
+        after_help = "Examples:\n  scimform state forget -f scimform.yaml user:ann.lee@corp.example\n  scimform state forget -f scimform.yaml --undo user:ann.lee@corp.example"
+    )]
+    Forget(StateForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateForgetArgs {
+    #[command(flatten)]
+    pub read: StateReadArgs,
+    /// Manage it again (it is planned as any other from the next run)
+    #[arg(long)]
+    pub undo: bool,
+    /// `user:<userName>` or `group:<displayName>`
+    #[arg(value_name = "RESOURCE")]
+    pub resource: Selector,
 }
 
 #[derive(Debug, Args)]

@@ -78,26 +78,30 @@ pub fn json_line(level: Level, message: &str, fields: serde_json::Map<String, se
     format!("{}\n", serde_json::Value::Object(object))
 }
 
-/// `message` with every double-quoted span replaced by `"…"`: scimform quotes the names of users
-/// and groups that way, and a log shipper is no place for them.
+/// `message` with every quoted span (`"…"` or `` `…` ``) replaced by `…`: scimform quotes the
+/// names of users, members and records that way (`user "ann@x"`, ``member `ann@x` ``), and a log
+/// shipper is no place for them. What to run (`` `scimform …` ``, `` `--refresh` ``) stays.
 pub fn scrub(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        if c == '"' {
-            if quoted {
-                out.push_str("…\"");
-            } else {
-                out.push('"');
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=start]);
+        let inside = &rest[start + 1..];
+        let Some(end) = inside.find(quote) else {
+            out.push('…');
+            return out;
+        };
+        let span = &inside[..end];
+        if quote == '`' && (span.starts_with("scimform ") || span.starts_with("--")) {
+            out.push_str(span);
+        } else {
+            out.push('…');
         }
+        out.push(quote);
+        rest = &inside[end + 1..];
     }
-    if quoted {
-        out.push('…');
-    }
+    out.push_str(rest);
     out
 }
 
@@ -189,8 +193,10 @@ mod tests {
     #[test]
     fn quoted_names_are_scrubbed() {
         assert_eq!(scrub(r#"user "alice@x" created"#), r#"user "…" created"#);
-        assert_eq!(scrub("source `entra`: 3 users"), "source `entra`: 3 users");
+        assert_eq!(scrub("group `Sales`: member `ann@x` skipped"), "group `…`: member `…` skipped");
+        assert_eq!(scrub("run `scimform plan` or pass `--refresh`"), "run `scimform plan` or pass `--refresh`");
         assert_eq!(scrub(r#"open "quote"#), r#"open "…"#);
+        assert_eq!(scrub("Zoë `Åström` ok"), "Zoë `…` ok");
     }
 
     #[test]

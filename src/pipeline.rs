@@ -256,7 +256,10 @@ pub async fn read_and_plan_cached(
     state: Option<&mut RunState>,
     now: Option<jiff::Timestamp>,
 ) -> anyhow::Result<Planned> {
-    let desired = read_desired_checked(manifest, &mut sources, progress, now).await?;
+    let mut desired = read_desired_checked(manifest, &mut sources, progress, now).await?;
+    if let Some(state) = state.as_deref() {
+        desired.forgotten = state.forgotten().clone();
+    }
     let sources = SourceReads::collect(sources);
     let clock = state.as_deref().map_or_else(|| Clock { now, ..Clock::default() }, |s| s.clock(now));
     let (current, from_cache) = read_current(manifest, target, progress, state).await?;

@@ -83,13 +83,7 @@ impl RunSettings {
     /// For `apply`, with the manifest it runs (`-f`, or the one a saved plan was made from).
     pub fn for_apply(args: &ApplyArgs, manifest: &Path) -> anyhow::Result<Self> {
         let state = StateSettings::new(&args.state, manifest);
-        let lock_file = (!state.is_postgres()).then(|| {
-            args.lock_file.clone().unwrap_or_else(|| {
-                let mut path = manifest.as_os_str().to_owned();
-                path.push(".lock");
-                PathBuf::from(path)
-            })
-        });
+        let lock_file = (!state.is_postgres()).then(|| args.lock_file.clone().unwrap_or_else(|| lock_beside(manifest)));
         let mut allow: std::collections::BTreeMap<String, usize> = args.allow.iter().cloned().collect();
         if let Some(n) = args.allow_deprovision {
             allow.insert("deprovision".to_owned(), n);
@@ -103,6 +97,13 @@ impl RunSettings {
             now: run_clock()?,
         })
     }
+}
+
+/// The run lock file by default: the manifest's path plus `.lock`.
+pub fn lock_beside(manifest: &Path) -> PathBuf {
+    let mut path = manifest.as_os_str().to_owned();
+    path.push(".lock");
+    PathBuf::from(path)
 }
 
 /// Whether a `--state` location names a PostgreSQL database.

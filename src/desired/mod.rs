@@ -80,6 +80,25 @@ pub struct DesiredState {
     pub errors: Vec<String>,
     /// Things worth knowing that change nothing (a manager outside the source).
     pub warnings: Vec<String>,
+    /// Target users and groups `scimform state forget` took out of scimform's hands: never
+    /// written, deprovisioned or adopted, and a forgotten user's memberships are left as they are.
+    pub forgotten: Forgotten,
+}
+
+/// What `scimform state forget` made scimform stop managing, by target id (with the name it had
+/// then, to say it): kept in the state, per target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Forgotten {
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
+}
+
+impl Forgotten {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
 }
 
 /// Builds the desired state. `groups` pairs each pairing with the group its source returned.

@@ -48,6 +48,11 @@ fn clocks_key(target: &str) -> String {
     format!("disabled_at {target}")
 }
 
+/// The meta row that holds what `state forget` took out of scimform's hands in a target.
+fn forgotten_key(target: &str) -> String {
+    format!("forgotten {target}")
+}
+
 /// Where the state lives: a SQLite file (the default), or a PostgreSQL database for runners
 /// that keep no files between runs.
 #[derive(Debug)]
@@ -106,6 +111,23 @@ impl Store {
     /// Replaces the deprovision clocks of `target`.
     pub async fn save_clocks(&mut self, target: &str, clocks: &Clocks) -> Result<(), StateError> {
         self.set_meta(&clocks_key(target), &decode::encode_clocks(clocks)).await
+    }
+
+    /// The users and groups of `target` that `state forget` made scimform stop managing: kept
+    /// apart from the snapshot, so it outlives `--refresh` and manifest edits.
+    pub async fn load_forgotten(&mut self, target: &str) -> Result<crate::desired::Forgotten, StateError> {
+        let text = self.meta(&forgotten_key(target)).await?;
+        let decoded = text.map(|t| serde_json::from_str(&t).map_err(|e| format!("forgotten resources: {e}")));
+        decoded.transpose().map(Option::unwrap_or_default).map_err(|d| self.corrupt(d))
+    }
+
+    /// Replaces what is forgotten in `target`.
+    pub async fn save_forgotten(
+        &mut self,
+        target: &str,
+        forgotten: &crate::desired::Forgotten,
+    ) -> Result<(), StateError> {
+        self.set_meta(&forgotten_key(target), &serde_json::to_string(forgotten).unwrap_or_default()).await
     }
 
     /// The pairings the manifest's group patterns made in the last run that applied: pairing

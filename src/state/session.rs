@@ -77,6 +77,8 @@ pub struct RunState {
     /// run makes them (pairing name -> target group display name).
     pattern_pairings_loaded: BTreeMap<String, String>,
     pattern_pairings: BTreeMap<String, String>,
+    /// What `state forget` took out of scimform's hands in this target.
+    forgotten: crate::desired::Forgotten,
     /// The state remembered a target when it was opened.
     target_known: bool,
     /// The watermarks the sources were resumed from, to tell whether they moved.
@@ -163,7 +165,9 @@ impl RunState {
         let target = manifest.target.base_url.clone();
         let clocks = store.load_clocks(&target).await?;
         let pattern_pairings = store.load_pattern_pairings().await?;
+        let forgotten = store.load_forgotten(&target).await?;
         Ok(Some(Self {
+            forgotten,
             pattern_pairings_loaded: pattern_pairings.clone(),
             pattern_pairings,
             store,
@@ -189,6 +193,18 @@ impl RunState {
     /// What the run leaves of the deprovision clocks (saved by `save` or `save_clocks`).
     pub fn set_clocks(&mut self, clocks: Clocks) {
         self.clocks = clocks;
+    }
+
+    /// What `state forget` took out of scimform's hands in this target.
+    pub fn forgotten(&self) -> &crate::desired::Forgotten {
+        &self.forgotten
+    }
+
+    /// Saves what is forgotten (`state forget`), at once and on its own.
+    pub async fn save_forgotten(&mut self, forgotten: crate::desired::Forgotten) -> anyhow::Result<()> {
+        self.store.save_forgotten(&self.target, &forgotten).await?;
+        self.forgotten = forgotten;
+        Ok(())
     }
 
     /// The pairings the group patterns made in the last run that applied.

@@ -323,3 +323,115 @@ async fn state_list_and_show_read_what_the_state_remembers() {
     let missing = run_async(dir.path(), &["state", "show", "-f", "scimform.yaml", "group:Nope"], &env).await;
     assert!(missing.stderr.contains("the state remembers no group `Nope`"), "{}", missing.stderr);
 }
+
+/// `state forget user:KEY` takes a user out of scimform's hands, as `terraform state rm` does:
+/// its attributes, its memberships and its leaving are not acted on, the plan says so, and
+/// `--undo` manages it again; `state forget group:NAME` leaves a group's members as they are.
+#[tokio::test]
+async fn state_forget_leaves_a_user_or_a_group_alone_until_undone() {
+    let server = MemoryServer::start(seeded_store()).await.unwrap();
+    let env = [("SCIM_BASE_URL", server.base_url()), ("SCIM_TOKEN", "demo-token")];
+    let dir = crate::common::quickstart();
+    let apply = || run_async(dir.path(), &["apply", "-f", "scimform.yaml", "--auto-approve"], &env);
+    let state = |args: &'static [&'static str]| {
+        let all: Vec<&str> = ["state"].iter().chain(args).copied().collect();
+        let dir = dir.path().to_path_buf();
+        async move { run_async(&dir, &all, &env).await }
+    };
+    let before_any = state(&["forget", "-f", "scimform.yaml", "user:ada.lovelace@corp.example"]).await;
+    assert_eq!(before_any.code, 1);
+    assert!(before_any.stderr.contains("there is no state for `scimform.yaml` yet"), "{}", before_any.stderr);
+    assert_eq!(apply().await.code, 0);
+    let ada = server.user("ada.lovelace@corp.example").unwrap()["id"].as_str().unwrap().to_owned();
+
+    let forgot = state(&["forget", "-f", "scimform.yaml", "user:Ada.Lovelace@corp.example"]).await;
+    assert_eq!(forgot.code, 0, "{}", forgot.all());
+    assert!(
+        forgot.stdout.contains(&format!("leaves user `ada.lovelace@corp.example` (id {ada})")),
+        "{}",
+        forgot.stdout
+    );
+    let listed = state(&["list", "-f", "scimform.yaml"]).await;
+    assert!(
+        listed
+            .stdout
+            .contains(&format!("forgotten (1), left as they are:\n  user:ada.lovelace@corp.example (id {ada})")),
+        "{}",
+        listed.stdout
+    );
+
+    // Ada's title changes, she leaves the group, then HR drops her: none of it is acted on.
+    let people = std::fs::read_to_string(dir.path().join("people.yaml")).unwrap();
+    let changed = people
+        .replace(
+            "title: Support Engineer\n    department: Support\n  - id: \"1002\"",
+            "title: Head of Support\n    department: Support\n  - id: \"1002\"",
+        )
+        .replace("members: [\"1001\", \"1002\", \"1004\"]", "members: [\"1002\", \"1004\"]");
+    assert_ne!(changed, people);
+    std::fs::write(dir.path().join("people.yaml"), &changed).unwrap();
+    server.reset_writes();
+    let left_alone = apply().await;
+    assert_eq!(left_alone.code, 0, "{}", left_alone.all());
+    assert!(
+        left_alone
+            .stderr
+            .contains("user `ada.lovelace@corp.example` is forgotten (`scimform state forget`): left as it is"),
+        "{}",
+        left_alone.all()
+    );
+    assert!(
+        server
+            .recorded_writes()
+            .iter()
+            .all(|w| !w.path.contains(&ada) && !w.body.as_ref().is_some_and(|b| b.to_string().contains(&ada))),
+        "{:?}",
+        server.recorded_writes()
+    );
+    assert!(server.group_members("Support_Tier1").contains(&ada), "her membership stays");
+    let gone = changed.replace(
+        "  - id: \"1001\"\n    mail: Ada.Lovelace@corp.example",
+        "  - id: \"9001\"\n    mail: someone.else@corp.example",
+    );
+    std::fs::write(dir.path().join("people.yaml"), &gone).unwrap();
+    server.reset_writes();
+    assert_eq!(apply().await.code, 0);
+    assert!(
+        server.recorded_writes().iter().all(|w| !w.path.contains(&ada)),
+        "not disabled: {:?}",
+        server.recorded_writes()
+    );
+    assert_eq!(server.user("ada.lovelace@corp.example").unwrap()["active"], true);
+
+    // Managed again: she left HR, so she is disabled and leaves the group.
+    let undone = state(&["forget", "-f", "scimform.yaml", "--undo", "user:ada.lovelace@corp.example"]).await;
+    assert_eq!(undone.code, 0, "{}", undone.all());
+    let again = state(&["forget", "-f", "scimform.yaml", "--undo", "user:ada.lovelace@corp.example"]).await;
+    assert!(again.stderr.contains("is not forgotten"), "{}", again.stderr);
+    assert_eq!(apply().await.code, 0);
+    assert_eq!(server.user("ada.lovelace@corp.example").unwrap()["active"], false);
+    assert!(!server.group_members("Support_Tier1").contains(&ada));
+
+    // A forgotten group keeps its members whatever the source says.
+    let grace = server.user("grace.hopper@corp.example").unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(state(&["forget", "-f", "scimform.yaml", "group:Support_Tier1"]).await.code, 0);
+    std::fs::write(
+        dir.path().join("people.yaml"),
+        gone.replace("members: [\"1002\", \"1004\"]", "members: [\"1004\"]"),
+    )
+    .unwrap();
+    server.reset_writes();
+    let group_alone = apply().await;
+    assert!(
+        group_alone.stderr.contains("group `Support_Tier1` (target group `Support_Tier1`) is forgotten"),
+        "{}",
+        group_alone.all()
+    );
+    assert!(server.group_members("Support_Tier1").contains(&grace));
+    assert_eq!(server.writes(), 0, "{:?}", server.recorded_writes());
+
+    let no_state = state(&["forget", "-f", "scimform.yaml", "--no-state", "user:x"]).await;
+    assert!(no_state.stderr.contains("cannot run with `--no-state`"), "{}", no_state.stderr);
+    let unknown = state(&["forget", "-f", "scimform.yaml", "user:nobody@corp.example"]).await;
+    assert!(unknown.stderr.contains("the state remembers no user `nobody@corp.example`"), "{}", unknown.stderr);
+}

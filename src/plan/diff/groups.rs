@@ -20,7 +20,15 @@ pub(super) fn groups(
         .iter()
         .filter_map(|u| Some((u.id.as_str(), match_key(mapping.match_path.get(&u.resource)?.as_str()?))))
         .collect();
+    let forgotten = &desired.forgotten;
     for group in &desired.groups {
+        if let Some(target) = current.groups.get(&group.target).filter(|t| forgotten.groups.contains_key(&t.id)) {
+            plan.warnings.push(format!(
+                "group `{}` (target group `{}`) is forgotten (`scimform state forget`): its members are left as they are",
+                group.pairing, target.display_name
+            ));
+            continue;
+        }
         for member in &group.unresolved {
             plan.warnings
                 .push(format!("group `{}`: member `{member}` matches no user of the manifest; skipped", group.pairing));
@@ -55,6 +63,15 @@ pub(super) fn groups(
                     group.pairing
                 ));
             }
+        }
+        // A forgotten user keeps whatever membership it has: not added, not removed (and a PUT
+        // carries it as it is).
+        members.retain(|m| m.id.as_ref().is_none_or(|id| !forgotten.users.contains_key(id)));
+        for id in target.members.iter().filter(|id| forgotten.users.contains_key(*id)) {
+            members.push(Member {
+                key: key_by_id.get(id.as_str()).cloned().unwrap_or_else(|| id.clone()),
+                id: Some(id.clone()),
+            });
         }
         let wanted_ids: BTreeSet<&str> = members.iter().filter_map(|m| m.id.as_deref()).collect();
         let add: Vec<Member> =

@@ -27,7 +27,11 @@ pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentS
     let managed = mapping.managed_paths();
     let precondition = |user: &CurrentUser| Precondition::for_user(&user.resource, user.version.as_deref(), &managed);
 
-    let Matching { matched: found, unmatched, claimed } = match_users(mapping, desired, &users, &mut plan.conflicts);
+    let Matching { matched: found, unmatched, mut claimed } =
+        match_users(mapping, desired, &users, &mut plan.conflicts);
+    // A forgotten target user is nobody's to change, disable or count as unmanaged.
+    let forgotten = &desired.forgotten;
+    claimed.extend(users.iter().enumerate().filter(|(_, u)| forgotten.users.contains_key(&u.id)).map(|(i, _)| i));
     // Desired key -> target id, for resolving group members and references (`manager`).
     let mut resolved: BTreeMap<&str, &str> = BTreeMap::new();
     let mut created: BTreeSet<&str> = BTreeSet::new();
@@ -38,6 +42,13 @@ pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentS
     for (want, index, adopting) in found {
         let found = users[index];
         resolved.insert(&want.key, &found.id);
+        if forgotten.users.contains_key(&found.id) {
+            plan.warnings.push(format!(
+                "user `{}` is forgotten (`scimform state forget`): left as it is; `state forget --undo user:{}` manages it again",
+                want.key, want.key
+            ));
+            continue;
+        }
         matched.push((want, found, adopting));
     }
     for want in unmatched {

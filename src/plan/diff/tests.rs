@@ -536,3 +536,41 @@ fn a_user_scimform_disabled_is_deleted_once_gone_delete_after_days() {
     assert_eq!(actions(&back), [("bo.ek@x.example".into(), Action::Update)]);
     assert!(back.gone.is_empty());
 }
+
+/// A forgotten user (`state forget`) is not updated, not deprovisioned, not counted unmanaged,
+/// and keeps its memberships (a PUT carries it); a forgotten group plans nothing.
+#[test]
+fn forgotten_users_and_groups_are_left_as_they_are() {
+    let m = manifest(MANIFEST);
+    // t1 is stale (title), t2's record is gone (ours: it would be disabled), t3 is unmarked.
+    let records = [person("1", "ann.lee@x.example", "New title"), person("3", "cy.do@x.example", "C")];
+    let (mut pairing, group) = support(&records, &["3"]);
+    pairing.method = crate::manifest::model::MembershipMethod::Put;
+    let mut desired = build(&m.users, &records, &[(pairing, group)]);
+    desired.forgotten.users = BTreeMap::from([
+        ("t1".to_owned(), "ann.lee@x.example".to_owned()),
+        ("t2".to_owned(), "bo.ek@x.example".to_owned()),
+    ]);
+    let current = CurrentState {
+        users: vec![
+            target_user("t1", Some("1"), "ann.lee@x.example", "Old title"),
+            target_user("t2", Some("2"), "bo.ek@x.example", "B"),
+            target_user("t3", Some("3"), "cy.do@x.example", "C"),
+        ],
+        groups: BTreeMap::from([(TargetGroupRef::Id("g1".into()), target_group(&["t1", "t2"]))]),
+    };
+    let planned = plan(&m.users, &desired, &current);
+    assert!(planned.users.is_empty(), "{:?}", actions(&planned));
+    assert!(planned.unmanaged.is_empty());
+    assert!(planned.warnings.iter().any(|w| w.starts_with("user `ann.lee@x.example` is forgotten")));
+    let group = &planned.groups[0];
+    assert_eq!(group.add, vec![Member { key: "cy.do@x.example".into(), id: Some("t3".into()) }]);
+    assert!(group.remove.is_empty(), "forgotten members stay: {:?}", group.remove);
+    let put: Vec<Option<&str>> = group.members.iter().map(|m| m.id.as_deref()).collect();
+    assert_eq!(put, [Some("t3"), Some("t1"), Some("t2")], "the PUT keeps them");
+
+    desired.forgotten.groups = BTreeMap::from([("g1".to_owned(), "Support".to_owned())]);
+    let planned = plan(&m.users, &desired, &current);
+    assert!(planned.groups.is_empty());
+    assert!(planned.warnings.iter().any(|w| w.contains("is forgotten (`scimform state forget`): its members")));
+}
