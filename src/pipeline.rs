@@ -157,8 +157,11 @@ pub async fn read_and_plan(
     progress: Progress,
 ) -> anyhow::Result<Plan> {
     let manifest = &*expand_group_patterns(manifest, sources, progress).await?;
-    let desired = read_desired_checked(manifest, sources, progress, None).await?;
-    let (current, _) = read_current(manifest, target, progress, None).await?;
+    // The sources and the target are read at the same time: a run costs its slower read.
+    let (desired, (current, _)) = tokio::try_join!(
+        read_desired_checked(manifest, sources, progress, None),
+        read_current(manifest, target, progress, None)
+    )?;
     Ok(crate::plan::plan(&manifest.users, &desired, &current))
 }
 
@@ -256,13 +259,15 @@ pub async fn read_and_plan_cached(
     state: Option<&mut RunState>,
     now: Option<jiff::Timestamp>,
 ) -> anyhow::Result<Planned> {
-    let mut desired = read_desired_checked(manifest, &mut sources, progress, now).await?;
-    if let Some(state) = state.as_deref() {
-        desired.forgotten = state.forgotten().clone();
-    }
-    let sources = SourceReads::collect(sources);
     let clock = state.as_deref().map_or_else(|| Clock { now, ..Clock::default() }, |s| s.clock(now));
-    let (current, from_cache) = read_current(manifest, target, progress, state).await?;
+    let forgotten = state.as_deref().map(|s| s.forgotten().clone()).unwrap_or_default();
+    // The sources and the target are read at the same time: a run costs its slower read.
+    let (mut desired, (current, from_cache)) = tokio::try_join!(
+        read_desired_checked(manifest, &mut sources, progress, now),
+        read_current(manifest, target, progress, state)
+    )?;
+    desired.forgotten = forgotten;
+    let sources = SourceReads::collect(sources);
     let plan = crate::plan::plan_at(&manifest.users, &desired, &current, &clock);
     Ok(Planned { plan, desired, current, from_cache, sources })
 }

@@ -4,11 +4,14 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const SPINNER: &str = "{spinner} {msg} ({elapsed})";
 const COUNTER: &str = "{spinner} {msg}: {human_pos} ({elapsed})";
 const BAR: &str = "{msg} [{bar:30}] {pos}/{len} ({elapsed}, {eta} left)";
+
+/// One place on the terminal for every bar: the sources and the target are read at once.
+static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
 
 /// Makes progress bars, visible or not.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,7 +43,11 @@ impl Progress {
         if !self.visible {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+        let bars = BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let bar = bars.add(ProgressBar::new(len.unwrap_or(0)));
+        if len.is_none() {
+            bar.unset_length();
+        }
         let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style.progress_chars("=> "));
         bar.set_message(message);

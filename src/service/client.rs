@@ -12,6 +12,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_M
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use futures_util::StreamExt;
+
+use super::listing::{MAX_PAGES, Taken, Walk};
 use super::profile::ProfileSettings;
 use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, TargetWriter};
 use crate::http::auth::Auth;
@@ -24,8 +27,6 @@ use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
 use crate::scim::{EqFilter, Method, ScimPath, ScimRequest, ScimResponse};
 
 const SCIM_JSON: &str = "application/scim+json";
-/// Guards against a server whose `totalResults` never ends.
-const MAX_PAGES: usize = 100_000;
 
 /// What the service supports, from `/ServiceProviderConfig` (generic) or the profile (Genesys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct ScimClient {
     /// tries too (`matching`).
     match_keys: Vec<ScimPath>,
     limits: ReadLimits,
+    /// Requests a listing has in flight at most (`target.concurrency`).
+    concurrency: usize,
 }
 
 impl ScimClient {
@@ -96,6 +99,7 @@ impl ScimClient {
             kept: None,
             match_keys: Vec::new(),
             limits: config.limits,
+            concurrency: config.concurrency.max(1),
         })
     }
 
@@ -293,14 +297,9 @@ impl ScimClient {
     }
 
     /// Every resource at `path` (matching `filter`), page by page, each turned by `keep` into
-    /// what the caller holds as its page arrives.
-    ///
-    /// The service is not trusted to page correctly: a resource seen
-    /// twice (a service that ignores `startIndex` sends the first page again and again), more
-    /// resources than the first page's `totalResults` (plus a page and 1 % for users added
-    /// meanwhile), more than `target.max_resources`, or an empty page before `totalResults` is
-    /// reached each stop the listing with `TargetError::Listing`: a plan on a partial listing
-    /// would create users that exist and miss owned ones.
+    /// what the caller holds as its page arrives. The first page tells `totalResults`; the next
+    /// are fetched up to `concurrency` at a time, within the rate limit, and taken in order
+    /// (`listing.rs`, which also says what a listing does not trust).
     async fn list<T>(
         &self,
         path: &str,
@@ -309,19 +308,11 @@ impl ScimClient {
         keep: impl Fn(Value) -> Option<T>,
     ) -> Result<Vec<T>, TargetError> {
         let capabilities = self.capabilities().await;
-        let page_size = capabilities.max_results.map_or(self.profile.page_size, |m| m.min(self.profile.page_size));
-        let broken = |detail: String| TargetError::Listing { path: path.to_owned(), detail };
+        let page_size = self.profile.page_size_for(capabilities.max_results);
         // A service that does not filter gets no filter: everything is listed and matched here.
         let (filter, local) = if capabilities.filter { (filter, None) } else { (None, filter) };
         let selected = |resource: &Value| local.is_none_or(|f| f.matches_resource(resource));
-        let mut resources = Vec::new();
-        // Ids already read, hashed: a repeat means the service is not paging.
-        let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
-        let hasher = std::collections::hash_map::RandomState::new();
-        let mut first_total: Option<usize> = None;
-        let mut read = 0;
-        let mut start_index = 1;
-        for _ in 0..MAX_PAGES {
+        let fetch = |start_index: usize| async move {
             let mut query = vec![("startIndex", start_index.to_string()), ("count", page_size.to_string())];
             if let Some(filter) = filter {
                 query.push(("filter", filter.to_string()));
@@ -340,56 +331,39 @@ impl ScimClient {
                     request: request.to_string(),
                     detail: "empty list response".into(),
                 })?;
-            let received = page.resources.len();
-            if received > page_size && read == 0 {
-                // RFC 7644 makes `count` a maximum; some services send everything at once. The
-                // bounds below still hold, and the body is within `max_response_mib`.
-                tracing::warn!(
-                    "GET {path}: the service sent {received} resources where {page_size} were asked for; reading on"
-                );
-            }
-            let limit = self.limits.max_resources;
-            let reported = *first_total.get_or_insert(page.total_results);
-            let bound = reported + page_size + reported / 100;
-            if page.total_results > limit || read + received > limit {
-                return Err(broken(format!(
-                    "the service reports {} resources, more than `target.max_resources` ({limit}); raise it if that is expected",
-                    page.total_results.max(read + received)
-                )));
-            }
-            if read + received > bound {
-                return Err(broken(format!(
-                    "the service keeps sending resources beyond the {reported} its first page reported \
-                     ({} read, totalResults now {})",
-                    read + received,
-                    page.total_results
-                )));
-            }
-            for resource in &page.resources {
-                let id = id_of(resource).unwrap_or_default();
-                if !id.is_empty() && !seen.insert(std::hash::BuildHasher::hash_one(&hasher, id)) {
-                    return Err(broken(format!(
-                        "`{id}` came again in the page at startIndex {start_index}: the service does not page \
-                         (does it ignore `startIndex`?)"
-                    )));
+            Ok::<_, TargetError>(page)
+        };
+        let progress = |received: usize| {
+            self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
+        };
+        let mut walk = Walk::new(path, page_size, self.limits.max_resources);
+        let first = fetch(1).await?;
+        progress(first.resources.len());
+        if walk.take(1, first, selected, &keep)? == Taken::Complete {
+            return Ok(walk.into_resources());
+        }
+        let mut fetched = 1;
+        while fetched < MAX_PAGES {
+            // A sliding window: `concurrency` pages in flight, taken in order as they come.
+            let starts = walk.remaining_starts();
+            let mut pages = futures_util::stream::iter(
+                starts.into_iter().map(|start| async move { fetch(start).await.map(|page| (start, page)) }),
+            )
+            .buffered(self.concurrency);
+            while let Some(answer) = pages.next().await {
+                let (start, page) = answer?;
+                fetched += 1;
+                progress(page.resources.len());
+                match walk.take(start, page, selected, &keep)? {
+                    Taken::Complete => return Ok(walk.into_resources()),
+                    Taken::Full => {}
+                    // The pages guessed after it start in the wrong place (those in flight are
+                    // dropped): asked again from where it ended.
+                    Taken::Short => break,
                 }
             }
-            if received == 0 && read < page.total_results {
-                return Err(broken(format!(
-                    "the page at startIndex {start_index} is empty after {read} of the {} resources it reports: \
-                     the listing ended short",
-                    page.total_results
-                )));
-            }
-            self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
-            resources.extend(page.resources.into_iter().filter(selected).filter_map(&keep));
-            read += received;
-            start_index += received;
-            if received == 0 || read >= page.total_results {
-                return Ok(resources);
-            }
         }
-        Err(broken(format!("it did not end after {MAX_PAGES} pages")))
+        Err(TargetError::Listing { path: path.to_owned(), detail: format!("it did not end after {MAX_PAGES} pages") })
     }
 
     async fn users(&self) -> Result<Vec<CurrentUser>, TargetError> {
@@ -401,11 +375,19 @@ impl ScimClient {
                 None => user,
             })
         };
-        let mut users = self.list("/Users", None, excluded, keep).await?;
-        if self.profile.list_inactive_separately {
-            // Genesys lists only active users unless asked for the others.
-            users.extend(self.list("/Users", Some(&EqFilter::new("active", false)), excluded, keep).await?);
-        }
+        let mut users = if self.profile.list_inactive_separately {
+            // Genesys lists only active users unless asked for the others: both passes at once.
+            let inactive = EqFilter::new("active", false);
+            let (mut active, inactive) = futures_util::future::try_join(
+                self.list("/Users", None, excluded, keep),
+                self.list("/Users", Some(&inactive), excluded, keep),
+            )
+            .await?;
+            active.extend(inactive);
+            active
+        } else {
+            self.list("/Users", None, excluded, keep).await?
+        };
         users.sort_by(|a, b| a.id.cmp(&b.id));
         users.dedup_by(|a, b| a.id == b.id);
         Ok(users)

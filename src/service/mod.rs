@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod genesys_rules;
+mod listing;
 pub mod memory;
 pub mod profile;
 

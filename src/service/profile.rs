@@ -17,8 +17,10 @@ const GENESYS_EXPENSIVE: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileSettings {
-    /// Users per list request.
+    /// Users per list request when the service does not say how many it gives (`filter.maxResults`).
     pub page_size: usize,
+    /// The most per list request, whatever the service says it gives.
+    pub max_page_size: usize,
     /// Genesys lists only active users without a filter: list `active eq false` as a second pass.
     pub list_inactive_separately: bool,
     /// `excludedAttributes` for user lists.
@@ -34,12 +36,14 @@ impl ProfileSettings {
         match profile {
             Profile::Generic => Self {
                 page_size: 100,
+                max_page_size: 1000,
                 list_inactive_separately: false,
                 excluded_attributes: Vec::new(),
                 read_service_provider_config: true,
             },
             Profile::Genesys => Self {
                 page_size: 25,
+                max_page_size: 25,
                 list_inactive_separately: true,
                 excluded_attributes: GENESYS_EXPENSIVE
                     .iter()
@@ -52,6 +56,14 @@ impl ProfileSettings {
                 read_service_provider_config: false,
             },
         }
+    }
+}
+
+impl ProfileSettings {
+    /// Resources per list request: what the service says it gives (`filter.maxResults`), within
+    /// the profile's bound, else the profile's default.
+    pub fn page_size_for(&self, max_results: Option<usize>) -> usize {
+        max_results.map_or(self.page_size, |m| m.clamp(1, self.max_page_size))
     }
 }
 
@@ -68,5 +80,11 @@ mod tests {
         assert!(settings.excluded_attributes.contains(&"roles".to_owned()));
         assert_eq!(settings.excluded_attributes.len(), 3);
         assert!(ProfileSettings::new(Profile::Generic, &managed).excluded_attributes.is_empty());
+        assert_eq!(settings.page_size_for(Some(1000)), 25, "Genesys: 25 a page with expensive attributes");
+        let generic = ProfileSettings::new(Profile::Generic, &managed);
+        assert_eq!(generic.page_size_for(None), 100);
+        assert_eq!(generic.page_size_for(Some(1000)), 1000);
+        assert_eq!(generic.page_size_for(Some(50_000)), 1000);
+        assert_eq!(generic.page_size_for(Some(0)), 1);
     }
 }

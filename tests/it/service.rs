@@ -10,12 +10,16 @@ fn client(server: &MemoryServer) -> ScimClient {
 }
 
 fn client_with_token(server: &MemoryServer, token: &str) -> ScimClient {
+    client_with(server, token, 1)
+}
+
+fn client_with(server: &MemoryServer, token: &str, concurrency: usize) -> ScimClient {
     ScimClient::new(
         &TargetConfig {
             profile: Profile::Generic,
             base_url: server.base_url().to_owned(),
             auth: TargetAuth::BearerToken(Secret::new(token)),
-            concurrency: 1,
+            concurrency,
             requests_per_minute: None,
             ca_file: None,
             timeout_seconds: 10,
@@ -41,6 +45,52 @@ async fn lists_every_page() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 450, "no user is read twice");
+}
+
+/// After the first page, the pages of a listing are asked for `concurrency` at a time (the
+/// double counts the requests it holds at once) and taken in order: every user once.
+#[tokio::test]
+async fn the_pages_after_the_first_are_read_concurrency_at_a_time() {
+    let mut store = MemoryStore::new(Some("t")).with_latency(std::time::Duration::from_millis(150));
+    for i in 0..1_050 {
+        store.insert_user(json!({"userName": format!("u{i:04}@x.example")}));
+    }
+    let server = MemoryServer::start(store).await.unwrap();
+    let users = client_with(&server, "t", 4).current_state(&[], &[]).await.unwrap().users;
+    let mut names: Vec<&str> = users.iter().map(|u| u.resource["userName"].as_str().unwrap()).collect();
+    names.dedup();
+    assert_eq!(names.len(), 1_050, "every user once");
+    assert_eq!(server.max_in_flight(), 4, "the 5 pages after the first (200 a page), 4 at a time");
+
+    let one_at_a_time = MemoryServer::start({
+        let mut store = MemoryStore::new(Some("t")).with_latency(std::time::Duration::from_millis(5));
+        for i in 0..450 {
+            store.insert_user(json!({"userName": format!("u{i}@x.example")}));
+        }
+        store
+    })
+    .await
+    .unwrap();
+    assert_eq!(client_with(&one_at_a_time, "t", 1).current_state(&[], &[]).await.unwrap().users.len(), 450);
+    assert_eq!(one_at_a_time.max_in_flight(), 1);
+}
+
+/// The double's rate limit: the requests over it in a minute are answered 429 with
+/// `Retry-After`, as Genesys answers them.
+#[tokio::test]
+async fn the_double_answers_429_with_retry_after_over_its_rate_limit() {
+    let server = MemoryServer::start(MemoryStore::new(Some("t")).rate_limited(3)).await.unwrap();
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = http.get(format!("{}/Users", server.base_url())).bearer_auth("t").send().await.unwrap();
+        if response.status() == 429 {
+            let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
 }
 
 #[tokio::test]

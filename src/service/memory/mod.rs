@@ -62,6 +62,13 @@ pub struct MemoryStore {
     lost_answers: Vec<(String, String, usize)>,
     /// Fault injection: every write is answered this long after it was stored (a slow service).
     write_delay: Option<std::time::Duration>,
+    /// Every request is handled this long after it arrived (a cloud API's latency).
+    latency: Option<std::time::Duration>,
+    /// At most this many requests in any minute; more are answered 429 with `Retry-After`, as
+    /// Genesys answers a client over its rate limit. The times of the last minute's requests.
+    rate_limit: Option<(u32, std::collections::VecDeque<tokio::time::Instant>)>,
+    /// Requests being handled now, and the most there have been at once.
+    in_flight: (usize, usize),
     /// Lower-cased `userName`/`displayName` -> id, so a create checks uniqueness without a scan.
     /// Entries are added on every write and checked on use (a renamed resource leaves a stale one).
     names: std::collections::HashMap<(Kind, String), String>,
@@ -129,6 +136,35 @@ impl MemoryStore {
     pub fn slow_writes(mut self, delay: std::time::Duration) -> Self {
         self.write_delay = Some(delay);
         self
+    }
+
+    /// Handles every request `latency` after it arrives: a cloud API far away.
+    #[must_use]
+    pub fn with_latency(mut self, latency: std::time::Duration) -> Self {
+        self.latency = Some(latency);
+        self
+    }
+
+    /// Allows `per_minute` requests in any minute and answers the others 429 with `Retry-After`.
+    #[must_use]
+    pub fn rate_limited(mut self, per_minute: u32) -> Self {
+        self.rate_limit = Some((per_minute, std::collections::VecDeque::new()));
+        self
+    }
+
+    /// Whether a request arriving `now` is over the rate limit: the seconds to wait, if so.
+    fn over_rate(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        let (per_minute, recent) = self.rate_limit.as_mut()?;
+        let minute = std::time::Duration::from_secs(60);
+        while recent.front().is_some_and(|t| now.duration_since(*t) >= minute) {
+            recent.pop_front();
+        }
+        if recent.len() < *per_minute as usize {
+            recent.push_back(now);
+            return None;
+        }
+        let oldest = recent.front().copied().unwrap_or(now);
+        Some((minute.saturating_sub(now.duration_since(oldest))).as_secs().max(1))
     }
 
     /// Drops the version a service without ETags would not have kept.
@@ -225,16 +261,36 @@ pub struct MemoryServer {
     shutdown: Option<oneshot::Sender<()>>,
 }
 
-/// `slow_writes`: the write is handled (stored) at once and answered after the delay.
-async fn answer_writes_late(
+/// The fault injections around every request: the rate limit (429), the latency before it is
+/// handled, and `slow_writes` (a write is stored at once and answered after the delay).
+async fn answer_late(
     axum::extract::State(store): axum::extract::State<Shared>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    #[expect(clippy::disallowed_methods, reason = "the rate limit and the latency are measured in time")]
+    let now = tokio::time::Instant::now();
+    let (over, latency, write_delay) = {
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        store.in_flight.0 += 1;
+        store.in_flight.1 = store.in_flight.1.max(store.in_flight.0);
+        (store.over_rate(now), store.latency, store.write_delay)
+    };
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
+    store.lock().unwrap_or_else(PoisonError::into_inner).in_flight.0 -= 1;
+    if let Some(seconds) = over {
+        let body = serde_json::json!({"schemas": [crate::scim::resource::ERROR_SCHEMA], "status": "429", "detail": "Rate limit exceeded"});
+        return axum::response::IntoResponse::into_response((
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+            axum::Json(body),
+        ));
+    }
     let write = request.method() != axum::http::Method::GET;
     let response = next.run(request).await;
-    let delay = store.lock().unwrap_or_else(PoisonError::into_inner).write_delay;
-    if let Some(delay) = delay.filter(|_| write) {
+    if let Some(delay) = write_delay.filter(|_| write) {
         tokio::time::sleep(delay).await;
     }
     response
@@ -258,7 +314,7 @@ impl MemoryServer {
                 &format!("{BASE_PATH}/Groups/{{id}}"),
                 get(get_group).put(put_group).patch(patch_group).delete(delete_group),
             )
-            .layer(axum::middleware::from_fn_with_state(store.clone(), answer_writes_late))
+            .layer(axum::middleware::from_fn_with_state(store.clone(), answer_late))
             .with_state(store.clone());
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -289,6 +345,12 @@ impl MemoryServer {
         let mut store = self.lock();
         store.writes = 0;
         store.recorded.clear();
+    }
+
+    /// The most requests the server has handled at once (under `with_latency`, how many a client
+    /// had in flight).
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().in_flight.1
     }
 
     /// The writes received since start or the last `reset_writes`, in order.
