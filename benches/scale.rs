@@ -95,7 +95,7 @@ async fn run(label: &str, base_url: &str, people: String, state_file: Option<&Pa
     let planned_at = started.elapsed();
     let report = execute(&plan, &client, manifest.target.concurrency).await;
     if let Some(state) = run_state.as_mut() {
-        let target = if planned.from_cache && plan.users.is_empty() {
+        let target = if planned.target_read.unchanged() && plan.users.is_empty() {
             TargetUpdate::Unchanged(planned.current)
         } else {
             let next = update_after_apply(planned.current, &plan, &report, &manifest.users.managed_paths())

@@ -170,8 +170,8 @@ pub struct Planned {
     pub plan: Plan,
     pub desired: DesiredState,
     pub current: CurrentState,
-    /// The target state came from the state, not from listing the target.
-    pub from_cache: bool,
+    /// How the target state was had: listed, or remembered by the state and checked.
+    pub target_read: TargetRead,
     pub sources: SourceReads,
 }
 
@@ -179,10 +179,42 @@ impl Planned {
     /// For a run with a state: how each source was read, and whether the target was.
     pub fn describe_reads(&self, out: &mut dyn Write) -> std::io::Result<()> {
         self.sources.describe(out)?;
-        if self.from_cache {
-            writeln!(out, "Planned against the state; `--refresh` reads the target in full.")?;
+        match &self.target_read {
+            TargetRead::Listed { why: None } => {}
+            TargetRead::Listed { why: Some(why) } => writeln!(out, "Read the target in full: {why}.")?,
+            TargetRead::Remembered { users, since: None } => writeln!(
+                out,
+                "Planned against the state (the target holds the {users} user(s) it remembers); edits made in the target are seen by `--refresh`."
+            )?,
+            TargetRead::Remembered { users, since: Some(since) } => writeln!(
+                out,
+                "Planned against the state (the target holds the {users} user(s) it remembers, none modified since {since}); `--refresh` reads the target in full."
+            )?,
+            TargetRead::Refreshed { modified, since } => writeln!(
+                out,
+                "Planned against the state, with the {modified} user(s) modified in the target since {since} read again; `--refresh` reads the target in full."
+            )?,
         }
         Ok(())
+    }
+}
+
+/// How a run had the target's users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRead {
+    /// Listed in full; `why` when the state remembered them but could not be trusted.
+    Listed { why: Option<String> },
+    /// As the state remembers them: the service holds as many (`count=0`), and none was
+    /// modified since `since` (when the service filters on `meta.lastModified`).
+    Remembered { users: usize, since: Option<String> },
+    /// As the state remembers them, with the users modified since `since` read again.
+    Refreshed { modified: usize, since: String },
+}
+
+impl TargetRead {
+    /// Whether what the state remembers of the target is still what it holds (nothing to save).
+    pub fn unchanged(&self) -> bool {
+        matches!(self, TargetRead::Remembered { .. })
     }
 }
 
@@ -262,14 +294,14 @@ pub async fn read_and_plan_cached(
     let clock = state.as_deref().map_or_else(|| Clock { now, ..Clock::default() }, |s| s.clock(now));
     let forgotten = state.as_deref().map(|s| s.forgotten().clone()).unwrap_or_default();
     // The sources and the target are read at the same time: a run costs its slower read.
-    let (mut desired, (current, from_cache)) = tokio::try_join!(
+    let (mut desired, (current, target_read)) = tokio::try_join!(
         read_desired_checked(manifest, &mut sources, progress, now),
         read_current(manifest, target, progress, state)
     )?;
     desired.forgotten = forgotten;
     let sources = SourceReads::collect(sources);
     let plan = crate::plan::plan_at(&manifest.users, &desired, &current, &clock);
-    Ok(Planned { plan, desired, current, from_cache, sources })
+    Ok(Planned { plan, desired, current, target_read, sources })
 }
 
 /// The desired state, or an error listing its problems: nothing is planned on a partial one.
@@ -295,25 +327,104 @@ async fn read_desired_checked(
 }
 
 /// The target as it is: remembered by the state when it holds every paired group (taken, not
-/// copied: 100,000 users are held once), else listed. `true` when it came from the state.
+/// copied: 100,000 users are held once) and the service still holds as many users (one
+/// `count=0` request a listing pass), with the users modified since the last run read again
+/// where the service filters on `meta.lastModified`; else listed.
 async fn read_current(
     manifest: &Manifest,
     target: &ScimClient,
     progress: Progress,
-    state: Option<&mut RunState>,
-) -> anyhow::Result<(CurrentState, bool)> {
+    mut state: Option<&mut RunState>,
+) -> anyhow::Result<(CurrentState, TargetRead)> {
     let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
     let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
     let usable = |t: &CurrentState| refs.iter().all(|r| t.groups.contains_key(r) || creatable.contains(r));
-    if let Some(remembered) = state.and_then(|state| state.take_target_if(usable)) {
-        return Ok((remembered, true));
+    let mut why = None;
+    if let Some(state) = state.as_deref_mut()
+        && let Some(remembered) = state.take_target_if(usable)
+    {
+        let managed = manifest.users.managed_paths();
+        let mut watch = state.watch().clone();
+        let checked = check_remembered(target, remembered, &mut watch, &managed)
+            .await
+            .context("cannot read the current state of the target")?;
+        state.set_watch(watch);
+        match checked {
+            Ok(found) => return Ok(found),
+            Err(reason) => why = Some(reason),
+        }
     }
     let counter = progress.counter("Reading users from the target");
     target.report_progress_to(counter.clone());
     let current =
         target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
     counter.finish_and_clear();
-    Ok((current, false))
+    if let Some(state) = state {
+        let mut watch = state.watch().clone();
+        watch.newest_modified = target.newest_modified().map(|t| t.to_string()).or(watch.newest_modified);
+        state.set_watch(watch);
+    }
+    Ok((current, TargetRead::Listed { why }))
+}
+
+/// How far before the newest `meta.lastModified` read the next run asks from: a write the
+/// service dates a little before another it committed earlier is still seen.
+const MODIFIED_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// What the state remembers of the target, checked against the service: `Err(why)` when it holds
+/// another number of users (some were added or deleted behind the state's back: listed in full),
+/// else the remembered users with those modified since the last run read again.
+async fn check_remembered(
+    target: &ScimClient,
+    mut remembered: CurrentState,
+    watch: &mut crate::state::TargetWatch,
+    managed: &[crate::scim::ScimPath],
+) -> Result<Result<(CurrentState, TargetRead), String>, crate::service::TargetError> {
+    let holds = target.user_count().await?;
+    if holds != remembered.users.len() {
+        return Ok(Err(format!(
+            "it holds {holds} user(s) where the state remembers {}: some were added or deleted behind its back",
+            remembered.users.len()
+        )));
+    }
+    let newest = watch.newest_modified.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let (Some(newest), true) = (newest, watch.filters_modified != Some(false)) else {
+        return Ok(Ok((remembered, TargetRead::Remembered { users: holds, since: None })));
+    };
+    let since = newest.checked_sub(MODIFIED_MARGIN).unwrap_or(newest).to_string();
+    let Some(modified) = target.users_modified_after(&since).await? else {
+        watch.filters_modified = Some(false);
+        return Ok(Ok((remembered, TargetRead::Remembered { users: holds, since: None })));
+    };
+    watch.filters_modified = Some(true);
+    if let Some(newer) = target.newest_modified().filter(|t| *t > newest) {
+        watch.newest_modified = Some(newer.to_string());
+    }
+    // Replaced as read (trimmed as the state keeps them); one the state did not know is added.
+    let mut by_id: BTreeMap<String, usize> =
+        remembered.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
+    let mut changed = 0;
+    for user in modified {
+        let user = user.trimmed(managed);
+        match by_id.get(&user.id) {
+            Some(&i) if remembered.users[i] == user => {}
+            Some(&i) => {
+                remembered.users[i] = user;
+                changed += 1;
+            }
+            None => {
+                by_id.insert(user.id.clone(), remembered.users.len());
+                remembered.users.push(user);
+                changed += 1;
+            }
+        }
+    }
+    let read = if changed == 0 {
+        TargetRead::Remembered { users: holds, since: Some(since) }
+    } else {
+        TargetRead::Refreshed { modified: changed, since }
+    };
+    Ok(Ok((remembered, read)))
 }
 
 /// `--refresh-only`: the target read in full, and how it drifted from the state.

@@ -106,7 +106,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>, record: &mut R
     let approved = confirm(&plan, args.auto_approve, &settings.allow, console)?;
     let (outcome, target) = if let Some(done) = approved {
         // Nothing was written: a remembered target stays as it is; a full read is remembered.
-        let target = if planned.from_cache {
+        let target = if planned.target_read.unchanged() {
             TargetUpdate::Unchanged(planned.current)
         } else {
             TargetUpdate::Replace(planned.current)
@@ -134,6 +134,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>, record: &mut R
     if let Some(state) = &mut state {
         let clocks = fold_clocks(state.clocks().clone(), &plan, record.sent.as_ref(), settings.now, Some(&plan.gone));
         state.set_clocks(clocks);
+        state.saw_modified(client.newest_modified());
         state.save(&manifest, target, reads).await?;
     }
     outcome

@@ -1,5 +1,6 @@
-//! SCIM filters (RFC 7644 §3.4.2.2), limited to what scimform sends: `attr eq "value"`.
-//! Building escapes string literals; parsing exists for the embedded server.
+//! SCIM filters (RFC 7644 §3.4.2.2), limited to what scimform sends: `attr eq "value"`, and
+//! `meta.lastModified gt "time"` for the users changed since a run. Building escapes string
+//! literals; parsing exists for the embedded server.
 
 use std::fmt;
 
@@ -86,5 +87,39 @@ mod tests {
     #[test]
     fn rejects_other_operators() {
         assert_eq!(EqFilter::parse(r#"userName sw "a""#), None);
+    }
+}
+
+/// A filter a listing sends, and applies itself when the service does not filter.
+pub trait ListFilter: fmt::Display + Sync {
+    fn matches_resource(&self, resource: &Value) -> bool;
+}
+
+impl ListFilter for EqFilter {
+    fn matches_resource(&self, resource: &Value) -> bool {
+        EqFilter::matches_resource(self, resource)
+    }
+}
+
+/// `meta.lastModified gt "time"`: the resources modified after a time (RFC 3339, the service's
+/// own clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifiedAfter(pub String);
+
+impl fmt::Display for ModifiedAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "meta.lastModified gt {}", quote(&self.0))
+    }
+}
+
+impl ListFilter for ModifiedAfter {
+    fn matches_resource(&self, resource: &Value) -> bool {
+        let modified = resource.pointer("/meta/lastModified").and_then(Value::as_str);
+        let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+        match (modified.and_then(parse), parse(&self.0)) {
+            (Some(modified), Some(after)) => modified > after,
+            // A resource that does not say when it changed may have: it is read.
+            _ => true,
+        }
     }
 }

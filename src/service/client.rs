@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 
 use futures_util::StreamExt;
 
-use super::listing::{MAX_PAGES, Taken, Walk};
+use super::listing::{MAX_PAGES, Taken, Walk, page_of};
 use super::profile::ProfileSettings;
 use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, TargetWriter};
 use crate::http::auth::Auth;
@@ -23,7 +23,8 @@ use crate::http::exchange::{Ended, Event, Policy, exchange};
 use crate::http::pacing::Pacer;
 use crate::http::retry::{Backoff, Verdict, verdict};
 use crate::manifest::model::{ReadLimits, TargetConfig, TargetGroupRef};
-use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
+use crate::scim::filter::{ListFilter, ModifiedAfter};
+use crate::scim::resource::{ScimErrorBody, id_of};
 use crate::scim::{EqFilter, Method, ScimPath, ScimRequest, ScimResponse};
 
 const SCIM_JSON: &str = "application/scim+json";
@@ -68,6 +69,8 @@ pub struct ScimClient {
     limits: ReadLimits,
     /// Requests a listing has in flight at most (`target.concurrency`).
     concurrency: usize,
+    /// The newest `meta.lastModified` of the users listed so far (the service's clock).
+    newest_modified: Mutex<Option<jiff::Timestamp>>,
 }
 
 impl ScimClient {
@@ -100,6 +103,7 @@ impl ScimClient {
             match_keys: Vec::new(),
             limits: config.limits,
             concurrency: config.concurrency.max(1),
+            newest_modified: Mutex::new(None),
         })
     }
 
@@ -303,7 +307,7 @@ impl ScimClient {
     async fn list<T>(
         &self,
         path: &str,
-        filter: Option<&EqFilter>,
+        filter: Option<&dyn ListFilter>,
         excluded: &[String],
         keep: impl Fn(Value) -> Option<T>,
     ) -> Result<Vec<T>, TargetError> {
@@ -321,17 +325,7 @@ impl ScimClient {
                 query.push(("excludedAttributes", excluded.join(",")));
             }
             let request = ScimRequest::new(Method::Get, path);
-            let response = self.execute(&request, &query, false).await?;
-            let page: ListResponse<Value> = response
-                .body
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|e| TargetError::Protocol { request: request.to_string(), detail: e.to_string() })?
-                .ok_or_else(|| TargetError::Protocol {
-                    request: request.to_string(),
-                    detail: "empty list response".into(),
-                })?;
-            Ok::<_, TargetError>(page)
+            page_of(&request, self.execute(&request, &query, false).await?)
         };
         let progress = |received: usize| {
             self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
@@ -367,15 +361,72 @@ impl ScimClient {
     }
 
     async fn users(&self) -> Result<Vec<CurrentUser>, TargetError> {
+        let mut users = self.users_where(None).await?;
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users.dedup_by(|a, b| a.id == b.id);
+        Ok(users)
+    }
+
+    /// How many users the service holds: one `count=0` request per listing pass (RFC 7644
+    /// §3.4.2.4: only `totalResults`).
+    pub async fn user_count(&self) -> Result<usize, TargetError> {
+        let count = |filter: Option<EqFilter>| async move {
+            let mut query = vec![("startIndex", "1".to_owned()), ("count", "0".to_owned())];
+            if let Some(filter) = filter {
+                query.push(("filter", filter.to_string()));
+            }
+            let request = ScimRequest::new(Method::Get, "/Users");
+            Ok::<_, TargetError>(page_of(&request, self.execute(&request, &query, false).await?)?.total_results)
+        };
+        if self.profile.list_inactive_separately {
+            let (active, inactive) =
+                futures_util::future::try_join(count(None), count(Some(EqFilter::new("active", false)))).await?;
+            Ok(active + inactive)
+        } else {
+            count(None).await
+        }
+    }
+
+    /// The users modified after `after` (the service's clock, RFC 3339), kept as a listing keeps
+    /// them; `None` when the service does not filter on `meta.lastModified` (it refuses the
+    /// filter, or filters nothing at all).
+    pub async fn users_modified_after(&self, after: &str) -> Result<Option<Vec<CurrentUser>>, TargetError> {
+        if !self.capabilities().await.filter || !self.profile.filters_modified {
+            return Ok(None);
+        }
+        match self.users_where(Some(&ModifiedAfter(after.to_owned()))).await {
+            Ok(users) => Ok(Some(users)),
+            Err(TargetError::Status { status: 400 | 501, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The newest `meta.lastModified` of the users listed or written so far (the service's clock).
+    pub fn newest_modified(&self) -> Option<jiff::Timestamp> {
+        *self.newest_modified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes a user resource's `meta.lastModified`.
+    fn saw(&self, resource: &Value) {
+        let modified = resource.pointer("/meta/lastModified").and_then(Value::as_str);
+        if let Some(modified) = modified.and_then(|m| m.parse::<jiff::Timestamp>().ok()) {
+            let mut newest = self.newest_modified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *newest = (*newest).max(Some(modified));
+        }
+    }
+
+    /// The users (matching `filter`), in every listing pass the profile needs.
+    async fn users_where(&self, filter: Option<&dyn ListFilter>) -> Result<Vec<CurrentUser>, TargetError> {
         let excluded = &self.profile.excluded_attributes;
-        let keep = |resource| {
+        let keep = |resource: Value| {
+            self.saw(&resource);
             let user = CurrentUser::from_resource(resource)?;
             Some(match &self.kept {
                 Some(managed) => user.trimmed(managed),
                 None => user,
             })
         };
-        let mut users = if self.profile.list_inactive_separately {
+        if self.profile.list_inactive_separately && filter.is_none() {
             // Genesys lists only active users unless asked for the others: both passes at once.
             let inactive = EqFilter::new("active", false);
             let (mut active, inactive) = futures_util::future::try_join(
@@ -384,13 +435,10 @@ impl ScimClient {
             )
             .await?;
             active.extend(inactive);
-            active
+            Ok(active)
         } else {
-            self.list("/Users", None, excluded, keep).await?
-        };
-        users.sort_by(|a, b| a.id.cmp(&b.id));
-        users.dedup_by(|a, b| a.id == b.id);
-        Ok(users)
+            self.list("/Users", filter, excluded, keep).await
+        }
     }
 
     async fn group(&self, reference: &TargetGroupRef) -> Result<CurrentGroup, TargetError> {
@@ -475,6 +523,11 @@ impl TargetWriter for ScimClient {
         } else {
             self.execute(request, &[], capabilities.etag).await?
         };
+        if request.path.starts_with("/Users")
+            && let Some(body) = &response.body
+        {
+            self.saw(body);
+        }
         // An apply of 100,000 creates keeps every answer until the state follows it: as little
         // of each as the state needs.
         if let Some(managed) = &self.kept

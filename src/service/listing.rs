@@ -18,9 +18,20 @@ use serde_json::Value;
 
 use super::TargetError;
 use crate::scim::resource::{ListResponse, id_of};
+use crate::scim::{ScimRequest, ScimResponse};
 
 /// Guards against a server whose `totalResults` never ends.
 pub const MAX_PAGES: usize = 100_000;
+
+/// The list response a request was answered with.
+pub fn page_of(request: &ScimRequest, response: ScimResponse) -> Result<ListResponse<Value>, TargetError> {
+    response
+        .body
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| TargetError::Protocol { request: request.to_string(), detail: e.to_string() })?
+        .ok_or_else(|| TargetError::Protocol { request: request.to_string(), detail: "empty list response".into() })
+}
 
 /// What a listing has read so far.
 pub struct Walk<T> {

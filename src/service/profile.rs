@@ -27,6 +27,8 @@ pub struct ProfileSettings {
     pub excluded_attributes: Vec<String>,
     /// Whether to trust the service's `/ServiceProviderConfig` (generic) or known facts (Genesys).
     pub read_service_provider_config: bool,
+    /// Whether the service may filter users on `meta.lastModified` (asked once; Genesys does not).
+    pub filters_modified: bool,
 }
 
 impl ProfileSettings {
@@ -40,6 +42,7 @@ impl ProfileSettings {
                 list_inactive_separately: false,
                 excluded_attributes: Vec::new(),
                 read_service_provider_config: true,
+                filters_modified: true,
             },
             Profile::Genesys => Self {
                 page_size: 25,
@@ -54,6 +57,7 @@ impl ProfileSettings {
                     .map(|s| (*s).to_owned())
                     .collect(),
                 read_service_provider_config: false,
+                filters_modified: false,
             },
         }
     }

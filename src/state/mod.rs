@@ -48,6 +48,22 @@ fn clocks_key(target: &str) -> String {
     format!("disabled_at {target}")
 }
 
+/// What a run learnt of how to see the target's changes without listing it: whether it filters
+/// users on `meta.lastModified`, and the newest `meta.lastModified` read (the service's clock).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TargetWatch {
+    #[serde(default)]
+    pub filters_modified: Option<bool>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub newest_modified: Option<String>,
+}
+
+/// The meta row that holds a target's watch.
+fn watch_key(target: &str) -> String {
+    format!("watch {target}")
+}
+
 /// The meta row that holds what `state forget` took out of scimform's hands in a target.
 fn forgotten_key(target: &str) -> String {
     format!("forgotten {target}")
@@ -128,6 +144,18 @@ impl Store {
         forgotten: &crate::desired::Forgotten,
     ) -> Result<(), StateError> {
         self.set_meta(&forgotten_key(target), &serde_json::to_string(forgotten).unwrap_or_default()).await
+    }
+
+    /// How the target's changes are seen (`TargetWatch`).
+    pub async fn load_watch(&mut self, target: &str) -> Result<TargetWatch, StateError> {
+        let text = self.meta(&watch_key(target)).await?;
+        let decoded = text.map(|t| serde_json::from_str(&t).map_err(|e| format!("target watch: {e}")));
+        decoded.transpose().map(Option::unwrap_or_default).map_err(|d| self.corrupt(d))
+    }
+
+    /// Replaces the target's watch.
+    pub async fn save_watch(&mut self, target: &str, watch: &TargetWatch) -> Result<(), StateError> {
+        self.set_meta(&watch_key(target), &serde_json::to_string(watch).unwrap_or_default()).await
     }
 
     /// The pairings the manifest's group patterns made in the last run that applied: pairing

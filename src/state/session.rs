@@ -79,6 +79,9 @@ pub struct RunState {
     pattern_pairings: BTreeMap<String, String>,
     /// What `state forget` took out of scimform's hands in this target.
     forgotten: crate::desired::Forgotten,
+    /// How the target's changes are seen, as loaded and as the run leaves it.
+    watch_loaded: crate::state::TargetWatch,
+    watch: crate::state::TargetWatch,
     /// The state remembered a target when it was opened.
     target_known: bool,
     /// The watermarks the sources were resumed from, to tell whether they moved.
@@ -166,8 +169,11 @@ impl RunState {
         let clocks = store.load_clocks(&target).await?;
         let pattern_pairings = store.load_pattern_pairings().await?;
         let forgotten = store.load_forgotten(&target).await?;
+        let watch = store.load_watch(&target).await?;
         Ok(Some(Self {
             forgotten,
+            watch_loaded: watch.clone(),
+            watch,
             pattern_pairings_loaded: pattern_pairings.clone(),
             pattern_pairings,
             store,
@@ -198,6 +204,25 @@ impl RunState {
     /// What `state forget` took out of scimform's hands in this target.
     pub fn forgotten(&self) -> &crate::desired::Forgotten {
         &self.forgotten
+    }
+
+    /// How the target's changes are seen (kept across runs, per target).
+    pub fn watch(&self) -> &crate::state::TargetWatch {
+        &self.watch
+    }
+
+    /// What the run learnt of the target's changes (saved by `save`).
+    pub fn set_watch(&mut self, watch: crate::state::TargetWatch) {
+        self.watch = watch;
+    }
+
+    /// Raises the newest `meta.lastModified` known to `newest` (what the run's writes were
+    /// answered with), so the next run asks only from there.
+    pub fn saw_modified(&mut self, newest: Option<jiff::Timestamp>) {
+        let known = self.watch.newest_modified.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if let Some(newest) = newest.filter(|n| known.is_none_or(|k| *n > k)) {
+            self.watch.newest_modified = Some(newest.to_string());
+        }
     }
 
     /// Saves what is forgotten (`state forget`), at once and on its own.
@@ -281,6 +306,11 @@ impl RunState {
         if self.pattern_pairings != self.pattern_pairings_loaded {
             self.store.save_pattern_pairings(&self.pattern_pairings).await?;
             self.pattern_pairings_loaded = self.pattern_pairings.clone();
+        }
+        // The watch goes with the target it describes: a target forgotten is listed next time.
+        if self.watch != self.watch_loaded && snapshot.target.is_some() {
+            self.store.save_watch(&self.target, &self.watch).await?;
+            self.watch_loaded = self.watch.clone();
         }
         self.save_clocks().await
     }

@@ -138,3 +138,61 @@ impl Drop for Scim2Server {
         let _ = self.child.wait();
     }
 }
+
+/// A reverse proxy on 127.0.0.1 in front of a real service that records each request line
+/// (`GET /Users?count=0`, the query decoded), so a test asserts what scimform asked for.
+pub struct RecordingProxy {
+    pub base_url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RecordingProxy {
+    /// Forwards `{base_url}/…` to `{upstream}/…`.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, upstream, http) = (requests.clone(), upstream.to_owned(), reqwest::Client::new());
+        let forward = move |request: axum::extract::Request| {
+            let (log, upstream, http) = (log.clone(), upstream.clone(), http.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let target = parts.uri.path_and_query().map(ToString::to_string).unwrap_or_default();
+                let decoded = reqwest::Url::parse(&format!("http://x{target}")).unwrap();
+                let query: Vec<String> = decoded.query_pairs().map(|(k, v)| format!("{k}={v}")).collect();
+                let line = if query.is_empty() {
+                    format!("{} {}", parts.method, decoded.path())
+                } else {
+                    format!("{} {}?{}", parts.method, decoded.path(), query.join("&"))
+                };
+                log.lock().unwrap().push(line);
+                let mut forwarded =
+                    http.request(parts.method.clone(), format!("{upstream}{target}")).body(body.to_vec());
+                for name in ["authorization", "content-type", "if-match", "accept"] {
+                    if let Some(value) = parts.headers.get(name) {
+                        forwarded = forwarded.header(name, value.clone());
+                    }
+                }
+                let answer = forwarded.send().await.unwrap();
+                let mut response = axum::http::Response::builder().status(answer.status().as_u16());
+                for name in ["content-type", "etag", "location"] {
+                    if let Some(value) = answer.headers().get(name) {
+                        response = response.header(name, value.clone());
+                    }
+                }
+                response.body(axum::body::Body::from(answer.bytes().await.unwrap())).unwrap()
+            }
+        };
+        let router = axum::Router::new().fallback(forward);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { base_url: format!("http://127.0.0.1:{port}/v2"), requests }
+    }
+
+    /// The request lines so far, and forgets them.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.requests.lock().unwrap())
+    }
+}

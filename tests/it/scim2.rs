@@ -8,7 +8,7 @@ use scimform::apply::execute;
 use scimform::pipeline::{client_for, read_and_plan, sources_for};
 use serde_json::json;
 
-use crate::common::{Scim2Server, run_async, workspace};
+use crate::common::{RecordingProxy, Scim2Server, run_async, workspace};
 
 fn people(count: usize, changed_title: Option<usize>) -> String {
     let mut out = String::from("users:\n");
@@ -205,4 +205,68 @@ users:
         "{}",
         third.all()
     );
+}
+
+/// With a state, a scheduled run sees the target's changes without listing it (scim2-server
+/// filters on `meta.lastModified`): a managed attribute edited by hand is read back by a
+/// filtered query and restored; a user deleted by hand shows in the `count=0` check, which
+/// lists the target, and the user is created again. Asserted on the requests scimform sent.
+#[tokio::test]
+async fn a_scheduled_run_reads_what_was_modified_and_counts_what_was_deleted() {
+    let server = server_with_group().await;
+    let proxy = RecordingProxy::start(server.base_url.trim_end_matches("/v2")).await;
+    let dir = workspace(&[("m.yaml", &manifest(&proxy.base_url)), ("people.yaml", &people(30, None))]);
+    let env = [("SCIM_TOKEN", server.token.as_str())];
+    let apply = ["apply", "-f", "m.yaml", "--auto-approve"];
+    let first = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    let is_listing = |r: &&String| {
+        r.starts_with("GET /v2/Users") && !r.contains("count=0") && !r.contains("filter=meta.lastModified gt ")
+    };
+    assert!(proxy.take().iter().any(|r| is_listing(&r)), "the first run lists the target");
+
+    let found =
+        server.request(reqwest::Method::GET, "/Users?filter=userName%20eq%20%22p0003%40corp.example%22", None).await;
+    let id = found["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let edit = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                      "Operations": [{"op": "replace", "path": "title", "value": "Edited By Hand"}]});
+    server.request(reqwest::Method::PATCH, &format!("/Users/{id}"), Some(edit)).await;
+    let restored = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(restored.code, 0, "{}", restored.all());
+    assert!(restored.stdout.contains(r#"~ title = "Edited By Hand" -> "Agent""#), "{}", restored.stdout);
+    assert!(
+        restored.stderr.contains("Planned against the state, with the 1 user(s) modified in the target since "),
+        "{}",
+        restored.stderr
+    );
+    let requests = proxy.take();
+    assert!(!requests.iter().any(|r| is_listing(&r)), "no listing: {requests:#?}");
+    assert!(requests.iter().any(|r| r == "GET /v2/Users?startIndex=1&count=0"), "{requests:#?}");
+    assert!(requests.iter().any(|r| r.contains("filter=meta.lastModified gt ")), "{requests:#?}");
+    let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(user["title"], "Agent");
+
+    let found =
+        server.request(reqwest::Method::GET, "/Users?filter=userName%20eq%20%22p0005%40corp.example%22", None).await;
+    let deleted = found["Resources"][0]["id"].as_str().unwrap().to_owned();
+    server.request(reqwest::Method::DELETE, &format!("/Users/{deleted}"), None).await;
+    let recreated = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(recreated.code, 0, "{}", recreated.all());
+    assert!(
+        recreated.stderr.contains("Read the target in full: it holds 29 user(s) where the state remembers 30"),
+        "{}",
+        recreated.stderr
+    );
+    assert!(recreated.stdout.contains("+ user \"p0005@corp.example\""), "{}", recreated.stdout);
+    assert!(proxy.take().iter().any(|r| is_listing(&r)), "the count sent it to a listing");
+
+    let idle = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(
+        (idle.code, idle.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        idle.all()
+    );
+    let requests = proxy.take();
+    assert!(!requests.iter().any(|r| is_listing(&r) || !r.starts_with("GET")), "{requests:#?}");
 }

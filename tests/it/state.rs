@@ -18,7 +18,7 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
 
     let first = run_async(dir.path(), &apply, &env).await;
     assert_eq!(first.code, 0, "{}", first.all());
-    assert!(!first.stderr.contains("Planned against the state;"), "no state yet: {}", first.stderr);
+    assert!(!first.stderr.contains("Planned against the state"), "no state yet: {}", first.stderr);
     assert!(first.stderr.contains("GET 200"), "the first run lists the target: {}", first.stderr);
 
     // Nothing to do: no request at all, not even a listing.
@@ -30,7 +30,7 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
         "{}",
         idle.all()
     );
-    assert!(idle.stderr.contains("Planned against the state;"), "{}", idle.stderr);
+    assert!(idle.stderr.contains("Planned against the state"), "{}", idle.stderr);
     assert_eq!(server.writes(), 0);
 
     // One title changes in the source: one PATCH, carrying the version the first run left.
@@ -39,9 +39,9 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
     std::fs::write(&people, text.replacen("title: Analyst", "title: Senior Analyst", 1)).unwrap();
     let one = run_async(dir.path(), &[&apply[..], &["-v"]].concat(), &env).await;
     assert_eq!(one.code, 0, "{}", one.all());
-    assert!(one.stderr.contains("Requests: 1 GET 200, 1 PATCH 200;"), "{}", one.stderr);
-    assert!(one.stderr.contains("GET /ServiceProviderConfig -> 200"), "the one read: {}", one.stderr);
-    assert!(!one.stderr.contains("GET /Users"), "no listing: {}", one.stderr);
+    assert!(one.stderr.contains("Requests: 2 GET 200, 1 PATCH 200;"), "{}", one.stderr);
+    assert!(one.stderr.contains("GET /ServiceProviderConfig -> 200"), "the capabilities: {}", one.stderr);
+    assert_eq!(one.stderr.matches("GET /Users -> 200").count(), 1, "no listing, only the count: {}", one.stderr);
     assert_eq!(server.user("alan.turing@corp.example").unwrap()["title"], "Senior Analyst");
 
     // A hand edit in the target, then a source change to the same user: the remembered version
@@ -81,28 +81,28 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
         "{}",
         again.all()
     );
-    assert!(!again.stderr.contains("Planned against the state;"), "{}", again.stderr);
+    assert!(!again.stderr.contains("Planned against the state"), "{}", again.stderr);
 
     // `--refresh` reads in full even with a state file; another manifest does too.
     let refreshed = run_async(dir.path(), &[&apply[..], &["--refresh", "-v"]].concat(), &env).await;
     assert!(
-        !refreshed.stderr.contains("Planned against the state;") && refreshed.stderr.contains("GET /Users -> 200"),
+        !refreshed.stderr.contains("Planned against the state") && refreshed.stderr.contains("GET /Users -> 200"),
         "{}",
         refreshed.stderr
     );
     let cached = run_async(dir.path(), &apply, &env).await;
-    assert!(cached.stderr.contains("Planned against the state;"), "{}", cached.stderr);
+    assert!(cached.stderr.contains("Planned against the state"), "{}", cached.stderr);
     let manifest = dir.path().join("scimform.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, format!("{text}# changed\n")).unwrap();
     let changed = run_async(dir.path(), &apply, &env).await;
-    assert!(!changed.stderr.contains("Planned against the state;"), "{}", changed.stderr);
+    assert!(!changed.stderr.contains("Planned against the state"), "{}", changed.stderr);
     assert_eq!(changed.stdout, "No changes. The target matches the manifest.\n");
 }
 
 /// A run that writes and stops before its state is saved (simulated by putting the previous
-/// state file back): the rerun's create is refused as a duplicate, the user is found by its
-/// userName and planned again, and nothing is created twice.
+/// state file back): the rerun's `count=0` check finds one user more than the state remembers,
+/// lists the target, and creates nothing twice.
 #[tokio::test]
 async fn a_crash_between_a_write_and_the_state_commit_converges_without_duplicates() {
     let server = MemoryServer::start(seeded_store()).await.unwrap();
@@ -127,12 +127,15 @@ async fn a_crash_between_a_write_and_the_state_commit_converges_without_duplicat
     server.reset_writes();
     let rerun = run_async(dir.path(), &apply, &env).await;
     assert_eq!(rerun.code, 0, "{}", rerun.all());
-    assert!(rerun.stdout.contains("Plan: 1 to create"), "the stale state still plans the create: {}", rerun.stdout);
-    assert!(rerun.stderr.contains("exists in the target already"), "{}", rerun.stderr);
-    assert!(rerun.stderr.contains("read again and planned again"), "{}", rerun.stderr);
+    assert!(
+        rerun.stderr.contains("Read the target in full: it holds 9 user(s) where the state remembers 8"),
+        "{}",
+        rerun.stderr
+    );
+    assert!(rerun.stdout.starts_with("No changes."), "{}", rerun.stdout);
     let named = server.users().iter().filter(|u| u["userName"] == "grace.new@corp.example").count();
     assert_eq!(named, 1, "no duplicate");
-    assert_eq!(server.writes(), 1, "only the refused POST: the user as found needs nothing");
+    assert_eq!(server.writes(), 0, "the user as found needs nothing");
 
     let settled = run_async(dir.path(), &apply, &env).await;
     assert_eq!(
@@ -181,7 +184,7 @@ async fn refresh_only_reports_drift_and_writes_nothing() {
     assert_eq!(learned.code, 0, "{}", learned.all());
     assert!(learned.stderr.contains("nothing was written to the target"), "{}", learned.stderr);
     let aware = run_async(dir.path(), &[&["plan"], &state[..]].concat(), &env).await;
-    assert!(aware.stderr.contains("Planned against the state;"), "{}", aware.stderr);
+    assert!(aware.stderr.contains("Planned against the state"), "{}", aware.stderr);
     assert!(aware.stdout.contains("~ title") && aware.stdout.contains(r#""By Hand" -> "Analyst""#), "{}", aware.stdout);
     assert_eq!(server.writes(), 0, "refresh-only and plan never write");
 
@@ -189,12 +192,12 @@ async fn refresh_only_reports_drift_and_writes_nothing() {
     // it runs as it is and the state forgets the target, so the next run reads it in full.
     let saved = run_async(dir.path(), &[&["plan", "--out", "plan.json"], &state[..]].concat(), &env).await;
     assert_eq!(saved.code, 0, "{}", saved.all());
-    assert!(!saved.stderr.contains("Planned against the state;"), "{}", saved.stderr);
+    assert!(!saved.stderr.contains("Planned against the state"), "{}", saved.stderr);
     let applied = run_async(dir.path(), &["apply", "plan.json", "--state", "state.db"], &env).await;
     assert_eq!(applied.code, 0, "{}", applied.all());
     assert_eq!(server.writes(), 1, "the restored title");
     let next = run_async(dir.path(), &[&["plan"], &state[..]].concat(), &env).await;
-    assert!(!next.stderr.contains("Planned against the state;"), "read in full: {}", next.stderr);
+    assert!(!next.stderr.contains("Planned against the state"), "read in full: {}", next.stderr);
     assert!(next.stdout.starts_with("No changes."), "{}", next.stdout);
 }
 
@@ -216,14 +219,14 @@ async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() 
     assert_eq!(filled.code, 0, "{}", filled.all());
     assert!(state.exists(), "the state beside the manifest");
     let idle = run_async(dir.path(), &apply, &env).await;
-    assert!(idle.stderr.contains("Planned against the state;"), "{}", idle.stderr);
+    assert!(idle.stderr.contains("Planned against the state"), "{}", idle.stderr);
     // Nor does a plan change it, even when the source changed.
     let saved = std::fs::read(&state).unwrap();
     let people = dir.path().join("people.yaml");
     let text = std::fs::read_to_string(&people).unwrap();
     std::fs::write(&people, text.replacen("title: Analyst", "title: Senior Analyst", 1)).unwrap();
     let changed = run_async(dir.path(), &["plan", "-f", "scimform.yaml"], &env).await;
-    assert!(changed.stderr.contains("Planned against the state;"), "{}", changed.stderr);
+    assert!(changed.stderr.contains("Planned against the state"), "{}", changed.stderr);
     assert!(changed.stdout.contains("Plan: 0 to create, 1 to update"), "{}", changed.stdout);
     assert_eq!(std::fs::read(&state).unwrap(), saved, "a plan leaves the state as it was");
     std::fs::write(&people, text).unwrap();
@@ -233,7 +236,7 @@ async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() 
     let env = [("SCIM_BASE_URL", second.base_url()), ("SCIM_TOKEN", "demo-token")];
     let elsewhere = run_async(dir.path(), &apply, &env).await;
     assert_eq!(elsewhere.code, 0, "{}", elsewhere.all());
-    assert!(!elsewhere.stderr.contains("Planned against the state;"), "{}", elsewhere.stderr);
+    assert!(!elsewhere.stderr.contains("Planned against the state"), "{}", elsewhere.stderr);
     assert!(elsewhere.stdout.contains("Plan: 1 to create"), "the second target is converged: {}", elsewhere.stdout);
 
     // The default state cannot be used (here: a directory stands where the file would be): a
@@ -256,7 +259,7 @@ async fn the_default_state_sits_beside_the_manifest_and_belongs_to_its_target() 
     let env = [env[0], env[1], ("SCIMFORM_STATE", "scimform.yaml.state")];
     let stateless = run_async(dir.path(), &none, &env).await;
     assert_eq!(stateless.code, 0, "{}", stateless.all());
-    assert!(!stateless.stderr.contains("Planned against the state;"), "{}", stateless.stderr);
+    assert!(!stateless.stderr.contains("Planned against the state"), "{}", stateless.stderr);
 }
 
 /// A damaged default state (truncated by a full disk, overwritten) is moved aside once, named
@@ -292,7 +295,7 @@ async fn a_damaged_default_state_is_moved_aside_once() {
     let next = run_async(dir.path(), &apply, &env).await;
     assert_eq!(next.code, 0, "{}", next.all());
     assert!(!next.stderr.contains("Warning"), "{}", next.stderr);
-    assert!(next.stderr.contains("Planned against the state;"), "{}", next.stderr);
+    assert!(next.stderr.contains("Planned against the state"), "{}", next.stderr);
 
     std::fs::write(dir.path().join("named.db"), b"not a database at all, just text").unwrap();
     let named = run_async(dir.path(), &[&apply[..], &["--state", "named.db"]].concat(), &env).await;
