@@ -1,6 +1,8 @@
 //! Applies 5,000 user updates (one PATCH each) at concurrency 1, 4 and 16, to the embedded
 //! server and, when `SCIM2_SERVER_URL` is set (see `benches/apply.sh`), to scim2-server, and
-//! reports requests per second and the ratio to the sequential run.
+//! reports requests per second, the ratio to the sequential run, and the ratio to the service's
+//! own raw PATCH rate at the same concurrency (the same PATCHes sent by a bare HTTP client, in
+//! the same run, just before).
 // A benchmark program: it prints and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
 
@@ -80,10 +82,33 @@ fn updates(ids: &[String], title: &str) -> Plan {
     Plan { users, ..Plan::default() }
 }
 
+/// The same PATCHes sent by a bare HTTP client, `concurrency` at a time: the service's own rate.
+async fn raw_rate(base_url: &str, token: &str, ids: &[String], title: &str, concurrency: usize) -> f64 {
+    use futures_util::StreamExt;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let sent = futures_util::stream::iter(ids.iter().map(|id| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": [{"op": "replace", "path": "title", "value": title}]});
+        http.patch(format!("{base_url}/Users/{id}"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    }))
+    .buffer_unordered(concurrency)
+    .collect::<Vec<_>>()
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(sent.iter().all(|r| r.as_ref().is_ok_and(|r| r.status().is_success())), "every raw PATCH applies");
+    ids.len() as f64 / elapsed
+}
+
 async fn run(name: &str, base_url: &str, token: &str) {
     let ids = seed(base_url, token).await;
     let mut sequential = None;
     for concurrency in [1, 4, 16] {
+        let raw = raw_rate(base_url, token, &ids, &format!("raw at {concurrency}"), concurrency).await;
         let client = client(base_url, token, concurrency);
         let plan = updates(&ids, &format!("title at {concurrency}"));
         let started = Instant::now();
@@ -93,7 +118,8 @@ async fn run(name: &str, base_url: &str, token: &str) {
         let rate = USERS as f64 / elapsed;
         let ratio = rate / *sequential.get_or_insert(rate);
         println!(
-            "{name:<10} concurrency {concurrency:>2}: {USERS} PATCH in {elapsed:>6.2} s = {rate:>7.0} req/s ({ratio:.2}x sequential)"
+            "{name:<10} concurrency {concurrency:>2}: {USERS} PATCH in {elapsed:>6.2} s = {rate:>7.0} req/s ({ratio:.2}x sequential; raw {raw:>7.0} req/s, {:.0} % of it)",
+            100.0 * rate / raw
         );
     }
 }

@@ -97,4 +97,9 @@ fn main() {
         "apply: {elapsed:.1} s for {requests} requests; the rate limit's floor {floor:.1} s; ratio {:.2}",
         elapsed / floor
     );
+    let per_minute = requests as f64 * 60.0 / elapsed;
+    println!(
+        "rate: {per_minute:.0} requests a minute, {:.1} % of the {PER_MINUTE} configured",
+        100.0 * per_minute / f64::from(PER_MINUTE)
+    );
 }
