@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use crate::apply::fold::{answered_members, unlanded_memberships, update_after_apply};
 use crate::apply::replan::replan_stale;
 use crate::apply::{ApplyReport, Subject, execute_with_progress};
-use crate::desired::scope::ScopeGroups;
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
 use crate::plan::focus::Selector;
@@ -19,133 +18,17 @@ use crate::plan::{Clock, Plan};
 use crate::progress::Progress;
 use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::settings::RunSettings;
-use crate::source::{AnySource, Source, SourceRecord};
+use crate::source::AnySource;
 use crate::state::{RunState, SourceReads, TargetUpdate};
 
-/// The adapters a manifest's sources describe, each opened with what the last run left when
-/// the run keeps state.
-pub fn sources_for(
-    manifest: &Manifest,
-    mut state: Option<&mut RunState>,
-) -> anyhow::Result<BTreeMap<String, AnySource>> {
-    let mut sources = BTreeMap::new();
-    for (name, config) in &manifest.sources {
-        let wanted = manifest.attributes_read_from(name);
-        let resume = state.as_deref_mut().map(|s| s.resume(name)).unwrap_or_default();
-        let scope = if manifest.scope_read_by_source() && *name == manifest.users.source {
-            manifest.users.scope.member_of.as_slice()
-        } else {
-            &[]
-        };
-        sources.insert(name.clone(), AnySource::open(name, config, &wanted, resume, scope)?);
-    }
-    Ok(sources)
-}
+mod sources;
+
+pub use sources::{expand_group_patterns, read_desired, sources_for};
 
 /// The SCIM client for a manifest's target.
 pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
     let managed = manifest.users.managed_paths();
     Ok(ScimClient::new(&manifest.target, &managed)?.keep_only(&managed).matching(&manifest.users.match_paths))
-}
-
-/// Reads the sources and builds the desired state, problems included (see `DesiredState::errors`);
-/// returns the user records too.
-pub async fn read_desired(
-    manifest: &Manifest,
-    sources: &mut BTreeMap<String, AnySource>,
-    progress: Progress,
-    now: Option<jiff::Timestamp>,
-) -> anyhow::Result<(std::sync::Arc<Vec<SourceRecord>>, DesiredState)> {
-    let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
-    let records = source(sources, &manifest.users.source)?.users().await?;
-    spinner.finish_and_clear();
-    let mut groups = Vec::new();
-    for pairing in &manifest.groups {
-        let spinner = progress.spinner(format!("Reading the source group of pairing `{}`", pairing.name));
-        let group = source(sources, &pairing.source)?
-            .group(&pairing.from, pairing.nested)
-            .await
-            .with_context(|| format!("cannot read the source group of pairing `{}`", pairing.name))?;
-        spinner.finish_and_clear();
-        groups.push((pairing.clone(), group));
-    }
-    let mut set_groups = Vec::new();
-    for set in &manifest.users.sets {
-        let mut read = Vec::new();
-        for rule in &set.groups {
-            let spinner =
-                progress.spinner(format!("Reading the source group for `{}` entry `{}`", set.path, rule.name));
-            let group = source(sources, &rule.source)?
-                .group(&rule.group, rule.nested)
-                .await
-                .with_context(|| format!("cannot read the source group for `{}` entry `{}`", set.path, rule.name))?;
-            spinner.finish_and_clear();
-            read.push(group);
-        }
-        set_groups.push(read);
-    }
-    let mut scope_groups = Vec::new();
-    let read_apart = if manifest.scope_read_by_source() { &[][..] } else { manifest.users.scope.member_of.as_slice() };
-    for (index, scope) in read_apart.iter().enumerate() {
-        let spinner = progress.spinner(format!("Reading scope group {} of source `{}`", scope.group, scope.source));
-        let group = source(sources, &scope.source)?
-            .group(&scope.group, scope.nested)
-            .await
-            .with_context(|| format!("cannot read `users.scope.member_of[{index}]`, {}", scope.group))?;
-        spinner.finish_and_clear();
-        scope_groups.push(group);
-    }
-    let scope_groups = if manifest.scope_read_by_source() {
-        let names: Vec<String> = manifest.users.scope.member_of.iter().map(|g| g.group.name().to_owned()).collect();
-        ScopeGroups::BySource(crate::desired::scope::describe_groups(&names))
-    } else if scope_groups.is_empty() {
-        ScopeGroups::None
-    } else {
-        ScopeGroups::Read(scope_groups)
-    };
-    let desired = desired::build_with_sets(&manifest.users, &records, &groups, &set_groups, &scope_groups, now);
-    Ok((records, desired))
-}
-
-/// The manifest with each pairing pattern (`from.name_matches`) turned into the pairings its
-/// matching source groups make, each named and targeted by its own match. The source is asked
-/// for candidates by the pattern's literal prefix where it can; the pattern decides.
-pub async fn expand_group_patterns<'a>(
-    manifest: &'a Manifest,
-    sources: &mut BTreeMap<String, AnySource>,
-    progress: Progress,
-) -> anyhow::Result<std::borrow::Cow<'a, Manifest>> {
-    if manifest.group_patterns.is_empty() {
-        return Ok(std::borrow::Cow::Borrowed(manifest));
-    }
-    let mut expanded = manifest.clone();
-    for pattern in &manifest.group_patterns {
-        let spinner = progress
-            .spinner(format!("Listing the groups of source `{}` that match `{}`", pattern.source, pattern.pattern));
-        let prefix = pattern.literal_prefix();
-        let mut candidates = source(sources, &pattern.source)?
-            .group_names(prefix.as_deref())
-            .await
-            .with_context(|| format!("cannot list the groups pairing `{}` matches", pattern.name))?;
-        spinner.finish_and_clear();
-        candidates.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-        for (id, name) in candidates {
-            let Some(pairing) = pattern.pairing(&id, &name) else { continue };
-            if expanded.groups.iter().any(|p| p.name == pairing.name) {
-                bail!(
-                    "pairing `{}` of pattern `{}` (source group `{name}`) is named like another pairing; name the pattern's pairings apart",
-                    pairing.name,
-                    pattern.name
-                );
-            }
-            expanded.groups.push(pairing);
-        }
-    }
-    Ok(std::borrow::Cow::Owned(expanded))
-}
-
-fn source<'a>(sources: &'a mut BTreeMap<String, AnySource>, name: &str) -> anyhow::Result<&'a mut AnySource> {
-    sources.get_mut(name).with_context(|| format!("source `{name}` is not configured"))
 }
 
 /// Reads the sources and the target and computes the plan (a run without state: the sources
