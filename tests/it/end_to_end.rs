@@ -240,6 +240,16 @@ groups:
         second.all()
     );
     assert_eq!(server.writes(), 0);
+    // With the state, a scheduled plan reads no page: one `count=0` for each of Genesys's two
+    // listing passes (active, then `active eq false`), and the plan is made against the state.
+    let scheduled = run_async(dir.path(), &["plan", "-f", "m.yaml", "-v"], &env).await;
+    let requests: Vec<&str> = scheduled.stderr.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(requests, [" INFO GET /Users -> 200", " INFO GET /Users -> 200"], "{}", scheduled.stderr);
+    assert!(
+        scheduled.stderr.contains("Planned against the state (the target holds the 3 user(s)"),
+        "{}",
+        scheduled.stderr
+    );
     let explained = run_async(dir.path(), &["explain", "-f", "m.yaml", "ann@corp.test"], &env).await;
     assert!(
         explained.stdout.contains(&format!(
