@@ -368,10 +368,13 @@ impl ScimClient {
     }
 
     /// How many users the service holds: one `count=0` request per listing pass (RFC 7644
-    /// §3.4.2.4: only `totalResults`).
+    /// §3.4.2.4: only `totalResults`; the profile may ask for a page of one instead).
     pub async fn user_count(&self) -> Result<usize, TargetError> {
         let count = |filter: Option<EqFilter>| async move {
-            let mut query = vec![("startIndex", "1".to_owned()), ("count", "0".to_owned())];
+            let mut query = vec![("startIndex", "1".to_owned()), ("count", self.profile.count_probe.to_string())];
+            if !self.profile.excluded_attributes.is_empty() {
+                query.push(("excludedAttributes", self.profile.excluded_attributes.join(",")));
+            }
             if let Some(filter) = filter {
                 query.push(("filter", filter.to_string()));
             }

@@ -29,6 +29,9 @@ pub struct ProfileSettings {
     pub read_service_provider_config: bool,
     /// Whether the service may filter users on `meta.lastModified` (asked once; Genesys does not).
     pub filters_modified: bool,
+    /// The page size that asks only for `totalResults`: RFC 7644's `count=0`, or a page of one
+    /// where the service does not document `0` (Genesys).
+    pub count_probe: usize,
 }
 
 impl ProfileSettings {
@@ -43,6 +46,7 @@ impl ProfileSettings {
                 excluded_attributes: Vec::new(),
                 read_service_provider_config: true,
                 filters_modified: true,
+                count_probe: 0,
             },
             Profile::Genesys => Self {
                 page_size: 25,
@@ -58,6 +62,7 @@ impl ProfileSettings {
                     .collect(),
                 read_service_provider_config: false,
                 filters_modified: false,
+                count_probe: 1,
             },
         }
     }
