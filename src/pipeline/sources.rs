@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use crate::desired::scope::ScopeGroups;
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
-use crate::manifest::model::GroupPairing;
+use crate::manifest::model::{GroupPairing, GroupSelector};
 use crate::progress::Progress;
 use crate::source::{AnySource, Source, SourceGroup, SourceRecord};
 use crate::state::RunState;
@@ -56,13 +56,7 @@ pub async fn read_desired(
     }
     let tasks = sources.iter_mut().map(|(name, source)| {
         let mine: Vec<Wanted> = wanted.iter().filter(|(n, _)| *n == name).map(|(_, w)| *w).collect();
-        async move {
-            let mut read = Vec::with_capacity(mine.len());
-            for want in mine {
-                read.push((want, read_one(manifest, source, want, progress).await?));
-            }
-            Ok::<_, anyhow::Error>(read)
-        }
+        async move { read_source(manifest, source, &mine, progress).await }
     });
     let mut records = None;
     let mut groups: Vec<Option<(GroupPairing, SourceGroup)>> = vec![None; manifest.groups.len()];
@@ -109,20 +103,46 @@ enum Read {
     Group(SourceGroup),
 }
 
-/// Reads one thing the manifest asks of `source`, with its spinner.
-async fn read_one(
+/// Reads what the manifest asks of `source`: its users first, then its groups (a source reads
+/// several at once where it can).
+async fn read_source(
     manifest: &Manifest,
     source: &mut AnySource,
-    want: Wanted,
+    mine: &[Wanted],
     progress: Progress,
-) -> anyhow::Result<Read> {
-    let (selector, nested, what) = match want {
-        Wanted::Users => {
-            let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
-            let users = source.users().await?;
-            spinner.finish_and_clear();
-            return Ok(Read::Users(users));
-        }
+) -> anyhow::Result<Vec<(Wanted, Read)>> {
+    let mut read = Vec::with_capacity(mine.len());
+    if mine.iter().any(|w| matches!(w, Wanted::Users)) {
+        let spinner = progress.spinner(format!("Reading users from source `{}`", manifest.users.source));
+        read.push((Wanted::Users, Read::Users(source.users().await?)));
+        spinner.finish_and_clear();
+    }
+    let groups: Vec<(Wanted, (GroupSelector, bool), String)> = mine
+        .iter()
+        .filter_map(|want| {
+            group_wanted(manifest, *want).map(|(selector, nested, what)| (*want, (selector.clone(), nested), what))
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(read);
+    }
+    let spinner = progress.spinner(match groups.as_slice() {
+        [(_, _, what)] => format!("Reading {what}"),
+        many => format!("Reading {} groups", many.len()),
+    });
+    let selectors: Vec<(GroupSelector, bool)> = groups.iter().map(|(_, selector, _)| selector.clone()).collect();
+    let results = source.groups(&selectors).await?;
+    spinner.finish_and_clear();
+    for ((want, _, what), result) in groups.into_iter().zip(results) {
+        read.push((want, Read::Group(result.with_context(|| format!("cannot read {what}"))?)));
+    }
+    Ok(read)
+}
+
+/// The group a read asks for, whether nested, and how to name it.
+fn group_wanted(manifest: &Manifest, want: Wanted) -> Option<(&GroupSelector, bool, String)> {
+    Some(match want {
+        Wanted::Users => return None,
         Wanted::Pairing(i) => {
             let pairing = &manifest.groups[i];
             (&pairing.from, pairing.nested, format!("the source group of pairing `{}`", pairing.name))
@@ -135,11 +155,7 @@ async fn read_one(
             let scope = &manifest.users.scope.member_of[i];
             (&scope.group, scope.nested, format!("`users.scope.member_of[{i}]`, {}", scope.group))
         }
-    };
-    let spinner = progress.spinner(format!("Reading {what}"));
-    let group = source.group(selector, nested).await.with_context(|| format!("cannot read {what}"))?;
-    spinner.finish_and_clear();
-    Ok(Read::Group(group))
+    })
 }
 
 /// The manifest with each pairing pattern (`from.name_matches`) turned into the pairings its

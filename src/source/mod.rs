@@ -129,6 +129,25 @@ impl AnySource {
         }
     }
 
+    /// The groups `wanted` asks for, each as its own result (an outer error when the users the
+    /// members resolve to could not be read): AD reads several at once.
+    pub async fn groups(
+        &mut self,
+        wanted: &[(GroupSelector, bool)],
+    ) -> Result<Vec<Result<SourceGroup, SourceError>>, SourceError> {
+        Ok(match self {
+            AnySource::Ldap(ldap) => ldap.groups(wanted).await?,
+            AnySource::File(file) => wanted.iter().map(|(selector, nested)| file.group(selector, *nested)).collect(),
+            AnySource::Graph(graph) => {
+                let mut read = Vec::with_capacity(wanted.len());
+                for (selector, nested) in wanted {
+                    read.push(graph.group(selector, *nested).await);
+                }
+                read
+            }
+        })
+    }
+
     /// What the next run resumes from and how this run read, for a source that reads
     /// incrementally (AD, Graph) once it was read.
     pub fn finish(self) -> Option<SourceRead> {

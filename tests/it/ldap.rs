@@ -167,6 +167,31 @@ async fn expands_nested_groups_and_survives_a_cycle() {
     assert_eq!(mails(&direct), [format!("CN=Child,OU=Groups,{DOMAIN}"), "User09990@corp.test".to_owned()]);
 }
 
+/// Several groups read at once (a connection each) are each what reading it alone gives, in the
+/// order asked, and a group that does not exist fails alone.
+#[tokio::test]
+async fn several_groups_read_at_once_are_each_what_one_read_gives() {
+    let ad = ad();
+    let wanted = [
+        (GroupSelector::Name("Big Group".into()), false),
+        (GroupSelector::Name("Parent".into()), true),
+        (GroupSelector::Name("No Such Group".into()), false),
+        (GroupSelector::Name("Mixed".into()), true),
+        (GroupSelector::Name("Parent".into()), false),
+    ];
+    let mut together = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    let read = together.groups(&wanted).await.unwrap();
+    assert_eq!(read.len(), wanted.len());
+    let mut alone = source(config(&ad, &format!("OU=Staff,{DOMAIN}")), &["mail"]);
+    for ((selector, nested), got) in wanted.iter().zip(read) {
+        match (alone.group(selector, *nested).await, got) {
+            (Ok(one), Ok(got)) => assert_eq!((&one.id, mails(&one)), (&got.id, mails(&got)), "{selector}"),
+            (Err(one), Err(got)) => assert_eq!(one.to_string(), got.to_string()),
+            (one, got) => panic!("{selector}: alone {one:?}, together {got:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn members_outside_the_user_search_are_reported_not_invented() {
     let ad = ad();

@@ -16,24 +16,25 @@
 
 mod connection;
 mod entry;
+mod groups;
 mod scope;
 mod usn;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
-use ldap3::{Ldap, LdapError, Scope, SearchEntry, ldap_escape};
+use ldap3::{Ldap, LdapError, Scope, SearchEntry};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use self::entry::to_record;
-use self::entry::{binary_value, guid_filter_value, record_dn, text_value};
+use self::entry::{binary_value, record_dn, text_value};
 use self::usn::resumable;
-use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, find_record, group_key, sorted_by_id};
-use super::{Resume, SourceError, SourceGroup, SourceRead, SourceRecord};
+use super::cache::{CachedGroup, ReadKind, ReadSession, SourceCache, sorted_by_id};
+use super::{Resume, SourceError, SourceRead, SourceRecord};
 use crate::manifest::model::{GroupSelector, LdapConfig, LdapScope};
 use crate::record::ad;
 
@@ -394,174 +395,5 @@ impl LdapSource {
         }
         let session = self.session.as_ref();
         Ok(session.map(|s| (Arc::clone(&s.read.records), Arc::clone(&s.by_dn))).unwrap_or_default())
-    }
-
-    /// The cached group, with its members' records as read now, when nothing that makes it up
-    /// changed since: not the group or a nested group, no member left the scope, and, where it
-    /// had members outside the scope, nobody came into it.
-    fn reusable_group(&mut self, key: &str, records: &[SourceRecord]) -> Option<SourceGroup> {
-        let session = self.session.as_mut()?;
-        let delta = session.delta.as_ref()?;
-        let cached = session.previous_groups.get(key)?;
-        let changed = cached.walked.iter().any(|id| delta.touched.contains(id))
-            || cached.members.iter().any(|id| delta.removed.contains(id))
-            || (!cached.unresolved.is_empty() && delta.arrived > 0);
-        if changed {
-            return None;
-        }
-        let members = cached.members.iter().map(|id| find_record(records, id).cloned()).collect::<Option<Vec<_>>>()?;
-        let group = SourceGroup {
-            id: cached.id.clone(),
-            name: cached.name.clone(),
-            members,
-            unresolved: cached.unresolved.clone(),
-        };
-        session.read.remember_group(key.to_owned(), cached.clone(), true);
-        Some(group)
-    }
-
-    pub async fn group(&mut self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
-        let (records, by_dn) = self.user_index().await?;
-        let key = group_key(selector, nested);
-        if let Some(group) = self.reusable_group(&key, &records) {
-            return Ok(group);
-        }
-        let mut ldap = self.connect().await?;
-        let (dn, id, name) = self.find_group(&mut ldap, selector).await?;
-        let mut members = Vec::new();
-        let mut unresolved = BTreeSet::new();
-        let mut walked = vec![id.clone()];
-        let mut seen_groups: BTreeSet<String> = BTreeSet::from([dn.to_ascii_lowercase()]);
-        let mut pending = VecDeque::from([dn]);
-        let mut member_set = BTreeSet::new();
-        while let Some(group_dn) = pending.pop_front() {
-            for member_dn in self.members(&mut ldap, &group_dn).await? {
-                let key = member_dn.to_ascii_lowercase();
-                if let Some(record) = by_dn.get(&key).map(|&i| &records[i]) {
-                    if member_set.insert(record.id.clone()) {
-                        members.push(record.clone());
-                    }
-                } else if let Some(group_id) = if nested { self.group_id(&mut ldap, &member_dn).await? } else { None } {
-                    // A cycle (A contains B contains A) ends here.
-                    if seen_groups.insert(key) {
-                        walked.push(group_id);
-                        pending.push_back(member_dn);
-                    }
-                } else {
-                    unresolved.insert(member_dn);
-                }
-            }
-        }
-        let _ = ldap.unbind().await;
-        // Members outside the user search are reported as unresolved, by DN.
-        let group = SourceGroup { id, name, members, unresolved: unresolved.into_iter().collect() };
-        if let Some(session) = self.session.as_mut() {
-            walked.sort();
-            let cached = CachedGroup {
-                id: group.id.clone(),
-                name: group.name.clone(),
-                members: group.members.iter().map(|m| m.id.clone()).collect(),
-                unresolved: group.unresolved.clone(),
-                walked,
-            };
-            session.read.remember_group(key, cached, false);
-        }
-        Ok(group)
-    }
-
-    async fn find_group(
-        &self,
-        ldap: &mut Ldap,
-        selector: &GroupSelector,
-    ) -> Result<(String, String, String), SourceError> {
-        let (base, scope, filter) = match selector {
-            GroupSelector::Dn(dn) => (dn.clone(), Scope::Base, "(objectClass=group)".to_owned()),
-            GroupSelector::Id(guid) => (
-                self.naming_context(&self.root_dse(ldap).await?),
-                Scope::Subtree,
-                format!("(&(objectClass=group)(objectGUID={}))", guid_filter_value(guid)),
-            ),
-            GroupSelector::Name(name) => {
-                let value = ldap_escape(name.as_str());
-                (
-                    self.naming_context(&self.root_dse(ldap).await?),
-                    Scope::Subtree,
-                    format!("(&(objectClass=group)(|(sAMAccountName={value})(cn={value})))"),
-                )
-            }
-        };
-        let (entries, _) = ldap
-            .with_timeout(self.timeout())
-            .search(&base, scope, &filter, vec!["objectGUID", "cn"])
-            .await
-            .and_then(ldap3::SearchResult::success)
-            .map_err(|e| self.search_error(&base, &filter, e))?;
-        let entries: Vec<SearchEntry> =
-            entries.into_iter().filter(|e| !e.is_ref()).map(SearchEntry::construct).collect();
-        match entries.as_slice() {
-            [entry] => {
-                let id = binary_value(entry, "objectGUID")
-                    .and_then(|b| ad::guid_to_string(&b))
-                    .unwrap_or_else(|| entry.dn.clone());
-                let name = text_value(entry, "cn").unwrap_or_else(|| entry.dn.clone());
-                Ok((entry.dn.clone(), id, name))
-            }
-            [] => Err(SourceError::GroupNotFound { source_name: self.name.clone(), selector: selector.to_string() }),
-            many => Err(self.error(
-                format!("{} groups match {selector}", many.len()),
-                "name the group by `dn` instead",
-                None,
-            )),
-        }
-    }
-
-    /// Every `member` of a group, window by window (`member;range=0-1499`, `1500-2999`, ...).
-    async fn members(&self, ldap: &mut Ldap, group_dn: &str) -> Result<Vec<String>, SourceError> {
-        let mut all = Vec::new();
-        let mut start = 0;
-        loop {
-            let wanted = format!("member;range={start}-{}", start + RANGE_WINDOW - 1);
-            let (entries, _) = ldap
-                .with_timeout(self.timeout())
-                .search(group_dn, Scope::Base, "(objectClass=*)", vec![wanted.as_str()])
-                .await
-                .and_then(ldap3::SearchResult::success)
-                .map_err(|e| self.search_error(group_dn, "(objectClass=*)", e))?;
-            let Some(entry) = entries.into_iter().find(|e| !e.is_ref()).map(SearchEntry::construct) else {
-                return Ok(all);
-            };
-            let mut next = None;
-            for (attribute, values) in entry.attrs {
-                match ad::parse_range(&attribute) {
-                    Some((_, Some(high))) if attribute.to_ascii_lowercase().starts_with("member;") => {
-                        all.extend(values);
-                        next = Some(high + 1);
-                    }
-                    Some((_, None)) if attribute.to_ascii_lowercase().starts_with("member;") => all.extend(values),
-                    // A server that ignores ranges answers with the whole attribute.
-                    None if attribute.eq_ignore_ascii_case("member") => all.extend(values),
-                    _ => {}
-                }
-            }
-            match next {
-                Some(n) => start = n,
-                None => return Ok(all),
-            }
-        }
-    }
-
-    /// The objectGUID of the group at `dn`; `None` when it is not a group.
-    async fn group_id(&self, ldap: &mut Ldap, dn: &str) -> Result<Option<String>, SourceError> {
-        let result =
-            ldap.with_timeout(self.timeout()).search(dn, Scope::Base, "(objectClass=group)", vec!["objectGUID"]).await;
-        match result.and_then(ldap3::SearchResult::success) {
-            Ok((entries, _)) => Ok(entries.into_iter().find(|e| !e.is_ref()).map(|e| {
-                let entry = SearchEntry::construct(e);
-                binary_value(&entry, "objectGUID").and_then(|b| ad::guid_to_string(&b)).unwrap_or(entry.dn)
-            })),
-            // A member DN that no longer exists is not a group; it is reported as unresolved.
-            Err(LdapError::LdapResult { result }) if result.rc == 32 => Ok(None),
-            Err(e) => Err(self.search_error(dn, "(objectClass=group)", e)),
-        }
     }
 }
