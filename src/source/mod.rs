@@ -130,7 +130,7 @@ impl AnySource {
     }
 
     /// The groups `wanted` asks for, each as its own result (an outer error when the users the
-    /// members resolve to could not be read): AD reads several at once.
+    /// members resolve to could not be read): AD and Graph read several at once.
     pub async fn groups(
         &mut self,
         wanted: &[(GroupSelector, bool)],
@@ -138,13 +138,7 @@ impl AnySource {
         Ok(match self {
             AnySource::Ldap(ldap) => ldap.groups(wanted).await?,
             AnySource::File(file) => wanted.iter().map(|(selector, nested)| file.group(selector, *nested)).collect(),
-            AnySource::Graph(graph) => {
-                let mut read = Vec::with_capacity(wanted.len());
-                for (selector, nested) in wanted {
-                    read.push(graph.group(selector, *nested).await);
-                }
-                read
-            }
+            AnySource::Graph(graph) => graph.groups(wanted).await?,
         })
     }
 

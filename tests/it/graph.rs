@@ -710,6 +710,94 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
     );
 }
 
+/// Two pairings from one Entra source, read at once: each is what reading it alone gives, in
+/// the order asked; what both delta queries leave is remembered, so the next run follows the
+/// shared inner group's changes in both.
+#[tokio::test]
+async fn several_groups_of_one_source_are_read_at_once_and_remembered_each() {
+    use wiremock::matchers::query_param_is_missing;
+    let server = graph_server().await;
+    let uri = server.uri();
+    let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
+    let (top, inner) = ("top-group", "inner-group");
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{top}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": top, "displayName": "Support"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param_is_missing("$deltatoken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": (1..=4).map(user).collect::<Vec<_>>(),
+            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/delta"))
+        .and(query_param("$deltatoken", "u1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
+        .mount(&server)
+        .await;
+    for (group, members, token) in [
+        (
+            top,
+            json!([{"@odata.type": "#microsoft.graph.user", "id": id(1)}, {"@odata.type": "#microsoft.graph.group", "id": inner}]),
+            "t1",
+        ),
+        (
+            inner,
+            json!([{"@odata.type": "#microsoft.graph.user", "id": id(2)}, {"@odata.type": "#microsoft.graph.group", "id": top}]),
+            "i1",
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/v1.0/groups/delta"))
+            .and(query_param("$filter", format!("id eq '{group}'")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "value": [{"id": group, "members@delta": members}],
+                "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken={token}")})))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$deltatoken", "t1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=t2")})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/delta"))
+        .and(query_param("$deltatoken", "i1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"id": inner, "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": id(2), "@removed": {"reason": "deleted"}},
+                {"@odata.type": "#microsoft.graph.user", "id": id(3)}]}],
+            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=i2")})))
+        .mount(&server)
+        .await;
+    let wanted = [(GroupSelector::Id(top.into()), true), (GroupSelector::Id(inner.into()), false)];
+    let members =
+        |group: &scimform::source::SourceGroup| group.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    let inner_group = json!({"id": inner, "displayName": "Inner"});
+    Mock::given(method("GET"))
+        .and(path(format!("/v1.0/groups/{inner}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(inner_group))
+        .mount(&server)
+        .await;
+
+    let mut graph = source(&server, &["mail"]).resuming(Resume::From(None));
+    let first: Vec<_> = graph.groups(&wanted).await.unwrap().into_iter().map(|g| members(&g.unwrap())).collect();
+    assert_eq!(first, [vec![id(1), id(2)], vec![id(2)]], "each as read alone, in the order asked");
+    let cache = graph.finish().unwrap().cache;
+
+    let mut graph = source(&server, &["mail"]).resuming(Resume::From(Some(cache)));
+    let second: Vec<_> = graph.groups(&wanted).await.unwrap().into_iter().map(|g| members(&g.unwrap())).collect();
+    assert_eq!(second, [vec![id(1), id(3)], vec![id(3)]], "both follow the inner group's delta");
+}
+
 /// The old scripts' combined job: people from Active Directory (Samba), team membership from
 /// Entra groups, with the state on by default. The Graph source serves only the group, so it
 /// selects only what the pairing's `member_key` reads (and `id`): the strict double refuses

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,6 +63,18 @@ pub struct DeltaLinks {
 }
 
 /// A run's delta read: the records and groups, and the links for the next run.
+/// One group's direct members as its delta query left them, to remember for the next run.
+pub(super) struct DirectRead {
+    key: String,
+    pub(super) users: BTreeSet<String>,
+    pub(super) groups: BTreeSet<String>,
+    link: String,
+    reused: bool,
+}
+
+/// Groups read at once: enough to hide Graph's round trips.
+const GROUPS_AT_ONCE: usize = 4;
+
 #[derive(Debug)]
 struct Session {
     read: ReadSession,
@@ -372,11 +385,18 @@ impl GraphSource {
     /// A paired group through delta queries, when this run reads users by delta: its own and,
     /// `nested`, each member group's (transitive members have no delta). Members are ids,
     /// resolved through the users' records.
-    async fn group_by_delta(&mut self, id: &str, name: &str, nested: bool) -> Result<Option<SourceGroup>, SourceError> {
+    /// A group's members by delta queries (a run that keeps state), with the reads to remember;
+    /// `None` without a session.
+    async fn group_by_delta(
+        &self,
+        id: &str,
+        name: &str,
+        nested: bool,
+    ) -> Result<Option<(SourceGroup, Vec<DirectRead>)>, SourceError> {
         let Some(records) = self.session.as_ref().map(|s| Arc::clone(&s.read.records)) else {
             return Ok(None);
         };
-        let users = self.member_ids(id, nested).await?;
+        let (users, reads) = self.member_ids_read(id, nested).await?;
         let mut found = Vec::new();
         let mut unresolved = Vec::new();
         for member in &users {
@@ -385,12 +405,13 @@ impl GraphSource {
                 None => unresolved.push(member.clone()),
             }
         }
-        Ok(Some(SourceGroup { id: id.to_owned(), name: name.to_owned(), members: found, unresolved }))
+        Ok(Some((SourceGroup { id: id.to_owned(), name: name.to_owned(), members: found, unresolved }, reads)))
     }
 
     /// One group's direct members, user ids and member group ids, through its own delta query
-    /// (`/groups/delta?$filter=id eq '…'&$select=members`), on from the last run's link.
-    async fn direct_members(&mut self, id: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), SourceError> {
+    /// (`/groups/delta?$filter=id eq '…'&$select=members`), on from the last run's link; what to
+    /// remember comes back with the members (`remember_direct`).
+    pub(super) async fn read_direct_members(&self, id: &str) -> Result<DirectRead, SourceError> {
         let key = format!("direct {id}");
         let session = self.session.as_ref();
         let cached = session.and_then(|s| s.previous.get(&key).cloned());
@@ -435,37 +456,75 @@ impl GraphSource {
                 }
             }
         }
+        Ok(DirectRead { key, users, groups, link, reused })
+    }
+
+    /// Remembers a group's direct members and its delta link, for the next run.
+    fn remember_direct(&mut self, read: DirectRead) {
         let cached = CachedGroup {
-            id: id.to_owned(),
+            id: read.key.trim_start_matches("direct ").to_owned(),
             name: String::new(),
-            members: users.iter().cloned().collect(),
+            members: read.users.iter().cloned().collect(),
             unresolved: Vec::new(),
             // Here: the member groups, which a nested pairing walks.
-            walked: groups.iter().cloned().collect(),
+            walked: read.groups.iter().cloned().collect(),
         };
         if let Some(session) = self.session.as_mut() {
-            session.read.remember_group(key.clone(), cached, reused);
-            session.links.groups.insert(key, link);
+            session.read.remember_group(read.key.clone(), cached, read.reused);
+            session.links.groups.insert(read.key, read.link);
         }
-        Ok((users, groups))
     }
 
     pub async fn group(&mut self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
-        let (id, name) = self.resolve_group(selector).await?;
-        // A source that serves only groups still reads its users by delta when the run keeps
-        // state (once in full, then only changes), so members resolve to records that follow
-        // every change, not just the membership's.
+        let mut read = self.groups(&[(selector.clone(), nested)]).await?;
+        read.pop().unwrap_or_else(|| Err(self.error("no group was read", "report this")))
+    }
+
+    /// The groups `wanted` asks for, each as its own result, read a few at once; what their
+    /// delta queries leave is remembered after. A source that serves only groups still reads
+    /// its users by delta when the run keeps state (once in full, then only changes), so
+    /// members resolve to records that follow every change, not just the membership's.
+    pub async fn groups(
+        &mut self,
+        wanted: &[(GroupSelector, bool)],
+    ) -> Result<Vec<Result<SourceGroup, SourceError>>, SourceError> {
         let tracking = matches!(self.resume, Resume::From(_));
         if tracking && self.filter.is_none() && !self.expand_manager && self.session.is_none() {
             self.users().await?;
         }
-        if let Some(group) = self.group_by_delta(&id, &name, nested).await? {
-            return Ok(group);
+        let this = &*self;
+        let mut reads = Vec::with_capacity(wanted.len());
+        for (selector, nested) in wanted {
+            reads.push(async move { this.read_group(selector, *nested).await });
+        }
+        let read: Vec<_> = futures_util::stream::iter(reads).buffered(GROUPS_AT_ONCE).collect().await;
+        let mut groups = Vec::with_capacity(read.len());
+        for result in read {
+            groups.push(result.map(|(group, directs)| {
+                for direct in directs {
+                    self.remember_direct(direct);
+                }
+                group
+            }));
+        }
+        Ok(groups)
+    }
+
+    /// One group's members: by delta with a session, else its (transitive) user members.
+    async fn read_group(
+        &self,
+        selector: &GroupSelector,
+        nested: bool,
+    ) -> Result<(SourceGroup, Vec<DirectRead>), SourceError> {
+        let (id, name) = self.resolve_group(selector).await?;
+        if let Some(read) = self.group_by_delta(&id, &name, nested).await? {
+            return Ok(read);
         }
         let relation = if nested { "transitiveMembers" } else { "members" };
         let path = format!("/groups/{}/{relation}/microsoft.graph.user", encode(&id));
         let items = self.collect(self.url(&path, &[("$select", &self.select), ("$top", "999")])).await?;
-        Ok(SourceGroup { id, name, members: items.iter().filter_map(to_record).collect(), unresolved: Vec::new() })
+        let members = items.iter().filter_map(to_record).collect();
+        Ok((SourceGroup { id, name, members, unresolved: Vec::new() }, Vec::new()))
     }
 
     /// A group's id and display name: read by id, or found by its display name (once; more

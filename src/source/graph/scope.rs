@@ -148,17 +148,32 @@ impl GraphSource {
     /// The user ids among a group's members (`nested`: and its member groups'), through each
     /// group's own delta query.
     pub(super) async fn member_ids(&mut self, id: &str, nested: bool) -> Result<BTreeSet<String>, SourceError> {
+        let (users, reads) = self.member_ids_read(id, nested).await?;
+        for read in reads {
+            self.remember_direct(read);
+        }
+        Ok(users)
+    }
+
+    /// `member_ids`, read only: the direct reads to remember come back with the users.
+    pub(super) async fn member_ids_read(
+        &self,
+        id: &str,
+        nested: bool,
+    ) -> Result<(BTreeSet<String>, Vec<super::DirectRead>), SourceError> {
         let mut users = BTreeSet::new();
+        let mut reads = Vec::new();
         let mut seen = BTreeSet::from([id.to_owned()]);
         let mut pending = std::collections::VecDeque::from([id.to_owned()]);
         while let Some(group) = pending.pop_front() {
-            let (direct_users, member_groups) = self.direct_members(&group).await?;
-            users.extend(direct_users);
+            let read = self.read_direct_members(&group).await?;
+            users.extend(read.users.iter().cloned());
             if nested {
                 // A cycle (A contains B contains A) ends here.
-                pending.extend(member_groups.into_iter().filter(|g| seen.insert(g.clone())));
+                pending.extend(read.groups.iter().filter(|g| seen.insert((*g).clone())).cloned());
             }
+            reads.push(read);
         }
-        Ok(users)
+        Ok((users, reads))
     }
 }
