@@ -620,21 +620,22 @@ async fn delta_links_are_reused_removed_members_leave_and_410_restarts_a_full_sy
     }
 }
 
-/// A nested pairing by delta: the group's own delta and each member group's (transitive members
-/// have none). A user who leaves the nested group and one who joins it change only that group's
-/// delta, and the nested membership follows.
-#[tokio::test]
-async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
-    use scimform::source::ReadKind;
+/// The Graph double of a nested pairing by delta: the top group holds user 1 and the inner group,
+/// the inner group user 2 and (a cycle) the top group; the users by delta; on the next run the
+/// inner group's delta removes user 2 and adds user 3. `times`: how often each group delta may be
+/// asked for.
+async fn mount_nested_groups(
+    server: &MockServer,
+    times: std::ops::RangeInclusive<u64>,
+) -> (&'static str, &'static str) {
     use wiremock::matchers::query_param_is_missing;
-    let server = graph_server().await;
     let uri = server.uri();
     let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
     let (top, inner) = ("top-group", "inner-group");
     Mock::given(method("GET"))
         .and(path(format!("/v1.0/groups/{top}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": top, "displayName": "Support"})))
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v1.0/users/delta"))
@@ -642,14 +643,14 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "value": (1..=4).map(user).collect::<Vec<_>>(),
             "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v1.0/users/delta"))
         .and(query_param("$deltatoken", "u1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "value": [], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
-        .mount(&server)
+        .mount(server)
         .await;
     for (group, members, token) in [
         (
@@ -669,8 +670,8 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
                 "value": [{"id": group, "members@delta": members}],
                 "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken={token}")})))
-            .expect(1)
-            .mount(&server)
+            .expect(times.clone())
+            .mount(server)
             .await;
     }
     Mock::given(method("GET"))
@@ -678,8 +679,8 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
         .and(query_param("$deltatoken", "t1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "value": [], "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=t2")})))
-        .expect(1)
-        .mount(&server)
+        .expect(times.clone())
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v1.0/groups/delta"))
@@ -689,9 +690,21 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
                 {"@odata.type": "#microsoft.graph.user", "id": id(2), "@removed": {"reason": "deleted"}},
                 {"@odata.type": "#microsoft.graph.user", "id": id(3)}]}],
             "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=i2")})))
-        .expect(1)
-        .mount(&server)
+        .expect(times.clone())
+        .mount(server)
         .await;
+    (top, inner)
+}
+
+/// A nested pairing by delta: the group's own delta and each member group's (transitive members
+/// have none). A user who leaves the nested group and one who joins it change only that group's
+/// delta, and the nested membership follows.
+#[tokio::test]
+async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
+    use scimform::source::ReadKind;
+    let server = graph_server().await;
+    let (top, _) = mount_nested_groups(&server, 1..=1).await;
+    let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
     let selector = GroupSelector::Id(top.into());
     let members =
         |group: &scimform::source::SourceGroup| group.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
@@ -715,69 +728,9 @@ async fn a_nested_group_is_followed_by_each_member_group_s_delta() {
 /// shared inner group's changes in both.
 #[tokio::test]
 async fn several_groups_of_one_source_are_read_at_once_and_remembered_each() {
-    use wiremock::matchers::query_param_is_missing;
     let server = graph_server().await;
-    let uri = server.uri();
+    let (top, inner) = mount_nested_groups(&server, 1..=2).await;
     let id = |i: usize| user(i)["id"].as_str().unwrap().to_owned();
-    let (top, inner) = ("top-group", "inner-group");
-    Mock::given(method("GET"))
-        .and(path(format!("/v1.0/groups/{top}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": top, "displayName": "Support"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/users/delta"))
-        .and(query_param_is_missing("$deltatoken"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "value": (1..=4).map(user).collect::<Vec<_>>(),
-            "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/users/delta"))
-        .and(query_param("$deltatoken", "u1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/users/delta?$deltatoken=u1")})))
-        .mount(&server)
-        .await;
-    for (group, members, token) in [
-        (
-            top,
-            json!([{"@odata.type": "#microsoft.graph.user", "id": id(1)}, {"@odata.type": "#microsoft.graph.group", "id": inner}]),
-            "t1",
-        ),
-        (
-            inner,
-            json!([{"@odata.type": "#microsoft.graph.user", "id": id(2)}, {"@odata.type": "#microsoft.graph.group", "id": top}]),
-            "i1",
-        ),
-    ] {
-        Mock::given(method("GET"))
-            .and(path("/v1.0/groups/delta"))
-            .and(query_param("$filter", format!("id eq '{group}'")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "value": [{"id": group, "members@delta": members}],
-                "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken={token}")})))
-            .mount(&server)
-            .await;
-    }
-    Mock::given(method("GET"))
-        .and(path("/v1.0/groups/delta"))
-        .and(query_param("$deltatoken", "t1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "value": [], "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=t2")})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1.0/groups/delta"))
-        .and(query_param("$deltatoken", "i1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "value": [{"id": inner, "members@delta": [
-                {"@odata.type": "#microsoft.graph.user", "id": id(2), "@removed": {"reason": "deleted"}},
-                {"@odata.type": "#microsoft.graph.user", "id": id(3)}]}],
-            "@odata.deltaLink": format!("{uri}/v1.0/groups/delta?$deltatoken=i2")})))
-        .mount(&server)
-        .await;
     let wanted = [(GroupSelector::Id(top.into()), true), (GroupSelector::Id(inner.into()), false)];
     let members =
         |group: &scimform::source::SourceGroup| group.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
