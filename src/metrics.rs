@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::apply::{ApplyReport, Subject};
+use crate::apply::ApplyReport;
 use crate::service::client::RequestStats;
 
 /// What the metrics say of a run.
@@ -64,10 +64,7 @@ pub fn render(facts: &RunFacts<'_>, now: i64, last_success: Option<i64>) -> Stri
     // Operations by resource, method and outcome: what the report lists, counted.
     let mut operations: BTreeMap<(&str, String, String), usize> = BTreeMap::new();
     for outcome in facts.report.map(|r| r.outcomes.as_slice()).unwrap_or_default() {
-        let resource = match outcome.subject {
-            Subject::User(_) => "user",
-            Subject::Group(_) => "group",
-        };
+        let resource = outcome.subject.kind();
         let method = outcome.request.split_whitespace().next().unwrap_or("none").to_owned();
         let status = match &outcome.result {
             Ok(status) => status.to_string(),

@@ -137,14 +137,21 @@ pub enum Subject {
     Group(String),
 }
 
+impl Subject {
+    /// `user` or `group`: what the subject is, without naming it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::User(_) => "user",
+            Subject::Group(_) => "group",
+        }
+    }
+}
+
 /// `user "jdoe@corp.example"` or `group "Support"`: how outcomes and stale resources are named.
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (kind, name) = match self {
-            Subject::User(key) => ("user", key),
-            Subject::Group(name) => ("group", name),
-        };
-        write!(f, "{kind} {}", serde_json::to_string(name).unwrap_or_default())
+        let (Subject::User(name) | Subject::Group(name)) = self;
+        write!(f, "{} {}", self.kind(), serde_json::to_string(name).unwrap_or_default())
     }
 }
 

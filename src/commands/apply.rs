@@ -375,10 +375,7 @@ fn log_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Result
             .map(|(_, id)| id)
             .filter(|_| path.ends_with("{id}"))
             .or_else(|| outcome.response.as_ref().and_then(|r| r.body.as_ref()).and_then(|b| b["id"].as_str()));
-        let kind = match outcome.subject {
-            crate::apply::Subject::User(_) => "user",
-            crate::apply::Subject::Group(_) => "group",
-        };
+        let kind = outcome.subject.kind();
         let (level, result, status) = match &outcome.result {
             Ok(status) => (Level::Info, "applied", Some(*status)),
             Err(failure) if outcome.superseded => (Level::Warn, "planned_again", failure.status),

@@ -244,7 +244,7 @@ async fn read_current(
     counter.finish_and_clear();
     if let Some(state) = state {
         let mut watch = state.watch().clone();
-        watch.newest_modified = target.newest_modified().map(|t| t.to_string()).or(watch.newest_modified);
+        watch.saw(target.newest_modified());
         state.set_watch(watch);
     }
     Ok((current, TargetRead::Listed { why }))
@@ -270,7 +270,7 @@ async fn check_remembered(
             remembered.users.len()
         )));
     }
-    let newest = watch.newest_modified.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let newest = watch.newest();
     let (Some(newest), true) = (newest, watch.filters_modified != Some(false)) else {
         return Ok(Ok((remembered, TargetRead::Remembered { users: holds, since: None })));
     };
@@ -280,9 +280,7 @@ async fn check_remembered(
         return Ok(Ok((remembered, TargetRead::Remembered { users: holds, since: None })));
     };
     watch.filters_modified = Some(true);
-    if let Some(newer) = target.newest_modified().filter(|t| *t > newest) {
-        watch.newest_modified = Some(newer.to_string());
-    }
+    watch.saw(target.newest_modified());
     // Replaced as read (trimmed as the state keeps them); one the state did not know is added.
     let mut by_id: BTreeMap<String, usize> =
         remembered.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();

@@ -59,6 +59,20 @@ pub struct TargetWatch {
     pub newest_modified: Option<String>,
 }
 
+impl TargetWatch {
+    /// The newest `meta.lastModified` known.
+    pub fn newest(&self) -> Option<jiff::Timestamp> {
+        self.newest_modified.as_deref().and_then(|t| t.parse().ok())
+    }
+
+    /// Raises the newest `meta.lastModified` known to `seen`, when that is newer.
+    pub fn saw(&mut self, seen: Option<jiff::Timestamp>) {
+        if let Some(seen) = seen.filter(|s| self.newest().is_none_or(|known| *s > known)) {
+            self.newest_modified = Some(seen.to_string());
+        }
+    }
+}
+
 /// The meta row that holds a target's watch.
 fn watch_key(target: &str) -> String {
     format!("watch {target}")

@@ -219,10 +219,7 @@ impl RunState {
     /// Raises the newest `meta.lastModified` known to `newest` (what the run's writes were
     /// answered with), so the next run asks only from there.
     pub fn saw_modified(&mut self, newest: Option<jiff::Timestamp>) {
-        let known = self.watch.newest_modified.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
-        if let Some(newest) = newest.filter(|n| known.is_none_or(|k| *n > k)) {
-            self.watch.newest_modified = Some(newest.to_string());
-        }
+        self.watch.saw(newest);
     }
 
     /// Saves what is forgotten (`state forget`), at once and on its own.

@@ -65,6 +65,7 @@ pub struct DeltaLinks {
 /// A run's delta read: the records and groups, and the links for the next run.
 /// One group's direct members as its delta query left them, to remember for the next run.
 pub(super) struct DirectRead {
+    id: String,
     key: String,
     pub(super) users: BTreeSet<String>,
     pub(super) groups: BTreeSet<String>,
@@ -456,13 +457,13 @@ impl GraphSource {
                 }
             }
         }
-        Ok(DirectRead { key, users, groups, link, reused })
+        Ok(DirectRead { id: id.to_owned(), key, users, groups, link, reused })
     }
 
     /// Remembers a group's direct members and its delta link, for the next run.
     fn remember_direct(&mut self, read: DirectRead) {
         let cached = CachedGroup {
-            id: read.key.trim_start_matches("direct ").to_owned(),
+            id: read.id,
             name: String::new(),
             members: read.users.iter().cloned().collect(),
             unresolved: Vec::new(),
