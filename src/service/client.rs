@@ -24,7 +24,7 @@ use crate::http::pacing::Pacer;
 use crate::http::retry::{Backoff, Verdict, verdict};
 use crate::manifest::model::{ReadLimits, TargetConfig, TargetGroupRef};
 use crate::scim::filter::{ListFilter, ModifiedAfter};
-use crate::scim::resource::{ScimErrorBody, id_of};
+use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
 use crate::scim::{EqFilter, Method, ScimPath, ScimRequest, ScimResponse};
 
 const SCIM_JSON: &str = "application/scim+json";
@@ -300,6 +300,27 @@ impl ScimClient {
         })
     }
 
+    /// One page of the listing at `path`: `count` resources from `start_index`, matching `filter`,
+    /// without `excluded` attributes.
+    async fn page(
+        &self,
+        path: &str,
+        start_index: usize,
+        count: usize,
+        filter: Option<&dyn ListFilter>,
+        excluded: &[String],
+    ) -> Result<ListResponse<Value>, TargetError> {
+        let mut query = vec![("startIndex", start_index.to_string()), ("count", count.to_string())];
+        if let Some(filter) = filter {
+            query.push(("filter", filter.to_string()));
+        }
+        if !excluded.is_empty() {
+            query.push(("excludedAttributes", excluded.join(",")));
+        }
+        let request = ScimRequest::new(Method::Get, path);
+        page_of(&request, self.execute(&request, &query, false).await?)
+    }
+
     /// Every resource at `path` (matching `filter`), page by page, each turned by `keep` into
     /// what the caller holds as its page arrives. The first page tells `totalResults`; the next
     /// are fetched up to `concurrency` at a time, within the rate limit, and taken in order
@@ -316,17 +337,7 @@ impl ScimClient {
         // A service that does not filter gets no filter: everything is listed and matched here.
         let (filter, local) = if capabilities.filter { (filter, None) } else { (None, filter) };
         let selected = |resource: &Value| local.is_none_or(|f| f.matches_resource(resource));
-        let fetch = |start_index: usize| async move {
-            let mut query = vec![("startIndex", start_index.to_string()), ("count", page_size.to_string())];
-            if let Some(filter) = filter {
-                query.push(("filter", filter.to_string()));
-            }
-            if !excluded.is_empty() {
-                query.push(("excludedAttributes", excluded.join(",")));
-            }
-            let request = ScimRequest::new(Method::Get, path);
-            page_of(&request, self.execute(&request, &query, false).await?)
-        };
+        let fetch = |start_index: usize| self.page(path, start_index, page_size, filter, excluded);
         let progress = |received: usize| {
             self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).inc(received as u64);
         };
@@ -370,16 +381,12 @@ impl ScimClient {
     /// How many users the service holds: one `count=0` request per listing pass (RFC 7644
     /// §3.4.2.4: only `totalResults`; the profile may ask for a page of one instead).
     pub async fn user_count(&self) -> Result<usize, TargetError> {
+        let excluded = &self.profile.excluded_attributes;
         let count = |filter: Option<EqFilter>| async move {
-            let mut query = vec![("startIndex", "1".to_owned()), ("count", self.profile.count_probe.to_string())];
-            if !self.profile.excluded_attributes.is_empty() {
-                query.push(("excludedAttributes", self.profile.excluded_attributes.join(",")));
-            }
-            if let Some(filter) = filter {
-                query.push(("filter", filter.to_string()));
-            }
-            let request = ScimRequest::new(Method::Get, "/Users");
-            Ok::<_, TargetError>(page_of(&request, self.execute(&request, &query, false).await?)?.total_results)
+            let filter = filter.as_ref().map(|f| f as &dyn ListFilter);
+            Ok::<_, TargetError>(
+                self.page("/Users", 1, self.profile.count_probe, filter, excluded).await?.total_results,
+            )
         };
         if self.profile.list_inactive_separately {
             let (active, inactive) =
