@@ -4,9 +4,10 @@
 //! fills it, the next plan against it). Prints wall time, requests and peak memory.
 //!
 //! Run with `cargo bench --bench scale`. The embedded server runs in a child process (this
-//! program again, with `SCALE_SERVE` set), and so does each run (`SCALE_RUN`), so the peak
-//! memory printed, from `/proc/self/status`, is that run's alone: sources, desired and current
-//! state, plan, client.
+//! program again, with `SCALE_SERVE` set), and so does each run (`SCALE_RUN`, the people file
+//! written before it starts), so the peak memory printed, from `/proc/self/status`, is that
+//! run's alone: sources, desired and current state, plan, client. A run goes the way `apply`
+//! goes: `plan_run`, then `pipeline::apply` when the plan changes something, then the state.
 // A benchmark program: it prints and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
 
@@ -16,15 +17,13 @@ use std::io::{BufRead, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use scimform::apply::execute;
-use scimform::apply::fold::update_after_apply;
 use scimform::manifest::MapEnvironment;
-use scimform::pipeline::{client_for, read_and_plan_cached};
+use scimform::pipeline::{client_for, plan_run};
 use scimform::progress::Progress;
 use scimform::scim::Method;
 use scimform::service::memory::{MemoryServer, MemoryStore};
-use scimform::source::{AnySource, FileSource};
-use scimform::state::{RunState, TargetUpdate};
+use scimform::settings::{RunSettings, StateSettings};
+use scimform::state::RunState;
 
 const MANIFEST: &str = r#"version: 1
 sources:
@@ -73,47 +72,63 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
-/// One run; with `state`, planned against the state file and remembered in it afterwards.
-async fn run(label: &str, base_url: &str, people: String, state_file: Option<&Path>) {
+/// One run over the people file in `dir`; with `state`, planned against the state file and
+/// remembered in it afterwards.
+async fn run(label: &str, base_url: &str, dir: &Path, state_file: Option<&Path>) {
     let env = MapEnvironment(BTreeMap::from([("URL".to_owned(), base_url.to_owned())]));
-    let manifest = scimform::manifest::parse(MANIFEST, "scale.yaml", &env, Path::new(".")).expect("the manifest");
-    let sources = BTreeMap::from([(
-        "hr".to_owned(),
-        AnySource::File(FileSource::from_text("hr", PathBuf::from("people.json"), people)),
-    )]);
+    let manifest = scimform::manifest::parse(MANIFEST, "scale.yaml", &env, dir).expect("the manifest");
+    let location = state_file.map(|p| p.display().to_string());
+    let settings = RunSettings {
+        manifest: dir.join("scale.yaml"),
+        state: StateSettings {
+            location: location.clone(),
+            named: true,
+            lock_wait: std::time::Duration::ZERO,
+            refresh: false,
+            refresh_only: false,
+        },
+        lock_file: None,
+        targets: Vec::new(),
+        allow: BTreeMap::new(),
+        now: jiff::Timestamp::now(),
+    };
     let client = client_for(&manifest).expect("a client");
     let started = Instant::now();
-    let location = state_file.map(|p| p.display().to_string());
     let mut run_state =
-        RunState::open(location.as_deref(), false, &manifest, Path::new("scale.yaml"), std::time::Duration::ZERO)
+        RunState::open(location.as_deref(), false, &manifest, &settings.manifest, std::time::Duration::ZERO)
             .await
             .expect("the state file");
-    let mut planned = read_and_plan_cached(&manifest, sources, &client, Progress::default(), run_state.as_mut(), None)
-        .await
-        .expect("a plan");
-    let plan = planned.plan;
+    let mut planned =
+        plan_run(&manifest, &settings, &client, run_state.as_mut(), Progress::default()).await.expect("a plan");
+    let plan = std::mem::take(&mut planned.plan);
     let planned_at = started.elapsed();
-    let report = execute(&plan, &client, manifest.target.concurrency).await;
+    let reads = std::mem::take(&mut planned.sources);
+    let (target, settled) = if plan.has_changes() {
+        let applied = scimform::pipeline::apply(
+            &manifest,
+            &plan,
+            &planned.desired,
+            std::mem::take(&mut planned.current),
+            &client,
+            Progress::default(),
+        )
+        .await;
+        assert_eq!(applied.report.failures().count(), 0, "{:?}", applied.report.failures().next());
+        (applied.target, None)
+    } else {
+        (planned.target_unwritten(), planned.settled.take())
+    };
     if let Some(state) = run_state.as_mut() {
-        let target = if planned.target_read.unchanged() && plan.users.is_empty() {
-            TargetUpdate::Unchanged(planned.current)
-        } else {
-            let next = update_after_apply(planned.current, &plan, &report, &manifest.users.managed_paths())
-                .expect("an exact cache");
-            TargetUpdate::Replace(next)
-        };
-        let reads = std::mem::take(&mut planned.sources);
-        state.save(&manifest, target, reads).await.expect("the state is saved");
+        state.saw_modified(client.newest_modified());
+        state.save(&manifest, target, reads, settled).await.expect("the state is saved");
     }
     let total = started.elapsed();
-    assert_eq!(report.failures().count(), 0, "{:?}", report.failures().next());
-    let planned = planned_at;
     let stats = client.stats();
     let requests: usize = stats.by_status.values().sum();
     let writes: usize = stats.by_status.iter().filter(|((method, _), _)| *method != Method::Get).map(|(_, n)| n).sum();
     println!(
         "{label:<28} read+plan {:>6.2} s, total {:>6.2} s; {} changes; {requests} requests ({writes} writes); peak RSS {:.0} MiB",
-        planned.as_secs_f64(),
+        planned_at.as_secs_f64(),
         total.as_secs_f64(),
         plan.users.len(),
         peak_rss_mib()
@@ -132,14 +147,16 @@ async fn serve() {
 }
 
 /// The runs, in order: label (those of `state:` use the state file), and the changed titles
-/// in per mille of the users.
-const RUNS: [(&str, usize); 6] = [
+/// in per mille of the users. A state run whose plan changes nothing leaves it settled: the
+/// next one with nothing changed says so from the state's head (`state: no changes`).
+const RUNS: [(&str, usize); 7] = [
     ("first run (all creates)", 0),
     ("no changes (full read)", 0),
     ("1 % changed titles", 10),
     ("state: full read, saved", 10),
     ("state: no changes", 10),
     ("state: 1 % changed back", 0),
+    ("state: the run after", 0),
 ];
 
 #[tokio::main(flavor = "multi_thread")]
@@ -151,10 +168,11 @@ async fn main() {
     let count: usize = std::env::var("SCALE_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     // One run in this process (a child of the process below), so its peak memory is its own.
     if let Ok(number) = std::env::var("SCALE_RUN") {
-        let (label, per_mille) = RUNS[number.parse::<usize>().expect("a run number")];
+        let (label, _) = RUNS[number.parse::<usize>().expect("a run number")];
         let server = std::env::var("SCALE_SERVER").expect("the server's URL");
+        let dir = PathBuf::from(std::env::var("SCALE_DIR").expect("the people file's directory"));
         let state = std::env::var("SCALE_STATE").ok().filter(|_| label.starts_with("state"));
-        run(label, &server, people(count, count * per_mille / 1000), state.as_deref().map(Path::new)).await;
+        run(label, &server, &dir, state.as_deref().map(Path::new)).await;
         return;
     }
     println!(
@@ -171,11 +189,13 @@ async fn main() {
     std::io::BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut url).expect("its URL");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state = dir.path().join("state.db");
-    for i in 0..RUNS.len() {
+    for (i, (_, per_mille)) in RUNS.iter().enumerate() {
+        std::fs::write(dir.path().join("people.json"), people(count, count * per_mille / 1000)).expect("the people file");
         let status = std::process::Command::new(std::env::current_exe().expect("this program"))
             .env("SCALE_RUN", i.to_string())
             .env("SCALE_SERVER", url.trim())
             .env("SCALE_STATE", &state)
+            .env("SCALE_DIR", dir.path())
             .status()
             .expect("a run");
         assert!(status.success(), "run {i} failed");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Console, RunState, TargetUpdate, plan_run, read_drift, read_file, write_file};
+use super::{Console, RunState, plan_run, read_drift, read_file, write_file};
 use crate::apply::fold::fold_clocks;
 use crate::apply::{ApplyReport, check_preconditions};
 use crate::cli::ApplyArgs;
@@ -87,6 +87,9 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>, record: &mut R
         );
     }
     if settings.state.refresh_only {
+        if let Some(state) = &mut state {
+            state.load().await?;
+        }
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, now) = read_drift(&manifest, &client, remembered, console.progress).await?;
         console.out.write_all(render_drift(&drift).as_bytes())?;
@@ -101,17 +104,15 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>, record: &mut R
         planned.describe_reads(console.err)?;
     }
     let reads = std::mem::take(&mut planned.sources);
-    record.users = Some(planned.desired.users.len());
+    record.users = Some(planned.users);
     let plan = std::mem::take(&mut planned.plan);
     let approved = confirm(&plan, args.auto_approve, &settings.allow, console)?;
+    let mut settled = None;
     let (outcome, target) = if let Some(done) = approved {
-        // Nothing was written: a remembered target stays as it is; a full read is remembered.
-        let target = if planned.target_read.unchanged() {
-            TargetUpdate::Unchanged(planned.current)
-        } else {
-            TargetUpdate::Replace(planned.current)
-        };
-        (Ok(done), target)
+        // Nothing was written: a remembered target stays as it is; a full read is remembered,
+        // and a plan that changes nothing stands until its inputs change.
+        settled = planned.settled.take();
+        (Ok(done), planned.target_unwritten())
     } else {
         let applied =
             pipeline::apply(&manifest, &plan, &planned.desired, planned.current, &client, console.progress).await;
@@ -135,7 +136,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>, record: &mut R
         let clocks = fold_clocks(state.clocks().clone(), &plan, record.sent.as_ref(), settings.now, Some(&plan.gone));
         state.set_clocks(clocks);
         state.saw_modified(client.newest_modified());
-        state.save(&manifest, target, reads).await?;
+        state.save(&manifest, target, reads, settled).await?;
     }
     outcome
 }

@@ -15,6 +15,9 @@ pub async fn run(args: &PlanArgs, console: &mut Console<'_>) -> anyhow::Result<E
     let client = super::client_for(&manifest)?;
     let mut state = RunState::open_for(&settings.state, &manifest, file, console.err, false).await?;
     if settings.state.refresh_only {
+        if let Some(state) = &mut state {
+            state.load().await?;
+        }
         let remembered = state.as_ref().and_then(RunState::target);
         let (drift, _) = read_drift(&manifest, &client, remembered, console.progress).await?;
         console.out.write_all(render_drift(&drift).as_bytes())?;

@@ -92,7 +92,11 @@ async fn open(read: &StateReadArgs, console: &mut Console<'_>) -> anyhow::Result
     let file = &read.manifest.file;
     let manifest = crate::manifest::load(file)?;
     let settings = StateSettings::new(&read.state, file);
-    RunState::open_for(&settings, &manifest, file, console.err, false).await
+    let mut state = RunState::open_for(&settings, &manifest, file, console.err, false).await?;
+    if let Some(state) = &mut state {
+        state.load().await?;
+    }
+    Ok(state)
 }
 
 /// `state forget [--undo] RESOURCE`: records (or drops) a user or group the state remembers as
@@ -114,6 +118,7 @@ async fn forget(args: &StateForgetArgs, console: &mut Console<'_>) -> anyhow::Re
     let Some(mut state) = RunState::open_for(&settings, &manifest, file, console.err, false).await? else {
         bail!("there is no state for `{}` yet: run `scimform apply -f {0}` first", file.display());
     };
+    state.load().await?;
     let mut forgotten = state.forgotten().clone();
     let said = if args.undo {
         let before = forgotten.clone();

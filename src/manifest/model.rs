@@ -351,6 +351,21 @@ impl Manifest {
             && matches!(self.sources.get(&self.users.source), Some(SourceConfig::Ldap(_) | SourceConfig::Graph(_)))
     }
 
+    /// Whether a mapping reads the run's clock (`now()`): the desired state then changes with
+    /// time alone, so no run can take the last one's plan as standing (`state::Settled`).
+    pub fn reads_clock(&self) -> bool {
+        let users = &self.users;
+        let patterns = self.group_patterns.iter().map(|p| &p.template);
+        users
+            .attributes
+            .iter()
+            .map(|a| &a.mapping)
+            .chain(&users.external_id)
+            .chain(users.sets.iter().filter_map(|s| s.from.as_ref()))
+            .chain(self.groups.iter().chain(patterns).filter_map(|p| p.member_key.as_ref()))
+            .any(Mapping::reads_clock)
+    }
+
     /// Every attribute the mappings read from source `name`: the user mappings' (and `disabled`)
     /// when it serves the users; the member keys of the pairings it serves (the users' match
     /// mapping where a pairing names none), and the match mapping for set rules' groups it

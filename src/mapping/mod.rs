@@ -55,6 +55,11 @@ impl Mapping {
             Mapping::Template(template) => template.attributes(),
         }
     }
+
+    /// Whether the mapping reads the run's clock (a template calling `now()`).
+    pub fn reads_clock(&self) -> bool {
+        matches!(self, Mapping::Template(template) if template.reads_clock())
+    }
 }
 
 #[cfg(test)]

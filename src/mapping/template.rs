@@ -207,6 +207,21 @@ impl Template {
         out
     }
 
+    /// Whether the template reads the run's clock (`now()`): what it makes then changes with time.
+    pub fn reads_clock(&self) -> bool {
+        fn walk(expr: &Expr) -> bool {
+            match &expr.operand {
+                Operand::Call(Call::Now) => true,
+                Operand::Call(Call::Coalesce(args) | Call::Join(_, args)) => args.iter().any(walk),
+                Operand::Call(Call::If(args)) => args.iter().any(walk),
+                Operand::Call(Call::Compare(_, args) | Call::DateDiff(args)) => args.iter().any(walk),
+                Operand::Call(Call::IsEmpty(arg)) => walk(arg),
+                Operand::Attribute(_) | Operand::Text(_) | Operand::Bool(_) => false,
+            }
+        }
+        self.parts.iter().any(|part| matches!(part, Part::Expr(expr) if walk(expr)))
+    }
+
     /// Whether the template could have produced `value`: its literal text before the first and
     /// after the last expression must frame it. Used to recognise our own ownership markers.
     pub fn could_produce(&self, value: &str) -> bool {

@@ -19,11 +19,14 @@ use crate::progress::Progress;
 use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::settings::RunSettings;
 use crate::source::AnySource;
-use crate::state::{RunState, SourceReads, TargetUpdate};
+use crate::state::{RunState, Settled, SourceReads, TargetUpdate};
 
+mod settled;
 mod sources;
+mod target;
 
 pub use sources::{expand_group_patterns, read_desired, sources_for};
+use target::read_current;
 
 /// The SCIM client for a manifest's target.
 pub fn client_for(manifest: &Manifest) -> anyhow::Result<ScimClient> {
@@ -51,11 +54,29 @@ pub async fn read_and_plan(
 /// A plan, the target state it was made against and how the sources were read.
 pub struct Planned {
     pub plan: Plan,
+    /// Empty when the last run's plan stood (`TargetRead::Settled`).
     pub desired: DesiredState,
+    /// Empty when the last run's plan stood.
     pub current: CurrentState,
     /// How the target state was had: listed, or remembered by the state and checked.
     pub target_read: TargetRead,
     pub sources: SourceReads,
+    /// The users the desired state holds.
+    pub users: usize,
+    /// What the state remembers if this plan is the run's last word (it changes nothing).
+    pub settled: Option<Settled>,
+}
+
+impl Planned {
+    /// What the state is left with of the target when nothing was written.
+    pub fn target_unwritten(&mut self) -> TargetUpdate {
+        let current = std::mem::take(&mut self.current);
+        match self.target_read {
+            TargetRead::Settled { .. } => TargetUpdate::Kept,
+            TargetRead::Remembered { .. } => TargetUpdate::Unchanged(current),
+            TargetRead::Listed { .. } | TargetRead::Refreshed { .. } => TargetUpdate::Replace(current),
+        }
+    }
 }
 
 impl Planned {
@@ -77,6 +98,11 @@ impl Planned {
                 out,
                 "Planned against the state, with the {modified} user(s) modified in the target since {since} read again; `--refresh` reads the target in full."
             )?,
+            TargetRead::Settled { users, since } => writeln!(
+                out,
+                "Nothing changed since the last run, whose plan stands: every source is as it read it, and the target holds the {users} user(s) the state remembers{}; `--refresh` reads everything again.",
+                since.as_ref().map(|s| format!(", none modified since {s}")).unwrap_or_default()
+            )?,
         }
         Ok(())
     }
@@ -92,12 +118,15 @@ pub enum TargetRead {
     Remembered { users: usize, since: Option<String> },
     /// As the state remembers them, with the users modified since `since` read again.
     Refreshed { modified: usize, since: String },
+    /// Not even loaded: every source and the target were as the last run found them, and its
+    /// plan stands (`state::Settled`).
+    Settled { users: usize, since: Option<String> },
 }
 
 impl TargetRead {
     /// Whether what the state remembers of the target is still what it holds (nothing to save).
     pub fn unchanged(&self) -> bool {
-        matches!(self, TargetRead::Remembered { .. })
+        matches!(self, TargetRead::Remembered { .. } | TargetRead::Settled { .. })
     }
 }
 
@@ -117,6 +146,14 @@ pub async fn plan_run(
         bail!(
             "`users.deprovision.delete_after_days: {days}` needs a state, which remembers when scimform disabled each user; run without `--no-state`"
         );
+    }
+    if let Some(state) = state.as_deref_mut() {
+        if let Some(mut planned) = settled::standing_plan(manifest, target, state).await? {
+            let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
+            planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &settings.targets, &rails);
+            return Ok(planned);
+        }
+        state.load().await?;
     }
     let mut sources = sources_for(manifest, state.as_deref_mut())?;
     let explicit = manifest.groups.len();
@@ -176,6 +213,7 @@ pub async fn read_and_plan_cached(
 ) -> anyhow::Result<Planned> {
     let clock = state.as_deref().map_or_else(|| Clock { now, ..Clock::default() }, |s| s.clock(now));
     let forgotten = state.as_deref().map(|s| s.forgotten().clone()).unwrap_or_default();
+    let keeps_state = state.is_some();
     // The sources and the target are read at the same time: a run costs its slower read.
     let (mut desired, (current, target_read)) = tokio::try_join!(
         read_desired_checked(manifest, &mut sources, progress, now),
@@ -184,7 +222,10 @@ pub async fn read_and_plan_cached(
     desired.forgotten = forgotten;
     let sources = SourceReads::collect(sources);
     let plan = crate::plan::plan_at(&manifest.users, &desired, &current, &clock);
-    Ok(Planned { plan, desired, current, target_read, sources })
+    let users = desired.users.len();
+    let fingerprints = sources.fingerprints.as_ref().filter(|_| keeps_state);
+    let settled = Settled::of(manifest, &plan, fingerprints, current.users.len(), users, &clock.disabled_at);
+    Ok(Planned { plan, desired, current, target_read, sources, users, settled })
 }
 
 /// The desired state, or an error listing its problems: nothing is planned on a partial one.
@@ -207,105 +248,6 @@ async fn read_desired_checked(
         bail!(message);
     }
     Ok(desired)
-}
-
-/// The target as it is: remembered by the state when it holds every paired group (taken, not
-/// copied: 100,000 users are held once) and the service still holds as many users (one
-/// `count=0` request a listing pass), with the users modified since the last run read again
-/// where the service filters on `meta.lastModified`; else listed.
-async fn read_current(
-    manifest: &Manifest,
-    target: &ScimClient,
-    progress: Progress,
-    mut state: Option<&mut RunState>,
-) -> anyhow::Result<(CurrentState, TargetRead)> {
-    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
-    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
-    let usable = |t: &CurrentState| refs.iter().all(|r| t.groups.contains_key(r) || creatable.contains(r));
-    let mut why = None;
-    if let Some(state) = state.as_deref_mut()
-        && let Some(remembered) = state.take_target_if(usable)
-    {
-        let managed = manifest.users.managed_paths();
-        let mut watch = state.watch().clone();
-        let checked = check_remembered(target, remembered, &mut watch, &managed)
-            .await
-            .context("cannot read the current state of the target")?;
-        state.set_watch(watch);
-        match checked {
-            Ok(found) => return Ok(found),
-            Err(reason) => why = Some(reason),
-        }
-    }
-    let counter = progress.counter("Reading users from the target");
-    target.report_progress_to(counter.clone());
-    let current =
-        target.current_state(&refs, &creatable).await.context("cannot read the current state of the target")?;
-    counter.finish_and_clear();
-    if let Some(state) = state {
-        let mut watch = state.watch().clone();
-        watch.saw(target.newest_modified());
-        state.set_watch(watch);
-    }
-    Ok((current, TargetRead::Listed { why }))
-}
-
-/// How far before the newest `meta.lastModified` read the next run asks from: a write the
-/// service dates a little before another it committed earlier is still seen.
-const MODIFIED_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
-
-/// What the state remembers of the target, checked against the service: `Err(why)` when it holds
-/// another number of users (some were added or deleted behind the state's back: listed in full),
-/// else the remembered users with those modified since the last run read again.
-async fn check_remembered(
-    target: &ScimClient,
-    mut remembered: CurrentState,
-    watch: &mut crate::state::TargetWatch,
-    managed: &[crate::scim::ScimPath],
-) -> Result<Result<(CurrentState, TargetRead), String>, crate::service::TargetError> {
-    let holds = target.user_count().await?;
-    if holds != remembered.users.len() {
-        return Ok(Err(format!(
-            "it holds {holds} user(s) where the state remembers {}: some were added or deleted behind its back",
-            remembered.users.len()
-        )));
-    }
-    let newest = watch.newest();
-    let (Some(newest), true) = (newest, watch.filters_modified != Some(false)) else {
-        return Ok(Ok((remembered, TargetRead::Remembered { users: holds, since: None })));
-    };
-    let since = newest.checked_sub(MODIFIED_MARGIN).unwrap_or(newest).to_string();
-    let Some(modified) = target.users_modified_after(&since).await? else {
-        watch.filters_modified = Some(false);
-        return Ok(Ok((remembered, TargetRead::Remembered { users: holds, since: None })));
-    };
-    watch.filters_modified = Some(true);
-    watch.saw(target.newest_modified());
-    // Replaced as read (trimmed as the state keeps them); one the state did not know is added.
-    let mut by_id: BTreeMap<String, usize> =
-        remembered.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
-    let mut changed = 0;
-    for user in modified {
-        let user = user.trimmed(managed);
-        match by_id.get(&user.id) {
-            Some(&i) if remembered.users[i] == user => {}
-            Some(&i) => {
-                remembered.users[i] = user;
-                changed += 1;
-            }
-            None => {
-                by_id.insert(user.id.clone(), remembered.users.len());
-                remembered.users.push(user);
-                changed += 1;
-            }
-        }
-    }
-    let read = if changed == 0 {
-        TargetRead::Remembered { users: holds, since: Some(since) }
-    } else {
-        TargetRead::Refreshed { modified: changed, since }
-    };
-    Ok(Ok((remembered, read)))
 }
 
 /// `--refresh-only`: the target read in full, and how it drifted from the state.

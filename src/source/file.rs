@@ -26,6 +26,8 @@ pub struct FileSource {
 struct Contents {
     users: Arc<Vec<SourceRecord>>,
     groups: Vec<FileGroup>,
+    /// The sha256 of the text read (`fingerprint`).
+    fingerprint: String,
 }
 
 /// A group as the file writes it: members by user id.
@@ -54,29 +56,47 @@ impl FileSource {
         Ok(Arc::clone(self.contents.get_or_init(|| contents)))
     }
 
+    /// The sha256 of the file as it is now, without parsing it: what `fingerprint` was when
+    /// the file read the same.
+    pub fn current_fingerprint(&self) -> Result<String, SourceError> {
+        Ok(fingerprint_of(self.text()?.as_bytes()))
+    }
+
+    /// The sha256 of the text this run read, once it did.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.contents.get().map(|c| c.fingerprint.clone())
+    }
+
     #[expect(clippy::disallowed_methods, reason = "a file source reads its file")]
-    fn read(&self) -> Result<Contents, SourceError> {
+    fn text(&self) -> Result<String, SourceError> {
+        if let Some(text) = &self.text {
+            return Ok(text.clone());
+        }
+        let bytes = std::fs::read(&self.path).map_err(|source| SourceError::Read {
+            source_name: self.name.clone(),
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        crate::text::utf8(bytes).map_err(|e| SourceError::Parse {
+            source_name: self.name.clone(),
+            path: self.path.display().to_string(),
+            format: self.format(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn format(&self) -> &'static str {
         let extension = self.path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let format = match extension.as_str() {
+        match extension.as_str() {
             "csv" => "CSV",
             "json" => "JSON",
             _ => "YAML",
-        };
-        let text = if let Some(text) = &self.text {
-            text.clone()
-        } else {
-            let bytes = std::fs::read(&self.path).map_err(|source| SourceError::Read {
-                source_name: self.name.clone(),
-                path: self.path.display().to_string(),
-                source,
-            })?;
-            crate::text::utf8(bytes).map_err(|e| SourceError::Parse {
-                source_name: self.name.clone(),
-                path: self.path.display().to_string(),
-                format,
-                detail: e.to_string(),
-            })?
-        };
+        }
+    }
+
+    fn read(&self) -> Result<Contents, SourceError> {
+        let format = self.format();
+        let text = self.text()?;
         let parsed = match format {
             "CSV" => parse_csv(&text),
             "JSON" => serde_json::from_str(&text).map_err(|e| e.to_string()).and_then(|v| parse_value(&v)),
@@ -84,12 +104,14 @@ impl FileSource {
                 .map_err(|e| format!("line {}: {}", e.location, e.message))
                 .and_then(|node| parse_value(&node.to_json())),
         };
-        parsed.map_err(|detail| SourceError::Parse {
+        let mut contents = parsed.map_err(|detail| SourceError::Parse {
             source_name: self.name.clone(),
             path: self.path.display().to_string(),
             format,
             detail,
-        })
+        })?;
+        contents.fingerprint = fingerprint_of(text.as_bytes());
+        Ok(contents)
     }
 
     pub fn users(&self) -> Result<Arc<Vec<SourceRecord>>, SourceError> {
@@ -105,7 +127,7 @@ impl FileSource {
     /// for that group's members (cycles end).
     pub fn group(&self, selector: &GroupSelector, nested: bool) -> Result<SourceGroup, SourceError> {
         let contents = self.contents()?;
-        let Contents { users, groups } = contents.as_ref();
+        let Contents { users, groups, .. } = contents.as_ref();
         let group = groups
             .iter()
             .find(|g| match selector {
@@ -149,6 +171,12 @@ fn scalar_text(value: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// A file's fingerprint: the sha256 of its bytes.
+fn fingerprint_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", crate::scim::request::lower_hex(&Sha256::digest(bytes)))
 }
 
 fn parse_value(value: &Value) -> Result<Contents, String> {

@@ -142,6 +142,27 @@ impl AnySource {
         })
     }
 
+    /// What this run read, as a fingerprint: the same fingerprint later means the same users
+    /// and groups (a file's sha256; AD's `invocationID` and `highestCommittedUSN` before the
+    /// read). `None` where the source cannot tell (Graph), or before it was read.
+    pub fn fingerprint(&self) -> Option<String> {
+        match self {
+            AnySource::File(file) => file.fingerprint(),
+            AnySource::Ldap(ldap) => ldap.fingerprint(),
+            AnySource::Graph(_) => None,
+        }
+    }
+
+    /// The source's fingerprint as it stands, asked without reading its users: a file's bytes
+    /// hashed, one read of AD's root DSE. `None` where the source cannot tell.
+    pub async fn current_fingerprint(&self) -> Result<Option<String>, SourceError> {
+        match self {
+            AnySource::File(file) => file.current_fingerprint().map(Some),
+            AnySource::Ldap(ldap) => ldap.current_fingerprint().await,
+            AnySource::Graph(_) => Ok(None),
+        }
+    }
+
     /// What the next run resumes from and how this run read, for a source that reads
     /// incrementally (AD, Graph) once it was read.
     pub fn finish(self) -> Option<SourceRead> {

@@ -13,6 +13,7 @@
 pub mod postgres;
 mod postgres_tls;
 pub mod session;
+pub mod settled;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 pub use postgres::PostgresStore;
 pub use session::{RunState, SourceReads, TargetUpdate, state_identity};
+pub use settled::Settled;
 pub use sqlite::SqliteStore;
 
 use crate::current::{CurrentState, CurrentUser};
@@ -38,7 +40,21 @@ pub struct Snapshot {
     pub target: Option<CurrentState>,
     /// What each incrementally read source got to, by source name.
     pub sources: BTreeMap<String, SourceCache>,
+    /// What the last run saw when its plan changed nothing; `None` otherwise.
+    pub settled: Option<Settled>,
 }
+
+/// What a store tells of the last run without loading its target or sources.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Head {
+    pub manifest_sha256: String,
+    /// The state remembers the target (`Snapshot::target` is `Some`).
+    pub target_known: bool,
+    pub settled: Option<Settled>,
+}
+
+/// The meta row that holds `Snapshot::settled` (empty: none).
+const SETTLED: &str = "settled";
 
 /// When scimform disabled each user that is gone (`delete_after_days`), by target id.
 pub type Clocks = BTreeMap<String, jiff::Timestamp>;
@@ -106,6 +122,28 @@ impl Store {
         Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(location))?))
     }
 
+    /// What the last run left, in brief, if it left anything.
+    pub async fn load_head(&mut self) -> Result<Option<Head>, StateError> {
+        let Some(manifest_sha256) = self.meta("manifest_sha256").await? else { return Ok(None) };
+        // Files of schema 1 have no flag: their target was always known.
+        let target_known = self.meta("target_known").await?.as_deref() != Some("0");
+        let settled = if target_known { self.meta(SETTLED).await?.as_deref().and_then(decode::settled) } else { None };
+        Ok(Some(Head { manifest_sha256, target_known, settled }))
+    }
+
+    /// The remembered target users with these ids (those it remembers).
+    pub async fn load_users(&mut self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
+        match self {
+            Store::Sqlite(store) => store.load_users(ids),
+            Store::Postgres(store) => store.load_users(ids).await,
+        }
+    }
+
+    /// Replaces what the last run saw when its plan changed nothing, on its own.
+    pub async fn save_settled(&mut self, settled: Option<&Settled>) -> Result<(), StateError> {
+        self.set_meta(SETTLED, &decode::encode_settled(settled)).await
+    }
+
     /// The last run's snapshot, if any.
     pub async fn load(&mut self) -> Result<Option<Snapshot>, StateError> {
         match self {
@@ -151,13 +189,14 @@ impl Store {
         decoded.transpose().map(Option::unwrap_or_default).map_err(|d| self.corrupt(d))
     }
 
-    /// Replaces what is forgotten in `target`.
+    /// Replaces what is forgotten in `target`; the last plan no longer stands.
     pub async fn save_forgotten(
         &mut self,
         target: &str,
         forgotten: &crate::desired::Forgotten,
     ) -> Result<(), StateError> {
-        self.set_meta(&forgotten_key(target), &serde_json::to_string(forgotten).unwrap_or_default()).await
+        self.set_meta(&forgotten_key(target), &serde_json::to_string(forgotten).unwrap_or_default()).await?;
+        self.save_settled(None).await
     }
 
     /// How the target's changes are seen (`TargetWatch`).
@@ -209,9 +248,10 @@ impl Store {
     /// Forgets the target, keeping the sources: the next run reads the target in full.
     pub async fn forget_target(&mut self) -> Result<(), StateError> {
         match self {
-            Store::Sqlite(store) => store.forget_target(),
-            Store::Postgres(store) => store.forget_target().await,
+            Store::Sqlite(store) => store.forget_target()?,
+            Store::Postgres(store) => store.forget_target().await?,
         }
+        self.save_settled(None).await
     }
 }
 
@@ -257,6 +297,16 @@ pub(crate) mod decode {
         raw.into_iter()
             .map(|(id, at)| Ok((id, at.parse().map_err(|e| format!("deprovision clock of {at}: {e}"))?)))
             .collect()
+    }
+
+    /// `Snapshot::settled`: one that cannot be read (an older scimform's) is none, which only
+    /// costs a run in full.
+    pub fn settled(text: &str) -> Option<super::Settled> {
+        serde_json::from_str(text).ok()
+    }
+
+    pub fn encode_settled(settled: Option<&super::Settled>) -> String {
+        settled.and_then(|s| serde_json::to_string(s).ok()).unwrap_or_default()
     }
 
     pub fn encode_clocks(clocks: &super::Clocks) -> String {
@@ -479,6 +529,13 @@ pub(crate) fn sample_snapshot(sha: &str, users: usize) -> Snapshot {
                 groups: BTreeMap::from([("name Support".to_owned(), cached)]),
             },
         )]),
+        settled: Some(Settled {
+            sources: BTreeMap::from([("corp_ad".to_owned(), "usn:i:7".to_owned())]),
+            target_users: users,
+            desired_users: users,
+            plan: crate::plan::Plan { warnings: vec!["a manager outside the source".into()], ..Default::default() },
+            gone: ["u9".to_owned()].into(),
+        }),
     }
 }
 

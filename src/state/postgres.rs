@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tokio_postgres::config::{Host, SslMode};
 
-use super::{Snapshot, StateError, decode, show_reference};
-use crate::current::CurrentState;
+use super::{SETTLED, Snapshot, StateError, decode, show_reference};
+use crate::current::{CurrentState, CurrentUser};
 use crate::source::SourceCache;
 
 const SCHEMA: &str = "
@@ -176,7 +176,29 @@ impl PostgresStore {
         } else {
             Some(self.load_target().await?)
         };
-        Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources().await? }))
+        let settled =
+            if target.is_some() { self.meta(SETTLED).await?.as_deref().and_then(decode::settled) } else { None };
+        Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources().await?, settled }))
+    }
+
+    /// The remembered users with these ids.
+    pub async fn load_users(&self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
+        let read = |e| self.error("cannot read the state", &e);
+        let rows = self
+            .client
+            .query(
+                "SELECT id, version, resource FROM scimform_users WHERE state_key = $1 AND id = ANY($2) ORDER BY id",
+                &[&self.key, &ids],
+            )
+            .await
+            .map_err(|e| self.error("cannot read the state", &e))?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (id, version, resource): (String, Option<String>, String) =
+                (row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?);
+            users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
+        }
+        Ok(users)
     }
 
     async fn load_target(&self) -> Result<CurrentState, StateError> {
@@ -327,7 +349,9 @@ async fn write_meta(
     snapshot: &Snapshot,
 ) -> Result<(), tokio_postgres::Error> {
     let known = if snapshot.target.is_some() { "1" } else { "0" };
-    for (name, value) in [("manifest_sha256", snapshot.manifest_sha256.as_str()), ("target_known", known)] {
+    let settled = decode::encode_settled(snapshot.settled.as_ref());
+    let rows = [("manifest_sha256", snapshot.manifest_sha256.as_str()), ("target_known", known), (SETTLED, &settled)];
+    for (name, value) in rows {
         transaction
             .execute(
                 "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)

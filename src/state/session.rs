@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{Clocks, Snapshot, StateError, Store};
+use super::{Clocks, Head, Settled, Snapshot, StateError, Store};
 use crate::current::CurrentState;
 use crate::manifest::Manifest;
 use crate::plan::Clock;
@@ -25,12 +25,16 @@ pub struct SourceReads {
     pub kinds: Vec<(String, ReadKind)>,
     /// Some source's records differ from what the state holds (read in full, or changes read).
     pub records_changed: bool,
+    /// By source name, what each read (`AnySource::fingerprint`); `None` when one cannot tell.
+    pub fingerprints: Option<BTreeMap<String, String>>,
 }
 
 impl SourceReads {
     /// Finishes each source once it was read, collecting what the next run resumes from.
     pub fn collect(sources: BTreeMap<String, AnySource>) -> Self {
         let mut reads = SourceReads::default();
+        reads.fingerprints =
+            sources.iter().map(|(name, source)| Some((name.clone(), source.fingerprint()?))).collect();
         for (name, source) in sources {
             let Some(SourceRead { cache, kind }) = source.finish() else { continue };
             reads.records_changed |= match &kind {
@@ -54,6 +58,8 @@ impl SourceReads {
 
 /// What a run leaves of the target in the state.
 pub enum TargetUpdate {
+    /// As the state remembers it, never loaded: the last run's plan stood (`Settled`).
+    Kept,
     /// As the state remembered it (planned against it, nothing written): handed back.
     Unchanged(CurrentState),
     /// Read in full, or followed through the apply.
@@ -67,7 +73,12 @@ pub enum TargetUpdate {
 /// target: full reads).
 pub struct RunState {
     store: Store,
+    /// What the last run left for this manifest, in brief.
+    head: Option<Head>,
+    /// Its target and sources, once `load` read them.
     loaded: Option<Snapshot>,
+    /// Plan against the target as read now, not as remembered (a saved plan).
+    in_full: bool,
     /// The target's base URL, which the deprovision clocks belong to.
     target: String,
     /// When scimform disabled each user that is gone, as loaded and as the run leaves them.
@@ -161,9 +172,10 @@ impl RunState {
         let Some(location) = location else { return Ok(None) };
         let key = state_key(manifest, file);
         let mut store = Store::open_waiting(location, &key, lock_wait).await?;
-        let loaded = if refresh { None } else { store.load().await? };
-        let loaded = loaded.filter(|s| s.manifest_sha256 == state_identity(manifest));
-        let target_known = loaded.as_ref().is_some_and(|s| s.target.is_some());
+        // The head alone: a run whose last plan stands loads no more (`load` reads the rest).
+        let head = if refresh { None } else { store.load_head().await? };
+        let head = head.filter(|h| h.manifest_sha256 == state_identity(manifest));
+        let target_known = head.as_ref().is_some_and(|h| h.target_known);
         // Kept across `--refresh` and manifest edits: they belong to the target's users.
         let target = manifest.target.base_url.clone();
         let clocks = store.load_clocks(&target).await?;
@@ -177,7 +189,9 @@ impl RunState {
             pattern_pairings_loaded: pattern_pairings.clone(),
             pattern_pairings,
             store,
-            loaded,
+            head,
+            loaded: None,
+            in_full: false,
             target,
             clocks_loaded: clocks.clone(),
             clocks,
@@ -248,32 +262,57 @@ impl RunState {
         Ok(())
     }
 
-    /// Plans against the target as read now rather than as remembered (a saved plan, made for
-    /// review, is made against what is).
+    /// Plans against the target as read now rather than as remembered, and makes the plan
+    /// afresh (a saved plan, made for review, is made against what is).
     pub fn read_target_in_full(&mut self) {
-        if let Some(loaded) = &mut self.loaded {
-            loaded.target = None;
-        }
+        self.in_full = true;
     }
 
-    /// What the last run left, for this manifest.
+    /// Reads what the last run left of the target and the sources (`open` reads only its head).
+    pub async fn load(&mut self) -> anyhow::Result<()> {
+        if self.head.is_some() && self.loaded.is_none() {
+            let identity = self.head.as_ref().map(|h| h.manifest_sha256.clone());
+            self.loaded = self.store.load().await?.filter(|s| Some(&s.manifest_sha256) == identity.as_ref());
+        }
+        Ok(())
+    }
+
+    /// What the last run left, for this manifest, once loaded.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.loaded.as_ref()
     }
 
-    /// The target as the last run left it.
+    /// The target as the last run left it, once loaded.
     pub fn target(&self) -> Option<&CurrentState> {
-        self.loaded.as_ref()?.target.as_ref()
+        self.loaded.as_ref()?.target.as_ref().filter(|_| !self.in_full)
     }
 
-    /// Takes the remembered target when `usable` says it serves this run.
+    /// Takes the remembered target (once loaded) when `usable` says it serves this run.
     pub fn take_target_if(&mut self, usable: impl FnOnce(&CurrentState) -> bool) -> Option<CurrentState> {
-        let loaded = self.loaded.as_mut()?;
+        let loaded = self.loaded.as_mut().filter(|_| !self.in_full)?;
         if loaded.target.as_ref().is_some_and(usable) { loaded.target.take() } else { None }
     }
 
+    /// What the last run saw when its plan changed nothing, unless the plan is to be made
+    /// afresh.
+    pub fn settled(&self) -> Option<&Settled> {
+        self.head.as_ref()?.settled.as_ref().filter(|_| !self.in_full)
+    }
+
+    /// Makes this run's plan afresh, whatever the last run left.
+    pub fn unsettle(&mut self) {
+        if let Some(head) = &mut self.head {
+            head.settled = None;
+        }
+    }
+
+    /// The remembered target users with these ids, read from the store alone.
+    pub async fn remembered_users(&mut self, ids: &[String]) -> anyhow::Result<Vec<crate::current::CurrentUser>> {
+        Ok(self.store.load_users(ids).await?)
+    }
+
     /// What source `name` is opened with in a run that keeps state: the cache it left last
-    /// time (moved out of the snapshot), if any.
+    /// time (moved out of the snapshot, once loaded), if any.
     pub fn resume(&mut self, name: &str) -> Resume {
         let cache = self.loaded.as_mut().and_then(|l| l.sources.remove(name));
         if let Some(cache) = &cache {
@@ -284,8 +323,16 @@ impl RunState {
 
     /// Saves what the run leaves, in one transaction, writing no more than changed: nothing
     /// when nothing did, only the sources' progress when their records and the target stayed.
-    pub async fn save(&mut self, manifest: &Manifest, target: TargetUpdate, reads: SourceReads) -> anyhow::Result<()> {
+    /// `settled`: what the run saw, when its plan changed nothing (`Settled::of`).
+    pub async fn save(
+        &mut self,
+        manifest: &Manifest,
+        target: TargetUpdate,
+        reads: SourceReads,
+        settled: Option<Settled>,
+    ) -> anyhow::Result<()> {
         let (target, target_changed) = match target {
+            TargetUpdate::Kept => return self.save_kept(reads).await,
             TargetUpdate::Unchanged(current) => (Some(current), false),
             TargetUpdate::Replace(current) => {
                 (Some(crate::state::trim_state(current, &manifest.users.managed_paths())), true)
@@ -294,11 +341,14 @@ impl RunState {
         };
         let moved = reads.caches.len() != self.resumed_from.len()
             || reads.caches.iter().any(|(name, cache)| self.resumed_from.get(name) != Some(&cache.watermark));
-        let snapshot = Snapshot { manifest_sha256: state_identity(manifest), target, sources: reads.caches };
-        if target_changed || reads.records_changed || self.loaded.is_none() {
+        let settled = settled.filter(|_| target.is_some());
+        let snapshot = Snapshot { manifest_sha256: state_identity(manifest), target, sources: reads.caches, settled };
+        if target_changed || reads.records_changed || self.head.is_none() {
             self.store.save(&snapshot).await?;
         } else if moved {
             self.store.save_progress(&snapshot).await?;
+        } else if snapshot.settled.as_ref() != self.head.as_ref().and_then(|h| h.settled.as_ref()) {
+            self.store.save_settled(snapshot.settled.as_ref()).await?;
         }
         if self.pattern_pairings != self.pattern_pairings_loaded {
             self.store.save_pattern_pairings(&self.pattern_pairings).await?;
@@ -312,6 +362,19 @@ impl RunState {
         self.save_clocks().await
     }
 
+    /// What a run whose last plan stood leaves: its sources and target as they were, the watch
+    /// moved on and the deprovision clocks.
+    async fn save_kept(&mut self, reads: SourceReads) -> anyhow::Result<()> {
+        if !reads.caches.is_empty() || reads.records_changed {
+            anyhow::bail!("internal error: a run that kept the last plan read its sources; nothing was saved");
+        }
+        if self.watch != self.watch_loaded {
+            self.store.save_watch(&self.target, &self.watch).await?;
+            self.watch_loaded = self.watch.clone();
+        }
+        self.save_clocks().await
+    }
+
     /// Forgets the remembered target, keeping the sources: the next run reads the target in full.
     pub async fn forget_target(&mut self) -> anyhow::Result<()> {
         Ok(self.store.forget_target().await?)
@@ -319,9 +382,11 @@ impl RunState {
 
     /// `--refresh-only`: remembers the target as read, keeping the sources as they were.
     pub async fn remember_target(&mut self, manifest: &Manifest, current: CurrentState) -> anyhow::Result<()> {
+        self.load().await?;
         let sources = self.loaded.as_mut().map(|s| std::mem::take(&mut s.sources)).unwrap_or_default();
         let target = Some(crate::state::trim_state(current, &manifest.users.managed_paths()));
-        self.store.save(&Snapshot { manifest_sha256: state_identity(manifest), target, sources }).await?;
+        let settled = None;
+        self.store.save(&Snapshot { manifest_sha256: state_identity(manifest), target, sources, settled }).await?;
         Ok(())
     }
 }

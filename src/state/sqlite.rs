@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Snapshot, StateError, decode, show_reference};
-use crate::current::CurrentState;
+use super::{SETTLED, Snapshot, StateError, decode, show_reference};
+use crate::current::{CurrentState, CurrentUser};
 use crate::source::SourceCache;
 
 /// The schema this scimform writes; a newer file is refused rather than misread. Version 1
@@ -96,7 +96,29 @@ impl SqliteStore {
         let Some(manifest_sha256) = self.meta("manifest_sha256")? else { return Ok(None) };
         // Files of schema 1 have no flag: their target was always known.
         let target = if self.meta("target_known")?.as_deref() == Some("0") { None } else { Some(self.load_target()?) };
-        Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources()? }))
+        let settled = if target.is_some() { self.meta(SETTLED)?.as_deref().and_then(decode::settled) } else { None };
+        Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources()?, settled }))
+    }
+
+    /// The remembered users with these ids.
+    pub fn load_users(&self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT id, version, resource FROM users WHERE id = ?1")
+            .map_err(|e| self.error(e))?;
+        let mut users = Vec::new();
+        for id in ids {
+            let found = statement
+                .query_row([id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, String>(2)?))
+                })
+                .optional()
+                .map_err(|e| self.error(e))?;
+            if let Some((id, version, resource)) = found {
+                users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
+            }
+        }
+        Ok(users)
     }
 
     fn load_target(&self) -> Result<CurrentState, StateError> {
@@ -258,6 +280,7 @@ fn write_meta(transaction: &rusqlite::Transaction<'_>, snapshot: &Snapshot) -> r
     let upsert = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2";
     transaction.execute(upsert, ["manifest_sha256", &snapshot.manifest_sha256])?;
     transaction.execute(upsert, ["target_known", if snapshot.target.is_some() { "1" } else { "0" }])?;
+    transaction.execute(upsert, [SETTLED, &decode::encode_settled(snapshot.settled.as_ref())])?;
     Ok(())
 }
 

@@ -241,12 +241,13 @@ groups:
     );
     assert_eq!(server.writes(), 0);
     // With the state, a scheduled plan reads no page: one `count=0` for each of Genesys's two
-    // listing passes (active, then `active eq false`), and the plan is made against the state.
+    // listing passes (active, then `active eq false`), and the last plan, which changed
+    // nothing, stands: the file is as it was.
     let scheduled = run_async(dir.path(), &["plan", "-f", "m.yaml", "-v"], &env).await;
     let requests: Vec<&str> = scheduled.stderr.lines().filter(|l| l.contains(" -> ")).collect();
     assert_eq!(requests, [" INFO GET /Users -> 200", " INFO GET /Users -> 200"], "{}", scheduled.stderr);
     assert!(
-        scheduled.stderr.contains("Planned against the state (the target holds the 3 user(s)"),
+        scheduled.stderr.contains("whose plan stands: every source is as it read it, and the target holds the 3 user(s)"),
         "{}",
         scheduled.stderr
     );

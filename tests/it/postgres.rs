@@ -57,6 +57,7 @@ fn unique(prefix: &str) -> String {
 }
 
 fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
+    let users_count = users;
     let users = (0..users)
         .map(|i| CurrentUser {
             // Sorted as the stores return them.
@@ -78,6 +79,13 @@ fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
                 groups: BTreeMap::new(),
             },
         )]),
+        settled: Some(scimform::state::Settled {
+            sources: BTreeMap::from([("corp_ad".to_owned(), format!("usn:i:{usn}"))]),
+            target_users: users_count,
+            desired_users: users_count,
+            plan: scimform::plan::Plan { warnings: vec!["a \"quoted\" warning".into()], ..Default::default() },
+            gone: std::collections::BTreeSet::new(),
+        }),
     }
 }
 

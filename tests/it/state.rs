@@ -33,6 +33,19 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
     assert!(idle.stderr.contains("Planned against the state"), "{}", idle.stderr);
     assert_eq!(server.writes(), 0);
 
+    // Nothing changed since that run: its plan stands, known from the state's head, the file's
+    // hash and one `count=0`.
+    let settled = run_async(dir.path(), &[&apply[..], &["-v"]].concat(), &env).await;
+    assert_eq!(
+        (settled.code, settled.stdout.as_str()),
+        (0, "No changes. The target matches the manifest.\n"),
+        "{}",
+        settled.all()
+    );
+    assert!(settled.stderr.contains("Nothing changed since the last run, whose plan stands"), "{}", settled.stderr);
+    let requests: Vec<&str> = settled.stderr.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(requests, [" INFO GET /Users -> 200"], "{}", settled.stderr);
+
     // One title changes in the source: one PATCH, carrying the version the first run left.
     let people = dir.path().join("people.yaml");
     let text = std::fs::read_to_string(&people).unwrap();
@@ -90,13 +103,18 @@ async fn a_state_file_replaces_the_target_listing_and_stays_exact() {
         "{}",
         refreshed.stderr
     );
+    // That run changed nothing after its full read: its plan stands for the next.
     let cached = run_async(dir.path(), &apply, &env).await;
-    assert!(cached.stderr.contains("Planned against the state"), "{}", cached.stderr);
+    assert!(cached.stderr.contains("whose plan stands"), "{}", cached.stderr);
     let manifest = dir.path().join("scimform.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, format!("{text}# changed\n")).unwrap();
     let changed = run_async(dir.path(), &apply, &env).await;
-    assert!(!changed.stderr.contains("Planned against the state"), "{}", changed.stderr);
+    assert!(
+        !changed.stderr.contains("Planned against the state") && !changed.stderr.contains("plan stands"),
+        "{}",
+        changed.stderr
+    );
     assert_eq!(changed.stdout, "No changes. The target matches the manifest.\n");
 }
 
@@ -295,7 +313,7 @@ async fn a_damaged_default_state_is_moved_aside_once() {
     let next = run_async(dir.path(), &apply, &env).await;
     assert_eq!(next.code, 0, "{}", next.all());
     assert!(!next.stderr.contains("Warning"), "{}", next.stderr);
-    assert!(next.stderr.contains("Planned against the state"), "{}", next.stderr);
+    assert!(next.stderr.contains("Nothing changed since the last run, whose plan stands"), "{}", next.stderr);
 
     std::fs::write(dir.path().join("named.db"), b"not a database at all, just text").unwrap();
     let named = run_async(dir.path(), &[&apply[..], &["--state", "named.db"]].concat(), &env).await;

@@ -56,6 +56,13 @@ pub struct UsnWatermark {
     pub read_at: u64,
 }
 
+impl UsnWatermark {
+    /// The directory's position, without when it was read.
+    fn fingerprint(&self) -> String {
+        format!("usn:{}:{}", self.invocation_id, self.usn)
+    }
+}
+
 /// AD's default tombstone lifetime, when the forest sets none (`tombstoneLifetime`).
 const DEFAULT_TOMBSTONE_DAYS: u64 = 180;
 
@@ -126,6 +133,23 @@ impl LdapSource {
         let session = self.session?;
         let watermark = session.watermark.as_ref().map_or(Value::Null, |w| serde_json::to_value(w).unwrap_or_default());
         Some(SourceRead { kind: session.read.kind(), cache: session.read.cache(watermark) })
+    }
+
+    /// The domain controller's position as it stands (`invocationID` and
+    /// `highestCommittedUSN`), read without anything else: every write to the directory moves
+    /// it, so the same position means the same users and groups. `None` for a directory that
+    /// keeps no USNs.
+    pub async fn current_fingerprint(&self) -> Result<Option<String>, SourceError> {
+        let mut ldap = self.connect().await?;
+        let root = self.root_dse(&mut ldap).await?;
+        let watermark = self.watermark(&mut ldap, &root).await?;
+        let _ = ldap.unbind().await;
+        Ok(watermark.as_ref().map(UsnWatermark::fingerprint))
+    }
+
+    /// The position this run read from (taken before its user search), once it did.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.session.as_ref()?.watermark.as_ref().map(UsnWatermark::fingerprint)
     }
 
     fn timeout(&self) -> Duration {
