@@ -190,7 +190,8 @@ async fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state = dir.path().join("state.db");
     for (i, (_, per_mille)) in RUNS.iter().enumerate() {
-        std::fs::write(dir.path().join("people.json"), people(count, count * per_mille / 1000)).expect("the people file");
+        std::fs::write(dir.path().join("people.json"), people(count, count * per_mille / 1000))
+            .expect("the people file");
         let status = std::process::Command::new(std::env::current_exe().expect("this program"))
             .env("SCALE_RUN", i.to_string())
             .env("SCALE_SERVER", url.trim())

@@ -32,9 +32,8 @@ pub struct SourceReads {
 impl SourceReads {
     /// Finishes each source once it was read, collecting what the next run resumes from.
     pub fn collect(sources: BTreeMap<String, AnySource>) -> Self {
-        let mut reads = SourceReads::default();
-        reads.fingerprints =
-            sources.iter().map(|(name, source)| Some((name.clone(), source.fingerprint()?))).collect();
+        let fingerprints = sources.iter().map(|(name, source)| Some((name.clone(), source.fingerprint()?))).collect();
+        let mut reads = SourceReads { fingerprints, ..SourceReads::default() };
         for (name, source) in sources {
             let Some(SourceRead { cache, kind }) = source.finish() else { continue };
             reads.records_changed |= match &kind {

@@ -59,7 +59,7 @@ impl Settled {
     /// The plan the run made, as it made it.
     pub fn plan(&self) -> Plan {
         let mut plan = self.plan.clone();
-        plan.gone = self.gone.clone();
+        plan.gone.clone_from(&self.gone);
         plan
     }
 }

@@ -247,7 +247,9 @@ groups:
     let requests: Vec<&str> = scheduled.stderr.lines().filter(|l| l.contains(" -> ")).collect();
     assert_eq!(requests, [" INFO GET /Users -> 200", " INFO GET /Users -> 200"], "{}", scheduled.stderr);
     assert!(
-        scheduled.stderr.contains("whose plan stands: every source is as it read it, and the target holds the 3 user(s)"),
+        scheduled
+            .stderr
+            .contains("whose plan stands: every source is as it read it, and the target holds the 3 user(s)"),
         "{}",
         scheduled.stderr
     );

@@ -44,3 +44,5 @@ mod signals;
 mod state;
 // The SCIM client against the embedded server: paging, ETags, PATCH forms, group lookup.
 mod service;
+// The standing plan of a scheduled run against the plan made in full, over randomized changes.
+mod settled;
