@@ -45,8 +45,7 @@ pub(super) async fn standing_plan(
     if !modified.is_empty() {
         // Modified since the margin began: each must be as the state remembers it.
         let ids: Vec<String> = modified.iter().map(|u| u.id.clone()).collect();
-        let mut remembered = state.remembered_users(&ids).await?;
-        remembered.sort_by(|a, b| a.id.cmp(&b.id));
+        let remembered = state.remembered_users(&ids).await?;
         let mut modified = modified;
         modified.sort_by(|a, b| a.id.cmp(&b.id));
         if remembered != modified {

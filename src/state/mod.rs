@@ -131,7 +131,7 @@ impl Store {
         Ok(Some(Head { manifest_sha256, target_known, settled }))
     }
 
-    /// The remembered target users with these ids (those it remembers).
+    /// The remembered target users with these ids (those it remembers), sorted by id.
     pub async fn load_users(&mut self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
         match self {
             Store::Sqlite(store) => store.load_users(ids),

@@ -181,7 +181,7 @@ impl PostgresStore {
         Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources().await?, settled }))
     }
 
-    /// The remembered users with these ids.
+    /// The remembered users with these ids, sorted by id.
     pub async fn load_users(&self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
         let read = |e| self.error("cannot read the state", &e);
         let rows = self

@@ -100,7 +100,7 @@ impl SqliteStore {
         Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources()?, settled }))
     }
 
-    /// The remembered users with these ids.
+    /// The remembered users with these ids, sorted by id.
     pub fn load_users(&self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
         let mut statement = self
             .connection
@@ -118,6 +118,7 @@ impl SqliteStore {
                 users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
             }
         }
+        users.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(users)
     }
 
@@ -299,6 +300,9 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.load().unwrap(), Some(snapshot("abc", 3)));
+        let all = snapshot("abc", 3).target.unwrap().users;
+        let found = store.load_users(&["u2".into(), "nobody".into(), "u0".into()]).unwrap();
+        assert_eq!(found, [all[0].clone(), all[2].clone()], "those it remembers, by id");
     }
 
     #[test]

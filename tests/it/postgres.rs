@@ -112,9 +112,22 @@ async fn snapshots_round_trip_per_manifest_all_or_nothing() {
 
     store.save_progress(&snapshot("first", 2_000, 2)).await.unwrap();
     assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 2)));
+
+    // The head alone, and a few users by id, as a run whose last plan stood reads them.
+    let head = store.load_head().await.unwrap().unwrap();
+    assert_eq!(
+        (head.manifest_sha256.as_str(), head.target_known, head.settled),
+        ("first", true, snapshot("first", 2_000, 2).settled)
+    );
+    let ids = ["u01999".to_owned(), "u00007".to_owned(), "nobody".to_owned()];
+    let found = store.load_users(&ids).await.unwrap();
+    let all = snapshot("first", 2_000, 2).target.unwrap().users;
+    assert_eq!(found, [all[7].clone(), all[1999].clone()], "those it remembers, by id");
+
     store.forget_target().await.unwrap();
     let forgotten = store.load().await.unwrap().unwrap();
     assert_eq!((forgotten.target, forgotten.sources), (None, snapshot("first", 2_000, 2).sources));
+    assert_eq!(store.load_head().await.unwrap().unwrap().settled, None, "no plan stands without the target");
 }
 
 #[tokio::test]

@@ -269,4 +269,34 @@ async fn a_scheduled_run_reads_what_was_modified_and_counts_what_was_deleted() {
     );
     let requests = proxy.take();
     assert!(!requests.iter().any(|r| is_listing(&r) || !r.starts_with("GET")), "{requests:#?}");
+
+    // That run changed nothing: the next one's plan stands. The users modified since (the
+    // margin still holds the last writes) are each as the state remembers them, read from it
+    // by id; the people file is as it was.
+    let stood = run_async(dir.path(), &apply, &env).await;
+    assert_eq!(stood.stdout, "No changes. The target matches the manifest.\n", "{}", stood.all());
+    assert!(stood.stderr.contains("whose plan stands"), "{}", stood.stderr);
+    assert!(stood.stderr.contains(", none modified since "), "{}", stood.stderr);
+    let requests = proxy.take();
+    let (counts, modified) = (
+        requests.iter().filter(|r| r.contains("count=0")).count(),
+        requests.iter().filter(|r| r.contains("filter=meta.lastModified gt ")).count(),
+    );
+    assert_eq!((counts, modified), (1, 1), "{requests:#?}");
+
+    // A hand edit while the plan stood: the modified user differs from what the state
+    // remembers, so the run plans (against the state) and restores it.
+    server
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "Edited Again"}]})),
+        )
+        .await;
+    let again = run_async(dir.path(), &apply, &env).await;
+    assert!(again.stdout.contains(r#"~ title = "Edited Again" -> "Agent""#), "{}", again.all());
+    assert!(!again.stderr.contains("whose plan stands"), "{}", again.stderr);
+    let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(user["title"], "Agent");
 }

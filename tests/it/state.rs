@@ -424,7 +424,14 @@ async fn state_forget_leaves_a_user_or_a_group_alone_until_undone() {
     );
     assert_eq!(server.user("ada.lovelace@corp.example").unwrap()["active"], true);
 
-    // Managed again: she left HR, so she is disabled and leaves the group.
+    // A run with nothing to do leaves its plan standing (the next one takes it as it is)...
+    let idle = apply().await;
+    assert!(idle.stdout.contains("No changes."), "{}", idle.all());
+    let stood = apply().await;
+    assert!(stood.stderr.contains("whose plan stands"), "{}", stood.all());
+
+    // ...until what is forgotten changes. Managed again: she left HR, so she is disabled and
+    // leaves the group.
     let undone = state(&["forget", "-f", "scimform.yaml", "--undo", "user:ada.lovelace@corp.example"]).await;
     assert_eq!(undone.code, 0, "{}", undone.all());
     let again = state(&["forget", "-f", "scimform.yaml", "--undo", "user:ada.lovelace@corp.example"]).await;
