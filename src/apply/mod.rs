@@ -165,7 +165,7 @@ struct UserRequest {
 /// Sends `requests` with at most `concurrency` in flight; returns outcomes in input order and
 /// the ids the server assigned to created users.
 async fn run_users<W: TargetWriter>(
-    requests: Vec<UserRequest>,
+    requests: impl IntoIterator<Item = UserRequest>,
     writer: &W,
     concurrency: usize,
     progress: &ProgressBar,
@@ -432,8 +432,8 @@ pub async fn execute_with_progress<W: TargetWriter>(
     let deprovisioning = |c: &&UserChange| c.is_deprovision();
 
     let to_create: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
-    let posts =
-        to_create.iter().map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: true }).collect();
+    // Built as they are sent, not all before: 100,000 creates' bodies are never held at once.
+    let posts = to_create.iter().map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: true });
     let (create_outcomes, created) = run_users(posts, writer, concurrency, progress).await;
     report.outcomes.extend(create_outcomes);
 
@@ -492,8 +492,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
         .users
         .iter()
         .filter(deprovisioning)
-        .map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: false })
-        .collect();
+        .map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: false });
     report.outcomes.extend(run_users(removals, writer, concurrency, progress).await.0);
     report
 }
