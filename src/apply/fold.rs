@@ -24,11 +24,14 @@ pub fn fold_clocks(
     if let Some(gone) = gone {
         clocks.retain(|id, _| gone.contains(id));
     }
-    let by_subject = report.map(by_subject).unwrap_or_default();
+    // Each user's outcomes, looked up once per change rather than searched.
+    let mut by_subject: BTreeMap<&Subject, Vec<&Outcome>> = BTreeMap::new();
+    for outcome in report.iter().flat_map(|r| &r.outcomes).filter(|o| !o.superseded) {
+        by_subject.entry(&outcome.subject).or_default().push(outcome);
+    }
     let landed = |key: &str| {
         let outcomes = by_subject.get(&Subject::User(key.to_owned())).map(Vec::as_slice).unwrap_or_default();
-        let mut outcomes = outcomes.iter().filter(|o| !o.superseded).peekable();
-        outcomes.peek().is_some() && outcomes.all(|o| o.result.is_ok())
+        !outcomes.is_empty() && outcomes.iter().all(|o| o.result.is_ok())
     };
     for change in plan.users.iter().filter(|c| landed(&c.key)) {
         let Some(id) = change.target_id.clone() else { continue };
@@ -42,33 +45,41 @@ pub fn fold_clocks(
 }
 
 /// The cache after an apply. `None` when the result cannot be known exactly (a failed or stale
-/// write, a reference set after a create): the next run then reads the target in full.
+/// write, a reference set after a create): the next run then reads the target in full. The
+/// users' answers are taken out of the report, not copied: a first run of 100,000 creates would
+/// hold each twice.
 pub fn update_after_apply(
     before: CurrentState,
     plan: &Plan,
-    report: &ApplyReport,
+    report: &mut ApplyReport,
     managed: &[ScimPath],
 ) -> Option<CurrentState> {
     if report.failures().next().is_some() {
         return None;
     }
+    // References set after a create (a manager created in the same run) are not tracked here.
+    if plan.users.iter().any(|u| u.changes.iter().any(|c| c.reference.is_some())) {
+        return None;
+    }
     let mut users: BTreeMap<String, CurrentUser> = before.users.into_iter().map(|u| (u.id.clone(), u)).collect();
-    let by_subject = by_subject(report);
-    for change in &plan.users {
-        let outcome = by_subject.get(&Subject::User(change.key.clone()))?.first()?;
-        let response = outcome.response.as_ref()?;
+    let answers: Vec<usize> = {
+        let by_subject = first_by_subject(report);
+        plan.users.iter().map(|c| by_subject.get(&Subject::User(c.key.clone())).copied()).collect::<Option<_>>()?
+    };
+    for (change, answer) in plan.users.iter().zip(answers) {
+        let response = report.outcomes.get_mut(answer)?.response.as_mut()?;
         match change.action {
             Action::Delete => {
                 users.remove(change.target_id.as_deref()?);
             }
             Action::Create => {
-                let created = CurrentUser::from_resource(response.body.clone()?)?;
+                let created = CurrentUser::from_resource(response.body.take()?)?;
                 users.insert(created.id.clone(), created.trimmed(managed));
             }
             Action::Update | Action::Adopt | Action::Disable | Action::Deprovision => {
                 let id = change.target_id.as_deref()?;
-                let updated = if let Some(body) = &response.body {
-                    CurrentUser::from_resource(body.clone())?
+                let updated = if let Some(body) = response.body.take() {
+                    CurrentUser::from_resource(body)?
                 } else {
                     // 204: the server applied exactly what was sent; its new version is the ETag.
                     let mut resource = users.get(id)?.resource.clone();
@@ -84,10 +95,6 @@ pub fn update_after_apply(
                 users.insert(id.to_owned(), updated.trimmed(managed));
             }
         }
-    }
-    // References set after a create (a manager created in the same run) are not tracked here.
-    if plan.users.iter().any(|u| u.changes.iter().any(|c| c.reference.is_some())) {
-        return None;
     }
     let created = created_ids(report);
     let mut groups = before.groups;
@@ -111,12 +118,12 @@ pub fn update_after_apply(
     Some(CurrentState { users: users.into_values().collect(), groups })
 }
 
-/// A report's outcomes by subject, each subject's in the order sent: looked up once per change,
-/// not searched (a first run of 100,000 creates has as many outcomes).
-fn by_subject(report: &ApplyReport) -> BTreeMap<&Subject, Vec<&Outcome>> {
-    let mut by_subject: BTreeMap<&Subject, Vec<&Outcome>> = BTreeMap::new();
-    for outcome in &report.outcomes {
-        by_subject.entry(&outcome.subject).or_default().push(outcome);
+/// Where each subject's first outcome is in a report: looked up once per change, not searched
+/// (a first run of 100,000 creates has as many outcomes).
+fn first_by_subject(report: &ApplyReport) -> BTreeMap<&Subject, usize> {
+    let mut by_subject = BTreeMap::new();
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        by_subject.entry(&outcome.subject).or_insert(i);
     }
     by_subject
 }
@@ -128,7 +135,7 @@ fn created_ids(report: &ApplyReport) -> BTreeMap<&str, &str> {
         .iter()
         .filter(|o| o.creates)
         .filter_map(|o| match &o.subject {
-            Subject::User(key) => Some((key.as_str(), o.response.as_ref()?.body.as_ref().and_then(id_of)?)),
+            Subject::User(key) => Some((key.as_str(), o.created_id.as_deref()?)),
             Subject::Group(_) => None,
         })
         .collect()
@@ -203,6 +210,12 @@ mod tests {
             request: request.into(),
             result: Ok(response.status),
             creates: request.starts_with("POST"),
+            created_id: response
+                .body
+                .as_ref()
+                .and_then(id_of)
+                .map(str::to_owned)
+                .filter(|_| request.starts_with("POST")),
             response: Some(response),
             superseded: false,
             note: None,
@@ -237,8 +250,18 @@ mod tests {
             outcomes.push(answered(Subject::User(change.key.clone()), request, response));
         }
         outcomes.push(answered(Subject::Group("Support".into()), "PATCH /Groups/g1", no_content("W/\"7\"")));
-        let report = ApplyReport { outcomes };
-        let after = update_after_apply(before.clone(), &plan, &report, &managed).unwrap();
+        let mut report = ApplyReport { outcomes };
+        let mut failed = report.clone();
+        let after = update_after_apply(before.clone(), &plan, &mut report, &managed).unwrap();
+        assert!(
+            report
+                .outcomes
+                .iter()
+                .all(|o| matches!(o.subject, Subject::Group(_)) || o.response.as_ref().unwrap().body.is_none()),
+            "the users' answers were taken, not copied"
+        );
+        let created = report.outcomes.iter().find(|o| o.creates).unwrap();
+        assert_eq!(created.created_id.as_deref(), Some("t3"), "its id stays, for the log");
 
         let user = |id: &str| after.users.iter().find(|u| u.id == id).unwrap();
         assert_eq!(
@@ -253,12 +276,11 @@ mod tests {
         assert_eq!(group.version.as_deref(), Some("W/\"7\""));
 
         // A failed write: nothing is remembered, the next run reads in full.
-        let mut failed = report.clone();
         failed.outcomes[0].result = Err(crate::apply::Failure {
             kind: crate::apply::FailureKind::Stale,
             status: Some(412),
             message: "HTTP 412".into(),
         });
-        assert_eq!(update_after_apply(before, &plan, &failed, &managed), None);
+        assert_eq!(update_after_apply(before, &plan, &mut failed, &managed), None);
     }
 }

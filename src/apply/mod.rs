@@ -3,7 +3,10 @@
 //! request is recorded and the run goes on with everything that does not depend on it.
 
 pub mod fold;
+mod preconditions;
 pub mod replan;
+
+pub use preconditions::{Stale, check_preconditions};
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,15 +15,13 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use indicatif::ProgressBar;
 
-use crate::plan::precondition::{group_fingerprint, user_fingerprint};
 use crate::plan::requests::{
     group_request, pending_references, reference_followup, user_request, user_request_resolved,
 };
-use crate::plan::{Action, Plan, Precondition, UserChange};
-use crate::scim::ScimPath;
+use crate::plan::{Action, Plan, UserChange};
 use crate::scim::resource::{id_of, version_of};
 use crate::scim::{ScimRequest, ScimResponse};
-use crate::service::{CurrentGroup, TargetError, TargetReader, TargetWriter};
+use crate::service::{TargetError, TargetWriter};
 
 /// What happened to one planned change.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +34,11 @@ pub struct Outcome {
     pub result: Result<u16, Failure>,
     /// The request created its subject (a POST that succeeded holds the new id).
     pub creates: bool,
-    /// What the server answered, on success (the state cache is updated from it).
+    /// What the server answered, on success (the state cache is updated from it, taking a
+    /// user's body: `apply::fold`).
     pub response: Option<ScimResponse>,
+    /// The id a user's create was answered with (kept when its body is taken).
+    pub created_id: Option<String>,
     /// A stale outcome whose resource was read again and planned again: the outcomes that
     /// follow it say what became of the resource; it is neither applied nor failed.
     pub superseded: bool,
@@ -104,7 +108,16 @@ impl Outcome {
     }
 
     fn new(subject: Subject, request: String, result: Result<u16, Failure>) -> Self {
-        Self { subject, request, result, creates: false, response: None, superseded: false, note: None }
+        Self {
+            subject,
+            request,
+            result,
+            creates: false,
+            response: None,
+            created_id: None,
+            superseded: false,
+            note: None,
+        }
     }
 
     /// Refused as stale or as existing already: the resource is read again and planned again.
@@ -180,6 +193,7 @@ async fn run_users<W: TargetWriter>(
                     return None;
                 }
                 let mut answered = None;
+                let mut created_id = None;
                 let result = match writer.send(&request).await {
                     Ok(response) => {
                         if creates && let Some(id) = response.body.as_ref().and_then(id_of) {
@@ -187,6 +201,7 @@ async fn run_users<W: TargetWriter>(
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .insert(key.clone(), id.to_owned());
+                            created_id = Some(id.to_owned());
                         }
                         let status = response.status;
                         answered = Some(response);
@@ -209,6 +224,7 @@ async fn run_users<W: TargetWriter>(
                 let mut outcome = Outcome::new(Subject::User(key), request.to_string(), result);
                 outcome.creates = creates;
                 outcome.response = answered;
+                outcome.created_id = created_id;
                 Some((index, outcome))
             }
         })
@@ -219,97 +235,6 @@ async fn run_users<W: TargetWriter>(
     results.sort_by_key(|(index, _)| *index);
     let created = created.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     (results.into_iter().map(|(_, o)| o).collect(), created)
-}
-
-/// A resource a saved plan touches that is no longer as the plan found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stale {
-    /// The user or group the request is about.
-    pub subject: Subject,
-    pub what: String,
-}
-
-/// Reads every resource the plan touches again and returns those that changed since the plan
-/// was made, in plan order. `managed` must be the paths the plan's fingerprints were made of.
-pub async fn check_preconditions<R: TargetReader>(
-    plan: &Plan,
-    reader: &R,
-    managed: &[ScimPath],
-    concurrency: usize,
-) -> Result<Vec<Stale>, TargetError> {
-    enum Kind<'a> {
-        User(&'a UserChange),
-        Group(&'a crate::plan::GroupChange),
-    }
-    let items: Vec<Kind> = plan.users.iter().map(Kind::User).chain(plan.groups.iter().map(Kind::Group)).collect();
-    let mut checked: Vec<(usize, Option<Stale>)> = stream::iter(items.iter().enumerate())
-        .map(|(index, item)| async move {
-            let (resource, what) = match item {
-                Kind::User(change) => (Subject::User(change.key.clone()), check_user(change, reader, managed).await?),
-                Kind::Group(change) => (Subject::Group(change.name.clone()), check_group(change, reader).await?),
-            };
-            Ok::<_, TargetError>((index, what.map(|what| Stale { subject: resource, what })))
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    checked.sort_by_key(|(index, _)| *index);
-    Ok(checked.into_iter().filter_map(|(_, stale)| stale).collect())
-}
-
-async fn check_user<R: TargetReader>(
-    change: &UserChange,
-    reader: &R,
-    managed: &[ScimPath],
-) -> Result<Option<String>, TargetError> {
-    let Some(id) = &change.target_id else {
-        let Some(user_name) = change.user_name() else { return Ok(None) };
-        let found = reader.find("/Users", "userName", user_name).await?;
-        return Ok((!found.is_empty()).then(|| "a user with this userName was created in the target".to_owned()));
-    };
-    let Some(resource) = reader.fetch(&format!("/Users/{id}")).await? else {
-        return Ok(Some(format!("user {id} was deleted from the target")));
-    };
-    Ok(match &change.precondition {
-        Precondition::Etag(planned) => {
-            let now = version_of(&resource);
-            (now.as_deref() != Some(planned.as_str())).then(|| {
-                format!("its version is {} now, the plan was made at {planned}", now.as_deref().unwrap_or("(none)"))
-            })
-        }
-        Precondition::Sha256(planned) => (user_fingerprint(&resource, managed) != *planned)
-            .then(|| "its managed attributes changed in the target".to_owned()),
-        Precondition::Absent => None,
-    })
-}
-
-async fn check_group<R: TargetReader>(
-    change: &crate::plan::GroupChange,
-    reader: &R,
-) -> Result<Option<String>, TargetError> {
-    if change.create {
-        let found = reader.find("/Groups", "displayName", &change.display_name).await?;
-        return Ok((!found.is_empty()).then(|| "a group with this displayName was created in the target".to_owned()));
-    }
-    let Some(group) = reader.fetch(&format!("/Groups/{}", change.target_id)).await? else {
-        return Ok(Some(format!("group {} was deleted from the target", change.target_id)));
-    };
-    let Some(group) = CurrentGroup::from_resource(&group) else {
-        return Ok(Some("the target answered a group without an id".to_owned()));
-    };
-    Ok(match &change.precondition {
-        Precondition::Etag(planned) => (group.version.as_deref() != Some(planned.as_str())).then(|| {
-            format!(
-                "its version is {} now, the plan was made at {planned}",
-                group.version.as_deref().unwrap_or("(none)")
-            )
-        }),
-        Precondition::Sha256(planned) => (group_fingerprint(&group.display_name, &group.members) != *planned)
-            .then(|| "its name or members changed in the target".to_owned()),
-        Precondition::Absent => None,
-    })
 }
 
 /// Sends one group's change: in parts of at most `members_per_request` member changes, each
@@ -488,11 +413,11 @@ pub async fn execute_with_progress<W: TargetWriter>(
         report.outcomes.extend(send_group(change, request, resolve, writer).await);
     }
 
-    let removals = plan
-        .users
-        .iter()
-        .filter(deprovisioning)
-        .map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: false });
+    let removals = plan.users.iter().filter(deprovisioning).map(|c| UserRequest {
+        key: c.key.clone(),
+        request: user_request(c),
+        creates: false,
+    });
     report.outcomes.extend(run_users(removals, writer, concurrency, progress).await.0);
     report
 }

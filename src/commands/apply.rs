@@ -375,6 +375,7 @@ fn log_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Result
             .rsplit_once('/')
             .map(|(_, id)| id)
             .filter(|_| path.ends_with("{id}"))
+            .or(outcome.created_id.as_deref())
             .or_else(|| outcome.response.as_ref().and_then(|r| r.body.as_ref()).and_then(|b| b["id"].as_str()));
         let kind = outcome.subject.kind();
         let (level, result, status) = match &outcome.result {

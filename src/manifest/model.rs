@@ -301,9 +301,9 @@ impl UserMapping {
             self.attributes.iter().filter(|a| a.apply == ApplyWhen::Always).map(|a| a.path.clone()).collect();
         paths.extend(self.sets.iter().filter(|s| s.apply == ApplyWhen::Always).map(|s| s.path.clone()));
         paths.extend(self.match_paths.iter().cloned());
-        paths.push(ScimPath::attribute("active"));
+        paths.push(ScimPath::active());
         if self.external_id.is_some() {
-            paths.push(ScimPath::attribute("externalId"));
+            paths.push(ScimPath::external_id());
         }
         paths.sort();
         paths.dedup();

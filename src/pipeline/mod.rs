@@ -317,7 +317,7 @@ pub async fn apply(
         // What the retry left is not followed in detail: the next run reads the target in full.
         return Applied { report, warnings, replanned, target: TargetUpdate::Forget };
     }
-    let target = match update_after_apply(current, plan, &report, &manifest.users.managed_paths()) {
+    let target = match update_after_apply(current, plan, &mut report, &manifest.users.managed_paths()) {
         Some(current) => TargetUpdate::Replace(current),
         None => TargetUpdate::Forget,
     };

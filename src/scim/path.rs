@@ -134,6 +134,18 @@ impl ScimPath {
         Self::from_parts(None, name.to_owned(), None, None)
     }
 
+    /// `externalId`, made once: every change of every user names it.
+    pub fn external_id() -> Self {
+        static PATH: std::sync::LazyLock<ScimPath> = std::sync::LazyLock::new(|| ScimPath::attribute("externalId"));
+        PATH.clone()
+    }
+
+    /// `active`, made once: every change of every user names it.
+    pub fn active() -> Self {
+        static PATH: std::sync::LazyLock<ScimPath> = std::sync::LazyLock::new(|| ScimPath::attribute("active"));
+        PATH.clone()
+    }
+
     pub fn schema(&self) -> Option<&str> {
         self.0.schema.as_deref()
     }

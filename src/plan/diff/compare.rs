@@ -30,13 +30,9 @@ pub(super) fn create(
         changes.extend(references.change(want, path, key, None, warnings));
     }
     if let Some(marker) = &want.external_id {
-        changes.push(AttributeChange::new(
-            ScimPath::attribute("externalId"),
-            None,
-            Some(Value::String(marker.clone())),
-        ));
+        changes.push(AttributeChange::new(ScimPath::external_id(), None, Some(Value::String(marker.clone()))));
     }
-    changes.push(AttributeChange::new(ScimPath::attribute("active"), None, Some(Value::Bool(want.active))));
+    changes.push(AttributeChange::new(ScimPath::active(), None, Some(Value::Bool(want.active))));
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     // Kept until the apply ends, for every create: no spare capacity.
     changes.shrink_to_fit();
@@ -91,16 +87,12 @@ pub(super) fn update(
         && found.external_id() != Some(marker.as_str())
     {
         let before = found.external_id().map(|s| Value::String(s.to_owned()));
-        changes.push(AttributeChange::new(
-            ScimPath::attribute("externalId"),
-            before,
-            Some(Value::String(marker.clone())),
-        ));
+        changes.push(AttributeChange::new(ScimPath::external_id(), before, Some(Value::String(marker.clone()))));
     }
     let disabling = found.active() && !want.active;
     if found.active() != want.active {
         let (before, after) = (Value::Bool(found.active()), Value::Bool(want.active));
-        changes.push(AttributeChange::new(ScimPath::attribute("active"), Some(before), Some(after)));
+        changes.push(AttributeChange::new(ScimPath::active(), Some(before), Some(after)));
     }
     if changes.is_empty() {
         return None;

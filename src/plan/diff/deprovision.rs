@@ -89,7 +89,7 @@ pub(super) fn deprovision(
                 target_id: Some(user.id.clone()),
                 precondition: precondition(user),
                 changes: vec![AttributeChange::new(
-                    ScimPath::attribute("active"),
+                    ScimPath::active(),
                     Some(Value::Bool(true)),
                     Some(Value::Bool(false)),
                 )],
