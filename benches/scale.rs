@@ -22,7 +22,7 @@ use scimform::pipeline::{client_for, plan_run};
 use scimform::progress::Progress;
 use scimform::scim::Method;
 use scimform::service::memory::{MemoryServer, MemoryStore};
-use scimform::settings::{RunSettings, StateSettings};
+use scimform::settings::RunSettings;
 use scimform::state::RunState;
 
 const MANIFEST: &str = r#"version: 1
@@ -78,20 +78,7 @@ async fn run(label: &str, base_url: &str, dir: &Path, state_file: Option<&Path>)
     let env = MapEnvironment(BTreeMap::from([("URL".to_owned(), base_url.to_owned())]));
     let manifest = scimform::manifest::parse(MANIFEST, "scale.yaml", &env, dir).expect("the manifest");
     let location = state_file.map(|p| p.display().to_string());
-    let settings = RunSettings {
-        manifest: dir.join("scale.yaml"),
-        state: StateSettings {
-            location: location.clone(),
-            named: true,
-            lock_wait: std::time::Duration::ZERO,
-            refresh: false,
-            refresh_only: false,
-        },
-        lock_file: None,
-        targets: Vec::new(),
-        allow: BTreeMap::new(),
-        now: jiff::Timestamp::now(),
-    };
+    let settings = RunSettings::driven(dir.join("scale.yaml"), location.clone(), jiff::Timestamp::now());
     let client = client_for(&manifest).expect("a client");
     let started = Instant::now();
     let mut run_state =

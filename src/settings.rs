@@ -73,6 +73,25 @@ pub fn run_clock() -> anyhow::Result<jiff::Timestamp> {
 }
 
 impl RunSettings {
+    /// The settings of a run a program drives itself (a benchmark, a test): the state at
+    /// `state` as if named by `--state`, nothing limited by `--target` or allowed by `--allow`.
+    pub fn driven(manifest: PathBuf, state: Option<String>, now: jiff::Timestamp) -> Self {
+        RunSettings {
+            manifest,
+            state: StateSettings {
+                location: state,
+                named: true,
+                lock_wait: Duration::ZERO,
+                refresh: false,
+                refresh_only: false,
+            },
+            lock_file: None,
+            targets: Vec::new(),
+            allow: std::collections::BTreeMap::new(),
+            now,
+        }
+    }
+
     pub fn for_plan(args: &PlanArgs) -> anyhow::Result<Self> {
         let manifest = args.manifest.file.clone();
         let state = StateSettings::new(&args.state, &manifest);

@@ -8,7 +8,7 @@ use std::path::Path;
 use scimform::pipeline::{Planned, client_for, plan_run};
 use scimform::progress::Progress;
 use scimform::service::memory::{MemoryServer, MemoryStore};
-use scimform::settings::{RunSettings, StateSettings};
+use scimform::settings::RunSettings;
 use scimform::state::RunState;
 use serde_json::{Value, json};
 
@@ -97,20 +97,8 @@ async fn plan(dir: &Path, base_url: &str, settle: bool) -> (String, bool) {
     ]));
     let manifest = scimform::manifest::parse(MANIFEST, "m.yaml", &env, dir).unwrap();
     let state = dir.join("state.db").display().to_string();
-    let settings = RunSettings {
-        manifest: dir.join("m.yaml"),
-        state: StateSettings {
-            location: Some(state.clone()),
-            named: true,
-            lock_wait: std::time::Duration::ZERO,
-            refresh: false,
-            refresh_only: false,
-        },
-        lock_file: None,
-        targets: Vec::new(),
-        allow: BTreeMap::new(),
-        now: "2026-12-02T12:00:00Z".parse().unwrap(),
-    };
+    let settings =
+        RunSettings::driven(dir.join("m.yaml"), Some(state.clone()), "2026-12-02T12:00:00Z".parse().unwrap());
     let client = client_for(&manifest).unwrap();
     let mut run_state = RunState::open(Some(&state), false, &manifest, &settings.manifest, std::time::Duration::ZERO)
         .await
