@@ -70,9 +70,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
     for path in manifest.users.match_paths.iter().skip(1) {
         let Some(value) = want.and_then(|w| w.attributes.get(path)).and_then(Value::as_str) else { continue };
         let Ok(resources) = client.find("/Users", &path.filter_attribute(), value).await else { continue };
-        let same = |user: &CurrentUser| {
-            path.get(&user.resource).and_then(Value::as_str).map(match_key) == Some(match_key(value))
-        };
+        let same = |user: &CurrentUser| user.get(path).and_then(Value::as_str).map(match_key) == Some(match_key(value));
         add_new(&mut found, resources.into_iter().filter_map(CurrentUser::from_resource).filter(same));
     }
     if let Some(marker) = want.and_then(|w| w.external_id.clone()) {
@@ -95,10 +93,7 @@ pub async fn run(file: &Path, user: &str, console: &mut Console<'_>) -> anyhow::
             user.version.as_deref().map(|v| format!(", version {v}")).unwrap_or_default()
         );
         for path in &managed {
-            let value = path
-                .get(&user.resource)
-                .filter(|v| !v.is_null())
-                .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+            let value = user.get(path).map_or_else(|| "(none)".to_owned(), ToString::to_string);
             let _ = writeln!(out, "  {path} = {value}");
         }
     }

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 
 use anyhow::bail;
-use serde_json::Value;
 
 use super::{Console, RunState};
 use crate::cli::{StateCommand, StateForgetArgs, StateReadArgs};
@@ -32,10 +31,8 @@ pub async fn run(command: &StateCommand, console: &mut Console<'_>) -> anyhow::R
         None => {
             let users = target.map(|t| t.users.as_slice()).unwrap_or_default();
             let _ = writeln!(out, "users ({}):", users.len());
-            let mut names: Vec<(String, &str)> = users
-                .iter()
-                .map(|u| (u.resource.get("userName").and_then(Value::as_str).unwrap_or("?").to_owned(), u.id.as_str()))
-                .collect();
+            let mut names: Vec<(String, &str)> =
+                users.iter().map(|u| (u.user_name().unwrap_or("?").to_owned(), u.id.as_str())).collect();
             names.sort();
             for (name, id) in names {
                 let _ = writeln!(out, "  user:{name} (id {id})");
@@ -67,13 +64,10 @@ pub async fn run(command: &StateCommand, console: &mut Console<'_>) -> anyhow::R
             }
         }
         Some(Selector::User(key)) => {
-            let user = target.and_then(|t| {
-                t.users.iter().find(|u| {
-                    u.resource.get("userName").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(key))
-                })
-            });
+            let user = target
+                .and_then(|t| t.users.iter().find(|u| u.user_name().is_some_and(|n| n.eq_ignore_ascii_case(key))));
             let Some(user) = user else { bail!("the state remembers no user `{key}`") };
-            out = serde_json::to_string_pretty(&user.resource)? + "\n";
+            out = serde_json::to_string_pretty(&user.to_resource())? + "\n";
         }
         Some(Selector::Group(name)) => {
             let group = target.and_then(|t| t.groups.values().find(|g| g.display_name == *name || g.id == *name));
@@ -139,15 +133,12 @@ async fn forget(args: &StateForgetArgs, console: &mut Console<'_>) -> anyhow::Re
         };
         let (id, name) = match &args.resource {
             Selector::User(key) => {
-                let user = target.users.iter().find(|u| {
-                    u.id == *key
-                        || u.resource
-                            .get("userName")
-                            .and_then(Value::as_str)
-                            .is_some_and(|n| n.eq_ignore_ascii_case(key))
-                });
+                let user = target
+                    .users
+                    .iter()
+                    .find(|u| u.id == *key || u.user_name().is_some_and(|n| n.eq_ignore_ascii_case(key)));
                 let Some(user) = user else { bail!("the state remembers no user `{key}`") };
-                let name = user.resource.get("userName").and_then(Value::as_str).unwrap_or(key).to_owned();
+                let name = user.user_name().unwrap_or(key).to_owned();
                 forgotten.users.insert(user.id.clone(), name.clone());
                 (user.id.clone(), name)
             }

@@ -26,10 +26,10 @@ pub enum Precondition {
 impl Precondition {
     /// A user's precondition: its ETag when the service keeps them, else the fingerprint of the
     /// attributes scimform manages (the only ones a plan's decisions depend on).
-    pub fn for_user(resource: &Value, version: Option<&str>, managed: &[ScimPath]) -> Self {
-        match version {
-            Some(version) => Self::Etag(version.to_owned()),
-            None => Self::Sha256(user_fingerprint(resource, managed)),
+    pub fn for_user(user: &crate::current::CurrentUser, managed: &[ScimPath]) -> Self {
+        match &user.version {
+            Some(version) => Self::Etag(version.clone()),
+            None => Self::Sha256(fingerprint_of(managed, |path| user.get(path))),
         }
     }
 
@@ -52,14 +52,17 @@ impl Precondition {
 
 /// sha256 over each managed path and its value as read (absent and `null` alike), in path order.
 pub fn user_fingerprint(resource: &Value, managed: &[ScimPath]) -> String {
+    fingerprint_of(managed, |path| path.get(resource).filter(|v| !v.is_null()))
+}
+
+/// `user_fingerprint` over the values `get` reads.
+fn fingerprint_of<'a>(managed: &[ScimPath], get: impl Fn(&ScimPath) -> Option<&'a Value>) -> String {
     let mut paths: Vec<&ScimPath> = managed.iter().collect();
     paths.sort();
     paths.dedup();
     // serde_json's maps are sorted, so a value always prints to the same bytes.
-    let parts: Vec<String> = paths
-        .iter()
-        .map(|path| format!("{path}\u{0}{}", path.get(resource).filter(|v| !v.is_null()).unwrap_or(&Value::Null)))
-        .collect();
+    let parts: Vec<String> =
+        paths.iter().map(|path| format!("{path}\u{0}{}", get(path).unwrap_or(&Value::Null))).collect();
     sha256_hex(parts.iter().map(String::as_bytes))
 }
 
@@ -110,9 +113,10 @@ mod tests {
 
     #[test]
     fn the_etag_wins_when_the_service_keeps_them() {
-        let user = json!({"userName": "a"});
-        assert_eq!(Precondition::for_user(&user, Some("W/\"3\""), &[]), Precondition::Etag("W/\"3\"".into()));
-        assert!(matches!(Precondition::for_user(&user, None, &[]), Precondition::Sha256(_)));
+        let mut user = crate::current::CurrentUser::from_resource(json!({"id": "1", "userName": "a"})).unwrap();
+        assert!(matches!(Precondition::for_user(&user, &[]), Precondition::Sha256(_)));
+        user.version = Some("W/\"3\"".into());
+        assert_eq!(Precondition::for_user(&user, &[]), Precondition::Etag("W/\"3\"".into()));
         assert_eq!(serde_json::to_value(Precondition::Absent).unwrap(), json!("absent"));
         assert_eq!(serde_json::to_value(Precondition::Etag("v".into())).unwrap(), json!({"etag": "v"}));
     }

@@ -430,11 +430,10 @@ impl ScimClient {
         let excluded = &self.profile.excluded_attributes;
         let keep = |resource: Value| {
             self.saw(&resource);
-            let user = CurrentUser::from_resource(resource)?;
-            Some(match &self.kept {
-                Some(managed) => user.trimmed(managed),
-                None => user,
-            })
+            match &self.kept {
+                Some(managed) => CurrentUser::keeping(&resource, managed),
+                None => CurrentUser::from_resource(resource),
+            }
         };
         if self.profile.list_inactive_separately && filter.is_none() {
             // Genesys lists only active users unless asked for the others: both passes at once.
@@ -544,7 +543,7 @@ impl TargetWriter for ScimClient {
             && request.path.starts_with("/Users")
             && response.body.as_ref().is_some_and(|b| id_of(b).is_some())
         {
-            response.body = response.body.map(|body| CurrentUser::trim_resource(body, managed));
+            response.body = response.body.map(|body| CurrentUser::trim_resource(&body, managed));
         }
         Ok(response)
     }

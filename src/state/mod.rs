@@ -131,11 +131,12 @@ impl Store {
         Ok(Some(Head { manifest_sha256, target_known, settled }))
     }
 
-    /// The remembered target users with these ids (those it remembers), sorted by id.
-    pub async fn load_users(&mut self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
+    /// The remembered target users with these ids (those it remembers), sorted by id, each
+    /// keeping `managed` (every attribute when empty).
+    pub async fn load_users(&mut self, ids: &[String], managed: &[ScimPath]) -> Result<Vec<CurrentUser>, StateError> {
         match self {
-            Store::Sqlite(store) => store.load_users(ids),
-            Store::Postgres(store) => store.load_users(ids).await,
+            Store::Sqlite(store) => store.load_users(ids, managed),
+            Store::Postgres(store) => store.load_users(ids, managed).await,
         }
     }
 
@@ -144,11 +145,12 @@ impl Store {
         self.set_meta(SETTLED, &decode::encode_settled(settled)).await
     }
 
-    /// The last run's snapshot, if any.
-    pub async fn load(&mut self) -> Result<Option<Snapshot>, StateError> {
+    /// The last run's snapshot, if any, its users keeping `managed` (every attribute when
+    /// empty).
+    pub async fn load(&mut self, managed: &[ScimPath]) -> Result<Option<Snapshot>, StateError> {
         match self {
-            Store::Sqlite(store) => store.load(),
-            Store::Postgres(store) => store.load().await,
+            Store::Sqlite(store) => store.load(managed),
+            Store::Postgres(store) => store.load(managed).await,
         }
     }
 
@@ -265,9 +267,25 @@ pub(crate) mod decode {
     use crate::source::SourceCache;
     use crate::source::cache::CachedGroup;
 
-    pub fn user(id: String, version: Option<String>, resource: &str) -> Result<CurrentUser, String> {
-        let resource = serde_json::from_str(resource).map_err(|e| format!("user {id}: {e}"))?;
-        Ok(CurrentUser { id, resource, version })
+    /// A user's row, keeping `managed` (every attribute when empty).
+    pub fn user(
+        id: &str,
+        version: Option<String>,
+        resource: &str,
+        managed: &[crate::scim::ScimPath],
+    ) -> Result<CurrentUser, String> {
+        let mut resource: serde_json::Value = serde_json::from_str(resource).map_err(|e| format!("user {id}: {e}"))?;
+        if let Some(object) = resource.as_object_mut() {
+            object.insert("id".into(), serde_json::Value::String(id.to_owned()));
+        }
+        let user = if managed.is_empty() {
+            CurrentUser::from_resource(resource)
+        } else {
+            CurrentUser::keeping(&resource, managed)
+        };
+        let mut user = user.ok_or_else(|| format!("user {id}: not an object"))?;
+        user.version = version;
+        Ok(user)
     }
 
     pub fn group(
@@ -411,9 +429,7 @@ pub enum Drift {
 /// The drift between the state file (`remembered`) and the target as read now (`now`), over
 /// the managed attributes only. Sorted, so the report is stable.
 pub fn drift(remembered: &CurrentState, now: &CurrentState, managed: &[ScimPath]) -> Vec<Drift> {
-    let name = |user: &CurrentUser| {
-        user.resource.get("userName").and_then(Value::as_str).map_or_else(|| user.id.clone(), str::to_owned)
-    };
+    let name = |user: &CurrentUser| user.user_name().map_or_else(|| user.id.clone(), str::to_owned);
     let before: BTreeMap<&str, &CurrentUser> = remembered.users.iter().map(|u| (u.id.as_str(), u)).collect();
     let after: BTreeMap<&str, &CurrentUser> = now.users.iter().map(|u| (u.id.as_str(), u)).collect();
     let mut found = Vec::new();
@@ -423,8 +439,7 @@ pub fn drift(remembered: &CurrentState, now: &CurrentState, managed: &[ScimPath]
             continue;
         };
         for path in managed {
-            let (was, is) =
-                (path.get(&old.resource).filter(|v| !v.is_null()), path.get(&new.resource).filter(|v| !v.is_null()));
+            let (was, is) = (old.get(path).filter(|v| !v.is_null()), new.get(path).filter(|v| !v.is_null()));
             if was != is {
                 found.push(Drift::Changed {
                     user: name(new),
@@ -488,10 +503,10 @@ pub(crate) fn sample_snapshot(sha: &str, users: usize) -> Snapshot {
     use crate::source::cache::CachedGroup;
     use serde_json::json;
     let target_users = (0..users)
-        .map(|i| CurrentUser {
-            id: format!("u{i}"),
-            resource: json!({"id": format!("u{i}"), "userName": format!("p{i}@x"), "active": true}),
-            version: Some(format!("W/\"{i}\"")),
+        .map(|i| {
+            let resource = json!({"id": format!("u{i}"), "userName": format!("p{i}@x"), "active": true,
+                "meta": {"version": format!("W/\"{i}\"")}});
+            CurrentUser::from_resource(resource).unwrap()
         })
         .collect();
     let group = CurrentGroup {
@@ -551,11 +566,11 @@ mod tests {
         let before = crate::plan::render::text::tests::realistic_current();
         let mut now = before.clone();
         now.users.retain(|u| u.id != "t4");
-        now.users[0].resource["title"] = json!("Edited");
-        now.users[0].resource["nickName"] = json!("not managed");
+        now.users[0].set(&ScimPath::parse("title").unwrap(), json!("Edited"));
+        now.users[0].set(&ScimPath::parse("nickName").unwrap(), json!("not managed"));
         let mut arrival = now.users[0].clone();
         arrival.id = "t9".into();
-        arrival.resource["userName"] = json!("new@x.example");
+        arrival.set(&ScimPath::parse("userName").unwrap(), json!("new@x.example"));
         now.users.push(arrival);
         now.groups.values_mut().for_each(|g| {
             g.members.insert("t9".into());

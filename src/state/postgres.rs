@@ -14,6 +14,7 @@ use tokio_postgres::config::{Host, SslMode};
 
 use super::{SETTLED, Snapshot, StateError, decode, show_reference};
 use crate::current::{CurrentState, CurrentUser};
+use crate::scim::ScimPath;
 use crate::source::SourceCache;
 
 const SCHEMA: &str = "
@@ -169,12 +170,12 @@ impl PostgresStore {
     }
 
     /// The last snapshot for this manifest, if any.
-    pub async fn load(&mut self) -> Result<Option<Snapshot>, StateError> {
+    pub async fn load(&mut self, managed: &[ScimPath]) -> Result<Option<Snapshot>, StateError> {
         let Some(manifest_sha256) = self.meta("manifest_sha256").await? else { return Ok(None) };
         let target = if self.meta("target_known").await?.as_deref() == Some("0") {
             None
         } else {
-            Some(self.load_target().await?)
+            Some(self.load_target(managed).await?)
         };
         let settled =
             if target.is_some() { self.meta(SETTLED).await?.as_deref().and_then(decode::settled) } else { None };
@@ -182,7 +183,7 @@ impl PostgresStore {
     }
 
     /// The remembered users with these ids, sorted by id.
-    pub async fn load_users(&self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
+    pub async fn load_users(&self, ids: &[String], managed: &[ScimPath]) -> Result<Vec<CurrentUser>, StateError> {
         let read = |e| self.error("cannot read the state", &e);
         let rows = self
             .client
@@ -196,12 +197,12 @@ impl PostgresStore {
         for row in rows {
             let (id, version, resource): (String, Option<String>, String) =
                 (row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?);
-            users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
+            users.push(decode::user(&id, version, &resource, managed).map_err(|d| self.corrupt(d))?);
         }
         Ok(users)
     }
 
-    async fn load_target(&self) -> Result<CurrentState, StateError> {
+    async fn load_target(&self, managed: &[ScimPath]) -> Result<CurrentState, StateError> {
         let read = |e| self.error("cannot read the state", &e);
         let rows =
             self.rows("SELECT id, version, resource FROM scimform_users WHERE state_key = $1 ORDER BY id").await?;
@@ -209,7 +210,7 @@ impl PostgresStore {
         for row in rows {
             let (id, version, resource): (String, Option<String>, String) =
                 (row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?);
-            users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
+            users.push(decode::user(&id, version, &resource, managed).map_err(|d| self.corrupt(d))?);
         }
         let rows = self
             .rows("SELECT reference, id, display_name, version, members FROM scimform_groups WHERE state_key = $1")
@@ -262,7 +263,7 @@ impl PostgresStore {
             // One statement per table, the rows as arrays: 100,000 users are one round trip.
             let ids: Vec<&str> = target.users.iter().map(|u| u.id.as_str()).collect();
             let versions: Vec<Option<&str>> = target.users.iter().map(|u| u.version.as_deref()).collect();
-            let resources: Vec<String> = target.users.iter().map(|u| u.resource.to_string()).collect();
+            let resources: Vec<String> = target.users.iter().map(|u| u.to_resource().to_string()).collect();
             transaction
                 .execute(
                     "INSERT INTO scimform_users (state_key, id, version, resource)

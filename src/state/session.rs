@@ -78,6 +78,8 @@ pub struct RunState {
     loaded: Option<Snapshot>,
     /// Plan against the target as read now, not as remembered (a saved plan).
     in_full: bool,
+    /// What the state keeps of each target user: the manifest's managed paths.
+    managed: Vec<crate::scim::ScimPath>,
     /// The target's base URL, which the deprovision clocks belong to.
     target: String,
     /// When scimform disabled each user that is gone, as loaded and as the run leaves them.
@@ -191,6 +193,7 @@ impl RunState {
             head,
             loaded: None,
             in_full: false,
+            managed: manifest.users.managed_paths(),
             target,
             clocks_loaded: clocks.clone(),
             clocks,
@@ -271,7 +274,10 @@ impl RunState {
     pub async fn load(&mut self) -> anyhow::Result<()> {
         if self.head.is_some() && self.loaded.is_none() {
             let identity = self.head.as_ref().map(|h| h.manifest_sha256.clone());
-            self.loaded = self.store.load().await?.filter(|s| Some(&s.manifest_sha256) == identity.as_ref());
+            let managed = std::mem::take(&mut self.managed);
+            let loaded = self.store.load(&managed).await;
+            self.managed = managed;
+            self.loaded = loaded?.filter(|s| Some(&s.manifest_sha256) == identity.as_ref());
         }
         Ok(())
     }
@@ -307,7 +313,7 @@ impl RunState {
 
     /// The remembered target users with these ids, read from the store alone.
     pub async fn remembered_users(&mut self, ids: &[String]) -> anyhow::Result<Vec<crate::current::CurrentUser>> {
-        Ok(self.store.load_users(ids).await?)
+        Ok(self.store.load_users(ids, &self.managed).await?)
     }
 
     /// What source `name` is opened with in a run that keeps state: the cache it left last

@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SETTLED, Snapshot, StateError, decode, show_reference};
 use crate::current::{CurrentState, CurrentUser};
+use crate::scim::ScimPath;
 use crate::source::SourceCache;
 
 /// The schema this scimform writes; a newer file is refused rather than misread. Version 1
@@ -92,16 +93,17 @@ impl SqliteStore {
     }
 
     /// The last snapshot, if any.
-    pub fn load(&self) -> Result<Option<Snapshot>, StateError> {
+    pub fn load(&self, managed: &[ScimPath]) -> Result<Option<Snapshot>, StateError> {
         let Some(manifest_sha256) = self.meta("manifest_sha256")? else { return Ok(None) };
         // Files of schema 1 have no flag: their target was always known.
-        let target = if self.meta("target_known")?.as_deref() == Some("0") { None } else { Some(self.load_target()?) };
+        let target =
+            if self.meta("target_known")?.as_deref() == Some("0") { None } else { Some(self.load_target(managed)?) };
         let settled = if target.is_some() { self.meta(SETTLED)?.as_deref().and_then(decode::settled) } else { None };
         Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources()?, settled }))
     }
 
     /// The remembered users with these ids, sorted by id.
-    pub fn load_users(&self, ids: &[String]) -> Result<Vec<CurrentUser>, StateError> {
+    pub fn load_users(&self, ids: &[String], managed: &[ScimPath]) -> Result<Vec<CurrentUser>, StateError> {
         let mut statement = self
             .connection
             .prepare("SELECT id, version, resource FROM users WHERE id = ?1")
@@ -115,14 +117,14 @@ impl SqliteStore {
                 .optional()
                 .map_err(|e| self.error(e))?;
             if let Some((id, version, resource)) = found {
-                users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
+                users.push(decode::user(&id, version, &resource, managed).map_err(|d| self.corrupt(d))?);
             }
         }
         users.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(users)
     }
 
-    fn load_target(&self) -> Result<CurrentState, StateError> {
+    fn load_target(&self, managed: &[ScimPath]) -> Result<CurrentState, StateError> {
         let mut users = Vec::new();
         let mut statement = self
             .connection
@@ -135,7 +137,7 @@ impl SqliteStore {
             .map_err(|e| self.error(e))?;
         for row in rows {
             let (id, version, resource) = row.map_err(|e| self.error(e))?;
-            users.push(decode::user(id, version, &resource).map_err(|d| self.corrupt(d))?);
+            users.push(decode::user(&id, version, &resource, managed).map_err(|d| self.corrupt(d))?);
         }
         let mut groups = BTreeMap::new();
         let mut statement = self
@@ -200,7 +202,7 @@ impl SqliteStore {
             let mut insert =
                 transaction.prepare("INSERT INTO users (id, version, resource) VALUES (?1, ?2, ?3)").map_err(sqlite)?;
             for user in &target.users {
-                insert.execute(params![user.id, user.version, user.resource.to_string()]).map_err(sqlite)?;
+                insert.execute(params![user.id, user.version, user.to_resource().to_string()]).map_err(sqlite)?;
             }
             let mut insert = transaction
                 .prepare(
@@ -295,13 +297,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.load().unwrap(), None, "a new file holds no snapshot");
+        assert_eq!(store.load(&[]).unwrap(), None, "a new file holds no snapshot");
         store.save(&snapshot("abc", 3)).unwrap();
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.load().unwrap(), Some(snapshot("abc", 3)));
+        assert_eq!(store.load(&[]).unwrap(), Some(snapshot("abc", 3)));
         let all = snapshot("abc", 3).target.unwrap().users;
-        let found = store.load_users(&["u2".into(), "nobody".into(), "u0".into()]).unwrap();
+        let found = store.load_users(&["u2".into(), "nobody".into(), "u0".into()], &[]).unwrap();
         assert_eq!(found, [all[0].clone(), all[2].clone()], "those it remembers, by id");
     }
 
@@ -312,7 +314,7 @@ mod tests {
         let mut store = SqliteStore::open(&path).unwrap();
         store.save(&snapshot("first", 3)).unwrap();
         store.save(&snapshot("second", 1)).unwrap();
-        assert_eq!(store.load().unwrap(), Some(snapshot("second", 1)));
+        assert_eq!(store.load(&[]).unwrap(), Some(snapshot("second", 1)));
 
         // Two users with one id: the insert fails halfway, and the transaction leaves the last
         // snapshot whole, as a crash would: no watermark without its records.
@@ -320,16 +322,16 @@ mod tests {
         broken.sources.values_mut().for_each(|s| s.watermark = serde_json::json!({"usn": 99}));
         broken.target.as_mut().unwrap().users[1].id = "u0".into();
         assert!(store.save(&broken).is_err());
-        assert_eq!(store.load().unwrap(), Some(snapshot("second", 1)));
+        assert_eq!(store.load(&[]).unwrap(), Some(snapshot("second", 1)));
 
         // Progress alone: the watermark moves, the records stay.
         let mut moved = snapshot("second", 1);
         moved.sources.values_mut().for_each(|s| s.watermark = serde_json::json!({"usn": 100}));
         store.save_progress(&moved).unwrap();
-        assert_eq!(store.load().unwrap(), Some(moved.clone()));
+        assert_eq!(store.load(&[]).unwrap(), Some(moved.clone()));
 
         store.forget_target().unwrap();
-        let forgotten = store.load().unwrap().unwrap();
+        let forgotten = store.load(&[]).unwrap().unwrap();
         assert_eq!((forgotten.target, forgotten.sources), (None, moved.sources), "the sources are kept");
     }
 
@@ -371,7 +373,7 @@ mod tests {
             )
             .unwrap();
         drop(connection);
-        let loaded = SqliteStore::open(&path).unwrap().load().unwrap().unwrap();
+        let loaded = SqliteStore::open(&path).unwrap().load(&[]).unwrap().unwrap();
         assert_eq!(loaded.target.unwrap().users.len(), 1);
         assert!(loaded.sources.is_empty());
     }

@@ -59,11 +59,13 @@ fn unique(prefix: &str) -> String {
 fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
     let users_count = users;
     let users = (0..users)
-        .map(|i| CurrentUser {
+        .map(|i| {
             // Sorted as the stores return them.
-            id: format!("u{i:05}"),
-            resource: json!({"id": format!("u{i:05}"), "userName": format!("p{i}@x"), "title": "Agent \"quoted\""}),
-            version: (i % 2 == 0).then(|| format!("W/\"{i}\"")),
+            let resource =
+                json!({"id": format!("u{i:05}"), "userName": format!("p{i}@x"), "title": "Agent \"quoted\""});
+            let mut user = CurrentUser::from_resource(resource).unwrap();
+            user.version = (i % 2 == 0).then(|| format!("W/\"{i}\""));
+            user
         })
         .collect();
     let mut record = SourceRecord::new("g1");
@@ -93,25 +95,25 @@ fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
 async fn snapshots_round_trip_per_manifest_all_or_nothing() {
     let (a, b) = (unique("a"), unique("b"));
     let mut store = Store::open(&url(), &a).await.unwrap();
-    assert_eq!(store.load().await.unwrap(), None, "a new key holds nothing");
+    assert_eq!(store.load(&[]).await.unwrap(), None, "a new key holds nothing");
     store.save(&snapshot("first", 2_000, 1)).await.unwrap();
-    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 1)));
+    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 1)));
 
     // Another manifest's state is its own.
     let mut other = Store::open(&url(), &b).await.unwrap();
-    assert_eq!(other.load().await.unwrap(), None);
+    assert_eq!(other.load(&[]).await.unwrap(), None);
     other.save(&snapshot("other", 1, 5)).await.unwrap();
-    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 1)));
+    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 1)));
 
     // Two users with one id: the transaction fails and leaves the last snapshot whole,
     // watermark included.
     let mut broken = snapshot("second", 3, 9);
     broken.target.as_mut().unwrap().users[1].id = "u00000".into();
     assert!(store.save(&broken).await.is_err());
-    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 1)));
+    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 1)));
 
     store.save_progress(&snapshot("first", 2_000, 2)).await.unwrap();
-    assert_eq!(store.load().await.unwrap(), Some(snapshot("first", 2_000, 2)));
+    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 2)));
 
     // The head alone, and a few users by id, as a run whose last plan stood reads them.
     let head = store.load_head().await.unwrap().unwrap();
@@ -120,12 +122,12 @@ async fn snapshots_round_trip_per_manifest_all_or_nothing() {
         ("first", true, snapshot("first", 2_000, 2).settled)
     );
     let ids = ["u01999".to_owned(), "u00007".to_owned(), "nobody".to_owned()];
-    let found = store.load_users(&ids).await.unwrap();
+    let found = store.load_users(&ids, &[]).await.unwrap();
     let all = snapshot("first", 2_000, 2).target.unwrap().users;
     assert_eq!(found, [all[7].clone(), all[1999].clone()], "those it remembers, by id");
 
     store.forget_target().await.unwrap();
-    let forgotten = store.load().await.unwrap().unwrap();
+    let forgotten = store.load(&[]).await.unwrap().unwrap();
     assert_eq!((forgotten.target, forgotten.sources), (None, snapshot("first", 2_000, 2).sources));
     assert_eq!(store.load_head().await.unwrap().unwrap().settled, None, "no plan stands without the target");
 }

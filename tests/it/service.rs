@@ -40,8 +40,7 @@ async fn lists_every_page() {
     let server = MemoryServer::start(store).await.unwrap();
     let state = client(&server).current_state(&[], &[]).await.unwrap();
     assert_eq!(state.users.len(), 450);
-    let mut names: Vec<String> =
-        state.users.iter().map(|u| u.resource["userName"].as_str().unwrap().to_owned()).collect();
+    let mut names: Vec<String> = state.users.iter().map(|u| u.user_name().unwrap().to_owned()).collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 450, "no user is read twice");
@@ -57,7 +56,7 @@ async fn the_pages_after_the_first_are_read_concurrency_at_a_time() {
     }
     let server = MemoryServer::start(store).await.unwrap();
     let users = client_with(&server, "t", 4).current_state(&[], &[]).await.unwrap().users;
-    let mut names: Vec<&str> = users.iter().map(|u| u.resource["userName"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = users.iter().map(|u| u.user_name().unwrap()).collect();
     names.dedup();
     assert_eq!(names.len(), 1_050, "every user once");
     assert_eq!(server.max_in_flight(), 4, "the 5 pages after the first (200 a page), 4 at a time");

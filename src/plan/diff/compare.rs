@@ -61,11 +61,11 @@ pub(super) fn update(
     // in the target stays.
     let compared = |path: &ScimPath| !mapping.is_create_only(path);
     for (path, key) in want.references.iter().filter(|(path, _)| compared(path)) {
-        let before = path.get(&found.resource).filter(|v| !v.is_null());
+        let before = found.get(path).filter(|v| !v.is_null());
         changes.extend(references.change(want, path, key, before, warnings));
     }
     for (path, value) in want.attributes.iter().filter(|(path, _)| compared(path)) {
-        let before = path.get(&found.resource).filter(|v| !v.is_null());
+        let before = found.get(path).filter(|v| !v.is_null());
         if let Some(set) = mapping.set(path).map(set_change) {
             if !set.same(Some(value), before) {
                 changes
@@ -79,7 +79,7 @@ pub(super) fn update(
         }
     }
     for path in want.removals.iter().filter(|path| compared(path)) {
-        if let Some(before) = path.get(&found.resource).filter(|v| !v.is_null()) {
+        if let Some(before) = found.get(path).filter(|v| !v.is_null()) {
             changes.push(AttributeChange::new(path.clone(), Some(before.clone()), None));
         }
     }

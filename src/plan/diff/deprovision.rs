@@ -52,8 +52,7 @@ pub(super) fn deprovision(
         if claimed.contains(&index) || !is_ours(marker_mapping, marker) || desired_markers.contains(marker) {
             continue;
         }
-        let key =
-            mapping.match_path.get(&user.resource).and_then(Value::as_str).map_or_else(|| user.id.clone(), match_key);
+        let key = user.get(&mapping.match_path).and_then(Value::as_str).map_or_else(|| user.id.clone(), match_key);
         // Its record is read and out of scope, or the source read only the scope's members: it
         // left the scope (or its record is gone too: the scope's action is the one that holds).
         let left_scope = out_of_scope

@@ -16,10 +16,8 @@ pub(super) fn groups(
     mapping: &UserMapping,
     plan: &mut Plan,
 ) {
-    let key_by_id: BTreeMap<&str, String> = users
-        .iter()
-        .filter_map(|u| Some((u.id.as_str(), match_key(mapping.match_path.get(&u.resource)?.as_str()?))))
-        .collect();
+    let key_by_id: BTreeMap<&str, String> =
+        users.iter().filter_map(|u| Some((u.id.as_str(), match_key(u.get(&mapping.match_path)?.as_str()?)))).collect();
     let forgotten = &desired.forgotten;
     for group in &desired.groups {
         if let Some(target) = current.groups.get(&group.target).filter(|t| forgotten.groups.contains_key(&t.id)) {

@@ -38,7 +38,7 @@ pub(super) fn match_users<'a>(
             by_marker.entry(marker).or_default().push(index);
         }
         for (path, values) in mapping.match_paths.iter().zip(&mut by_key) {
-            if let Some(value) = path.get(&user.resource).and_then(Value::as_str) {
+            if let Some(value) = user.get(path).and_then(Value::as_str) {
                 values.entry(match_key(value)).or_default().push(index);
             }
         }

@@ -25,7 +25,7 @@ pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentS
     let mut users: Vec<&CurrentUser> = current.users.iter().collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
     let managed = mapping.managed_paths();
-    let precondition = |user: &CurrentUser| Precondition::for_user(&user.resource, user.version.as_deref(), &managed);
+    let precondition = |user: &CurrentUser| Precondition::for_user(user, &managed);
 
     let Matching { matched: found, unmatched, mut claimed } =
         match_users(mapping, desired, &users, &mut plan.conflicts);
@@ -111,7 +111,7 @@ fn unmanaged(
         .filter(|(i, u)| !claimed.contains(i) && !ours(u) && !in_conflict.contains(u.id.as_str()))
         .map(|(_, u)| super::UnmanagedUser {
             id: u.id.clone(),
-            user_name: u.resource.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            user_name: u.user_name().unwrap_or_default().to_owned(),
         })
         .collect()
 }

@@ -59,7 +59,8 @@ fn managers_resolve_through_the_user_mapping() {
         managed_by("5", "cy.do@x.example", "99"),
     ];
     let mut ann = target_user("t2", Some("2"), "ann.lee@x.example", "Agent");
-    ann.resource["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({"manager": {"value": "t1"}});
+    let manager = ScimPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager").unwrap();
+    ann.set(&manager, json!({"value": "t1"}));
     let users = vec![
         target_user("t1", Some("1"), "boss.one@x.example", "Lead"),
         ann,
@@ -98,13 +99,16 @@ fn multi_valued_attributes_change_element_by_element() {
     record.insert("phone", AttrValue::Text("+15555550100".into()));
     record.insert("city", AttrValue::Text(String::new()));
     let mut user = target_user("t1", Some("1"), "ann.lee@x.example", "Agent");
-    user.resource["phoneNumbers"] = json!([
-        {"type": "mobile", "value": "tel:+15555550199"},
-        {"type": "work", "value": "tel:+15555550100"},
-        {"type": "home", "value": "tel:+15555550111"},
-    ]);
-    user.resource["addresses"] = json!([{"type": "work", "locality": "Leeds", "country": "GB"}]);
-    user.resource["emails"] = json!([{"type": "other", "value": "x@y"}]);
+    user.set(
+        &ScimPath::parse("phoneNumbers").unwrap(),
+        json!([
+            {"type": "mobile", "value": "tel:+15555550199"},
+            {"type": "work", "value": "tel:+15555550100"},
+            {"type": "home", "value": "tel:+15555550111"},
+        ]),
+    );
+    user.set(&ScimPath::parse("addresses").unwrap(), json!([{"type": "work", "locality": "Leeds", "country": "GB"}]));
+    user.set(&ScimPath::parse("emails").unwrap(), json!([{"type": "other", "value": "x@y"}]));
     let desired = build(&m.users, &[record], &[]);
     let plan = plan(&m.users, &desired, &CurrentState { users: vec![user], groups: BTreeMap::new() });
     let request = crate::plan::requests::user_request(&plan.users[0]);
@@ -193,7 +197,7 @@ fn creates_missing_users_but_not_disabled_ones() {
 #[test]
 fn adopts_an_unmarked_match_and_refuses_a_foreign_marker() {
     let mut foreign = target_user("t2", None, "bo.ek@x.example", "Agent");
-    foreign.resource["externalId"] = json!("other-tool-9");
+    foreign.set(&ScimPath::parse("externalId").unwrap(), json!("other-tool-9"));
     let plan = run(
         &[person("1", "ann.lee@x.example", "Agent"), person("2", "bo.ek@x.example", "Agent")],
         vec![target_user("t1", None, "ann.lee@x.example", "Agent"), foreign],
@@ -224,7 +228,7 @@ fn disables_a_disabled_source_account_and_reactivates_it() {
 
     ann.disabled = false;
     let mut inactive = target_user("t1", Some("1"), "ann.lee@x.example", "Agent");
-    inactive.resource["active"] = json!(false);
+    inactive.set(&ScimPath::parse("active").unwrap(), json!(false));
     let plan = run(&[ann], vec![inactive]);
     assert_eq!(actions(&plan), vec![("ann.lee@x.example".into(), Action::Update)]);
     assert_eq!(plan.users[0].changes[0].after, Some(json!(true)));
@@ -233,11 +237,11 @@ fn disables_a_disabled_source_account_and_reactivates_it() {
 #[test]
 fn deprovisions_only_owned_users_in_no_source() {
     let mut unmarked = target_user("t3", None, "cy.do@x.example", "Agent");
-    unmarked.resource["externalId"] = json!(null);
+    unmarked.set(&ScimPath::parse("externalId").unwrap(), json!(null));
     let mut foreign = target_user("t4", None, "di.ro@x.example", "Agent");
-    foreign.resource["externalId"] = json!("partner-1");
+    foreign.set(&ScimPath::parse("externalId").unwrap(), json!("partner-1"));
     let mut already = target_user("t5", Some("5"), "ed.wu@x.example", "Agent");
-    already.resource["active"] = json!(false);
+    already.set(&ScimPath::parse("active").unwrap(), json!(false));
     let plan = run(
         &[person("1", "ann.lee@x.example", "Agent")],
         vec![
@@ -362,7 +366,7 @@ fn create_only_attributes_are_sent_in_the_create_and_never_compared_after() {
 
     // Edited in the target, changed in the source: neither is written.
     let mut edited = target_user("t1", Some("1"), "ann.lee@x.example", "Senior Agent");
-    edited.resource["roles"] = json!([{"value": "supervisor"}]);
+    edited.set(&ScimPath::parse("roles").unwrap(), json!([{"value": "supervisor"}]));
     ann.insert("title", AttrValue::Text("Lead".into()));
     let desired = build(&m.users, &[ann], &[]);
     let again = plan(&m.users, &desired, &CurrentState { users: vec![edited], groups: BTreeMap::new() });
@@ -415,7 +419,7 @@ fn a_user_that_left_the_scope_is_deprovisioned_by_the_scopes_action_and_the_plan
     // Back in scope and disabled meanwhile: enabled again.
     let m = scoped("disable");
     let mut bo = target_user("t2", Some("2"), "bo.ek@x.example", "Agent");
-    bo.resource["active"] = json!(false);
+    bo.set(&ScimPath::parse("active").unwrap(), json!(false));
     let people = [person("2", "bo.ek@x.example", "Agent")];
     let desired = build(&m.users, &people, &[]);
     let planned = super::plan(&m.users, &desired, &CurrentState { users: vec![bo], groups: BTreeMap::new() });
@@ -502,7 +506,7 @@ fn a_user_scimform_disabled_is_deleted_once_gone_delete_after_days() {
     let desired = build(&m.users, &[person("1", "ann.lee@x.example", "Agent")], &[]);
     let gone = |active: bool| {
         let mut bo = target_user("t2", Some("2"), "bo.ek@x.example", "Agent");
-        bo.resource["active"] = json!(active);
+        bo.set(&ScimPath::parse("active").unwrap(), json!(active));
         CurrentState {
             users: vec![target_user("t1", Some("1"), "ann.lee@x.example", "Agent"), bo],
             groups: BTreeMap::new(),

@@ -272,7 +272,7 @@ pub(crate) mod tests {
     /// The target `realistic_plan` is made against.
     pub(crate) fn realistic_current() -> CurrentState {
         let mut foreign = target_user("t6", None, "fay.yu@x.example", "Agent");
-        foreign.resource["externalId"] = json!("partner-6");
+        foreign.set(&crate::scim::ScimPath::parse("externalId").unwrap(), json!("partner-6"));
         let users = vec![
             target_user("t1", Some("1"), "ann.lee@x.example", "Agent"),
             target_user("t2", None, "bo.ek@x.example", "Agent"),
