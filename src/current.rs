@@ -120,17 +120,6 @@ impl CurrentUser {
         CurrentUser { id: self.id.clone(), version: self.version.clone(), values }
     }
 
-    /// A user resource trimmed as `trimmed` does, with its `meta.version` kept in place (the
-    /// form a write's answer is kept in until the state follows it).
-    pub fn trim_resource(resource: &Value, managed: &[ScimPath]) -> Value {
-        let Some(user) = CurrentUser::keeping(resource, managed) else { return Value::Null };
-        let mut trimmed = user.to_resource();
-        if let (Some(version), Value::Object(object)) = (&user.version, &mut trimmed) {
-            object.insert("meta".into(), serde_json::json!({ "version": version }));
-        }
-        trimmed
-    }
-
     /// SCIM's default for a missing `active` is "active".
     pub fn active(&self) -> bool {
         self.get(&ScimPath::active()).and_then(Value::as_bool).unwrap_or(true)

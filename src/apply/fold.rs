@@ -67,19 +67,20 @@ pub fn update_after_apply(
         plan.users.iter().map(|c| by_subject.get(&Subject::User(c.key.clone())).copied()).collect::<Option<_>>()?
     };
     for (change, answer) in plan.users.iter().zip(answers) {
-        let response = report.outcomes.get_mut(answer)?.response.as_mut()?;
+        let outcome = report.outcomes.get_mut(answer)?;
+        let etag = outcome.response.as_ref()?.etag.clone();
         match change.action {
             Action::Delete => {
                 users.remove(change.target_id.as_deref()?);
             }
             Action::Create => {
-                let created = CurrentUser::from_resource(response.body.take()?)?;
+                let created = outcome.answer.take()?;
                 users.insert(created.id.clone(), created.trimmed(managed));
             }
             Action::Update | Action::Adopt | Action::Disable | Action::Deprovision => {
                 let id = change.target_id.as_deref()?;
-                let updated = if let Some(body) = response.body.take() {
-                    CurrentUser::from_resource(body)?
+                let updated = if let Some(user) = outcome.answer.take() {
+                    user
                 } else {
                     // 204: the server applied exactly what was sent; its new version is the ETag.
                     let mut user = users.get(id)?.clone();
@@ -90,7 +91,7 @@ pub fn update_after_apply(
                             (None, Some(_)) => return None,
                         }
                     }
-                    user.version.clone_from(&response.etag);
+                    user.version = etag;
                     user
                 };
                 users.insert(id.to_owned(), updated.trimmed(managed));
@@ -205,18 +206,20 @@ mod tests {
     use crate::apply::Outcome;
     use crate::plan::render::text::tests::realistic_plan;
 
-    fn answered(subject: Subject, request: &str, response: ScimResponse) -> Outcome {
+    /// As `run_users` keeps an answer: a user's body as the user, the rest as it came.
+    fn answered(subject: Subject, request: &str, mut response: ScimResponse) -> Outcome {
+        let answer = match subject {
+            Subject::User(_) => response.body.take().and_then(CurrentUser::from_resource),
+            Subject::Group(_) => None,
+        };
+        let created_id = answer.as_ref().map(|u| u.id.clone()).filter(|_| request.starts_with("POST"));
         Outcome {
+            answer,
+            created_id,
             subject,
             request: request.into(),
             result: Ok(response.status),
             creates: request.starts_with("POST"),
-            created_id: response
-                .body
-                .as_ref()
-                .and_then(id_of)
-                .map(str::to_owned)
-                .filter(|_| request.starts_with("POST")),
             response: Some(response),
             superseded: false,
             note: None,
@@ -254,13 +257,7 @@ mod tests {
         let mut report = ApplyReport { outcomes };
         let mut failed = report.clone();
         let after = update_after_apply(before.clone(), &plan, &mut report, &managed).unwrap();
-        assert!(
-            report
-                .outcomes
-                .iter()
-                .all(|o| matches!(o.subject, Subject::Group(_)) || o.response.as_ref().unwrap().body.is_none()),
-            "the users' answers were taken, not copied"
-        );
+        assert!(report.outcomes.iter().all(|o| o.answer.is_none()), "the users' answers were taken, not copied");
         let created = report.outcomes.iter().find(|o| o.creates).unwrap();
         assert_eq!(created.created_id.as_deref(), Some("t3"), "its id stays, for the log");
 

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use indicatif::ProgressBar;
 
+use crate::current::CurrentUser;
 use crate::plan::requests::{
     group_request, pending_references, reference_followup, user_request, user_request_resolved,
 };
@@ -37,8 +38,11 @@ pub struct Outcome {
     /// What the server answered, on success (the state cache is updated from it, taking a
     /// user's body: `apply::fold`).
     pub response: Option<ScimResponse>,
-    /// The id a user's create was answered with (kept when its body is taken).
+    /// The id a user's create was answered with.
     pub created_id: Option<String>,
+    /// A user as the write's answer left it, kept as the writer keeps users (the answer's
+    /// body is not kept: `apply::fold` takes this for the state).
+    pub answer: Option<CurrentUser>,
     /// A stale outcome whose resource was read again and planned again: the outcomes that
     /// follow it say what became of the resource; it is neither applied nor failed.
     pub superseded: bool,
@@ -115,6 +119,7 @@ impl Outcome {
             creates: false,
             response: None,
             created_id: None,
+            answer: None,
             superseded: false,
             note: None,
         }
@@ -194,8 +199,9 @@ async fn run_users<W: TargetWriter>(
                 }
                 let mut answered = None;
                 let mut created_id = None;
+                let mut answer = None;
                 let result = match writer.send(&request).await {
-                    Ok(response) => {
+                    Ok(mut response) => {
                         if creates && let Some(id) = response.body.as_ref().and_then(id_of) {
                             created
                                 .lock()
@@ -203,6 +209,11 @@ async fn run_users<W: TargetWriter>(
                                 .insert(key.clone(), id.to_owned());
                             created_id = Some(id.to_owned());
                         }
+                        // Kept as the state keeps users, not as the whole body.
+                        answer = response.body.take().and_then(|body| match writer.keeps() {
+                            Some(managed) => CurrentUser::keeping(&body, managed),
+                            None => CurrentUser::from_resource(body),
+                        });
                         let status = response.status;
                         answered = Some(response);
                         Ok(status)
@@ -225,6 +236,7 @@ async fn run_users<W: TargetWriter>(
                 outcome.creates = creates;
                 outcome.response = answered;
                 outcome.created_id = created_id;
+                outcome.answer = answer;
                 Some((index, outcome))
             }
         })

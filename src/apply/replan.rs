@@ -32,8 +32,7 @@ pub async fn replan_stale<C: TargetReader + TargetWriter>(
     let mut current = before.clone();
     // Users created moments ago, so that group members resolve to them.
     for outcome in report.outcomes.iter().filter(|o| o.creates && matches!(o.subject, Subject::User(_))) {
-        if let Some(user) = outcome.response.as_ref().and_then(|r| r.body.clone()).and_then(CurrentUser::from_resource)
-        {
+        if let Some(user) = outcome.answer.clone() {
             current.users.push(user);
         }
     }

@@ -527,7 +527,7 @@ impl TargetReader for ScimClient {
 impl TargetWriter for ScimClient {
     async fn send(&self, request: &ScimRequest) -> Result<ScimResponse, TargetError> {
         let capabilities = self.capabilities().await;
-        let mut response = if request.method == Method::Patch && !capabilities.patch {
+        let response = if request.method == Method::Patch && !capabilities.patch {
             self.patch_as_put(request, capabilities.etag).await?
         } else {
             self.execute(request, &[], capabilities.etag).await?
@@ -537,15 +537,11 @@ impl TargetWriter for ScimClient {
         {
             self.saw(body);
         }
-        // An apply of 100,000 creates keeps every answer until the state follows it: as little
-        // of each as the state needs.
-        if let Some(managed) = &self.kept
-            && request.path.starts_with("/Users")
-            && response.body.as_ref().is_some_and(|b| id_of(b).is_some())
-        {
-            response.body = response.body.map(|body| CurrentUser::trim_resource(&body, managed));
-        }
         Ok(response)
+    }
+
+    fn keeps(&self) -> Option<&[ScimPath]> {
+        self.kept.as_deref()
     }
 }
 

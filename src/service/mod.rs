@@ -152,4 +152,10 @@ pub trait TargetReader {
 /// Sends one prepared request. Only `apply` holds one of these.
 pub trait TargetWriter {
     fn send(&self, request: &ScimRequest) -> impl Future<Output = Result<ScimResponse, TargetError>> + Send;
+
+    /// The paths a written user's answer is kept by (the managed ones), when not whole: an
+    /// apply of 100,000 creates keeps every answer until the state follows it.
+    fn keeps(&self) -> Option<&[crate::scim::ScimPath]> {
+        None
+    }
 }
