@@ -472,7 +472,8 @@ impl fmt::Display for ScimPath {
 
 impl PartialEq for ScimPath {
     fn eq(&self, other: &Self) -> bool {
-        self.normalized() == other.normalized()
+        // Paths are mostly clones of the manifest's: the same parts, no string compared.
+        Arc::ptr_eq(&self.0, &other.0) || self.normalized() == other.normalized()
     }
 }
 
