@@ -91,31 +91,26 @@ async fn run(label: &str, base_url: &str, dir: &Path, state_file: Option<&Path>)
     let planned_at = started.elapsed();
     let reads = std::mem::take(&mut planned.sources);
     let (target, settled) = if plan.has_changes() {
-        let applied = scimform::pipeline::apply(
-            &manifest,
-            &plan,
-            &planned.desired,
-            std::mem::take(&mut planned.current),
-            &client,
-            Progress::default(),
-        )
-        .await;
+        let applied = scimform::pipeline::apply(&manifest, &plan, &mut planned, &client, Progress::default()).await;
         assert_eq!(applied.report.failures().count(), 0, "{:?}", applied.report.failures().next());
         (applied.target, None)
     } else {
         (planned.target_unwritten(), planned.settled.take())
     };
+    let saving = Instant::now();
     if let Some(state) = run_state.as_mut() {
         state.saw_modified(client.newest_modified());
         state.save(&manifest, target, reads, settled).await.expect("the state is saved");
     }
+    let saved_in = saving.elapsed();
     let total = started.elapsed();
     let stats = client.stats();
     let requests: usize = stats.by_status.values().sum();
     let writes: usize = stats.by_status.iter().filter(|((method, _), _)| *method != Method::Get).map(|(_, n)| n).sum();
     println!(
-        "{label:<28} read+plan {:>6.2} s, total {:>6.2} s; {} changes; {requests} requests ({writes} writes); peak RSS {:.0} MiB",
+        "{label:<28} read+plan {:>6.2} s, state saved {:>5.2} s, total {:>6.2} s; {} changes; {requests} requests ({writes} writes); peak RSS {:.0} MiB",
         planned_at.as_secs_f64(),
+        saved_in.as_secs_f64(),
         total.as_secs_f64(),
         plan.users.len(),
         peak_rss_mib()

@@ -120,6 +120,19 @@ pub fn update_after_apply(
     Some(CurrentState { users: users.into_values().collect(), groups })
 }
 
+/// The target ids of the users an apply wrote (changed, created or deleted): the rows of the
+/// state that `update_after_apply` changes.
+pub fn written_ids(plan: &Plan, report: &ApplyReport) -> BTreeSet<String> {
+    let created = created_ids(report);
+    plan.users
+        .iter()
+        .filter_map(|change| match &change.target_id {
+            Some(id) => Some(id.clone()),
+            None => created.get(change.key.as_str()).map(|id| (*id).to_owned()),
+        })
+        .collect()
+}
+
 /// Where each subject's first outcome is in a report: looked up once per change, not searched
 /// (a first run of 100,000 creates has as many outcomes).
 fn first_by_subject(report: &ApplyReport) -> BTreeMap<&Subject, usize> {

@@ -114,8 +114,7 @@ async fn apply_fresh(args: &ApplyArgs, console: &mut Console<'_>, record: &mut R
         settled = planned.settled.take();
         (Ok(done), planned.target_unwritten())
     } else {
-        let applied =
-            pipeline::apply(&manifest, &plan, &planned.desired, planned.current, &client, console.progress).await;
+        let applied = pipeline::apply(&manifest, &plan, &mut planned, &client, console.progress).await;
         record.sent = Some(applied.report.clone());
         record.stats = Some(client.stats());
         for warning in &applied.warnings {

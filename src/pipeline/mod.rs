@@ -8,7 +8,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
-use crate::apply::fold::{answered_members, unlanded_memberships, update_after_apply};
+use crate::apply::fold::{answered_members, unlanded_memberships, update_after_apply, written_ids};
 use crate::apply::replan::replan_stale;
 use crate::apply::{ApplyReport, Subject, execute_with_progress};
 use crate::desired::{self, DesiredState};
@@ -292,11 +292,11 @@ pub struct Applied {
 pub async fn apply(
     manifest: &Manifest,
     plan: &Plan,
-    desired: &DesiredState,
-    current: CurrentState,
+    planned: &mut Planned,
     client: &ScimClient,
     progress: Progress,
 ) -> Applied {
+    let (desired, current) = (&planned.desired, std::mem::take(&mut planned.current));
     let mut report = send(plan, client, manifest.target.concurrency, progress).await;
     if crate::signals::interrupted().is_some() {
         // Stopped: what landed is in the report; the next run reads the target in full.
@@ -317,7 +317,12 @@ pub async fn apply(
         // What the retry left is not followed in detail: the next run reads the target in full.
         return Applied { report, warnings, replanned, target: TargetUpdate::Forget };
     }
+    let written = written_ids(plan, &report);
     let target = match update_after_apply(current, plan, &mut report, &manifest.users.managed_paths()) {
+        // Planned against the users as the state keeps them: only those written change.
+        Some(current) if matches!(planned.target_read, TargetRead::Remembered { .. }) => {
+            TargetUpdate::Written { current, written }
+        }
         Some(current) => TargetUpdate::Replace(current),
         None => TargetUpdate::Forget,
     };

@@ -6,7 +6,7 @@
 //! machine use TLS (`sslmode=require` at least; the system roots and `SSL_CERT_FILE` are trusted).
 #![allow(clippy::disallowed_methods, reason = "waiting for the run lock reads the clock")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
@@ -253,17 +253,50 @@ impl PostgresStore {
 
     /// Replaces this manifest's snapshot, all or nothing.
     pub async fn save(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        self.write(snapshot, None, true).await
+    }
+
+    /// Replaces this manifest's snapshot whose target differs from the one saved only in the
+    /// users `written` names (their rows alone are written), all or nothing; the sources'
+    /// records only `with_records`.
+    pub async fn save_written(
+        &mut self,
+        snapshot: &Snapshot,
+        written: &BTreeSet<String>,
+        with_records: bool,
+    ) -> Result<(), StateError> {
+        self.write(snapshot, Some(written), with_records).await
+    }
+
+    async fn write(
+        &mut self,
+        snapshot: &Snapshot,
+        written: Option<&BTreeSet<String>>,
+        with_records: bool,
+    ) -> Result<(), StateError> {
         let key = &self.key;
         let write = save_error(&self.shown);
         let transaction = self.client.transaction().await.map_err(&write)?;
-        for table in ["scimform_users", "scimform_groups", "scimform_sources", "scimform_source_users"] {
+        let mut tables = vec!["scimform_groups", "scimform_sources"];
+        tables.extend(written.is_none().then_some("scimform_users"));
+        tables.extend(with_records.then_some("scimform_source_users"));
+        for table in tables {
             transaction.execute(&format!("DELETE FROM {table} WHERE state_key = $1"), &[&key]).await.map_err(&write)?;
+        }
+        if let Some(written) = written {
+            let ids: Vec<&str> = written.iter().map(String::as_str).collect();
+            transaction
+                .execute("DELETE FROM scimform_users WHERE state_key = $1 AND id = ANY($2)", &[&key, &ids])
+                .await
+                .map_err(&write)?;
         }
         if let Some(target) = &snapshot.target {
             // One statement per table, the rows as arrays: 100,000 users are one round trip.
-            let ids: Vec<&str> = target.users.iter().map(|u| u.id.as_str()).collect();
-            let versions: Vec<Option<&str>> = target.users.iter().map(|u| u.version.as_deref()).collect();
-            let resources: Vec<String> = target.users.iter().map(|u| u.to_resource().to_string()).collect();
+            let rows: Vec<&CurrentUser> =
+                target.users.iter().filter(|u| written.is_none_or(|w| w.contains(&u.id))).collect();
+            let ids: Vec<&str> = rows.iter().map(|u| u.id.as_str()).collect();
+            let versions: Vec<Option<&str>> = rows.iter().map(|u| u.version.as_deref()).collect();
+            let resources: Vec<String> = rows.iter().map(|u| u.to_resource().to_string()).collect();
             transaction
                 .execute(
                     "INSERT INTO scimform_users (state_key, id, version, resource)
@@ -285,7 +318,7 @@ impl PostgresStore {
             }
         }
         write_sources(&transaction, key, snapshot).await.map_err(&write)?;
-        for (name, cache) in &snapshot.sources {
+        for (name, cache) in snapshot.sources.iter().filter(|_| with_records) {
             let ids: Vec<&str> = cache.users.iter().map(|r| r.id.as_str()).collect();
             let records: Vec<String> =
                 cache.users.iter().map(|r| serde_json::to_string(r).unwrap_or_default()).collect();

@@ -63,6 +63,9 @@ pub enum TargetUpdate {
     Unchanged(CurrentState),
     /// Read in full, or followed through the apply.
     Replace(CurrentState),
+    /// Followed through an apply planned against the users as the state keeps them: only
+    /// those `written` (by target id) differ from the rows saved.
+    Written { current: CurrentState, written: std::collections::BTreeSet<String> },
     /// Not known exactly (a failed or stale write): the next run reads it in full.
     Forget,
 }
@@ -336,10 +339,15 @@ impl RunState {
         reads: SourceReads,
         settled: Option<Settled>,
     ) -> anyhow::Result<()> {
+        let mut written = None;
         let (target, target_changed) = match target {
             TargetUpdate::Kept => return self.save_kept(reads).await,
             TargetUpdate::Unchanged(current) => (Some(current), false),
             TargetUpdate::Replace(current) => {
+                (Some(crate::state::trim_state(current, &manifest.users.managed_paths())), true)
+            }
+            TargetUpdate::Written { current, written: ids } => {
+                written = Some(ids).filter(|_| self.target_known);
                 (Some(crate::state::trim_state(current, &manifest.users.managed_paths())), true)
             }
             TargetUpdate::Forget => (None, self.target_known),
@@ -348,7 +356,10 @@ impl RunState {
             || reads.caches.iter().any(|(name, cache)| self.resumed_from.get(name) != Some(&cache.watermark));
         let settled = settled.filter(|_| target.is_some());
         let snapshot = Snapshot { manifest_sha256: state_identity(manifest), target, sources: reads.caches, settled };
-        if target_changed || reads.records_changed || self.head.is_none() {
+        if let (Some(written), Some(_)) = (&written, &self.head) {
+            // The users not written are as saved: their rows stay.
+            self.store.save_written(&snapshot, written, reads.records_changed).await?;
+        } else if target_changed || reads.records_changed || self.head.is_none() {
             self.store.save(&snapshot).await?;
         } else if moved {
             self.store.save_progress(&snapshot).await?;

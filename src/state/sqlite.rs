@@ -4,7 +4,7 @@
 //! leave.
 #![allow(clippy::disallowed_methods, reason = "the state file is an edge")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -192,16 +192,44 @@ impl SqliteStore {
 
     /// Replaces the snapshot, all or nothing.
     pub fn save(&mut self, snapshot: &Snapshot) -> Result<(), StateError> {
+        self.write(snapshot, None, true)
+    }
+
+    /// Replaces the snapshot whose target differs from the one saved only in the users
+    /// `written` names (changed, created or deleted: their rows alone are written), all or
+    /// nothing; the sources' records only `with_records`.
+    pub fn save_written(
+        &mut self,
+        snapshot: &Snapshot,
+        written: &BTreeSet<String>,
+        with_records: bool,
+    ) -> Result<(), StateError> {
+        self.write(snapshot, Some(written), with_records)
+    }
+
+    fn write(
+        &mut self,
+        snapshot: &Snapshot,
+        written: Option<&BTreeSet<String>>,
+        with_records: bool,
+    ) -> Result<(), StateError> {
         let path = self.path.display().to_string();
         let sqlite = |source| StateError::Sqlite { path: path.clone(), source };
         let transaction = self.connection.transaction().map_err(sqlite)?;
+        let users = if written.is_some() { "" } else { "DELETE FROM users;" };
+        let records = if with_records { "DELETE FROM source_users;" } else { "" };
         transaction
-            .execute_batch("DELETE FROM users; DELETE FROM groups; DELETE FROM sources; DELETE FROM source_users;")
+            .execute_batch(&format!("{users} DELETE FROM groups; DELETE FROM sources; {records}"))
             .map_err(sqlite)?;
         if let Some(target) = &snapshot.target {
             let mut insert =
                 transaction.prepare("INSERT INTO users (id, version, resource) VALUES (?1, ?2, ?3)").map_err(sqlite)?;
-            for user in &target.users {
+            let mut delete = transaction.prepare("DELETE FROM users WHERE id = ?1").map_err(sqlite)?;
+            for id in written.into_iter().flatten() {
+                delete.execute([id]).map_err(sqlite)?;
+            }
+            let rows = target.users.iter().filter(|u| written.is_none_or(|w| w.contains(&u.id)));
+            for user in rows {
                 insert.execute(params![user.id, user.version, user.to_resource().to_string()]).map_err(sqlite)?;
             }
             let mut insert = transaction
@@ -216,7 +244,7 @@ impl SqliteStore {
                     .map_err(sqlite)?;
             }
         }
-        write_sources(&transaction, snapshot, true).map_err(sqlite)?;
+        write_sources(&transaction, snapshot, with_records).map_err(sqlite)?;
         write_meta(&transaction, snapshot).map_err(sqlite)?;
         transaction.commit().map_err(sqlite)
     }
@@ -333,6 +361,33 @@ mod tests {
         store.forget_target().unwrap();
         let forgotten = store.load(&[]).unwrap().unwrap();
         assert_eq!((forgotten.target, forgotten.sources), (None, moved.sources), "the sources are kept");
+    }
+
+    /// After an apply planned against the saved users, only the rows of those written change:
+    /// the rest stay as saved, and the whole reads back as the snapshot.
+    #[test]
+    fn a_save_of_written_users_writes_only_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        store.save(&snapshot("abc", 4)).unwrap();
+        let mut next = snapshot("abc", 4);
+        let target = next.target.as_mut().unwrap();
+        target.users.retain(|u| u.id != "u1");
+        target.users[0].set(&ScimPath::attribute("title"), serde_json::json!("Lead"));
+        let mut created = target.users[0].clone();
+        created.id = "u9".into();
+        target.users.push(created);
+        // A row the apply did not write is not rewritten, even if the snapshot says otherwise.
+        target.users[1].set(&ScimPath::attribute("title"), serde_json::json!("not written"));
+        let written: BTreeSet<String> = ["u0", "u1", "u9"].map(str::to_owned).into();
+        store.save_written(&next, &written, false).unwrap();
+        let loaded = store.load(&[]).unwrap().unwrap();
+        let ids: Vec<&str> = loaded.target.as_ref().unwrap().users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["u0", "u2", "u3", "u9"]);
+        let users = &loaded.target.as_ref().unwrap().users;
+        assert_eq!(users[0].get(&ScimPath::attribute("title")), Some(&serde_json::json!("Lead")));
+        assert_eq!(users[1].get(&ScimPath::attribute("title")), None, "u2's row stays as saved");
+        assert_eq!(loaded.sources, snapshot("abc", 4).sources, "the records stay");
     }
 
     #[cfg(unix)]

@@ -132,6 +132,31 @@ async fn snapshots_round_trip_per_manifest_all_or_nothing() {
     assert_eq!(store.load_head().await.unwrap().unwrap().settled, None, "no plan stands without the target");
 }
 
+/// After an apply planned against the saved users, only the rows of those written change.
+#[tokio::test]
+async fn a_save_of_written_users_writes_only_their_rows() {
+    let mut store = Store::open(&url(), &unique("written")).await.unwrap();
+    store.save(&snapshot("first", 5, 1)).await.unwrap();
+    let mut next = snapshot("first", 5, 2);
+    let title = scimform::scim::ScimPath::attribute("title");
+    let target = next.target.as_mut().unwrap();
+    target.users.retain(|u| u.id != "u00001");
+    target.users[0].set(&title, json!("Lead"));
+    target.users[1].set(&title, json!("not written"));
+    let mut created = target.users[0].clone();
+    created.id = "u00009".into();
+    target.users.push(created);
+    let written = ["u00000", "u00001", "u00009"].map(str::to_owned).into();
+    store.save_written(&next, &written, false).await.unwrap();
+    let loaded = store.load(&[]).await.unwrap().unwrap();
+    let users = loaded.target.unwrap().users;
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["u00000", "u00002", "u00003", "u00004", "u00009"]);
+    assert_eq!(users[0].get(&title), Some(&json!("Lead")));
+    assert_eq!(users[1].get(&title), Some(&json!("Agent \"quoted\"")), "u00002's row stays as saved");
+    assert_eq!(loaded.sources, snapshot("first", 5, 2).sources, "the watermark moved, the records stayed");
+}
+
 #[tokio::test]
 async fn the_advisory_lock_is_the_run_lock() {
     let key = unique("locked");
