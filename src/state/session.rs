@@ -348,7 +348,8 @@ impl RunState {
             }
             TargetUpdate::Written { current, written: ids } => {
                 written = Some(ids).filter(|_| self.target_known);
-                (Some(crate::state::trim_state(current, &manifest.users.managed_paths())), true)
+                // As the fold left them: the users kept by the managed paths already.
+                (Some(current), true)
             }
             TargetUpdate::Forget => (None, self.target_known),
         };
