@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ApplyReport, Outcome, Subject};
+use super::{ApplyReport, Outcome, Subject, created_ids};
 use crate::current::{CurrentGroup, CurrentState, CurrentUser};
 use crate::manifest::model::TargetGroupRef;
 use crate::plan::{Action, Plan};
@@ -98,7 +98,7 @@ pub fn update_after_apply(
             }
         }
     }
-    let created = created_ids(report);
+    let created = created_ids(&report.outcomes);
     let mut groups = before.groups;
     for change in &plan.groups {
         let Some(response) = group_response(report, change) else { continue };
@@ -123,7 +123,7 @@ pub fn update_after_apply(
 /// The target ids of the users an apply wrote (changed, created or deleted): the rows of the
 /// state that `update_after_apply` changes.
 pub fn written_ids(plan: &Plan, report: &ApplyReport) -> BTreeSet<String> {
-    let created = created_ids(report);
+    let created = created_ids(&report.outcomes);
     plan.users
         .iter()
         .filter_map(|change| match &change.target_id {
@@ -141,19 +141,6 @@ fn first_by_subject(report: &ApplyReport) -> BTreeMap<&Subject, usize> {
         by_subject.entry(&outcome.subject).or_insert(i);
     }
     by_subject
-}
-
-/// The ids of the users an apply created, by user key.
-fn created_ids(report: &ApplyReport) -> BTreeMap<&str, &str> {
-    report
-        .outcomes
-        .iter()
-        .filter(|o| o.creates)
-        .filter_map(|o| match &o.subject {
-            Subject::User(key) => Some((key.as_str(), o.created_id.as_deref()?)),
-            Subject::Group(_) => None,
-        })
-        .collect()
 }
 
 /// The answer to a group's write, when it succeeded.
@@ -194,7 +181,7 @@ pub fn answered_members(response: &ScimResponse) -> Option<BTreeSet<String>> {
 /// Groups whose write was answered with other members than were sent (a service that answers
 /// 200 to a PUT and keeps the old members): one message each, naming the group.
 pub fn unlanded_memberships(before: &CurrentState, plan: &Plan, report: &ApplyReport) -> Vec<String> {
-    let created = created_ids(report);
+    let created = created_ids(&report.outcomes);
     let mut found = Vec::new();
     for change in &plan.groups {
         let Some(answered) = group_response(report, change).and_then(answered_members) else { continue };

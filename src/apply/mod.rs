@@ -9,7 +9,6 @@ pub mod replan;
 pub use preconditions::{Stale, check_preconditions};
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -188,10 +187,8 @@ async fn run_users<W: TargetWriter>(
     concurrency: usize,
     progress: &ProgressBar,
 ) -> (Vec<Outcome>, BTreeMap<String, String>) {
-    let created = Mutex::new(BTreeMap::new());
     let mut results: Vec<(usize, Outcome)> = stream::iter(requests.into_iter().enumerate())
         .map(|(index, UserRequest { key, request, creates })| {
-            let created = &created;
             async move {
                 // Stopped by a signal: no new write (the report lists what was sent).
                 if crate::signals::interrupted().is_some() {
@@ -202,12 +199,8 @@ async fn run_users<W: TargetWriter>(
                 let mut answer = None;
                 let result = match writer.send(&request).await {
                     Ok(mut response) => {
-                        if creates && let Some(id) = response.body.as_ref().and_then(id_of) {
-                            created
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .insert(key.clone(), id.to_owned());
-                            created_id = Some(id.to_owned());
+                        if creates {
+                            created_id = response.body.as_ref().and_then(id_of).map(str::to_owned);
                         }
                         // Kept as the state keeps users, not as the whole body.
                         answer = response.body.take().and_then(|body| match writer.keeps() {
@@ -245,8 +238,20 @@ async fn run_users<W: TargetWriter>(
         .collect()
         .await;
     results.sort_by_key(|(index, _)| *index);
-    let created = created.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    (results.into_iter().map(|(_, o)| o).collect(), created)
+    let outcomes: Vec<Outcome> = results.into_iter().map(|(_, o)| o).collect();
+    let created = created_ids(&outcomes).into_iter().map(|(key, id)| (key.to_owned(), id.to_owned())).collect();
+    (outcomes, created)
+}
+
+/// The ids the users an apply created were answered with, by user key.
+pub(crate) fn created_ids(outcomes: &[Outcome]) -> BTreeMap<&str, &str> {
+    outcomes
+        .iter()
+        .filter_map(|o| match &o.subject {
+            Subject::User(key) => Some((key.as_str(), o.created_id.as_deref()?)),
+            Subject::Group(_) => None,
+        })
+        .collect()
 }
 
 /// Sends one group's change: in parts of at most `members_per_request` member changes, each
