@@ -68,7 +68,7 @@ pub fn update_after_apply(
     };
     for (change, answer) in plan.users.iter().zip(answers) {
         let outcome = report.outcomes.get_mut(answer)?;
-        let etag = outcome.response.as_ref()?.etag.clone();
+        let response = outcome.response.as_ref()?;
         match change.action {
             Action::Delete => {
                 users.remove(change.target_id.as_deref()?);
@@ -91,7 +91,7 @@ pub fn update_after_apply(
                             (None, Some(_)) => return None,
                         }
                     }
-                    user.version = etag;
+                    user.version.clone_from(&response.etag);
                     user
                 };
                 users.insert(id.to_owned(), updated.trimmed(managed));

@@ -317,11 +317,10 @@ pub async fn apply(
         // What the retry left is not followed in detail: the next run reads the target in full.
         return Applied { report, warnings, replanned, target: TargetUpdate::Forget };
     }
-    let written = written_ids(plan, &report);
     let target = match update_after_apply(current, plan, &mut report, &manifest.users.managed_paths()) {
         // Planned against the users as the state keeps them: only those written change.
         Some(current) if matches!(planned.target_read, TargetRead::Remembered { .. }) => {
-            TargetUpdate::Written { current, written }
+            TargetUpdate::Written { current, written: written_ids(plan, &report) }
         }
         Some(current) => TargetUpdate::Replace(current),
         None => TargetUpdate::Forget,

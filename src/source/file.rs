@@ -173,10 +173,9 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// A file's fingerprint: the sha256 of its bytes.
+/// A file's fingerprint: the sha256 of its bytes (as `sha256_hex` makes it).
 fn fingerprint_of(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    format!("sha256:{}", crate::scim::request::lower_hex(&Sha256::digest(bytes)))
+    format!("sha256:{}", crate::scim::request::sha256_hex([bytes]))
 }
 
 fn parse_value(value: &Value) -> Result<Contents, String> {

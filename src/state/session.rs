@@ -277,10 +277,8 @@ impl RunState {
     pub async fn load(&mut self) -> anyhow::Result<()> {
         if self.head.is_some() && self.loaded.is_none() {
             let identity = self.head.as_ref().map(|h| h.manifest_sha256.clone());
-            let managed = std::mem::take(&mut self.managed);
-            let loaded = self.store.load(&managed).await;
-            self.managed = managed;
-            self.loaded = loaded?.filter(|s| Some(&s.manifest_sha256) == identity.as_ref());
+            let loaded = self.store.load(&self.managed).await?;
+            self.loaded = loaded.filter(|s| Some(&s.manifest_sha256) == identity.as_ref());
         }
         Ok(())
     }
@@ -357,7 +355,8 @@ impl RunState {
             || reads.caches.iter().any(|(name, cache)| self.resumed_from.get(name) != Some(&cache.watermark));
         let settled = settled.filter(|_| target.is_some());
         let snapshot = Snapshot { manifest_sha256: state_identity(manifest), target, sources: reads.caches, settled };
-        if let (Some(written), Some(_)) = (&written, &self.head) {
+        // `written` only where the state knew the target: it has a head.
+        if let Some(written) = &written {
             // The users not written are as saved: their rows stay.
             self.store.save_written(&snapshot, written, reads.records_changed).await?;
         } else if target_changed || reads.records_changed || self.head.is_none() {
