@@ -25,6 +25,10 @@ use scimform::service::memory::{MemoryServer, MemoryStore};
 use scimform::settings::RunSettings;
 use scimform::state::RunState;
 
+/// The binary's allocator (`src/main.rs`), so that a run here costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MANIFEST: &str = r#"version: 1
 sources:
   hr: { kind: file, path: people.json }
@@ -89,6 +93,7 @@ async fn run(label: &str, base_url: &str, dir: &Path, state_file: Option<&Path>)
         plan_run(&manifest, &settings, &client, run_state.as_mut(), Progress::default()).await.expect("a plan");
     let plan = std::mem::take(&mut planned.plan);
     let planned_at = started.elapsed();
+    let peak_planned = peak_rss_mib();
     let reads = std::mem::take(&mut planned.sources);
     let (target, settled) = if plan.has_changes() {
         let applied = scimform::pipeline::apply(&manifest, &plan, &mut planned, &client, Progress::default()).await;
@@ -108,12 +113,13 @@ async fn run(label: &str, base_url: &str, dir: &Path, state_file: Option<&Path>)
     let requests: usize = stats.by_status.values().sum();
     let writes: usize = stats.by_status.iter().filter(|((method, _), _)| *method != Method::Get).map(|(_, n)| n).sum();
     println!(
-        "{label:<28} read+plan {:>6.2} s, state saved {:>5.2} s, total {:>6.2} s; {} changes; {requests} requests ({writes} writes); peak RSS {:.0} MiB",
+        "{label:<28} read+plan {:>6.2} s, state saved {:>5.2} s, total {:>6.2} s; {} changes; {requests} requests ({writes} writes); peak RSS {:.0} MiB ({:.0} MiB when planned)",
         planned_at.as_secs_f64(),
         saved_in.as_secs_f64(),
         total.as_secs_f64(),
         plan.users.len(),
-        peak_rss_mib()
+        peak_rss_mib(),
+        peak_planned
     );
 }
 
