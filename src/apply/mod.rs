@@ -47,7 +47,7 @@ pub struct Outcome {
     pub superseded: bool,
     /// What a person should know beyond the status (a write found landed after its answer was
     /// lost).
-    pub note: Option<String>,
+    pub note: Option<&'static str>,
 }
 
 /// Why one request failed: what kind of failure, the HTTP status when the service answered,
@@ -187,7 +187,11 @@ async fn run_users<W: TargetWriter>(
     concurrency: usize,
     progress: &ProgressBar,
 ) -> (Vec<Outcome>, BTreeMap<String, String>) {
-    let mut results: Vec<(usize, Outcome)> = stream::iter(requests.into_iter().enumerate())
+    let requests = requests.into_iter();
+    // Each outcome in its request's place as it comes: one vector the size of the requests,
+    // not one that doubles as answers arrive and another to put them in order.
+    let mut slots: Vec<Option<Outcome>> = Vec::with_capacity(requests.size_hint().0);
+    stream::iter(requests.enumerate())
         .map(|(index, UserRequest { key, request, creates })| {
             async move {
                 // Stopped by a signal: no new write (the report lists what was sent).
@@ -234,11 +238,17 @@ async fn run_users<W: TargetWriter>(
             }
         })
         .buffer_unordered(concurrency.max(1))
-        .filter_map(std::future::ready)
-        .collect()
+        .for_each(|sent| {
+            if let Some((index, outcome)) = sent {
+                if slots.len() <= index {
+                    slots.resize_with(index + 1, || None);
+                }
+                slots[index] = Some(outcome);
+            }
+            std::future::ready(())
+        })
         .await;
-    results.sort_by_key(|(index, _)| *index);
-    let outcomes: Vec<Outcome> = results.into_iter().map(|(_, o)| o).collect();
+    let outcomes: Vec<Outcome> = slots.into_iter().flatten().collect();
     let created = created_ids(&outcomes).into_iter().map(|(key, id)| (key.to_owned(), id.to_owned())).collect();
     (outcomes, created)
 }
@@ -308,7 +318,7 @@ async fn send_group<W: TargetWriter>(
                     }),
                 );
                 outcome.superseded = true;
-                outcome.note = Some("over the service's size limit: sent again in smaller requests".to_owned());
+                outcome.note = Some("over the service's size limit: sent again in smaller requests");
                 outcome
             }
             Err(error @ TargetError::Status { status: 413, .. }) => {
@@ -377,7 +387,8 @@ pub async fn execute_with_progress<W: TargetWriter>(
     // Built as they are sent, not all before: 100,000 creates' bodies are never held at once.
     let posts = to_create.iter().map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: true });
     let (create_outcomes, created) = run_users(posts, writer, concurrency, progress).await;
-    report.outcomes.extend(create_outcomes);
+    // The report is empty still: it takes the creates' outcomes as they are, not a copy.
+    report.outcomes = create_outcomes;
 
     // Updates, and the references (`manager`) that needed users created just now.
     let resolve = |key: &str| created.get(key).cloned();

@@ -123,7 +123,7 @@ pub async fn replan_stale<C: TargetReader + TargetWriter>(
     for (resource, request) in &read_again {
         if !pending.contains(resource) {
             let mut landed = Outcome::read(resource.clone(), request.clone());
-            landed.note = Some("read again: the target holds what was planned (the write had landed)".to_owned());
+            landed.note = Some("read again: the target holds what was planned (the write had landed)");
             report.outcomes.push(landed);
         }
     }

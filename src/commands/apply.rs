@@ -323,12 +323,12 @@ fn render_report(report: &ApplyReport, console: &mut Console<'_>) -> anyhow::Res
     }
     writeln!(console.err)?;
     for outcome in &report.outcomes {
-        let note = outcome.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let note = outcome.note.map(|n| format!(" ({n})")).unwrap_or_default();
         match &outcome.result {
             Ok(status) => writeln!(console.err, "{}: {} -> {status}{note}", outcome.subject, outcome.request)?,
             Err(error) if outcome.superseded && outcome.note.is_some() => {
                 let status = error.status.map_or_else(|| "refused".to_owned(), |s| s.to_string());
-                let note = outcome.note.as_deref().unwrap_or_default();
+                let note = outcome.note.unwrap_or_default();
                 writeln!(console.err, "{}: {} -> {status} ({note})", outcome.subject, outcome.request)?;
             }
             Err(error) if outcome.superseded => {
@@ -451,7 +451,7 @@ fn report_json(outcome: &anyhow::Result<RunEnding>, sent: Option<&ApplyReport>) 
                     },
                     error: o.result.as_ref().err().map(|f| f.message.as_str()),
                     superseded: o.superseded,
-                    note: o.note.as_deref(),
+                    note: o.note,
                 })
                 .collect()
         })
