@@ -179,14 +179,13 @@ struct UserRequest {
     creates: bool,
 }
 
-/// Sends `requests` with at most `concurrency` in flight; returns outcomes in input order and
-/// the ids the server assigned to created users.
+/// Sends `requests` with at most `concurrency` in flight; returns outcomes in input order.
 async fn run_users<W: TargetWriter>(
     requests: impl IntoIterator<Item = UserRequest>,
     writer: &W,
     concurrency: usize,
     progress: &ProgressBar,
-) -> (Vec<Outcome>, BTreeMap<String, String>) {
+) -> Vec<Outcome> {
     let requests = requests.into_iter();
     // Each outcome in its request's place as it comes: one vector the size of the requests,
     // not one that doubles as answers arrive and another to put them in order.
@@ -248,9 +247,7 @@ async fn run_users<W: TargetWriter>(
             std::future::ready(())
         })
         .await;
-    let outcomes: Vec<Outcome> = slots.into_iter().flatten().collect();
-    let created = created_ids(&outcomes).into_iter().map(|(key, id)| (key.to_owned(), id.to_owned())).collect();
-    (outcomes, created)
+    slots.into_iter().flatten().collect()
 }
 
 /// The ids the users an apply created were answered with, by user key.
@@ -386,12 +383,13 @@ pub async fn execute_with_progress<W: TargetWriter>(
     let to_create: Vec<&UserChange> = plan.users.iter().filter(|c| c.action == Action::Create).collect();
     // Built as they are sent, not all before: 100,000 creates' bodies are never held at once.
     let posts = to_create.iter().map(|c| UserRequest { key: c.key.clone(), request: user_request(c), creates: true });
-    let (create_outcomes, created) = run_users(posts, writer, concurrency, progress).await;
-    // The report is empty still: it takes the creates' outcomes as they are, not a copy.
-    report.outcomes = create_outcomes;
+    let create_outcomes = run_users(posts, writer, concurrency, progress).await;
+    // The ids the creates were answered with, borrowed from their outcomes (the report takes
+    // them last, as they are, in front of the rest).
+    let created = created_ids(&create_outcomes);
 
     // Updates, and the references (`manager`) that needed users created just now.
-    let resolve = |key: &str| created.get(key).cloned();
+    let resolve = |key: &str| created.get(key).map(|id| (*id).to_owned());
     let mut patches = Vec::new();
     for change in plan.users.iter().filter(|c| c.action != Action::Create && !deprovisioning(c)) {
         patches.push(UserRequest {
@@ -401,7 +399,7 @@ pub async fn execute_with_progress<W: TargetWriter>(
         });
     }
     for change in &to_create {
-        let Some(id) = created.get(&change.key) else { continue };
+        let Some(id) = created.get(change.key.as_str()) else { continue };
         if let Some(request) = reference_followup(change, id, &resolve) {
             patches.push(UserRequest { key: change.key.clone(), request, creates: false });
         }
@@ -415,10 +413,10 @@ pub async fn execute_with_progress<W: TargetWriter>(
             ));
         }
     }
-    report.outcomes.extend(run_users(patches, writer, concurrency, progress).await.0);
+    report.outcomes.extend(run_users(patches, writer, concurrency, progress).await);
 
     for change in &plan.groups {
-        let (request, unresolved) = group_request(change, |key| created.get(key).cloned());
+        let (request, unresolved) = group_request(change, resolve);
         let resource = Subject::Group(change.name.clone());
         for key in unresolved {
             report.outcomes.push(Outcome::new(
@@ -437,7 +435,6 @@ pub async fn execute_with_progress<W: TargetWriter>(
         if !has_operations {
             continue;
         }
-        let resolve = |key: &str| created.get(key).cloned();
         report.outcomes.extend(send_group(change, request, resolve, writer).await);
     }
 
@@ -446,7 +443,9 @@ pub async fn execute_with_progress<W: TargetWriter>(
         request: user_request(c),
         creates: false,
     });
-    report.outcomes.extend(run_users(removals, writer, concurrency, progress).await.0);
+    report.outcomes.extend(run_users(removals, writer, concurrency, progress).await);
+    let rest = std::mem::replace(&mut report.outcomes, create_outcomes);
+    report.outcomes.extend(rest);
     report
 }
 
