@@ -123,6 +123,18 @@ impl CurrentUser {
         CurrentUser { id: self.id.clone(), version: self.version.clone(), values }
     }
 
+    /// `trimmed`, taking the user: one kept by the managed paths already (an apply's answer,
+    /// `keeping`) keeps its values, put in the managed paths' order, rather than copying them.
+    #[must_use]
+    pub fn into_trimmed(mut self, managed: &[ScimPath]) -> CurrentUser {
+        let place = |path: &ScimPath| managed.iter().position(|m| m == path);
+        if self.values.iter().any(|(path, _)| place(path).is_none()) {
+            return self.trimmed(managed);
+        }
+        self.values.sort_by_key(|(path, _)| place(path));
+        self
+    }
+
     /// SCIM's default for a missing `active` is "active".
     pub fn active(&self) -> bool {
         self.get(&ScimPath::active()).and_then(Value::as_bool).unwrap_or(true)
@@ -213,6 +225,14 @@ mod tests {
             Some(&json!("Sales"))
         );
         assert_eq!(whole.trimmed(&managed), kept, "trimmed equals kept");
+        assert_eq!(whole.clone().into_trimmed(&managed), kept, "trimmed, taken, equals kept");
+        assert_eq!(kept.clone().into_trimmed(&managed), kept, "a kept user stays as it is");
+        // Written after it was kept, its values come back in the managed paths' order.
+        let order = |user: &CurrentUser| user.values.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>();
+        let mut written = kept.clone();
+        written.set(&managed[0], json!("ann@x"));
+        assert_ne!(order(&written), order(&kept));
+        assert_eq!(order(&written.into_trimmed(&managed)), order(&kept));
         assert_eq!(kept.to_resource()["emails"], json!([{"type": "work", "value": "ann@x"}]));
     }
 

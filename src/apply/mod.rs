@@ -247,7 +247,9 @@ async fn run_users<W: TargetWriter>(
             std::future::ready(())
         })
         .await;
-    slots.into_iter().flatten().collect()
+    // Collected in place (`flatten` would grow a second vector by doubling).
+    #[allow(clippy::filter_map_identity)]
+    slots.into_iter().filter_map(|outcome| outcome).collect()
 }
 
 /// The ids the users an apply created were answered with, by user key.
