@@ -70,13 +70,7 @@ fn updates(ids: &[String], title: &str) -> Plan {
             why: None,
             target_id: Some(id.clone()),
             precondition: scimform::plan::Precondition::Sha256(String::new()),
-            changes: vec![AttributeChange {
-                path: ScimPath::attribute("title"),
-                before: Some(json!("x")),
-                after: Some(json!(title)),
-                set: None,
-                reference: None,
-            }],
+            changes: vec![AttributeChange::new(ScimPath::attribute("title"), Some(json!("x")), Some(json!(title)))],
         })
         .collect();
     Plan { users, ..Plan::default() }

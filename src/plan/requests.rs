@@ -46,7 +46,7 @@ fn operations(c: &AttributeChange, resolve: &dyn Fn(&str) -> Option<String>) -> 
         None => c.after.clone(),
     };
     match (&c.set, &c.before, after) {
-        (Some(set), before, after) => set.operations(&c.path, before.as_ref(), after.as_ref()),
+        (Some(set), before, after) => set.operations(&c.path, before.as_deref(), after.as_ref()),
         (None, _, None) => vec![PatchOperation::remove(&c.path)],
         (None, None, Some(after)) => vec![PatchOperation::add(&c.path, after)],
         (None, Some(_), Some(after)) => vec![PatchOperation::replace(&c.path, after)],

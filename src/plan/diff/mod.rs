@@ -61,6 +61,8 @@ pub fn plan_at(mapping: &UserMapping, desired: &DesiredState, current: &CurrentS
     }
 
     let references = References { resolved: &resolved, created: &created };
+    // A first run's 100,000 creates fill the vector exactly, not a doubled one.
+    plan.users.reserve_exact(to_create.len());
     for want in to_create {
         plan.users.push(create(mapping, want, &references, &mut plan.warnings));
     }
@@ -147,7 +149,13 @@ impl References<'_> {
         if after.is_some() && after.as_ref() == before {
             return None;
         }
-        Some(AttributeChange { path: path.clone(), before: before.cloned(), after, set: None, reference })
+        Some(AttributeChange {
+            path: path.clone(),
+            before: before.cloned().map(Box::new),
+            after,
+            set: None,
+            reference: reference.map(String::into_boxed_str),
+        })
     }
 }
 

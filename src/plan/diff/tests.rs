@@ -158,7 +158,7 @@ fn updates_only_the_differing_attribute() {
         change.changes,
         vec![AttributeChange {
             path: ScimPath::attribute("title"),
-            before: Some(json!("Agent")),
+            before: Some(Box::new(json!("Agent"))),
             after: Some(json!("Lead")),
             set: None,
             reference: None,
@@ -175,7 +175,7 @@ fn on_empty_remove_removes_the_target_value() {
         plan.users[0].changes,
         vec![AttributeChange {
             path: ScimPath::attribute("title"),
-            before: Some(json!("Agent")),
+            before: Some(Box::new(json!("Agent"))),
             after: None,
             set: None,
             reference: None

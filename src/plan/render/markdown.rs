@@ -118,7 +118,7 @@ fn user(change: &UserChange) -> String {
     }
     for c in &change.changes {
         if let Some(set) = &c.set {
-            for diff in set.differences(c.before.as_ref(), c.after.as_ref()) {
+            for diff in set.differences(c.before.as_deref(), c.after.as_ref()) {
                 let label = set.label(&c.path, &diff.name);
                 if let Some(level) = diff.before {
                     let _ = writeln!(before, "{}", set.entry(&label, level));
@@ -129,7 +129,7 @@ fn user(change: &UserChange) -> String {
             }
             continue;
         }
-        line(&mut before, c, c.before.as_ref());
+        line(&mut before, c, c.before.as_deref());
         if let Some(key) = &c.reference {
             let _ = writeln!(after, "{} = (known after apply: the id of user {})", c.path, quoted(key));
         }

@@ -178,7 +178,7 @@ fn user(out: &mut String, change: &UserChange) {
         .unwrap_or(0);
     for c in &change.changes {
         if let Some(set) = &c.set {
-            for (marker, line) in set.lines(&c.path, c.before.as_ref(), c.after.as_ref()) {
+            for (marker, line) in set.lines(&c.path, c.before.as_deref(), c.after.as_ref()) {
                 let _ = writeln!(out, "      {marker} {line}");
             }
             continue;
