@@ -1,6 +1,7 @@
 //! Source records × mappings -> `DesiredState`: the world as it should be, in SCIM terms, for
 //! the users in scope (`scope.rs`). Pure.
 
+mod attributes;
 pub mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,8 @@ use crate::mapping::{evaluate, evaluate_at};
 use crate::record::{SourceGroup, SourceRecord};
 use crate::scim::ScimPath;
 use scope::{ScopeGroups, ScopeMembers, why_out};
+
+pub use attributes::Attributes;
 
 /// Normalises a match value: SCIM `userName` (and the other string attributes one would match
 /// on) are not case-exact, so keys compare in lower case.
@@ -32,7 +35,7 @@ pub struct DesiredUser {
     /// The ownership marker for `externalId`.
     pub external_id: Option<String>,
     /// Managed attributes with a value, by path (`active` is kept apart in `active`).
-    pub attributes: BTreeMap<ScimPath, Value>,
+    pub attributes: Attributes,
     /// Managed attributes whose source value is empty and whose mapping says `on_empty: remove`.
     pub removals: BTreeSet<ScimPath>,
     /// Attributes whose value is another user's target id (`manager.value`): path -> that
@@ -192,6 +195,9 @@ pub fn build_with_sets(
     state.groups.sort_by(|a, b| a.pairing.cmp(&b.pairing));
     add_sets(mapping, records, set_groups, &mut state);
     add_references(mapping, records, &mut state);
+    // Built again from its sorted entries, the map's nodes are full: inserted one by one, in
+    // record order, they are two-thirds full on average (100,000 users, 60 bytes each).
+    state.users = std::mem::take(&mut state.users).into_iter().collect();
     state
 }
 
@@ -381,7 +387,7 @@ fn desired_user(
     record: &SourceRecord,
     now: Option<jiff::Timestamp>,
 ) -> Result<DesiredUser, String> {
-    let mut attributes = BTreeMap::new();
+    let mut attributes = Attributes::with_capacity(mapping.attributes.len());
     let mut removals = BTreeSet::new();
     let mut active = !record.disabled;
     for attribute in &mapping.attributes {
