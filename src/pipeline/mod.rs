@@ -54,7 +54,8 @@ pub async fn read_and_plan(
 /// A plan, the target state it was made against and how the sources were read.
 pub struct Planned {
     pub plan: Plan,
-    /// Empty when the last run's plan stood (`TargetRead::Settled`).
+    /// Empty when the last run's plan stood (`TargetRead::Settled`). Once `apply` ran, without
+    /// the values the plan's creates carry (`plan::lend`).
     pub desired: DesiredState,
     /// Empty when the last run's plan stood.
     pub current: CurrentState,
@@ -296,6 +297,9 @@ pub async fn apply(
     client: &ScimClient,
     progress: Progress,
 ) -> Applied {
+    // The plan holds each created user's values until the apply ends; the desired state lends
+    // them rather than keep a second copy (100,000 users' on a first run).
+    crate::plan::lend::lend(&mut planned.desired, plan);
     let (desired, current) = (&planned.desired, std::mem::take(&mut planned.current));
     let mut report = send(plan, client, manifest.target.concurrency, progress).await;
     if crate::signals::interrupted().is_some() {
@@ -309,7 +313,8 @@ pub async fn apply(
         // A write refused as stale (edited since read, or the retry of a write whose answer
         // was lost): read again and planned again, then one account of it all.
         let bar = progress.bar(0, "Applying again");
-        let (report, again) = replan_stale(manifest, desired, &current, plan, report, client, &bar).await;
+        let desired = crate::plan::lend::restored(desired, plan);
+        let (report, again) = replan_stale(manifest, &desired, &current, plan, report, client, &bar).await;
         bar.finish_and_clear();
         let read_again: std::collections::BTreeSet<&Subject> =
             report.outcomes.iter().filter(|o| o.superseded).map(|o| &o.subject).collect();
