@@ -99,7 +99,7 @@ impl FileSource {
         let text = self.text()?;
         let parsed = match format {
             "CSV" => parse_csv(&text),
-            "JSON" => serde_json::from_str(&text).map_err(|e| e.to_string()).and_then(|v| parse_value(&v)),
+            "JSON" => parse_json(&text),
             _ => crate::yaml::parse(&text)
                 .map_err(|e| format!("line {}: {}", e.location, e.message))
                 .and_then(|node| parse_value(&node.to_json())),
@@ -205,6 +205,131 @@ fn parse_value(value: &Value) -> Result<Contents, String> {
         contents.groups.push(parse_group(group).map_err(|e| format!("groups[{index}]: {e}"))?);
     }
     Ok(contents)
+}
+
+/// JSON, read user by user: each user becomes a record as it is parsed, so the file's whole
+/// tree (for 100,000 users, several times the records it makes) is never held. The same shapes
+/// and checks as `parse_value`: a record's problem names the record (`users[3]`), one in the
+/// JSON itself the line and column.
+fn parse_json(text: &str) -> Result<Contents, String> {
+    let mut read = JsonRead::default();
+    let mut parser = serde_json::Deserializer::from_str(text);
+    let parsed = serde::de::DeserializeSeed::deserialize(JsonFile(&mut read), &mut parser).and_then(|()| parser.end());
+    match (parsed, read.problem) {
+        (Ok(()), _) => Ok(read.contents),
+        // Said without the parser's position, which is past the record by then.
+        (Err(_), Some(problem)) => Err(problem),
+        (Err(error), None) => Err(error.to_string()),
+    }
+}
+
+#[derive(Default)]
+struct JsonRead {
+    contents: Contents,
+    /// What was wrong with a record or group, kept apart from the parser's error.
+    problem: Option<String>,
+}
+
+impl JsonRead {
+    fn refuse<E: serde::de::Error>(&mut self, problem: String) -> E {
+        let error = E::custom(&problem);
+        self.problem = Some(problem);
+        error
+    }
+}
+
+/// The whole file: a list of users, or a mapping with `users` and `groups`.
+struct JsonFile<'a>(&'a mut JsonRead);
+
+/// The list of users, parsed into records one by one.
+struct JsonUsers<'a>(&'a mut JsonRead);
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonFile<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, parser: D) -> Result<(), D::Error> {
+        parser.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonFile<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of users or a mapping with `users` and `groups`")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, users: A) -> Result<(), A::Error> {
+        JsonUsers(self.0).visit_seq(users)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut file: A) -> Result<(), A::Error> {
+        let (mut users, mut groups) = (false, false);
+        while let Some(key) = file.next_key::<String>()? {
+            let seen = match key.as_str() {
+                "users" => std::mem::replace(&mut users, true),
+                "groups" => std::mem::replace(&mut groups, true),
+                _ => return Err(self.0.refuse(format!("unknown top-level key `{key}` (expected `users` and `groups`)"))),
+            };
+            if seen {
+                return Err(self.0.refuse(format!("`{key}` is given twice")));
+            }
+            if key == "users" {
+                file.next_value_seed(JsonUsers(&mut *self.0))?;
+                continue;
+            }
+            match file.next_value::<Value>()? {
+                Value::Null => {}
+                Value::Array(items) => {
+                    for (index, group) in items.iter().enumerate() {
+                        match parse_group(group) {
+                            Ok(group) => self.0.contents.groups.push(group),
+                            Err(e) => return Err(self.0.refuse(format!("groups[{index}]: {e}"))),
+                        }
+                    }
+                }
+                _ => return Err(self.0.refuse("`groups` must be a list".into())),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonUsers<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, parser: D) -> Result<(), D::Error> {
+        parser.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonUsers<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("`users` to be a list")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut list: A) -> Result<(), A::Error> {
+        let mut records = Vec::with_capacity(list.size_hint().unwrap_or(0));
+        let mut seen = std::collections::HashMap::new();
+        while let Some(user) = list.next_element::<Value>()? {
+            let at = format!("users[{}]", records.len());
+            let checked =
+                parse_user(&user).map_err(|e| format!("{at}: {e}")).and_then(|r| unique(&mut seen, &r.id, at).map(|()| r));
+            match checked {
+                Ok(record) => records.push(record),
+                Err(problem) => return Err(self.0.refuse(problem)),
+            }
+        }
+        records.shrink_to_fit();
+        self.0.contents.users = Arc::new(records);
+        Ok(())
+    }
 }
 
 /// One id, one person: a second record with an id already seen would plan a second user with
@@ -362,6 +487,47 @@ mod tests {
         assert_eq!(users[0].get("proxy"), Some(&AttrValue::List(vec!["p1".into(), "p2".into()])));
         assert_eq!(users[1].get("proxy"), None);
         assert!(users[1].disabled);
+    }
+
+    /// JSON, read user by user, gives what the same text read as YAML (JSON is YAML) gives, in
+    /// each shape a file may have; its errors name the record, and the line and column.
+    #[test]
+    fn json_read_user_by_user_reads_as_yaml_does() {
+        let texts = [
+            r#"{"users": [{"id": 1, "mail": "a@x", "proxy": ["p1", 2], "org": {"division": "West"}, "accountEnabled": false},
+                          {"id": "2", "mail": null, "disabled": "yes"}],
+                "groups": [{"id": "g", "name": "G", "members": ["1", "2"]}, {"id": "h", "members": ["g"]}]}"#,
+            r#"[{"id": "1", "mail": "a@x"}, {"id": "2", "title": "Lead"}]"#,
+            r#"{"groups": [{"id": "g"}], "users": null}"#,
+            r#"{"users": []}"#,
+            "{}",
+        ];
+        for text in texts {
+            let (json, yaml) = (source("p.json", text), source("p.yaml", text));
+            assert_eq!(json.users().unwrap(), yaml.users().unwrap(), "{text}");
+            assert_eq!(json.group_names().unwrap(), yaml.group_names().unwrap(), "{text}");
+            for (id, _) in yaml.group_names().unwrap() {
+                let selector = GroupSelector::Id(id);
+                assert_eq!(json.group(&selector, true).unwrap(), yaml.group(&selector, true).unwrap(), "{text}");
+            }
+        }
+        let error = |text: &str| source("p.json", text).users().unwrap_err().to_string();
+        let duplicate = error(r#"{"users": [{"id": 7}, {"id": 8}, {"id": "7"}]}"#);
+        assert!(duplicate.contains("users[2]: id `7` is also the id of users[0]"), "{duplicate}");
+        let no_id = error(r#"[{"id": 1}, {"mail": "a@x"}]"#);
+        assert!(no_id.contains("users[1]: a user needs an `id`"), "{no_id}");
+        let unknown = error(r#"{"users": [], "people": []}"#);
+        assert!(unknown.contains("unknown top-level key `people`"), "{unknown}");
+        let twice = error(r#"{"users": [], "users": [{"id": 1}]}"#);
+        assert!(twice.contains("`users` is given twice"), "{twice}");
+        let not_a_list = error(r#"{"users": {"id": 1}}"#);
+        assert!(not_a_list.contains("expected `users` to be a list"), "{not_a_list}");
+        let bad_group = error(r#"{"groups": [{"name": "G"}]}"#);
+        assert!(bad_group.contains("groups[0]: a group needs an `id`"), "{bad_group}");
+        let broken = error("[{\"id\": 1},\n {\"id\": 2,, }]");
+        assert!(broken.contains("key must be a string at line 2 column 11"), "{broken}");
+        let trailing = error(r#"[{"id": 1}] []"#);
+        assert!(trailing.contains("trailing characters"), "{trailing}");
     }
 
     /// Nested mappings read as dotted names, as Graph's complex properties do.
