@@ -69,7 +69,7 @@ pub fn reference_followup(
 
 /// The keys of the users a change refers to and that the plan creates.
 pub fn pending_references(change: &UserChange) -> impl Iterator<Item = &str> {
-    change.changes.iter().filter_map(|c| c.reference.as_deref())
+    change.changes.iter().filter_map(|c| c.reference.as_deref().map(String::as_str))
 }
 
 fn create_body(change: &UserChange) -> Value {

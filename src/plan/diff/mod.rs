@@ -154,7 +154,7 @@ impl References<'_> {
             before: before.cloned().map(Box::new),
             after,
             set: None,
-            reference: reference.map(String::into_boxed_str),
+            reference: reference.map(Box::new),
         })
     }
 }
