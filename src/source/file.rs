@@ -269,7 +269,11 @@ impl<'de> serde::de::Visitor<'de> for JsonFile<'_> {
             let seen = match key.as_str() {
                 "users" => std::mem::replace(&mut users, true),
                 "groups" => std::mem::replace(&mut groups, true),
-                _ => return Err(self.0.refuse(format!("unknown top-level key `{key}` (expected `users` and `groups`)"))),
+                _ => {
+                    return Err(self
+                        .0
+                        .refuse(format!("unknown top-level key `{key}` (expected `users` and `groups`)")));
+                }
             };
             if seen {
                 return Err(self.0.refuse(format!("`{key}` is given twice")));
@@ -319,8 +323,9 @@ impl<'de> serde::de::Visitor<'de> for JsonUsers<'_> {
         let mut seen = std::collections::HashMap::new();
         while let Some(user) = list.next_element::<Value>()? {
             let at = format!("users[{}]", records.len());
-            let checked =
-                parse_user(&user).map_err(|e| format!("{at}: {e}")).and_then(|r| unique(&mut seen, &r.id, at).map(|()| r));
+            let checked = parse_user(&user)
+                .map_err(|e| format!("{at}: {e}"))
+                .and_then(|r| unique(&mut seen, &r.id, at).map(|()| r));
             match checked {
                 Ok(record) => records.push(record),
                 Err(problem) => return Err(self.0.refuse(problem)),
