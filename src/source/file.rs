@@ -319,7 +319,8 @@ impl<'de> serde::de::Visitor<'de> for JsonUsers<'_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut list: A) -> Result<(), A::Error> {
-        let mut records = Vec::with_capacity(list.size_hint().unwrap_or(0));
+        // Grown as users come (a size hint is the file's word, not to be reserved on).
+        let mut records = Vec::new();
         let mut seen = std::collections::HashMap::new();
         while let Some(user) = list.next_element::<Value>()? {
             let at = format!("users[{}]", records.len());
