@@ -12,9 +12,8 @@ use crate::scim::ScimPath;
 pub fn lend(desired: &mut DesiredState, plan: &Plan) {
     for change in plan.users.iter().filter(|c| c.action == Action::Create) {
         let Some(user) = desired.users.get_mut(&change.key) else { continue };
-        user.attributes.retain(|path, value| {
-            !change.changes.iter().any(|c| c.path == *path && c.reference.is_none() && c.after.as_ref() == Some(value))
-        });
+        user.attributes
+            .retain(|path, value| !change.changes.iter().any(|c| c.path == *path && c.after.as_ref() == Some(value)));
     }
 }
 
@@ -24,11 +23,11 @@ pub fn restored(desired: &DesiredState, plan: &Plan) -> DesiredState {
     for change in plan.users.iter().filter(|c| c.action == Action::Create) {
         let Some(user) = whole.users.get_mut(&change.key) else { continue };
         for c in &change.changes {
-            // The marker, `active` and references (`manager`) are kept apart from the values.
+            // The marker, `active` and references (`manager`; one to a user this plan creates
+            // has no `after`) are kept apart from the values.
             let apart = c.path == ScimPath::external_id()
                 || c.path == ScimPath::active()
-                || user.references.contains_key(&c.path)
-                || c.reference.is_some();
+                || user.references.contains_key(&c.path);
             if let (false, Some(after)) = (apart, &c.after)
                 && !user.attributes.contains_key(&c.path)
             {

@@ -197,14 +197,28 @@ fn parse_value(value: &Value) -> Result<Contents, String> {
     let mut contents = Contents::default();
     let mut seen = std::collections::HashMap::new();
     for (index, user) in users.iter().enumerate() {
-        let record = parse_user(user).map_err(|e| format!("users[{index}]: {e}"))?;
-        unique(&mut seen, &record.id, format!("users[{index}]"))?;
-        Arc::make_mut(&mut contents.users).push(record);
+        Arc::make_mut(&mut contents.users).push(numbered_user(user, index, &mut seen)?);
     }
-    for (index, group) in groups.iter().enumerate() {
-        contents.groups.push(parse_group(group).map_err(|e| format!("groups[{index}]: {e}"))?);
-    }
+    contents.groups = parse_groups(groups)?;
     Ok(contents)
+}
+
+/// The file's `index`th user as a record, its id checked against those `seen` before; a problem
+/// names the record (`users[3]`).
+fn numbered_user(
+    user: &Value,
+    index: usize,
+    seen: &mut std::collections::HashMap<String, String>,
+) -> Result<SourceRecord, String> {
+    let at = format!("users[{index}]");
+    let record = parse_user(user).map_err(|e| format!("{at}: {e}"))?;
+    unique(seen, &record.id, at)?;
+    Ok(record)
+}
+
+/// The file's groups; a problem names the group (`groups[2]`).
+fn parse_groups(groups: &[Value]) -> Result<Vec<FileGroup>, String> {
+    groups.iter().enumerate().map(|(index, g)| parse_group(g).map_err(|e| format!("groups[{index}]: {e}"))).collect()
 }
 
 /// JSON, read user by user: each user becomes a record as it is parsed, so the file's whole
@@ -284,14 +298,10 @@ impl<'de> serde::de::Visitor<'de> for JsonFile<'_> {
             }
             match file.next_value::<Value>()? {
                 Value::Null => {}
-                Value::Array(items) => {
-                    for (index, group) in items.iter().enumerate() {
-                        match parse_group(group) {
-                            Ok(group) => self.0.contents.groups.push(group),
-                            Err(e) => return Err(self.0.refuse(format!("groups[{index}]: {e}"))),
-                        }
-                    }
-                }
+                Value::Array(items) => match parse_groups(&items) {
+                    Ok(groups) => self.0.contents.groups = groups,
+                    Err(problem) => return Err(self.0.refuse(problem)),
+                },
                 _ => return Err(self.0.refuse("`groups` must be a list".into())),
             }
         }
@@ -323,11 +333,7 @@ impl<'de> serde::de::Visitor<'de> for JsonUsers<'_> {
         let mut records = Vec::new();
         let mut seen = std::collections::HashMap::new();
         while let Some(user) = list.next_element::<Value>()? {
-            let at = format!("users[{}]", records.len());
-            let checked = parse_user(&user)
-                .map_err(|e| format!("{at}: {e}"))
-                .and_then(|r| unique(&mut seen, &r.id, at).map(|()| r));
-            match checked {
+            match numbered_user(&user, records.len(), &mut seen) {
                 Ok(record) => records.push(record),
                 Err(problem) => return Err(self.0.refuse(problem)),
             }
