@@ -6,7 +6,6 @@ use indicatif::ProgressBar;
 
 use super::{ApplyReport, Failure, Outcome, Subject, execute_with_progress};
 use crate::current::{CurrentState, CurrentUser};
-use crate::desired::DesiredState;
 use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::service::{TargetReader, TargetWriter};
@@ -18,10 +17,12 @@ use crate::service::{TargetReader, TargetWriter};
 /// A resource that needs nothing more is reported applied; one that cannot be read again fails
 /// alone. The stale outcomes stay in the report, marked superseded.
 ///
-/// Returns the report with what the second pass did, and the second plan (to show).
+/// `plan_again` plans as the first plan was made (over every user, or over those planned again:
+/// `plan::delta`). Returns the report with what the second pass did, and the second plan (to
+/// show).
 pub async fn replan_stale<C: TargetReader + TargetWriter>(
     manifest: &Manifest,
-    desired: &DesiredState,
+    plan_again: &dyn Fn(&CurrentState) -> Plan,
     before: &CurrentState,
     plan: &Plan,
     mut report: ApplyReport,
@@ -106,7 +107,7 @@ pub async fn replan_stale<C: TargetReader + TargetWriter>(
         }
     }
     report.outcomes.extend(failed);
-    let mut again = crate::plan::plan(&manifest.users, desired, &current);
+    let mut again = plan_again(&current);
     // Only what was stale and read again (a stale resource is in `read_again` or failed).
     again.users.retain(|u| read_again.contains_key(&Subject::User(u.key.clone())));
     again.groups.retain(|g| read_again.contains_key(&Subject::Group(g.name.clone())));

@@ -13,18 +13,21 @@ use crate::apply::replan::replan_stale;
 use crate::apply::{ApplyReport, Subject, execute_with_progress};
 use crate::desired::{self, DesiredState};
 use crate::manifest::Manifest;
+use crate::plan::delta::Baseline;
 use crate::plan::focus::Selector;
-use crate::plan::{Clock, Plan};
+use crate::plan::{Clock, Plan, Rest};
 use crate::progress::Progress;
 use crate::service::{CurrentState, ScimClient, TargetReader};
 use crate::settings::RunSettings;
 use crate::source::AnySource;
 use crate::state::{RunState, Settled, SourceReads, TargetUpdate};
 
+mod delta;
 mod settled;
 mod sources;
 mod target;
 
+pub use delta::Replanned;
 pub use sources::{expand_group_patterns, read_desired, sources_for};
 use target::read_current;
 
@@ -66,12 +69,19 @@ pub struct Planned {
     pub users: usize,
     /// What the state remembers if this plan is the run's last word (it changes nothing).
     pub settled: Option<Settled>,
+    /// Set when only the users whose inputs changed were planned again (`plan::delta`):
+    /// `current` then holds only the target users loaded for them.
+    pub replanned: Option<Box<Replanned>>,
 }
 
 impl Planned {
     /// What the state is left with of the target when nothing was written.
     pub fn target_unwritten(&mut self) -> TargetUpdate {
         let current = std::mem::take(&mut self.current);
+        if let Some(replanned) = &self.replanned {
+            // Only the users loaded are at hand: those read again are saved, the others stay.
+            return TargetUpdate::Written { current, written: replanned.refreshed.clone() };
+        }
         match self.target_read {
             TargetRead::Settled { .. } => TargetUpdate::Kept,
             TargetRead::Remembered { .. } => TargetUpdate::Unchanged(current),
@@ -104,6 +114,16 @@ impl Planned {
                 "Nothing changed since the last run, whose plan stands: every source is as it read it, and the target holds the {users} user(s) the state remembers{}; `--refresh` reads everything again.",
                 since.as_ref().map(|s| format!(", none modified since {s}")).unwrap_or_default()
             )?,
+        }
+        if let Some(replanned) = &self.replanned {
+            let again = &replanned.replanning;
+            let planned = again.keys.iter().filter(|k| self.desired.users.contains_key(*k)).count();
+            writeln!(
+                out,
+                "Planned again only the {planned} user(s) whose inputs changed or who could be touched by a change ({} target user(s) read from the state); the other {} stand as the last run planned them.",
+                again.ids.len(),
+                self.users - planned
+            )?;
         }
         Ok(())
     }
@@ -148,13 +168,21 @@ pub async fn plan_run(
             "`users.deprovision.delete_after_days: {days}` needs a state, which remembers when scimform disabled each user; run without `--no-state`"
         );
     }
+    if let Some(state) = state.as_deref_mut()
+        && let Some(mut planned) = settled::standing_plan(manifest, target, state).await?
+    {
+        let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
+        planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &settings.targets, &rails);
+        return Ok(planned);
+    }
+    // A settled plan whose sources changed: only the users that changed are planned again, so
+    // the target's users stay in the store until they are needed.
+    let baseline = match state.as_deref_mut() {
+        Some(state) => state.baseline(manifest).await?,
+        None => None,
+    };
     if let Some(state) = state.as_deref_mut() {
-        if let Some(mut planned) = settled::standing_plan(manifest, target, state).await? {
-            let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
-            planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &settings.targets, &rails);
-            return Ok(planned);
-        }
-        state.load().await?;
+        state.load_sparing(baseline.is_some()).await?;
     }
     let mut sources = sources_for(manifest, state.as_deref_mut())?;
     let explicit = manifest.groups.len();
@@ -171,7 +199,12 @@ pub async fn plan_run(
         }
         state.set_pattern_pairings(made);
     }
-    let mut planned = read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now)).await?;
+    let mut planned = match (baseline, state) {
+        (Some(baseline), Some(state)) => {
+            delta::read_and_plan_changed(manifest, sources, target, progress, state, settings.now, baseline).await?
+        }
+        (_, state) => read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now)).await?,
+    };
     planned.plan.warnings.extend(gone_pairings);
     let targets = by_primary_key(manifest, &planned.desired, &settings.targets);
     let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
@@ -222,11 +255,27 @@ pub async fn read_and_plan_cached(
     )?;
     desired.forgotten = forgotten;
     let sources = SourceReads::collect(sources);
-    let plan = crate::plan::plan_at(&manifest.users, &desired, &current, &clock);
+    Ok(plan_in_full(manifest, desired, current, target_read, sources, &clock, keeps_state))
+}
+
+/// The plan made over every user, and what the state keeps of it when it changes nothing (with
+/// the baseline that lets the next run plan again only the users that change).
+fn plan_in_full(
+    manifest: &Manifest,
+    desired: DesiredState,
+    current: CurrentState,
+    target_read: TargetRead,
+    sources: SourceReads,
+    clock: &Clock,
+    keeps_state: bool,
+) -> Planned {
+    let parts = crate::plan::plan_parts(&manifest.users, &desired, &desired.groups, &current, clock, &Rest::default());
     let users = desired.users.len();
     let fingerprints = sources.fingerprints.as_ref().filter(|_| keeps_state);
-    let settled = Settled::of(manifest, &plan, fingerprints, current.users.len(), users, &clock.disabled_at);
-    Ok(Planned { plan, desired, current, target_read, sources, users, settled })
+    let settled = Settled::of(manifest, &parts.plan, fingerprints, current.users.len(), users, &clock.disabled_at)
+        .map(|s| s.with_baseline(Baseline::of(&manifest.users, &desired, &current, &parts)));
+    let plan = parts.plan;
+    Planned { plan, desired, current, target_read, sources, users, settled, replanned: None }
 }
 
 /// The desired state, or an error listing its problems: nothing is planned on a partial one.
@@ -314,7 +363,12 @@ pub async fn apply(
         // was lost): read again and planned again, then one account of it all.
         let bar = progress.bar(0, "Applying again");
         let desired = crate::plan::lend::restored(desired, plan);
-        let (report, again) = replan_stale(manifest, &desired, &current, plan, report, client, &bar).await;
+        // Planned again as it was planned: over every user, or over those planned again.
+        let plan_again = |current: &CurrentState| match &planned.replanned {
+            Some(replanned) => replanned.plan_again(manifest, &desired, current),
+            None => crate::plan::plan(&manifest.users, &desired, current),
+        };
+        let (report, again) = replan_stale(manifest, &plan_again, &current, plan, report, client, &bar).await;
         bar.finish_and_clear();
         let read_again: std::collections::BTreeSet<&Subject> =
             report.outcomes.iter().filter(|o| o.superseded).map(|o| &o.subject).collect();
@@ -323,6 +377,13 @@ pub async fn apply(
         return Applied { report, warnings, replanned, target: TargetUpdate::Forget };
     }
     let target = match update_after_apply(current, plan, &mut report, &manifest.users.managed_paths()) {
+        // Planned again for some users, against those loaded: the written and those read again
+        // change, the others stay as saved.
+        Some(current) if planned.replanned.is_some() => {
+            let mut written = written_ids(plan, &report);
+            written.extend(planned.replanned.iter().flat_map(|r| r.refreshed.iter().cloned()));
+            TargetUpdate::Written { current, written }
+        }
         // Planned against the users as the state keeps them: only those written change.
         Some(current) if matches!(planned.target_read, TargetRead::Remembered { .. }) => {
             TargetUpdate::Written { current, written: written_ids(plan, &report) }

@@ -60,5 +60,6 @@ pub(super) async fn standing_plan(
         sources: SourceReads::default(),
         users: settled.desired_users,
         settled: Some(settled),
+        replanned: None,
     }))
 }

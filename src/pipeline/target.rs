@@ -24,9 +24,7 @@ pub(super) async fn read_current(
     progress: Progress,
     mut state: Option<&mut RunState>,
 ) -> anyhow::Result<(CurrentState, TargetRead)> {
-    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
-    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
-    let usable = |t: &CurrentState| refs.iter().all(|r| t.groups.contains_key(r) || creatable.contains(r));
+    let usable = |t: &CurrentState| holds_paired_groups(manifest, t);
     let mut why = None;
     if let Some(state) = state.as_deref_mut()
         && let Some(remembered) = state.take_target_if(usable)
@@ -42,6 +40,19 @@ pub(super) async fn read_current(
             Err(reason) => why = Some(reason),
         }
     }
+    list(manifest, target, progress, state, why).await
+}
+
+/// The target listed in full (`why`: the state's target could not be trusted).
+pub(super) async fn list(
+    manifest: &Manifest,
+    target: &ScimClient,
+    progress: Progress,
+    state: Option<&mut RunState>,
+    why: Option<String>,
+) -> anyhow::Result<(CurrentState, TargetRead)> {
+    let refs: Vec<_> = manifest.groups.iter().map(|p| p.to.clone()).collect();
+    let creatable: Vec<_> = manifest.groups.iter().filter(|p| p.create).map(|p| p.to.clone()).collect();
     let counter = progress.counter("Reading users from the target");
     target.report_progress_to(counter.clone());
     let current =
@@ -53,6 +64,13 @@ pub(super) async fn read_current(
         state.set_watch(watch);
     }
     Ok((current, TargetRead::Listed { why }))
+}
+
+/// Whether the remembered target holds every group the manifest pairs (or may create).
+pub(super) fn holds_paired_groups(manifest: &Manifest, remembered: &CurrentState) -> bool {
+    let creatable =
+        |to: &crate::manifest::model::TargetGroupRef| manifest.groups.iter().any(|p| p.create && p.to == *to);
+    manifest.groups.iter().all(|p| remembered.groups.contains_key(&p.to) || creatable(&p.to))
 }
 
 /// How far before the newest `meta.lastModified` read the next run asks from: a write the
@@ -103,16 +121,25 @@ pub(super) async fn check_target(
 /// modified since the last run read again.
 async fn check_remembered(
     target: &ScimClient,
-    mut remembered: CurrentState,
+    remembered: CurrentState,
     watch: &mut TargetWatch,
     managed: &[ScimPath],
 ) -> Result<Result<(CurrentState, TargetRead), String>, TargetError> {
-    let (holds, modified, since) = match check_target(target, remembered.users.len(), watch, managed).await? {
-        TargetCheck::Recounted(why) => return Ok(Err(why)),
-        TargetCheck::Counted { holds, modified, since } => (holds, modified, since),
-    };
+    match check_target(target, remembered.users.len(), watch, managed).await? {
+        TargetCheck::Recounted(why) => Ok(Err(why)),
+        TargetCheck::Counted { holds, modified, since } => Ok(Ok(with_modified(remembered, holds, modified, since))),
+    }
+}
+
+/// The remembered target with the users `modified` since `since` as read again.
+pub(super) fn with_modified(
+    mut remembered: CurrentState,
+    holds: usize,
+    modified: Vec<CurrentUser>,
+    since: Option<String>,
+) -> (CurrentState, TargetRead) {
     let Some(since) = since else {
-        return Ok(Ok((remembered, TargetRead::Remembered { users: holds, since: None })));
+        return (remembered, TargetRead::Remembered { users: holds, since: None });
     };
     // Replaced as read; one the state did not know is added.
     let mut by_id: BTreeMap<String, usize> =
@@ -137,5 +164,5 @@ async fn check_remembered(
     } else {
         TargetRead::Refreshed { modified: changed, since }
     };
-    Ok(Ok((remembered, read)))
+    (remembered, read)
 }

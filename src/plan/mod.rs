@@ -4,6 +4,7 @@
 //! it into SCIM requests; `render` shows it. `Action` drives apply (a deprovision is an action of
 //! its own); `ActionReason` only explains a choice to the reader and must never steer apply.
 
+pub mod delta;
 pub mod diff;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -19,7 +20,7 @@ pub mod set;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use diff::{plan, plan_at};
+pub use diff::{Parts, Rest, plan, plan_at, plan_parts};
 pub use document::PlanDocument;
 pub use precondition::Precondition;
 

@@ -63,6 +63,15 @@ pub fn settled(text: &str) -> Option<super::Settled> {
     serde_json::from_str(text).ok()
 }
 
+/// `Settled::baseline`: one that cannot be read is none, which only costs a run in full.
+pub fn baseline(text: &str) -> Option<crate::plan::delta::Baseline> {
+    serde_json::from_str(text).ok()
+}
+
+pub fn encode_baseline(settled: Option<&super::Settled>) -> String {
+    settled.and_then(|s| s.baseline.as_deref()).and_then(|b| serde_json::to_string(b).ok()).unwrap_or_default()
+}
+
 pub fn encode_settled(settled: Option<&super::Settled>) -> String {
     settled.and_then(|s| serde_json::to_string(s).ok()).unwrap_or_default()
 }

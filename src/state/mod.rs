@@ -57,6 +57,9 @@ pub struct Head {
 /// The meta row that holds `Snapshot::settled` (empty: none).
 const SETTLED: &str = "settled";
 
+/// The meta row that holds `Settled::baseline` (empty: none).
+const BASELINE: &str = "baseline";
+
 /// When scimform disabled each user that is gone (`delete_after_days`), by target id.
 pub type Clocks = BTreeMap<String, jiff::Timestamp>;
 
@@ -143,15 +146,29 @@ impl Store {
 
     /// Replaces what the last run saw when its plan changed nothing, on its own.
     pub async fn save_settled(&mut self, settled: Option<&Settled>) -> Result<(), StateError> {
+        self.set_meta(BASELINE, &decode::encode_baseline(settled)).await?;
         self.set_meta(SETTLED, &decode::encode_settled(settled)).await
     }
 
-    /// The last run's snapshot, if any, its users keeping `managed` (every attribute when
-    /// empty).
-    pub async fn load(&mut self, managed: &[ScimPath]) -> Result<Option<Snapshot>, StateError> {
+    /// The baseline saved with the settled plan (`Settled::baseline`), if any.
+    pub async fn load_baseline(&mut self) -> Result<Option<crate::plan::delta::Baseline>, StateError> {
+        Ok(self.meta(BASELINE).await?.as_deref().and_then(decode::baseline))
+    }
+
+    /// Every remembered target user, each keeping `managed` (what `load` leaves out when asked).
+    pub async fn load_all_users(&mut self, managed: &[ScimPath]) -> Result<Vec<CurrentUser>, StateError> {
         match self {
-            Store::Sqlite(store) => store.load(managed),
-            Store::Postgres(store) => store.load(managed).await,
+            Store::Sqlite(store) => store.load_all_users(managed),
+            Store::Postgres(store) => store.load_all_users(managed).await,
+        }
+    }
+
+    /// The last run's snapshot, if any, its users keeping `managed` (every attribute when
+    /// empty); without the target's users (its groups only) unless `users`.
+    pub async fn load(&mut self, managed: &[ScimPath], users: bool) -> Result<Option<Snapshot>, StateError> {
+        match self {
+            Store::Sqlite(store) => store.load(managed, users),
+            Store::Postgres(store) => store.load(managed, users).await,
         }
     }
 
@@ -476,6 +493,7 @@ pub(crate) fn sample_snapshot(sha: &str, users: usize) -> Snapshot {
             desired_users: users,
             plan: crate::plan::Plan { warnings: vec!["a manager outside the source".into()], ..Default::default() },
             gone: ["u9".to_owned()].into(),
+            baseline: None,
         }),
     }
 }

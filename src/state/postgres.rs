@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tokio_postgres::config::{Host, SslMode};
 
-use super::{SETTLED, Snapshot, StateError, decode, show_reference};
+use super::{BASELINE, SETTLED, Snapshot, StateError, decode, show_reference};
 use crate::current::{CurrentState, CurrentUser};
 use crate::scim::ScimPath;
 use crate::source::SourceCache;
@@ -170,12 +170,12 @@ impl PostgresStore {
     }
 
     /// The last snapshot for this manifest, if any.
-    pub async fn load(&mut self, managed: &[ScimPath]) -> Result<Option<Snapshot>, StateError> {
+    pub async fn load(&mut self, managed: &[ScimPath], users: bool) -> Result<Option<Snapshot>, StateError> {
         let Some(manifest_sha256) = self.meta("manifest_sha256").await? else { return Ok(None) };
         let target = if self.meta("target_known").await?.as_deref() == Some("0") {
             None
         } else {
-            Some(self.load_target(managed).await?)
+            Some(self.load_target(managed, users).await?)
         };
         let settled =
             if target.is_some() { self.meta(SETTLED).await?.as_deref().and_then(decode::settled) } else { None };
@@ -202,7 +202,8 @@ impl PostgresStore {
         Ok(users)
     }
 
-    async fn load_target(&self, managed: &[ScimPath]) -> Result<CurrentState, StateError> {
+    /// Every remembered user, sorted by id.
+    pub async fn load_all_users(&self, managed: &[ScimPath]) -> Result<Vec<CurrentUser>, StateError> {
         let read = |e| self.error("cannot read the state", &e);
         let rows =
             self.rows("SELECT id, version, resource FROM scimform_users WHERE state_key = $1 ORDER BY id").await?;
@@ -212,6 +213,12 @@ impl PostgresStore {
                 (row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?);
             users.push(decode::user(&id, version, &resource, managed).map_err(|d| self.corrupt(d))?);
         }
+        Ok(users)
+    }
+
+    async fn load_target(&self, managed: &[ScimPath], users: bool) -> Result<CurrentState, StateError> {
+        let read = |e| self.error("cannot read the state", &e);
+        let users = if users { self.load_all_users(managed).await? } else { Vec::new() };
         let rows = self
             .rows("SELECT reference, id, display_name, version, members FROM scimform_groups WHERE state_key = $1")
             .await?;
@@ -384,7 +391,13 @@ async fn write_meta(
 ) -> Result<(), tokio_postgres::Error> {
     let known = if snapshot.target.is_some() { "1" } else { "0" };
     let settled = decode::encode_settled(snapshot.settled.as_ref());
-    let rows = [("manifest_sha256", snapshot.manifest_sha256.as_str()), ("target_known", known), (SETTLED, &settled)];
+    let baseline = decode::encode_baseline(snapshot.settled.as_ref());
+    let rows = [
+        ("manifest_sha256", snapshot.manifest_sha256.as_str()),
+        ("target_known", known),
+        (SETTLED, &settled),
+        (BASELINE, &baseline),
+    ];
     for (name, value) in rows {
         transaction
             .execute(

@@ -79,6 +79,8 @@ pub struct RunState {
     head: Option<Head>,
     /// Its target and sources, once `load` read them.
     loaded: Option<Snapshot>,
+    /// `loaded`'s target holds its groups only: its users are read as needed (`plan::delta`).
+    users_spared: bool,
     /// Plan against the target as read now, not as remembered (a saved plan).
     in_full: bool,
     /// What the state keeps of each target user: the manifest's managed paths.
@@ -195,6 +197,7 @@ impl RunState {
             store,
             head,
             loaded: None,
+            users_spared: false,
             in_full: false,
             managed: manifest.users.managed_paths(),
             target,
@@ -275,12 +278,46 @@ impl RunState {
 
     /// Reads what the last run left of the target and the sources (`open` reads only its head).
     pub async fn load(&mut self) -> anyhow::Result<()> {
+        self.load_sparing(false).await?;
+        if self.users_spared
+            && let Some(target) = self.loaded.as_mut().and_then(|l| l.target.as_mut())
+        {
+            target.users = self.store.load_all_users(&self.managed).await?;
+        }
+        self.users_spared = false;
+        Ok(())
+    }
+
+    /// `load`, leaving the target's users in the store when `spare` (a run that plans only the
+    /// users that changed reads those with `remembered_users`).
+    pub async fn load_sparing(&mut self, spare: bool) -> anyhow::Result<()> {
         if self.head.is_some() && self.loaded.is_none() {
             let identity = self.head.as_ref().map(|h| h.manifest_sha256.clone());
-            let loaded = self.store.load(&self.managed).await?;
+            let loaded = self.store.load(&self.managed, !spare).await?;
             self.loaded = loaded.filter(|s| Some(&s.manifest_sha256) == identity.as_ref());
+            self.users_spared = spare;
         }
         Ok(())
+    }
+
+    /// The settled plan's baseline (`plan::delta`), read from the store, when the last plan
+    /// stands by the clocks and a plan made afresh is not asked for.
+    pub async fn baseline(&mut self, manifest: &Manifest) -> anyhow::Result<Option<crate::plan::delta::Baseline>> {
+        if self.settled().is_none_or(|s| !s.stands_with(manifest, &self.clocks)) {
+            return Ok(None);
+        }
+        Ok(self.store.load_baseline().await?)
+    }
+
+    /// Every remembered target user, read from the store (once loaded sparing them).
+    pub async fn all_remembered_users(&mut self) -> anyhow::Result<Vec<crate::current::CurrentUser>> {
+        Ok(self.store.load_all_users(&self.managed).await?)
+    }
+
+    /// The groups of the remembered target, once loaded sparing its users.
+    pub fn spared_target(&mut self) -> Option<CurrentState> {
+        let loaded = self.loaded.as_mut().filter(|_| self.users_spared && !self.in_full)?;
+        loaded.target.take()
     }
 
     /// What the last run left, for this manifest, once loaded.
@@ -288,14 +325,14 @@ impl RunState {
         self.loaded.as_ref()
     }
 
-    /// The target as the last run left it, once loaded.
+    /// The target as the last run left it, once loaded in full.
     pub fn target(&self) -> Option<&CurrentState> {
-        self.loaded.as_ref()?.target.as_ref().filter(|_| !self.in_full)
+        self.loaded.as_ref()?.target.as_ref().filter(|_| !self.in_full && !self.users_spared)
     }
 
-    /// Takes the remembered target (once loaded) when `usable` says it serves this run.
+    /// Takes the remembered target (once loaded in full) when `usable` says it serves this run.
     pub fn take_target_if(&mut self, usable: impl FnOnce(&CurrentState) -> bool) -> Option<CurrentState> {
-        let loaded = self.loaded.as_mut().filter(|_| !self.in_full)?;
+        let loaded = self.loaded.as_mut().filter(|_| !self.in_full && !self.users_spared)?;
         if loaded.target.as_ref().is_some_and(usable) { loaded.target.take() } else { None }
     }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::Clocks;
 use crate::manifest::Manifest;
 use crate::plan::Plan;
+use crate::plan::delta::Baseline;
 
 /// The inputs and the plan of a run whose plan, made in full, changed nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,10 @@ pub struct Settled {
     pub plan: Plan,
     /// `Plan::gone`, which a plan's serialised form leaves out.
     pub gone: BTreeSet<String>,
+    /// What the plan knew of each user, to plan again only those that change
+    /// (`plan::delta`): kept in a row of its own, read only by a run whose sources changed.
+    #[serde(skip)]
+    pub baseline: Option<std::sync::Arc<Baseline>>,
 }
 
 impl Settled {
@@ -48,7 +53,15 @@ impl Settled {
             desired_users,
             plan: plan.clone(),
             gone: plan.gone.clone(),
+            baseline: None,
         })
+    }
+
+    /// With the baseline of the plan (`plan::delta`), when it has one.
+    #[must_use]
+    pub fn with_baseline(mut self, baseline: Option<Baseline>) -> Self {
+        self.baseline = baseline.map(std::sync::Arc::new);
+        self
     }
 
     /// Whether the plan still stands for a run whose deprovision clocks are `clocks`.

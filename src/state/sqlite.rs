@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SETTLED, Snapshot, StateError, decode, show_reference};
+use super::{BASELINE, SETTLED, Snapshot, StateError, decode, show_reference};
 use crate::current::{CurrentState, CurrentUser};
 use crate::scim::ScimPath;
 use crate::source::SourceCache;
@@ -93,11 +93,14 @@ impl SqliteStore {
     }
 
     /// The last snapshot, if any.
-    pub fn load(&self, managed: &[ScimPath]) -> Result<Option<Snapshot>, StateError> {
+    pub fn load(&self, managed: &[ScimPath], users: bool) -> Result<Option<Snapshot>, StateError> {
         let Some(manifest_sha256) = self.meta("manifest_sha256")? else { return Ok(None) };
         // Files of schema 1 have no flag: their target was always known.
-        let target =
-            if self.meta("target_known")?.as_deref() == Some("0") { None } else { Some(self.load_target(managed)?) };
+        let target = if self.meta("target_known")?.as_deref() == Some("0") {
+            None
+        } else {
+            Some(self.load_target(managed, users)?)
+        };
         let settled = if target.is_some() { self.meta(SETTLED)?.as_deref().and_then(decode::settled) } else { None };
         Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources()?, settled }))
     }
@@ -124,21 +127,8 @@ impl SqliteStore {
         Ok(users)
     }
 
-    fn load_target(&self, managed: &[ScimPath]) -> Result<CurrentState, StateError> {
-        let mut users = Vec::new();
-        let mut statement = self
-            .connection
-            .prepare("SELECT id, version, resource FROM users ORDER BY id")
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, String>(2)?))
-            })
-            .map_err(|e| self.error(e))?;
-        for row in rows {
-            let (id, version, resource) = row.map_err(|e| self.error(e))?;
-            users.push(decode::user(&id, version, &resource, managed).map_err(|d| self.corrupt(d))?);
-        }
+    fn load_target(&self, managed: &[ScimPath], users: bool) -> Result<CurrentState, StateError> {
+        let users = if users { self.load_all_users(managed)? } else { Vec::new() };
         let mut groups = BTreeMap::new();
         let mut statement = self
             .connection
@@ -162,6 +152,25 @@ impl SqliteStore {
             groups.insert(reference, group);
         }
         Ok(CurrentState { users, groups })
+    }
+
+    /// Every remembered user, sorted by id.
+    pub fn load_all_users(&self, managed: &[ScimPath]) -> Result<Vec<CurrentUser>, StateError> {
+        let mut users = Vec::new();
+        let mut statement = self
+            .connection
+            .prepare("SELECT id, version, resource FROM users ORDER BY id")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, String>(2)?))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (id, version, resource) = row.map_err(|e| self.error(e))?;
+            users.push(decode::user(&id, version, &resource, managed).map_err(|d| self.corrupt(d))?);
+        }
+        Ok(users)
     }
 
     fn load_sources(&self) -> Result<BTreeMap<String, SourceCache>, StateError> {
@@ -312,6 +321,7 @@ fn write_meta(transaction: &rusqlite::Transaction<'_>, snapshot: &Snapshot) -> r
     transaction.execute(upsert, ["manifest_sha256", &snapshot.manifest_sha256])?;
     transaction.execute(upsert, ["target_known", if snapshot.target.is_some() { "1" } else { "0" }])?;
     transaction.execute(upsert, [SETTLED, &decode::encode_settled(snapshot.settled.as_ref())])?;
+    transaction.execute(upsert, [BASELINE, &decode::encode_baseline(snapshot.settled.as_ref())])?;
     Ok(())
 }
 
@@ -325,11 +335,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.load(&[]).unwrap(), None, "a new file holds no snapshot");
+        assert_eq!(store.load(&[], true).unwrap(), None, "a new file holds no snapshot");
         store.save(&snapshot("abc", 3)).unwrap();
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.load(&[]).unwrap(), Some(snapshot("abc", 3)));
+        assert_eq!(store.load(&[], true).unwrap(), Some(snapshot("abc", 3)));
         let all = snapshot("abc", 3).target.unwrap().users;
         let found = store.load_users(&["u2".into(), "nobody".into(), "u0".into()], &[]).unwrap();
         assert_eq!(found, [all[0].clone(), all[2].clone()], "those it remembers, by id");
@@ -342,7 +352,7 @@ mod tests {
         let mut store = SqliteStore::open(&path).unwrap();
         store.save(&snapshot("first", 3)).unwrap();
         store.save(&snapshot("second", 1)).unwrap();
-        assert_eq!(store.load(&[]).unwrap(), Some(snapshot("second", 1)));
+        assert_eq!(store.load(&[], true).unwrap(), Some(snapshot("second", 1)));
 
         // Two users with one id: the insert fails halfway, and the transaction leaves the last
         // snapshot whole, as a crash would: no watermark without its records.
@@ -350,16 +360,16 @@ mod tests {
         broken.sources.values_mut().for_each(|s| s.watermark = serde_json::json!({"usn": 99}));
         broken.target.as_mut().unwrap().users[1].id = "u0".into();
         assert!(store.save(&broken).is_err());
-        assert_eq!(store.load(&[]).unwrap(), Some(snapshot("second", 1)));
+        assert_eq!(store.load(&[], true).unwrap(), Some(snapshot("second", 1)));
 
         // Progress alone: the watermark moves, the records stay.
         let mut moved = snapshot("second", 1);
         moved.sources.values_mut().for_each(|s| s.watermark = serde_json::json!({"usn": 100}));
         store.save_progress(&moved).unwrap();
-        assert_eq!(store.load(&[]).unwrap(), Some(moved.clone()));
+        assert_eq!(store.load(&[], true).unwrap(), Some(moved.clone()));
 
         store.forget_target().unwrap();
-        let forgotten = store.load(&[]).unwrap().unwrap();
+        let forgotten = store.load(&[], true).unwrap().unwrap();
         assert_eq!((forgotten.target, forgotten.sources), (None, moved.sources), "the sources are kept");
     }
 
@@ -381,7 +391,7 @@ mod tests {
         target.users[1].set(&ScimPath::attribute("title"), serde_json::json!("not written"));
         let written: BTreeSet<String> = ["u0", "u1", "u9"].map(str::to_owned).into();
         store.save_written(&next, &written, false).unwrap();
-        let loaded = store.load(&[]).unwrap().unwrap();
+        let loaded = store.load(&[], true).unwrap().unwrap();
         let ids: Vec<&str> = loaded.target.as_ref().unwrap().users.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(ids, ["u0", "u2", "u3", "u9"]);
         let users = &loaded.target.as_ref().unwrap().users;
@@ -428,7 +438,7 @@ mod tests {
             )
             .unwrap();
         drop(connection);
-        let loaded = SqliteStore::open(&path).unwrap().load(&[]).unwrap().unwrap();
+        let loaded = SqliteStore::open(&path).unwrap().load(&[], true).unwrap().unwrap();
         assert_eq!(loaded.target.unwrap().users.len(), 1);
         assert!(loaded.sources.is_empty());
     }

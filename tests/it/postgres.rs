@@ -87,6 +87,7 @@ fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
             desired_users: users_count,
             plan: scimform::plan::Plan { warnings: vec!["a \"quoted\" warning".into()], ..Default::default() },
             gone: std::collections::BTreeSet::new(),
+            baseline: None,
         }),
     }
 }
@@ -95,25 +96,25 @@ fn snapshot(sha: &str, users: usize, usn: u64) -> Snapshot {
 async fn snapshots_round_trip_per_manifest_all_or_nothing() {
     let (a, b) = (unique("a"), unique("b"));
     let mut store = Store::open(&url(), &a).await.unwrap();
-    assert_eq!(store.load(&[]).await.unwrap(), None, "a new key holds nothing");
+    assert_eq!(store.load(&[], true).await.unwrap(), None, "a new key holds nothing");
     store.save(&snapshot("first", 2_000, 1)).await.unwrap();
-    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 1)));
+    assert_eq!(store.load(&[], true).await.unwrap(), Some(snapshot("first", 2_000, 1)));
 
     // Another manifest's state is its own.
     let mut other = Store::open(&url(), &b).await.unwrap();
-    assert_eq!(other.load(&[]).await.unwrap(), None);
+    assert_eq!(other.load(&[], true).await.unwrap(), None);
     other.save(&snapshot("other", 1, 5)).await.unwrap();
-    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 1)));
+    assert_eq!(store.load(&[], true).await.unwrap(), Some(snapshot("first", 2_000, 1)));
 
     // Two users with one id: the transaction fails and leaves the last snapshot whole,
     // watermark included.
     let mut broken = snapshot("second", 3, 9);
     broken.target.as_mut().unwrap().users[1].id = "u00000".into();
     assert!(store.save(&broken).await.is_err());
-    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 1)));
+    assert_eq!(store.load(&[], true).await.unwrap(), Some(snapshot("first", 2_000, 1)));
 
     store.save_progress(&snapshot("first", 2_000, 2)).await.unwrap();
-    assert_eq!(store.load(&[]).await.unwrap(), Some(snapshot("first", 2_000, 2)));
+    assert_eq!(store.load(&[], true).await.unwrap(), Some(snapshot("first", 2_000, 2)));
 
     // The head alone, and a few users by id, as a run whose last plan stood reads them.
     let head = store.load_head().await.unwrap().unwrap();
@@ -127,7 +128,7 @@ async fn snapshots_round_trip_per_manifest_all_or_nothing() {
     assert_eq!(found, [all[7].clone(), all[1999].clone()], "those it remembers, by id");
 
     store.forget_target().await.unwrap();
-    let forgotten = store.load(&[]).await.unwrap().unwrap();
+    let forgotten = store.load(&[], true).await.unwrap().unwrap();
     assert_eq!((forgotten.target, forgotten.sources), (None, snapshot("first", 2_000, 2).sources));
     assert_eq!(store.load_head().await.unwrap().unwrap().settled, None, "no plan stands without the target");
 }
@@ -148,7 +149,7 @@ async fn a_save_of_written_users_writes_only_their_rows() {
     target.users.push(created);
     let written = ["u00000", "u00001", "u00009"].map(str::to_owned).into();
     store.save_written(&next, &written, false).await.unwrap();
-    let loaded = store.load(&[]).await.unwrap().unwrap();
+    let loaded = store.load(&[], true).await.unwrap().unwrap();
     let users = loaded.target.unwrap().users;
     let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
     assert_eq!(ids, ["u00000", "u00002", "u00003", "u00004", "u00009"]);

@@ -285,7 +285,8 @@ async fn a_scheduled_run_reads_what_was_modified_and_counts_what_was_deleted() {
     assert_eq!((counts, modified), (1, 1), "{requests:#?}");
 
     // A hand edit while the plan stood: the modified user differs from what the state
-    // remembers, so the run plans (against the state) and restores it.
+    // remembers, so the run plans again that user alone (loaded from the state, with its
+    // reading now) and restores it.
     server
         .request(
             reqwest::Method::PATCH,
@@ -297,6 +298,8 @@ async fn a_scheduled_run_reads_what_was_modified_and_counts_what_was_deleted() {
     let again = run_async(dir.path(), &apply, &env).await;
     assert!(again.stdout.contains(r#"~ title = "Edited Again" -> "Agent""#), "{}", again.all());
     assert!(!again.stderr.contains("whose plan stands"), "{}", again.stderr);
+    assert!(again.stderr.contains("Planned again only the 1 user(s) whose inputs changed"), "{}", again.stderr);
+    assert!(!proxy.take().iter().any(|r| is_listing(&r)), "no listing");
     let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
     assert_eq!(user["title"], "Agent");
 }

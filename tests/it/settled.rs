@@ -1,6 +1,8 @@
-//! A scheduled run that takes the last plan as standing (`state::Settled`) plans exactly what a
-//! run that plans in full from the same state would: compared over randomized rounds of source
-//! edits, hand edits in the target and applies, against the embedded server.
+//! A scheduled run that takes the last plan as standing (`state::Settled`), or plans again only
+//! the users whose inputs changed since (`plan::delta`), plans exactly what a run that plans in
+//! full from the same state would: compared over randomized rounds of source edits (titles,
+//! managers, addresses, accounts disabled, people added and removed, group members), hand edits
+//! in the target and applies, against the embedded server.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,11 +25,14 @@ target:
   auth: { bearer_token: "${env:SCIM_TOKEN}" }
 users:
   source: hr
+  match: [userName, 'emails[type eq "work"].value']
   external_id: "hr-{{ id }}"
   attributes:
     userName: "{{ mail | lower }}"
     displayName: "{{ givenName }} {{ sn }}"
     title: { from: title, on_empty: remove }
+    'emails[type eq "work"].value': "{{ alias | lower }}"
+    urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value: { reference: manager }
   deprovision: { action: disable }
 groups:
   - { name: Support, source: hr, from: { id: support }, to: { display_name: Support }, create: true }
@@ -70,8 +75,9 @@ impl People {
     fn add(&mut self) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
+        let manager = if id == 0 { Value::Null } else { json!(((id - 1) / 5 * 5).to_string()) };
         let person = json!({"id": id.to_string(), "mail": format!("P{id}@corp.example"), "givenName": "P",
-            "sn": id.to_string(), "title": "Agent"});
+            "sn": id.to_string(), "title": "Agent", "alias": format!("a{id}@corp.example"), "manager": manager});
         self.users.insert(id, person);
         id
     }
@@ -89,8 +95,18 @@ impl People {
     }
 }
 
-/// A plan from the state, the shortcut allowed or not; as JSON with what it leaves out.
-async fn plan(dir: &Path, base_url: &str, settle: bool) -> (String, bool) {
+/// How a plan was had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// The last plan stood.
+    Stood,
+    /// Made again for the users that changed only.
+    Replanned,
+    InFull,
+}
+
+/// A plan from the state, the shortcuts allowed or not; as JSON with what it leaves out.
+async fn plan(dir: &Path, base_url: &str, settle: bool) -> (String, Way) {
     let env = scimform::manifest::MapEnvironment(BTreeMap::from([
         ("SCIM_BASE_URL".to_owned(), base_url.to_owned()),
         ("SCIM_TOKEN".to_owned(), "demo-token".to_owned()),
@@ -109,9 +125,15 @@ async fn plan(dir: &Path, base_url: &str, settle: bool) -> (String, bool) {
     }
     let planned: Planned =
         plan_run(&manifest, &settings, &client, Some(&mut run_state), Progress::default()).await.unwrap();
-    let shortcut = matches!(planned.target_read, scimform::pipeline::TargetRead::Settled { .. });
+    let way = if matches!(planned.target_read, scimform::pipeline::TargetRead::Settled { .. }) {
+        Way::Stood
+    } else if planned.replanned.is_some() {
+        Way::Replanned
+    } else {
+        Way::InFull
+    };
     let shown = json!({"plan": planned.plan, "gone": planned.plan.gone, "users": planned.users});
-    (serde_json::to_string_pretty(&shown).unwrap(), shortcut)
+    (serde_json::to_string_pretty(&shown).unwrap(), way)
 }
 
 #[tokio::test]
@@ -125,21 +147,22 @@ async fn the_standing_plan_equals_the_plan_made_in_full_over_randomized_changes(
     let manifest = dir.path().join("m.yaml").display().to_string();
     let apply = ["apply", "-f", &manifest, "--auto-approve", "--state", "state.db"];
     let http = reqwest::Client::new();
-    let mut people = People::new(12);
+    let mut people = People::new(40);
     people.write(dir.path());
     let first = run_async(dir.path(), &apply, &env).await;
     assert_eq!(first.code, 0, "{}", first.all());
 
-    let seed = 0x5eed_2026_u64;
+    // Another seed to try: SCIMFORM_TEST_SEED=<decimal>.
+    let seed = std::env::var("SCIMFORM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026_u64);
     let mut rng = Rng(seed);
-    let (mut stood, mut made) = (0, 0);
+    let (mut stood, mut replanned, mut made) = (0, 0, 0);
     // A title edited by hand in the target, not seen yet (this server does not filter on
     // `meta.lastModified`): until a run reads the target in full, the state cannot know it.
     let mut unseen_edit = false;
     let drift = ["plan", "-f", &manifest, "--state", "state.db", "--refresh-only", "--detailed-exitcode"];
-    for round in 0..60 {
+    for round in 0..80 {
         // As a schedule sees it: often nothing changed since the last run.
-        let what = match rng.below(14).saturating_sub(5) {
+        let what = match rng.below(18).saturating_sub(5) {
             0 => "nothing",
             1 => {
                 people.write(dir.path());
@@ -186,6 +209,8 @@ async fn the_standing_plan_equals_the_plan_made_in_full_over_randomized_changes(
                     let url = format!("{base_url}/Users/{id}");
                     http.delete(url).bearer_auth("demo-token").send().await.unwrap();
                 }
+                // Seen by the next run's `count=0`, unless a user added by hand evens the count.
+                unseen_edit = true;
                 "a user deleted by hand in the target"
             }
             7 => {
@@ -193,6 +218,37 @@ async fn the_standing_plan_equals_the_plan_made_in_full_over_randomized_changes(
                 let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
                 http.post(format!("{base_url}/Users")).bearer_auth("demo-token").json(&body).send().await.unwrap();
                 "a user added by hand in the target"
+            }
+            9 => {
+                if let (Some(id), Some(manager)) = (people.pick(&mut rng), people.pick(&mut rng)) {
+                    people.users.get_mut(&id).unwrap()["manager"] = json!(manager.to_string());
+                }
+                people.write(dir.path());
+                "a manager changed in the source"
+            }
+            10 => {
+                if let Some(id) = people.pick(&mut rng) {
+                    people.users.get_mut(&id).unwrap()["mail"] = json!(format!("P{id}r{round}@corp.example"));
+                }
+                people.write(dir.path());
+                "an address (the first match key) changed in the source"
+            }
+            11 => {
+                if let (Some(id), Some(other)) = (people.pick(&mut rng), people.pick(&mut rng)) {
+                    // Another's second match key: a conflict, until it changes again.
+                    people.users.get_mut(&id).unwrap()["alias"] = json!(format!("a{other}@corp.example"));
+                }
+                people.write(dir.path());
+                "an alias (the second match key) changed in the source"
+            }
+            12 => {
+                if let Some(id) = people.pick(&mut rng) {
+                    let person = people.users.get_mut(&id).unwrap();
+                    let disabled = person["disabled"].as_bool().unwrap_or(false);
+                    person["disabled"] = json!(!disabled);
+                }
+                people.write(dir.path());
+                "an account disabled or enabled in the source"
             }
             _ => {
                 let users = server.users();
@@ -203,27 +259,39 @@ async fn the_standing_plan_equals_the_plan_made_in_full_over_randomized_changes(
                 "a title edited by hand in the target (unseen without meta.lastModified, either way)"
             }
         };
-        let (standing, shortcut) = plan(dir.path(), &base_url, true).await;
-        let (in_full, _) = plan(dir.path(), &base_url, false).await;
-        assert_eq!(standing, in_full, "round {round} (seed {seed:#x}), after {what}");
-        if shortcut {
-            stood += 1;
-        } else {
-            made += 1;
+        let (standing, way) = plan(dir.path(), &base_url, true).await;
+        let (in_full, full_way) = plan(dir.path(), &base_url, false).await;
+        assert_eq!(full_way, Way::InFull);
+        assert_eq!(standing, in_full, "round {round} (seed {seed:#x}), after {what}, planned {way:?}");
+        match way {
+            Way::Stood => stood += 1,
+            Way::Replanned => replanned += 1,
+            Way::InFull => made += 1,
         }
         // Most rounds apply, as a schedule does; the others leave their change for the next.
         if rng.below(4) != 0 {
-            let applied = run_async(dir.path(), &apply, &env).await;
+            let mut applied = run_async(dir.path(), &apply, &env).await;
             assert_eq!(applied.code, 0, "round {round}: {}", applied.all());
+            if !applied.stdout.starts_with("No changes.") && rng.below(2) == 0 {
+                // The scheduled run after: it finds nothing to do, and leaves its plan settled.
+                applied = run_async(dir.path(), &apply, &env).await;
+                assert_eq!(applied.code, 0, "round {round}: {}", applied.all());
+            }
             unseen_edit &= !applied.stderr.contains("Read the target in full");
             // What the state remembers is what the target holds (each write followed, only the
-            // rows written rewritten), but for an edit it could not see.
+            // rows written rewritten), but for an edit it could not see; or it remembers no
+            // target (a manager created in the same run is not followed: the next run lists).
             if !unseen_edit {
                 let compared = run_async(dir.path(), &drift, &env).await;
-                assert_eq!(compared.code, 0, "round {round} (seed {seed:#x}), after {what}: {}", compared.all());
+                let forgotten = compared.stderr.contains("the state remembers no target");
+                assert!(
+                    compared.code == 0 || forgotten,
+                    "round {round} (seed {seed:#x}), after {what}: {}",
+                    compared.all()
+                );
             }
         }
     }
     // Both ways were taken often enough for the comparison to mean something.
-    assert!(stood >= 5 && made >= 10, "{stood} standing plan(s), {made} made in full");
+    assert!(stood >= 5 && replanned >= 5 && made >= 10, "{stood} standing, {replanned} replanned, {made} in full");
 }

@@ -14,7 +14,7 @@ use crate::scim::ScimPath;
 pub(super) fn create(
     mapping: &UserMapping,
     want: &DesiredUser,
-    references: &References<'_>,
+    references: &References<'_, '_>,
     warnings: &mut Vec<String>,
 ) -> UserChange {
     let mut changes: Vec<AttributeChange> = want
@@ -53,7 +53,7 @@ pub(super) fn update(
     found: &CurrentUser,
     adopting: bool,
     precondition: Precondition,
-    references: &References<'_>,
+    references: &References<'_, '_>,
     warnings: &mut Vec<String>,
 ) -> Option<UserChange> {
     let mut changes = Vec::new();

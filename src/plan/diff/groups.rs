@@ -2,24 +2,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::References;
 use crate::current::{CurrentGroup, CurrentState, CurrentUser};
-use crate::desired::{DesiredState, match_key};
+use crate::desired::{DesiredGroup, DesiredState, match_key};
 use crate::manifest::model::{MembershipMethod, TargetGroupRef, UserMapping};
 use crate::plan::{GroupChange, Member, Plan, Precondition};
 
+/// The pairings' `groups` against the target's groups; `users` are the target users a removed
+/// member is named by.
 pub(super) fn groups(
     desired: &DesiredState,
+    groups: &[DesiredGroup],
     current: &CurrentState,
     users: &[&CurrentUser],
-    resolved: &BTreeMap<&str, &str>,
-    created: &BTreeSet<&str>,
+    references: &References<'_, '_>,
     mapping: &UserMapping,
     plan: &mut Plan,
 ) {
     let key_by_id: BTreeMap<&str, String> =
         users.iter().filter_map(|u| Some((u.id.as_str(), match_key(u.get(&mapping.match_path)?.as_str()?)))).collect();
     let forgotten = &desired.forgotten;
-    for group in &desired.groups {
+    for group in groups {
         if let Some(target) = current.groups.get(&group.target).filter(|t| forgotten.groups.contains_key(&t.id)) {
             plan.warnings.push(format!(
                 "group `{}` (target group `{}`) is forgotten (`scimform state forget`): its members are left as they are",
@@ -51,9 +54,9 @@ pub(super) fn groups(
         };
         let mut members = Vec::new();
         for key in &group.members {
-            if let Some(id) = resolved.get(key.as_str()) {
-                members.push(Member { key: key.clone(), id: Some((*id).to_owned()) });
-            } else if created.contains(key.as_str()) {
+            if let Some(id) = references.target_id(key) {
+                members.push(Member { key: key.clone(), id: Some(id.to_owned()) });
+            } else if references.created(key) {
                 members.push(Member { key: key.clone(), id: None });
             } else {
                 plan.warnings.push(format!(
