@@ -11,6 +11,7 @@
 //! `tests/it/settled.rs` (whole runs) compare the two over randomized changes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -41,7 +42,7 @@ pub struct BaselineUser {
     pub key: String,
     /// `fingerprint` of the desired user.
     #[serde(rename = "f")]
-    pub fingerprint: String,
+    pub fingerprint: u128,
     /// The target user it is; `None`: none (a disabled source user not created).
     #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -65,13 +66,12 @@ impl Baseline {
         {
             return None;
         }
-        let mut buffer = Vec::new();
         let users = desired
             .users
             .values()
             .map(|user| BaselineUser {
                 key: user.key.clone(),
-                fingerprint: fingerprint(user, &mut buffer),
+                fingerprint: fingerprint(user),
                 id: parts.resolved.get(user.key.as_str()).map(|id| (*id).to_owned()),
             })
             .collect();
@@ -104,7 +104,6 @@ impl Baseline {
         rows: &[CurrentUser],
         resolved: &BTreeMap<String, String>,
     ) -> Self {
-        let mut buffer = Vec::new();
         let users = desired
             .users
             .values()
@@ -112,7 +111,7 @@ impl Baseline {
                 Some(kept) => kept.clone(),
                 None => BaselineUser {
                     key: user.key.clone(),
-                    fingerprint: fingerprint(user, &mut buffer),
+                    fingerprint: fingerprint(user),
                     id: resolved.get(&user.key).cloned(),
                 },
             })
@@ -126,42 +125,62 @@ impl Baseline {
     }
 }
 
+/// sha256 fed by `Hash`: `str` writes its bytes and a terminator, collections their length
+/// first, so no two different users write the same bytes.
+struct Fingerprinting(Sha256);
+
+impl Hasher for Fingerprinting {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+impl Fingerprinting {
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.write_u8(0),
+            Value::Bool(b) => (1_u8, b).hash(self),
+            Value::Number(n) => (2_u8, n).hash(self),
+            Value::String(s) => (3_u8, s).hash(self),
+            Value::Array(items) => {
+                (4_u8, items.len()).hash(self);
+                for item in items {
+                    self.value(item);
+                }
+            }
+            Value::Object(map) => {
+                (5_u8, map.len()).hash(self);
+                for (name, item) in map {
+                    name.hash(self);
+                    self.value(item);
+                }
+            }
+        }
+    }
+
+    fn take(self) -> u128 {
+        let digest = self.0.finalize();
+        let mut first = [0; 16];
+        first.copy_from_slice(&digest[..16]);
+        u128::from_le_bytes(first)
+    }
+}
+
 /// A desired user's fingerprint: a hash of everything the planner reads of it.
-pub fn fingerprint(user: &DesiredUser, buffer: &mut Vec<u8>) -> String {
-    use std::io::Write;
-    let mut hasher = Sha256::new();
-    // Each part length-prefixed: no two users write the same bytes.
-    let mut part = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    };
-    part(user.key.as_bytes());
-    part(user.source_id.as_bytes());
-    part(&[u8::from(user.source_disabled), u8::from(user.active), u8::from(user.external_id.is_some())]);
-    part(user.external_id.as_deref().unwrap_or_default().as_bytes());
+pub fn fingerprint(user: &DesiredUser) -> u128 {
+    let mut digest = Fingerprinting(Sha256::new());
+    (&user.key, &user.source_id, user.source_disabled, user.active, &user.external_id).hash(&mut digest);
+    user.attributes.len().hash(&mut digest);
     for (path, value) in user.attributes.iter() {
-        buffer.clear();
-        // Writing to a vector cannot fail.
-        let _ = write!(buffer, "{path}");
-        part(buffer);
-        buffer.clear();
-        let _ = serde_json::to_writer(&mut *buffer, value);
-        part(buffer);
+        path.hash(&mut digest);
+        digest.value(value);
     }
-    part(b"removals");
-    for path in &user.removals {
-        buffer.clear();
-        let _ = write!(buffer, "{path}");
-        part(buffer);
-    }
-    part(b"references");
-    for (path, key) in &user.references {
-        buffer.clear();
-        let _ = write!(buffer, "{path}");
-        part(buffer);
-        part(key.as_bytes());
-    }
-    crate::scim::request::lower_hex(&hasher.finalize()[..16])
+    (&user.removals, &user.references).hash(&mut digest);
+    digest.take()
 }
 
 /// The fingerprint of what the desired state says of the scope.
@@ -241,15 +260,18 @@ impl<'a> Closure<'a> {
         desired: &'a DesiredState,
         modified: impl IntoIterator<Item = String>,
     ) -> Self {
-        let mut buffer = Vec::new();
+        // Both sorted by key: walked side by side.
         let mut pending_keys = Vec::new();
+        let mut last = baseline.users.iter().peekable();
         for user in desired.users.values() {
-            if baseline.find(&user.key).is_none_or(|b| b.fingerprint != fingerprint(user, &mut buffer)) {
+            while let Some(gone) = last.next_if(|b| b.key < user.key) {
+                pending_keys.push(gone.key.clone());
+            }
+            if last.next_if(|b| b.key == user.key).is_none_or(|b| b.fingerprint != fingerprint(user)) {
                 pending_keys.push(user.key.clone());
             }
         }
-        pending_keys
-            .extend(baseline.users.iter().filter(|b| !desired.users.contains_key(&b.key)).map(|b| b.key.clone()));
+        pending_keys.extend(last.map(|gone| gone.key.clone()));
         let mut desired_values: Vec<(u64, &str)> =
             desired.users.values().flat_map(|u| desired_values(mapping, u).map(|h| (h, u.key.as_str()))).collect();
         desired_values.sort_unstable();
