@@ -306,7 +306,8 @@ impl RunState {
         if self.settled().is_none_or(|s| !s.stands_with(manifest, &self.clocks)) {
             return Ok(None);
         }
-        Ok(self.store.load_baseline().await?)
+        let baseline = self.store.load_baseline().await?;
+        Ok(baseline.filter(|b| b.hasher == crate::plan::delta::hasher()))
     }
 
     /// Every remembered target user, read from the store (once loaded sparing them).

@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use std::hash::DefaultHasher;
 
 use super::diff::{Parts, Rest, plan_parts};
 use super::{Clock, Plan};
@@ -32,7 +32,9 @@ pub struct Baseline {
     /// Each target user's marker and match values (`value_hash`) and its id, sorted.
     pub values: Vec<(u64, String)>,
     /// The scope's fingerprint: which source users it leaves out, and what read only its members.
-    pub scope: String,
+    pub scope: u128,
+    /// `hasher()` of the build that made it.
+    pub hasher: u128,
 }
 
 /// A desired user as the last plan had it.
@@ -79,7 +81,7 @@ impl Baseline {
             current.users.iter().flat_map(|u| target_values(mapping, u).map(|h| (h, u.id.clone()))).collect();
         values.sort_unstable();
         values.dedup();
-        Some(Self { users, values, scope: scope_fingerprint(desired) })
+        Some(Self { users, values, scope: scope_fingerprint(desired), hasher: hasher() })
     }
 
     fn find(&self, key: &str) -> Option<&BaselineUser> {
@@ -121,21 +123,24 @@ impl Baseline {
         values.extend(rows.iter().flat_map(|u| target_values(mapping, u).map(|h| (h, u.id.clone()))));
         values.sort_unstable();
         values.dedup();
-        Self { users, values, scope: self.scope.clone() }
+        Self { users, values, scope: self.scope, hasher: self.hasher }
     }
 }
 
-/// sha256 fed by `Hash`: `str` writes its bytes and a terminator, collections their length
-/// first, so no two different users write the same bytes.
-struct Fingerprinting(Sha256);
+/// 128 bits of `Hash`: two SipHash-1-3 (std's `DefaultHasher`), one started with a byte more.
+/// `str` writes its bytes and a terminator, collections their length first, so no two
+/// different users write the same bytes. Std may change the algorithm in a later release: a
+/// baseline made by another one is not used (`Baseline::hasher`).
+struct Fingerprinting([DefaultHasher; 2]);
 
 impl Hasher for Fingerprinting {
     fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.0[0].write(bytes);
+        self.0[1].write(bytes);
     }
 
     fn finish(&self) -> u64 {
-        0
+        self.0[0].finish()
     }
 }
 
@@ -162,17 +167,28 @@ impl Fingerprinting {
         }
     }
 
-    fn take(self) -> u128 {
-        let digest = self.0.finalize();
-        let mut first = [0; 16];
-        first.copy_from_slice(&digest[..16]);
-        u128::from_le_bytes(first)
+    fn new() -> Self {
+        let mut second = DefaultHasher::new();
+        second.write_u8(1);
+        Self([DefaultHasher::new(), second])
     }
+
+    fn take(&self) -> u128 {
+        (u128::from(self.0[0].finish()) << 64) | u128::from(self.0[1].finish())
+    }
+}
+
+/// What this build's `Fingerprinting` makes of a fixed text: a baseline made by a build whose
+/// hashing differs is not used.
+pub fn hasher() -> u128 {
+    let mut probe = Fingerprinting::new();
+    "scimform baseline".hash(&mut probe);
+    probe.take()
 }
 
 /// A desired user's fingerprint: a hash of everything the planner reads of it.
 pub fn fingerprint(user: &DesiredUser) -> u128 {
-    let mut digest = Fingerprinting(Sha256::new());
+    let mut digest = Fingerprinting::new();
     (&user.key, &user.source_id, user.source_disabled, user.active, &user.external_id).hash(&mut digest);
     user.attributes.len().hash(&mut digest);
     for (path, value) in user.attributes.iter() {
@@ -184,16 +200,13 @@ pub fn fingerprint(user: &DesiredUser) -> u128 {
 }
 
 /// The fingerprint of what the desired state says of the scope.
-pub fn scope_fingerprint(desired: &DesiredState) -> String {
-    let mut hasher = Sha256::new();
+pub fn scope_fingerprint(desired: &DesiredState) -> u128 {
+    let mut digest = Fingerprinting::new();
     for (key, out) in &desired.out_of_scope {
-        for part in [key.as_str(), out.external_id.as_deref().unwrap_or("\u{0}"), out.why.as_str()] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
+        (key, &out.external_id, &out.why).hash(&mut digest);
     }
-    hasher.update(desired.scoped_by.as_deref().unwrap_or("\u{0}").as_bytes());
-    crate::scim::request::lower_hex(&hasher.finalize()[..16])
+    desired.scoped_by.hash(&mut digest);
+    digest.take()
 }
 
 /// A marker (`tag` 0) or the value of the `tag`-th match path, hashed (FNV-1a): where two
