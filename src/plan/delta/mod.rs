@@ -29,7 +29,9 @@ use crate::manifest::model::UserMapping;
 pub struct Baseline {
     /// Every desired user, sorted by key.
     pub users: Vec<BaselineUser>,
-    /// Each target user's marker and match values (`value_hash`) and its id, sorted.
+    /// The target users' marker and match values (`value_hash`) with their ids, sorted; but for
+    /// those of a target user that its desired user has too (found through the desired user:
+    /// `Closure::targets_with`), which is most of them.
     pub values: Vec<(u64, String)>,
     /// The scope's fingerprint: which source users it leaves out, and what read only its members.
     pub scope: u128,
@@ -77,10 +79,8 @@ impl Baseline {
                 id: parts.resolved.get(user.key.as_str()).map(|id| (*id).to_owned()),
             })
             .collect();
-        let mut values: Vec<(u64, String)> =
-            current.users.iter().flat_map(|u| target_values(mapping, u).map(|h| (h, u.id.clone()))).collect();
-        values.sort_unstable();
-        values.dedup();
+        let claimers: BTreeMap<&str, &str> = parts.resolved.iter().map(|(key, id)| (*id, *key)).collect();
+        let values = unexplained(mapping, desired, &current.users, |id| claimers.get(id).copied());
         Some(Self { users, values, scope: scope_fingerprint(desired), hasher: hasher() })
     }
 
@@ -118,9 +118,10 @@ impl Baseline {
                 },
             })
             .collect();
+        let claimers: BTreeMap<&str, &str> = resolved.iter().map(|(key, id)| (id.as_str(), key.as_str())).collect();
         let mut values: Vec<(u64, String)> =
             self.values.iter().filter(|(_, id)| !replanning.ids.contains(id)).cloned().collect();
-        values.extend(rows.iter().flat_map(|u| target_values(mapping, u).map(|h| (h, u.id.clone()))));
+        values.extend(unexplained(mapping, desired, rows, |id| claimers.get(id).copied()));
         values.sort_unstable();
         values.dedup();
         Self { users, values, scope: self.scope, hasher: self.hasher }
@@ -184,6 +185,27 @@ pub fn hasher() -> u128 {
     let mut probe = Fingerprinting::new();
     "scimform baseline".hash(&mut probe);
     probe.take()
+}
+
+/// The target users' values (`target_values`) that the desired user each is (`claimer`) does
+/// not have too, with their ids, sorted.
+fn unexplained<'a>(
+    mapping: &UserMapping,
+    desired: &DesiredState,
+    users: &[CurrentUser],
+    claimer: impl Fn(&str) -> Option<&'a str>,
+) -> Vec<(u64, String)> {
+    let mut values = Vec::new();
+    for user in users {
+        let theirs: Vec<u64> = claimer(&user.id)
+            .and_then(|key| desired.users.get(key))
+            .map(|want| desired_values(mapping, want).collect())
+            .unwrap_or_default();
+        values.extend(target_values(mapping, user).filter(|h| !theirs.contains(h)).map(|h| (h, user.id.clone())));
+    }
+    values.sort_unstable();
+    values.dedup();
+    values
 }
 
 /// A desired user's fingerprint: a hash of everything the planner reads of it.
@@ -334,9 +356,8 @@ impl<'a> Closure<'a> {
                 self.add_id(id);
             }
             if let Some(user) = self.desired.users.get(&key) {
-                let found: Vec<String> = desired_values(self.mapping, user)
-                    .flat_map(|hash| self.baseline.with_value(hash).map(str::to_owned).collect::<Vec<_>>())
-                    .collect();
+                let found: Vec<String> =
+                    desired_values(self.mapping, user).flat_map(|hash| self.targets_with(hash)).collect();
                 for id in found {
                     self.add_id(id);
                 }
@@ -373,12 +394,24 @@ impl<'a> Closure<'a> {
             }
             // Those sharing its marker: whether one is deprovisioned turns on who holds the marker.
             if let Some(marker) = row.external_id() {
-                let same: Vec<String> = self.baseline.with_value(value_hash(0, marker)).map(str::to_owned).collect();
+                let same = self.targets_with(value_hash(0, marker));
                 for id in same {
                     self.add_id(id);
                 }
             }
         }
+    }
+
+    /// The target users with the hashed value `hash` as the baseline knew them: those it names,
+    /// and those of the desired users with that value (their values as their desired users
+    /// have them: unchanged unless the desired user changed, whose target user is loaded then).
+    fn targets_with(&self, hash: u64) -> Vec<String> {
+        let mut ids: Vec<String> = self.baseline.with_value(hash).map(str::to_owned).collect();
+        let start = self.desired_values.partition_point(|(h, _)| *h < hash);
+        for (_, key) in self.desired_values[start..].iter().take_while(|(h, _)| *h == hash) {
+            ids.extend(self.baseline.find(key).and_then(|b| b.id.clone()));
+        }
+        ids
     }
 
     /// Whether the closure holds every desired user: planning in full costs no more.
