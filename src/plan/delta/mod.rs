@@ -1,8 +1,9 @@
 //! A plan made again for the users whose inputs changed since a run whose plan, made in full,
 //! changed nothing (`state::Settled`); every other user is as that plan left it. That run keeps
-//! a `Baseline`: each desired user's fingerprint and the target user it is, and each target
-//! user's marker and match values, hashed. A scheduled run where a few records changed then
-//! loads from the state only the target users those could touch, and plans them alone.
+//! a `Baseline`: each desired user's fingerprint and the target user it is, and the marker and
+//! match values, hashed, of the target users whose person does not have them too. A scheduled
+//! run where a few records changed then loads from the state only the target users those could
+//! touch, and plans them alone.
 //!
 //! Exact, not a guess: `Closure` grows what is planned again until no user left out could
 //! match, claim, refer to or share a marker with a user planned again. A last plan with a
@@ -11,11 +12,10 @@
 //! `tests/it/settled.rs` (whole runs) compare the two over randomized changes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::hash::DefaultHasher;
 
 use super::diff::{Parts, Rest, plan_parts};
 use super::{Clock, Plan};
