@@ -63,13 +63,43 @@ pub fn settled(text: &str) -> Option<super::Settled> {
     serde_json::from_str(text).ok()
 }
 
-/// `Settled::baseline`: one that cannot be read is none, which only costs a run in full.
-pub fn baseline(text: &str) -> Option<crate::plan::delta::Baseline> {
-    serde_json::from_str(text).ok()
+/// The baseline's meta row: what it has besides its rows. Unknown fields refuse it, so the
+/// whole baseline an older scimform kept in that row is none.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineHead {
+    scope: u128,
+    hasher: u128,
 }
 
-pub fn encode_baseline(settled: Option<&super::Settled>) -> String {
-    settled.and_then(|s| s.baseline.as_deref()).and_then(|b| serde_json::to_string(b).ok()).unwrap_or_default()
+/// A baseline user from its row: its key, fingerprint (16 bytes, big-endian) and target user;
+/// `None` when the fingerprint is not 16 bytes.
+pub fn baseline_user(key: String, fingerprint: &[u8], id: Option<String>) -> Option<crate::plan::delta::BaselineUser> {
+    let fingerprint = u128::from_be_bytes(fingerprint.try_into().ok()?);
+    Some(crate::plan::delta::BaselineUser { key, fingerprint, id })
+}
+
+/// `Settled::baseline` from its meta row and its rows, in any order: one that cannot be read
+/// is none, which only costs a run in full.
+pub fn baseline(
+    head: &str,
+    users: Vec<crate::plan::delta::BaselineUser>,
+    values: Vec<(i64, String)>,
+) -> Option<crate::plan::delta::Baseline> {
+    let BaselineHead { scope, hasher } = serde_json::from_str(head).ok()?;
+    let values = values.into_iter().map(|(hash, id)| (u64::from_be_bytes(hash.to_be_bytes()), id)).collect();
+    Some(crate::plan::delta::Baseline::from_parts(users, values, scope, hasher))
+}
+
+/// The baseline's meta row (empty: none).
+pub fn encode_baseline_head(baseline: Option<&crate::plan::delta::Baseline>) -> String {
+    let head = baseline.map(|b| BaselineHead { scope: b.scope, hasher: b.hasher });
+    head.and_then(|h| serde_json::to_string(&h).ok()).unwrap_or_default()
+}
+
+/// A hashed value as a signed 64-bit column holds it.
+pub fn encode_value_hash(hash: u64) -> i64 {
+    i64::from_be_bytes(hash.to_be_bytes())
 }
 
 pub fn encode_settled(settled: Option<&super::Settled>) -> String {

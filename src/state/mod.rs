@@ -57,7 +57,7 @@ pub struct Head {
 /// The meta row that holds `Snapshot::settled` (empty: none).
 const SETTLED: &str = "settled";
 
-/// The meta row that holds `Settled::baseline` (empty: none).
+/// The meta row that holds `Settled::baseline` but for its rows (empty: none).
 const BASELINE: &str = "baseline";
 
 /// When scimform disabled each user that is gone (`delete_after_days`), by target id.
@@ -144,15 +144,22 @@ impl Store {
         }
     }
 
-    /// Replaces what the last run saw when its plan changed nothing, on its own.
+    /// Replaces what the last run saw when its plan changed nothing, on its own, with its
+    /// baseline, all or nothing.
     pub async fn save_settled(&mut self, settled: Option<&Settled>) -> Result<(), StateError> {
-        self.set_meta(BASELINE, &decode::encode_baseline(settled)).await?;
-        self.set_meta(SETTLED, &decode::encode_settled(settled)).await
+        match self {
+            Store::Sqlite(store) => store.save_settled(settled),
+            Store::Postgres(store) => store.save_settled(settled).await,
+        }
     }
 
-    /// The baseline saved with the settled plan (`Settled::baseline`), if any.
+    /// The baseline saved with the settled plan (`Settled::baseline`), if any: its meta row
+    /// (`BASELINE`) and a row per user, read only by a run whose sources changed.
     pub async fn load_baseline(&mut self) -> Result<Option<crate::plan::delta::Baseline>, StateError> {
-        Ok(self.meta(BASELINE).await?.as_deref().and_then(decode::baseline))
+        match self {
+            Store::Sqlite(store) => store.load_baseline(),
+            Store::Postgres(store) => store.load_baseline().await,
+        }
     }
 
     /// Every remembered target user, each keeping `managed` (what `load` leaves out when asked).

@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS scimform_sources (
 CREATE TABLE IF NOT EXISTS scimform_source_users (
     state_key TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (state_key, source, id));
+CREATE TABLE IF NOT EXISTS scimform_baseline_users (
+    state_key TEXT NOT NULL, key TEXT NOT NULL, fingerprint BYTEA NOT NULL, id TEXT);
+CREATE INDEX IF NOT EXISTS scimform_baseline_users_key ON scimform_baseline_users (state_key);
+CREATE TABLE IF NOT EXISTS scimform_baseline_values (state_key TEXT NOT NULL, hash BIGINT NOT NULL, id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS scimform_baseline_values_key ON scimform_baseline_values (state_key);
 ";
 
 /// How often a run waiting for the lock asks again.
@@ -180,6 +185,37 @@ impl PostgresStore {
         let settled =
             if target.is_some() { self.meta(SETTLED).await?.as_deref().and_then(decode::settled) } else { None };
         Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources().await?, settled }))
+    }
+
+    /// The baseline saved with the settled plan, if any (`Store::load_baseline`).
+    pub async fn load_baseline(&self) -> Result<Option<crate::plan::delta::Baseline>, StateError> {
+        let Some(head) = self.meta(BASELINE).await?.filter(|h| !h.is_empty()) else { return Ok(None) };
+        let read = |e| self.error("cannot read the state", &e);
+        let rows = self.rows("SELECT key, fingerprint, id FROM scimform_baseline_users WHERE state_key = $1").await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (key, fingerprint, id) =
+                (row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, row.try_get(2).map_err(read)?);
+            let Some(user) = decode::baseline_user(key, fingerprint, id) else { return Ok(None) };
+            users.push(user);
+        }
+        let rows = self.rows("SELECT hash, id FROM scimform_baseline_values WHERE state_key = $1").await?;
+        let values = rows
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<Vec<(i64, String)>, tokio_postgres::Error>>()
+            .map_err(read)?;
+        Ok(decode::baseline(&head, users, values))
+    }
+
+    /// Replaces what the last run saw when its plan changed nothing, with its baseline, all or
+    /// nothing.
+    pub async fn save_settled(&mut self, settled: Option<&super::Settled>) -> Result<(), StateError> {
+        let key = &self.key;
+        let write = save_error(&self.shown);
+        let transaction = self.client.transaction().await.map_err(&write)?;
+        write_settled(&transaction, key, settled).await.map_err(&write)?;
+        transaction.commit().await.map_err(&write)
     }
 
     /// The remembered users with these ids, sorted by id.
@@ -390,24 +426,61 @@ async fn write_meta(
     snapshot: &Snapshot,
 ) -> Result<(), tokio_postgres::Error> {
     let known = if snapshot.target.is_some() { "1" } else { "0" };
-    let settled = decode::encode_settled(snapshot.settled.as_ref());
-    let baseline = decode::encode_baseline(snapshot.settled.as_ref());
-    let rows = [
-        ("manifest_sha256", snapshot.manifest_sha256.as_str()),
-        ("target_known", known),
-        (SETTLED, &settled),
-        (BASELINE, &baseline),
-    ];
-    for (name, value) in rows {
-        transaction
-            .execute(
-                "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (state_key, key) DO UPDATE SET value = $3",
-                &[&key, &name, &value],
-            )
-            .await?;
+    for (name, value) in [("manifest_sha256", snapshot.manifest_sha256.as_str()), ("target_known", known)] {
+        upsert_meta(transaction, key, name, value).await?;
     }
-    Ok(())
+    write_settled(transaction, key, snapshot.settled.as_ref()).await
+}
+
+async fn upsert_meta(
+    transaction: &tokio_postgres::Transaction<'_>,
+    key: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), tokio_postgres::Error> {
+    transaction
+        .execute(
+            "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (state_key, key) DO UPDATE SET value = $3",
+            &[&key, &name, &value],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// The settled plan and its baseline, the baseline's rows one per user.
+async fn write_settled(
+    transaction: &tokio_postgres::Transaction<'_>,
+    key: &str,
+    settled: Option<&super::Settled>,
+) -> Result<(), tokio_postgres::Error> {
+    upsert_meta(transaction, key, SETTLED, &decode::encode_settled(settled)).await?;
+    let baseline = settled.and_then(|s| s.baseline.as_deref());
+    upsert_meta(transaction, key, BASELINE, &decode::encode_baseline_head(baseline)).await?;
+    for table in ["scimform_baseline_users", "scimform_baseline_values"] {
+        transaction.execute(&format!("DELETE FROM {table} WHERE state_key = $1"), &[&key]).await?;
+    }
+    let Some(baseline) = baseline else { return Ok(()) };
+    let keys: Vec<&str> = baseline.users.iter().map(|u| u.key.as_str()).collect();
+    let fingerprints: Vec<[u8; 16]> = baseline.users.iter().map(|u| u.fingerprint.to_be_bytes()).collect();
+    let fingerprints: Vec<&[u8]> = fingerprints.iter().map(<[u8; 16]>::as_slice).collect();
+    let ids: Vec<Option<&str>> = baseline.users.iter().map(|u| u.id.as_deref()).collect();
+    transaction
+        .execute(
+            "INSERT INTO scimform_baseline_users (state_key, key, fingerprint, id)
+             SELECT $1, * FROM UNNEST($2::text[], $3::bytea[], $4::text[])",
+            &[&key, &keys, &fingerprints, &ids],
+        )
+        .await?;
+    let hashes: Vec<i64> = baseline.values.iter().map(|(hash, _)| decode::encode_value_hash(*hash)).collect();
+    let ids: Vec<&str> = baseline.values.iter().map(|(_, id)| id.as_str()).collect();
+    transaction
+        .execute(
+            "INSERT INTO scimform_baseline_values (state_key, hash, id) SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])",
+            &[&key, &hashes, &ids],
+        )
+        .await
+        .map(|_| ())
 }
 
 /// The advisory lock's id for a key: the first 8 bytes of its sha256.

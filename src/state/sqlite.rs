@@ -18,6 +18,8 @@ use crate::source::SourceCache;
 /// files (the target only) are read as they are and gain the source tables.
 const SCHEMA_VERSION: i64 = 2;
 
+/// The baseline's tables have no key: they are written and read whole (`write_settled`), and
+/// an index would only slow the writing of 100,000 rows.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, version TEXT, resource TEXT NOT NULL);
@@ -26,6 +28,8 @@ CREATE TABLE IF NOT EXISTS groups (
 );
 CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, watermark TEXT NOT NULL, groups TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS source_users (source TEXT NOT NULL, id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (source, id));
+CREATE TABLE IF NOT EXISTS baseline_users (key TEXT NOT NULL, fingerprint BLOB NOT NULL, id TEXT);
+CREATE TABLE IF NOT EXISTS baseline_values (hash INTEGER NOT NULL, id TEXT NOT NULL);
 ";
 
 /// A state file.
@@ -103,6 +107,39 @@ impl SqliteStore {
         };
         let settled = if target.is_some() { self.meta(SETTLED)?.as_deref().and_then(decode::settled) } else { None };
         Ok(Some(Snapshot { manifest_sha256, target, sources: self.load_sources()?, settled }))
+    }
+
+    /// The baseline saved with the settled plan, if any (`Store::load_baseline`).
+    pub fn load_baseline(&self) -> Result<Option<crate::plan::delta::Baseline>, StateError> {
+        let Some(head) = self.meta(BASELINE)?.filter(|h| !h.is_empty()) else { return Ok(None) };
+        let rows = || -> rusqlite::Result<_> {
+            // Counted first: the users are most of a run's memory but for the desired state's.
+            let count: usize = self.connection.query_row("SELECT count(*) FROM baseline_users", [], |r| r.get(0))?;
+            let mut users = Vec::with_capacity(count);
+            let mut statement = self.connection.prepare("SELECT key, fingerprint, id FROM baseline_users")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let Some(user) = decode::baseline_user(row.get(0)?, row.get_ref(1)?.as_blob()?, row.get(2)?) else {
+                    return Ok(None);
+                };
+                users.push(user);
+            }
+            let mut values = self.connection.prepare("SELECT hash, id FROM baseline_values")?;
+            let values = values.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(Some((users, values.collect::<rusqlite::Result<Vec<(i64, String)>>>()?)))
+        };
+        let Some((users, values)) = rows().map_err(|e| self.error(e))? else { return Ok(None) };
+        Ok(decode::baseline(&head, users, values))
+    }
+
+    /// Replaces what the last run saw when its plan changed nothing, with its baseline, all or
+    /// nothing.
+    pub fn save_settled(&mut self, settled: Option<&super::Settled>) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sqlite = |source| StateError::Sqlite { path: path.clone(), source };
+        let transaction = self.connection.transaction().map_err(sqlite)?;
+        write_settled(&transaction, settled).map_err(sqlite)?;
+        transaction.commit().map_err(sqlite)
     }
 
     /// The remembered users with these ids, sorted by id.
@@ -320,8 +357,26 @@ fn write_meta(transaction: &rusqlite::Transaction<'_>, snapshot: &Snapshot) -> r
     let upsert = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2";
     transaction.execute(upsert, ["manifest_sha256", &snapshot.manifest_sha256])?;
     transaction.execute(upsert, ["target_known", if snapshot.target.is_some() { "1" } else { "0" }])?;
-    transaction.execute(upsert, [SETTLED, &decode::encode_settled(snapshot.settled.as_ref())])?;
-    transaction.execute(upsert, [BASELINE, &decode::encode_baseline(snapshot.settled.as_ref())])?;
+    write_settled(transaction, snapshot.settled.as_ref())
+}
+
+/// The settled plan and its baseline: the baseline's rows, one per user, so that keeping it
+/// costs no more memory than the rows as they go.
+fn write_settled(transaction: &rusqlite::Transaction<'_>, settled: Option<&super::Settled>) -> rusqlite::Result<()> {
+    let upsert = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2";
+    transaction.execute(upsert, [SETTLED, &decode::encode_settled(settled)])?;
+    let baseline = settled.and_then(|s| s.baseline.as_deref());
+    transaction.execute(upsert, [BASELINE, &decode::encode_baseline_head(baseline)])?;
+    transaction.execute_batch("DELETE FROM baseline_users; DELETE FROM baseline_values;")?;
+    let Some(baseline) = baseline else { return Ok(()) };
+    let mut insert = transaction.prepare("INSERT INTO baseline_users (key, fingerprint, id) VALUES (?1, ?2, ?3)")?;
+    for user in &baseline.users {
+        insert.execute(params![user.key, user.fingerprint.to_be_bytes(), user.id])?;
+    }
+    let mut insert = transaction.prepare("INSERT INTO baseline_values (hash, id) VALUES (?1, ?2)")?;
+    for (hash, id) in &baseline.values {
+        insert.execute(params![decode::encode_value_hash(*hash), id])?;
+    }
     Ok(())
 }
 
@@ -400,6 +455,65 @@ mod tests {
         assert_eq!(loaded.sources, snapshot("abc", 4).sources, "the records stay");
     }
 
+    /// A baseline of `users` users whose values' hashes span both halves of `u64` (a signed
+    /// column holds them) and whose last user has no target user.
+    fn baseline(users: usize, scope: u128) -> crate::plan::delta::Baseline {
+        use crate::plan::delta::{Baseline, BaselineUser};
+        let users = (0..users)
+            .map(|i| BaselineUser {
+                key: format!("k{i:04}"),
+                fingerprint: u128::MAX - i as u128,
+                id: (i + 1 < users).then(|| format!("t{i}")),
+            })
+            .collect();
+        let values = vec![(7, "t1".to_owned()), (u64::MAX - 1, "t0".to_owned()), (1 << 63, "t2".to_owned())];
+        Baseline::from_parts(users, values, scope, crate::plan::delta::hasher())
+    }
+
+    fn with_baseline(mut snapshot: Snapshot, baseline: &crate::plan::delta::Baseline) -> Snapshot {
+        let settled = snapshot.settled.take().map(|s| s.with_baseline(Some(baseline.clone())));
+        snapshot.settled = settled;
+        snapshot
+    }
+
+    /// The baseline is kept in rows of its own, with its head in a meta row: it reads back as
+    /// it was saved, goes with the settled plan, and a save that fails leaves it whole.
+    #[test]
+    fn a_baseline_round_trips_in_rows_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        assert_eq!(store.load_baseline().unwrap(), None);
+        let first = baseline(300, 1);
+        store.save(&with_baseline(snapshot("abc", 3), &first)).unwrap();
+        assert_eq!(store.load_baseline().unwrap(), Some(first.clone()));
+        let rows: i64 = store.connection.query_row("SELECT count(*) FROM baseline_users", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 300, "a row per user");
+
+        let mut broken = with_baseline(snapshot("abc", 2), &baseline(5, 2));
+        broken.target.as_mut().unwrap().users[1].id = "u0".into();
+        assert!(store.save(&broken).is_err());
+        assert_eq!(store.load_baseline().unwrap(), Some(first), "a failed save leaves it whole");
+
+        let second = baseline(4, 3);
+        let settled = snapshot("abc", 3).settled.map(|s| s.with_baseline(Some(second.clone())));
+        store.save_settled(settled.as_ref()).unwrap();
+        assert_eq!(store.load_baseline().unwrap(), Some(second), "saved with the settled plan alone");
+        store.save_settled(None).unwrap();
+        assert_eq!(store.load_baseline().unwrap(), None);
+        let rows: i64 = store.connection.query_row("SELECT count(*) FROM baseline_users", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 0, "no rows outlive their baseline");
+
+        // A fingerprint that is not 16 bytes makes the baseline none: a run in full.
+        store.save(&with_baseline(snapshot("abc", 3), &baseline(3, 1))).unwrap();
+        store.connection.execute("UPDATE baseline_users SET fingerprint = x'00' WHERE key = 'k0001'", []).unwrap();
+        assert_eq!(store.load_baseline().unwrap(), None);
+
+        // The whole baseline an older scimform kept in the meta row is none: a run in full.
+        store.save(&with_baseline(snapshot("abc", 3), &baseline(3, 1))).unwrap();
+        store.set_meta(BASELINE, r#"{"users":[{"k":"a","f":1}],"values":[],"scope":1,"hasher":2}"#).unwrap();
+        assert_eq!(store.load_baseline().unwrap(), None);
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_new_state_file_is_readable_by_its_owner_only() {
@@ -443,3 +557,4 @@ mod tests {
         assert!(loaded.sources.is_empty());
     }
 }
+

@@ -158,6 +158,48 @@ async fn a_save_of_written_users_writes_only_their_rows() {
     assert_eq!(loaded.sources, snapshot("first", 5, 2).sources, "the watermark moved, the records stayed");
 }
 
+/// A baseline of `users` users, its rows given out of order; value hashes span both halves of
+/// `u64` (a signed column holds them) and the first user has no target user.
+fn baseline(users: usize, scope: u128) -> scimform::plan::delta::Baseline {
+    use scimform::plan::delta::{Baseline, BaselineUser};
+    let users = (0..users)
+        .rev()
+        .map(|i| BaselineUser {
+            key: format!("k{i:05}"),
+            fingerprint: u128::MAX - u128::from(u32::try_from(i).unwrap()),
+            id: (i > 0).then(|| format!("t{i}")),
+        })
+        .collect();
+    let values = vec![(u64::MAX - 1, "t0".to_owned()), (7, "t1".to_owned()), (1 << 63, "t2".to_owned())];
+    Baseline::from_parts(users, values, scope, scimform::plan::delta::hasher())
+}
+
+/// The baseline is kept in rows of its own, per manifest: it reads back as saved, goes with
+/// the settled plan, and one manifest's save leaves another's rows alone.
+#[tokio::test]
+async fn baselines_round_trip_in_rows_per_manifest() {
+    let (a, b) = (unique("baseline-a"), unique("baseline-b"));
+    let mut store = Store::open(&url(), &a).await.unwrap();
+    let mut other = Store::open(&url(), &b).await.unwrap();
+    assert_eq!(store.load_baseline().await.unwrap(), None);
+    let with = |n, scope| {
+        let mut snapshot = snapshot("first", 3, 1);
+        snapshot.settled = snapshot.settled.map(|s| s.with_baseline(Some(baseline(n, scope))));
+        snapshot
+    };
+    store.save(&with(20_000, 1)).await.unwrap();
+    other.save(&with(2, 2)).await.unwrap();
+    assert_eq!(store.load_baseline().await.unwrap(), Some(baseline(20_000, 1)));
+    assert_eq!(other.load_baseline().await.unwrap(), Some(baseline(2, 2)));
+
+    let settled = with(5, 3).settled;
+    store.save_settled(settled.as_ref()).await.unwrap();
+    assert_eq!(store.load_baseline().await.unwrap(), Some(baseline(5, 3)), "saved with the settled plan alone");
+    store.save_settled(None).await.unwrap();
+    assert_eq!(store.load_baseline().await.unwrap(), None);
+    assert_eq!(other.load_baseline().await.unwrap(), Some(baseline(2, 2)), "another manifest's stays");
+}
+
 #[tokio::test]
 async fn the_advisory_lock_is_the_run_lock() {
     let key = unique("locked");

@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::diff::{Parts, Rest, plan_parts};
@@ -25,7 +24,7 @@ use crate::manifest::model::UserMapping;
 
 /// What a plan made in full that changed nothing knew of each user: enough to plan again only
 /// the users whose inputs changed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Baseline {
     /// Every desired user, sorted by key.
     pub users: Vec<BaselineUser>,
@@ -40,15 +39,12 @@ pub struct Baseline {
 }
 
 /// A desired user as the last plan had it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BaselineUser {
-    #[serde(rename = "k")]
     pub key: String,
     /// `fingerprint` of the desired user.
-    #[serde(rename = "f")]
     pub fingerprint: u128,
     /// The target user it is; `None`: none (a disabled source user not created).
-    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
 
@@ -82,6 +78,17 @@ impl Baseline {
         let claimers: BTreeMap<&str, &str> = parts.resolved.iter().map(|(key, id)| (*id, *key)).collect();
         let values = unexplained(mapping, desired, &current.users, |id| claimers.get(id).copied());
         Some(Self { users, values, scope: scope_fingerprint(desired), hasher: hasher() })
+    }
+
+    /// A baseline from its parts in any order (as a store reads them back).
+    pub fn from_parts(mut users: Vec<BaselineUser>, mut values: Vec<(u64, String)>, scope: u128, hasher: u128) -> Self {
+        if !users.is_sorted_by(|a, b| a.key <= b.key) {
+            users.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        }
+        if !values.is_sorted() {
+            values.sort_unstable();
+        }
+        Self { users, values, scope, hasher }
     }
 
     fn find(&self, key: &str) -> Option<&BaselineUser> {
