@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::target::{TargetCheck, check_target, holds_paired_groups, list, with_modified};
+use super::target::{CheckMade, TargetCheck, check_target_once, holds_paired_groups, list, with_modified};
 use super::{Planned, TargetRead, plan_in_full, read_desired_checked};
 use crate::current::CurrentUser;
 use crate::desired::DesiredState;
@@ -33,24 +33,31 @@ pub struct Replanned {
 /// Past this share of the users planned again, a full plan costs about as much: make it.
 const MOST: usize = 4;
 
+/// What a run reads: its sources, at `now`, and the target, unless it was checked already.
+pub(super) struct Read {
+    pub sources: BTreeMap<String, AnySource>,
+    pub now: jiff::Timestamp,
+    pub made: Option<CheckMade>,
+}
+
 /// Reads the sources and checks the target, then plans again only the users whose inputs
 /// changed since the plan `baseline` was made with (the state's settled plan), or in full.
 pub(super) async fn read_and_plan_changed(
     manifest: &Manifest,
-    mut sources: BTreeMap<String, AnySource>,
+    read: Read,
     target: &ScimClient,
     progress: Progress,
     state: &mut RunState,
-    now: jiff::Timestamp,
     baseline: Baseline,
 ) -> anyhow::Result<Planned> {
+    let Read { mut sources, now, made } = read;
     let settled = state.settled().cloned().context("internal error: a baseline without a settled plan")?;
     let clock = state.clock(Some(now));
     let managed = manifest.users.managed_paths();
     let mut watch = state.watch().clone();
     let (mut desired, check) =
         tokio::try_join!(read_desired_checked(manifest, &mut sources, progress, Some(now)), async {
-            check_target(target, settled.target_users, &mut watch, &managed)
+            check_target_once(target, settled.target_users, made, &mut watch, &managed)
                 .await
                 .context("cannot read the current state of the target")
         })?;

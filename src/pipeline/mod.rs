@@ -49,7 +49,7 @@ pub async fn read_and_plan(
     // The sources and the target are read at the same time: a run costs its slower read.
     let (desired, (current, _)) = tokio::try_join!(
         read_desired_checked(manifest, sources, progress, None),
-        read_current(manifest, target, progress, None)
+        read_current(manifest, target, progress, None, None)
     )?;
     Ok(crate::plan::plan(&manifest.users, &desired, &current))
 }
@@ -168,12 +168,16 @@ pub async fn plan_run(
             "`users.deprovision.delete_after_days: {days}` needs a state, which remembers when scimform disabled each user; run without `--no-state`"
         );
     }
-    if let Some(state) = state.as_deref_mut()
-        && let Some(mut planned) = settled::standing_plan(manifest, target, state).await?
-    {
-        let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
-        planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &settings.targets, &rails);
-        return Ok(planned);
+    let mut checked = None;
+    if let Some(state) = state.as_deref_mut() {
+        match settled::standing_plan(manifest, target, state).await? {
+            settled::Standing::Stands(mut planned) => {
+                let rails = crate::plan::rails::Rails::of(&manifest.users, &manifest.groups);
+                planned.plan = crate::plan::focus::focus(std::mem::take(&mut planned.plan), &settings.targets, &rails);
+                return Ok(*planned);
+            }
+            settled::Standing::Falls(check) => checked = check,
+        }
     }
     // A settled plan whose sources changed: only the users that changed are planned again, so
     // the target's users stay in the store until they are needed.
@@ -201,9 +205,12 @@ pub async fn plan_run(
     }
     let mut planned = match (baseline, state) {
         (Some(baseline), Some(state)) => {
-            delta::read_and_plan_changed(manifest, sources, target, progress, state, settings.now, baseline).await?
+            let read = delta::Read { sources, now: settings.now, made: checked };
+            delta::read_and_plan_changed(manifest, read, target, progress, state, baseline).await?
         }
-        (_, state) => read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now)).await?,
+        (_, state) => {
+            read_and_plan_cached(manifest, sources, target, progress, state, Some(settings.now), checked).await?
+        }
     };
     planned.plan.warnings.extend(gone_pairings);
     let targets = by_primary_key(manifest, &planned.desired, &settings.targets);
@@ -236,14 +243,15 @@ fn by_primary_key(manifest: &Manifest, desired: &DesiredState, targets: &[Select
 /// Like `read_and_plan`, but with the state of a `--state` run: the sources (opened by
 /// `sources_for` with the state) read on from where the last run left them and finished, and
 /// the plan made against the remembered target instead of listing it, when the state holds
-/// every paired group.
-pub async fn read_and_plan_cached(
+/// every paired group (`made`: the check of it a run made already).
+async fn read_and_plan_cached(
     manifest: &Manifest,
     mut sources: BTreeMap<String, AnySource>,
     target: &ScimClient,
     progress: Progress,
     state: Option<&mut RunState>,
     now: Option<jiff::Timestamp>,
+    made: Option<target::CheckMade>,
 ) -> anyhow::Result<Planned> {
     let clock = state.as_deref().map_or_else(|| Clock { now, ..Clock::default() }, |s| s.clock(now));
     let forgotten = state.as_deref().map(|s| s.forgotten().clone()).unwrap_or_default();
@@ -251,7 +259,7 @@ pub async fn read_and_plan_cached(
     // The sources and the target are read at the same time: a run costs its slower read.
     let (mut desired, (current, target_read)) = tokio::try_join!(
         read_desired_checked(manifest, &mut sources, progress, now),
-        read_current(manifest, target, progress, state)
+        read_current(manifest, target, progress, state, made)
     )?;
     desired.forgotten = forgotten;
     let sources = SourceReads::collect(sources);

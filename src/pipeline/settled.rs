@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 
-use super::target::{TargetCheck, check_target};
+use super::target::{CheckMade, TargetCheck, check_target};
 use super::{Planned, TargetRead};
 use crate::desired::DesiredState;
 use crate::manifest::Manifest;
@@ -14,16 +14,23 @@ use crate::service::{CurrentState, ScimClient};
 use crate::source::{AnySource, Resume};
 use crate::state::{RunState, SourceReads};
 
-/// The last run's plan, when it stands; `None`: plan in full. The sources are asked for their
-/// fingerprints first (a file hashed, one read of AD's root DSE), the target only when they
-/// are as they were: a run whose sources changed sends the target no more than it would.
+/// Whether the last run's plan stands.
+pub(super) enum Standing {
+    Stands(Box<Planned>),
+    /// Plan again, with the check of the target made to find out, if one was.
+    Falls(Option<CheckMade>),
+}
+
+/// The last run's plan, when it stands. The sources are asked for their fingerprints first (a
+/// file hashed, one read of AD's root DSE), the target only when they are as they were: a run
+/// whose sources changed sends the target no more than it would.
 pub(super) async fn standing_plan(
     manifest: &Manifest,
     target: &ScimClient,
     state: &mut RunState,
-) -> anyhow::Result<Option<Planned>> {
+) -> anyhow::Result<Standing> {
     let Some(settled) = state.settled().filter(|s| s.stands_with(manifest, state.clocks())).cloned() else {
-        return Ok(None);
+        return Ok(Standing::Falls(None));
     };
     let fingerprints = manifest.sources.iter().map(|(name, config)| async move {
         let source = AnySource::open(name, config, &manifest.attributes_read_from(name), Resume::Stateless, &[])?;
@@ -33,7 +40,7 @@ pub(super) async fn standing_plan(
     let found = futures_util::future::try_join_all(fingerprints).await?;
     let found: Option<std::collections::BTreeMap<String, String>> = found.into_iter().collect();
     if found.as_ref() != Some(&settled.sources) {
-        return Ok(None);
+        return Ok(Standing::Falls(None));
     }
     let mut watch = state.watch().clone();
     let managed = manifest.users.managed_paths();
@@ -41,18 +48,21 @@ pub(super) async fn standing_plan(
         .await
         .context("cannot read the current state of the target")?;
     state.set_watch(watch);
-    let TargetCheck::Counted { holds, modified, since } = check else { return Ok(None) };
+    let against = settled.target_users;
+    let TargetCheck::Counted { holds, mut modified, since } = check else {
+        return Ok(Standing::Falls(Some(CheckMade { against, check })));
+    };
     if !modified.is_empty() {
         // Modified since the margin began: each must be as the state remembers it.
         let ids: Vec<String> = modified.iter().map(|u| u.id.clone()).collect();
         let remembered = state.remembered_users(&ids).await?;
-        let mut modified = modified;
         modified.sort_by(|a, b| a.id.cmp(&b.id));
         if remembered != modified {
-            return Ok(None);
+            let check = TargetCheck::Counted { holds, modified, since };
+            return Ok(Standing::Falls(Some(CheckMade { against, check })));
         }
     }
-    Ok(Some(Planned {
+    Ok(Standing::Stands(Box::new(Planned {
         plan: settled.plan(),
         desired: DesiredState::default(),
         current: CurrentState::default(),
@@ -61,5 +71,5 @@ pub(super) async fn standing_plan(
         users: settled.desired_users,
         settled: Some(settled),
         replanned: None,
-    }))
+    })))
 }

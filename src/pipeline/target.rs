@@ -23,6 +23,7 @@ pub(super) async fn read_current(
     target: &ScimClient,
     progress: Progress,
     mut state: Option<&mut RunState>,
+    made: Option<CheckMade>,
 ) -> anyhow::Result<(CurrentState, TargetRead)> {
     let usable = |t: &CurrentState| holds_paired_groups(manifest, t);
     let mut why = None;
@@ -31,7 +32,7 @@ pub(super) async fn read_current(
     {
         let managed = manifest.users.managed_paths();
         let mut watch = state.watch().clone();
-        let checked = check_remembered(target, remembered, &mut watch, &managed)
+        let checked = check_remembered(target, remembered, made, &mut watch, &managed)
             .await
             .context("cannot read the current state of the target")?;
         state.set_watch(watch);
@@ -86,6 +87,28 @@ pub(super) enum TargetCheck {
     Counted { holds: usize, modified: Vec<CurrentUser>, since: Option<String> },
 }
 
+/// A check of the target a run made already (`settled::standing_plan`'s, which found the last
+/// plan no longer stands), against `against` remembered users: the plan made next takes it
+/// rather than ask the service again.
+pub(super) struct CheckMade {
+    pub against: usize,
+    pub check: TargetCheck,
+}
+
+/// The check made already when it was made against as many users, else `check_target`.
+pub(super) async fn check_target_once(
+    target: &ScimClient,
+    remembered: usize,
+    made: Option<CheckMade>,
+    watch: &mut TargetWatch,
+    managed: &[ScimPath],
+) -> Result<TargetCheck, TargetError> {
+    match made {
+        Some(made) if made.against == remembered => Ok(made.check),
+        _ => check_target(target, remembered, watch, managed).await,
+    }
+}
+
 /// Asks the service how many users it holds and, where it filters on `meta.lastModified`,
 /// which were modified since the newest modification the state knows of (less a margin);
 /// `watch` learns whether it filters and the newest modification read.
@@ -122,10 +145,11 @@ pub(super) async fn check_target(
 async fn check_remembered(
     target: &ScimClient,
     remembered: CurrentState,
+    made: Option<CheckMade>,
     watch: &mut TargetWatch,
     managed: &[ScimPath],
 ) -> Result<Result<(CurrentState, TargetRead), String>, TargetError> {
-    match check_target(target, remembered.users.len(), watch, managed).await? {
+    match check_target_once(target, remembered.users.len(), made, watch, managed).await? {
         TargetCheck::Recounted(why) => Ok(Err(why)),
         TargetCheck::Counted { holds, modified, since } => Ok(Ok(with_modified(remembered, holds, modified, since))),
     }

@@ -557,4 +557,3 @@ mod tests {
         assert!(loaded.sources.is_empty());
     }
 }
-

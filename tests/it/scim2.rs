@@ -299,7 +299,14 @@ async fn a_scheduled_run_reads_what_was_modified_and_counts_what_was_deleted() {
     assert!(again.stdout.contains(r#"~ title = "Edited Again" -> "Agent""#), "{}", again.all());
     assert!(!again.stderr.contains("whose plan stands"), "{}", again.stderr);
     assert!(again.stderr.contains("Planned again only the 1 user(s) whose inputs changed"), "{}", again.stderr);
-    assert!(!proxy.take().iter().any(|r| is_listing(&r)), "no listing");
+    let requests = proxy.take();
+    assert!(!requests.iter().any(|r| is_listing(&r)), "no listing: {requests:#?}");
+    // The check that found the plan no longer stands serves the plan made again.
+    let (counts, modified) = (
+        requests.iter().filter(|r| r.contains("count=0")).count(),
+        requests.iter().filter(|r| r.contains("filter=meta.lastModified gt ")).count(),
+    );
+    assert_eq!((counts, modified), (1, 1), "{requests:#?}");
     let user = server.request(reqwest::Method::GET, &format!("/Users/{id}"), None).await;
     assert_eq!(user["title"], "Agent");
 }
