@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS scimform_baseline_values (state_key TEXT NOT NULL, ha
 CREATE INDEX IF NOT EXISTS scimform_baseline_values_key ON scimform_baseline_values (state_key);
 ";
 
+const UPSERT_META: &str = "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)
+    ON CONFLICT (state_key, key) DO UPDATE SET value = $3";
+
 /// How often a run waiting for the lock asks again.
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -155,11 +158,7 @@ impl PostgresStore {
     /// Sets one meta row of this manifest, on its own.
     pub(super) async fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StateError> {
         self.client
-            .execute(
-                "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (state_key, key) DO UPDATE SET value = $3",
-                &[&self.key, &key, &value],
-            )
+            .execute(UPSERT_META, &[&self.key, &key, &value])
             .await
             .map(|_| ())
             .map_err(|e| self.error("cannot save the state", &e))
@@ -438,14 +437,7 @@ async fn upsert_meta(
     name: &str,
     value: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    transaction
-        .execute(
-            "INSERT INTO scimform_meta (state_key, key, value) VALUES ($1, $2, $3)
-             ON CONFLICT (state_key, key) DO UPDATE SET value = $3",
-            &[&key, &name, &value],
-        )
-        .await
-        .map(|_| ())
+    transaction.execute(UPSERT_META, &[&key, &name, &value]).await.map(|_| ())
 }
 
 /// The settled plan and its baseline, the baseline's rows one per user.

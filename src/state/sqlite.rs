@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS baseline_users (key TEXT NOT NULL, fingerprint BLOB N
 CREATE TABLE IF NOT EXISTS baseline_values (hash INTEGER NOT NULL, id TEXT NOT NULL);
 ";
 
+const UPSERT_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2";
+
 /// A state file.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -80,13 +82,7 @@ impl SqliteStore {
 
     /// Sets one meta row, on its own.
     pub(super) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StateError> {
-        self.connection
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-                [key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| self.error(e))
+        self.connection.execute(UPSERT_META, [key, value]).map(|_| ()).map_err(|e| self.error(e))
     }
 
     pub(super) fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
@@ -113,7 +109,7 @@ impl SqliteStore {
     pub fn load_baseline(&self) -> Result<Option<crate::plan::delta::Baseline>, StateError> {
         let Some(head) = self.meta(BASELINE)?.filter(|h| !h.is_empty()) else { return Ok(None) };
         let rows = || -> rusqlite::Result<_> {
-            // Counted first: the users are most of a run's memory but for the desired state's.
+            // Counted first: the vector is made once, at its size.
             let count: usize = self.connection.query_row("SELECT count(*) FROM baseline_users", [], |r| r.get(0))?;
             let mut users = Vec::with_capacity(count);
             let mut statement = self.connection.prepare("SELECT key, fingerprint, id FROM baseline_users")?;
@@ -354,19 +350,17 @@ fn write_sources(
 }
 
 fn write_meta(transaction: &rusqlite::Transaction<'_>, snapshot: &Snapshot) -> rusqlite::Result<()> {
-    let upsert = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2";
-    transaction.execute(upsert, ["manifest_sha256", &snapshot.manifest_sha256])?;
-    transaction.execute(upsert, ["target_known", if snapshot.target.is_some() { "1" } else { "0" }])?;
+    transaction.execute(UPSERT_META, ["manifest_sha256", &snapshot.manifest_sha256])?;
+    transaction.execute(UPSERT_META, ["target_known", if snapshot.target.is_some() { "1" } else { "0" }])?;
     write_settled(transaction, snapshot.settled.as_ref())
 }
 
 /// The settled plan and its baseline: the baseline's rows, one per user, so that keeping it
 /// costs no more memory than the rows as they go.
 fn write_settled(transaction: &rusqlite::Transaction<'_>, settled: Option<&super::Settled>) -> rusqlite::Result<()> {
-    let upsert = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2";
-    transaction.execute(upsert, [SETTLED, &decode::encode_settled(settled)])?;
+    transaction.execute(UPSERT_META, [SETTLED, &decode::encode_settled(settled)])?;
     let baseline = settled.and_then(|s| s.baseline.as_deref());
-    transaction.execute(upsert, [BASELINE, &decode::encode_baseline_head(baseline)])?;
+    transaction.execute(UPSERT_META, [BASELINE, &decode::encode_baseline_head(baseline)])?;
     transaction.execute_batch("DELETE FROM baseline_users; DELETE FROM baseline_values;")?;
     let Some(baseline) = baseline else { return Ok(()) };
     let mut insert = transaction.prepare("INSERT INTO baseline_users (key, fingerprint, id) VALUES (?1, ?2, ?3)")?;
