@@ -4,7 +4,9 @@
 //! own raw PATCH rate at the same concurrency (the same PATCHes sent by a bare HTTP client, in
 //! the same run). Each concurrency is measured `APPLY_ROUNDS` times (3 unless set), the raw
 //! client and scimform taking turns to go first, and the medians are reported: on a shared
-//! 2-core machine one pair alone swung between 60 % and 135 %.
+//! 2-core machine one pair alone swung between 60 % and 135 %. Beside the rates, each client's
+//! CPU time per request (this process's, from `/proc/self/stat`; against the embedded server it
+//! includes the server's): the client's own cost, which a busy machine blurs far less than time.
 // A benchmark program: it prints and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
 
@@ -78,10 +80,35 @@ fn updates(ids: &[String], title: &str) -> Plan {
     Plan { users, ..Plan::default() }
 }
 
+/// CPU seconds this process has used, user and system; `None` where there is no `/proc`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command's closing parenthesis, utime and stime are the 12th and 13th fields.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / 100.0) // USER_HZ, fixed at 100 in the kernel's ABI
+}
+
+/// Requests per second and CPU microseconds per request of one client's run.
+struct Rate {
+    per_second: f64,
+    cpu_us: Option<f64>,
+}
+
+impl Rate {
+    fn measure(requests: usize, started: Instant, cpu_before: Option<f64>) -> Rate {
+        let per_second = requests as f64 / started.elapsed().as_secs_f64();
+        let cpu_us = cpu_before.zip(cpu_seconds()).map(|(before, after)| 1e6 * (after - before) / requests as f64);
+        Rate { per_second, cpu_us }
+    }
+}
+
 /// The same PATCHes sent by a bare HTTP client, `concurrency` at a time: the service's own rate.
-async fn raw_rate(base_url: &str, token: &str, ids: &[String], title: &str, concurrency: usize) -> f64 {
+async fn raw_rate(base_url: &str, token: &str, ids: &[String], title: &str, concurrency: usize) -> Rate {
     use futures_util::StreamExt;
     let http = reqwest::Client::new();
+    let cpu = cpu_seconds();
     let started = Instant::now();
     let sent = futures_util::stream::iter(ids.iter().map(|id| {
         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -95,25 +122,32 @@ async fn raw_rate(base_url: &str, token: &str, ids: &[String], title: &str, conc
     .buffer_unordered(concurrency)
     .collect::<Vec<_>>()
     .await;
-    let elapsed = started.elapsed().as_secs_f64();
+    let rate = Rate::measure(ids.len(), started, cpu);
     assert!(sent.iter().all(|r| r.as_ref().is_ok_and(|r| r.status().is_success())), "every raw PATCH applies");
-    ids.len() as f64 / elapsed
+    rate
 }
 
 /// scimform's apply of the same PATCHes, `concurrency` at a time.
-async fn apply_rate(base_url: &str, token: &str, ids: &[String], title: &str, concurrency: usize) -> f64 {
+async fn apply_rate(base_url: &str, token: &str, ids: &[String], title: &str, concurrency: usize) -> Rate {
     let client = client(base_url, token, concurrency);
     let plan = updates(ids, title);
+    let cpu = cpu_seconds();
     let started = Instant::now();
     let report = execute(&plan, &client, concurrency).await;
-    let elapsed = started.elapsed().as_secs_f64();
+    let rate = Rate::measure(ids.len(), started, cpu);
     assert_eq!(report.failures().count(), 0, "every update applies");
-    ids.len() as f64 / elapsed
+    rate
 }
 
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The medians of a client's runs: requests per second, and CPU microseconds per request.
+fn medians(rates: &[Rate]) -> (f64, Option<f64>) {
+    let cpu: Option<Vec<f64>> = rates.iter().map(|r| r.cpu_us).collect();
+    (median(rates.iter().map(|r| r.per_second).collect()), cpu.map(median))
 }
 
 async fn run(name: &str, base_url: &str, token: &str, rounds: usize) {
@@ -131,12 +165,15 @@ async fn run(name: &str, base_url: &str, token: &str, rounds: usize) {
                 rates.push(apply_rate(base_url, token, &ids, &title, concurrency).await);
             }
         }
-        let (raw, rate) = (median(raws), median(rates));
+        let ((raw, raw_cpu), (rate, cpu)) = (medians(&raws), medians(&rates));
         let ratio = rate / *sequential.get_or_insert(rate);
         println!(
             "{name:<10} concurrency {concurrency:>2}: {USERS} PATCH, median of {rounds}: {rate:>7.0} req/s ({ratio:.2}x sequential; raw {raw:>7.0} req/s, {:.0} % of it)",
             100.0 * rate / raw
         );
+        if let (Some(raw_cpu), Some(cpu)) = (raw_cpu, cpu) {
+            println!("{:<10} CPU per request: {cpu:>5.0} µs, raw {raw_cpu:>5.0} µs", "");
+        }
     }
 }
 
