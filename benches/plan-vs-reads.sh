@@ -17,13 +17,14 @@ ad_dir="${SCIMFORM_AD_DIR:-${TMPDIR:-/tmp}/scimform-ad}"
 scripts/samba/ad start "$ad_dir" >/dev/null
 # shellcheck disable=SC1091
 source "$ad_dir/env"
-scim2="$(scripts/scim2/install "${TMPDIR:-/tmp}/scimform-scim2")"
+scripts/scim2/install "${TMPDIR:-/tmp}/scimform-scim2" >/dev/null
 cargo build --locked --release --quiet
 bin="$PWD/target/release/scimform"
 
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$scim2" --hostname 127.0.0.1 --port "$port" --bearer-token bench-token >"$work/scim2.log" 2>&1 &
+# A listen queue 128 deep (see the script): scimform asks for pages 4 at a time.
+scripts/scim2/serve "${TMPDIR:-/tmp}/scimform-scim2" --hostname 127.0.0.1 --port "$port" --bearer-token bench-token >"$work/scim2.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
 export SCIM_URL="http://127.0.0.1:$port/v2" SCIM_TOKEN=bench-token
