@@ -7,7 +7,7 @@
 //! 2-core machine one pair alone swung between 60 % and 135 %. The median of the rounds' own
 //! ratios (each pair ran back to back) follows, with their range. Beside the rates, each client's
 //! CPU time per request (this process's, from `/proc/self/stat`; against the embedded server it
-//! includes the server's): the client's own cost, which a busy machine blurs far less than time.
+//! includes the server's): the clients' own cost, apart from the time they wait.
 // A benchmark program: it prints and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
 
