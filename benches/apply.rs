@@ -24,6 +24,12 @@ use serde_json::json;
 
 const USERS: usize = 5000;
 
+/// The binary's allocator (`src/main.rs`), so the bench measures scimform as it runs. With
+/// glibc's, scimform's apply (which keeps each answer for the state) made 78-81 % of the bare
+/// client's rate against the embedded server at concurrency 1; with mimalloc, 89-97 %.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn client(base_url: &str, token: &str, concurrency: usize) -> ScimClient {
     let config = TargetConfig {
         profile: Profile::Generic,

@@ -6,6 +6,7 @@ pub mod assertion;
 pub mod auth;
 pub mod body;
 pub mod exchange;
+pub mod heartbeat;
 pub mod pacing;
 pub mod retry;
 

@@ -56,8 +56,11 @@ pub fn sha256_hex<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
 
 /// Bytes as lower-case hex.
 pub fn lower_hex(bytes: &[u8]) -> String {
+    // By digit, not through `format!`: a key or a digest is made for every user written.
+    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{byte:02x}"));
+        out.push(digit(byte >> 4));
+        out.push(digit(byte & 0xf));
         out
     })
 }
@@ -82,12 +85,22 @@ impl ScimRequest {
     /// The `Idempotency-Key` for this write: the sha256 of method, path and canonical body, so
     /// the same write from two overlapping runs carries the same key.
     pub fn idempotency_key(&self) -> String {
+        self.idempotency_key_for(self.wire_body().as_deref())
+    }
+
+    /// `idempotency_key`, given the body as sent (`wire_body`): a client serialises it once.
+    pub fn idempotency_key_for(&self, wire_body: Option<&str>) -> String {
         if let Some(key) = &self.idempotency_key {
             return key.clone();
         }
-        // serde_json's maps are sorted: the same value always serialises to the same bytes.
-        let body = self.body.as_ref().map(ToString::to_string).unwrap_or_default();
+        let body = wire_body.unwrap_or_default();
         sha256_hex([self.method.to_string().as_bytes(), self.path.as_bytes(), body.as_bytes()])
+    }
+
+    /// The body as sent. serde_json's maps are sorted: the same value always serialises to the
+    /// same bytes.
+    pub fn wire_body(&self) -> Option<String> {
+        self.body.as_ref().map(ToString::to_string)
     }
 
     /// Whether the request changes the target.
@@ -110,4 +123,23 @@ pub struct ScimResponse {
     pub body: Option<Value>,
     /// The `ETag` header, when present.
     pub etag: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_lower_case_hex() {
+        // `printf 'abc\n' | sha256sum`
+        assert_eq!(sha256_hex([b"abc".as_slice()]), "edeaaff3f1774ad2888673770c6d64097e391bc362d7d6fb34982ddf0efd18cb");
+        assert_eq!(lower_hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    }
+
+    #[test]
+    fn the_key_is_the_digest_of_the_body_as_sent() {
+        let request = ScimRequest::new(Method::Patch, "/Users/1").with_body(serde_json::json!({"b": 1, "a": [true]}));
+        assert_eq!(request.wire_body().as_deref(), Some(r#"{"a":[true],"b":1}"#));
+        assert_eq!(request.idempotency_key(), sha256_hex([b"PATCH".as_slice(), b"/Users/1", br#"{"a":[true],"b":1}"#]));
+    }
 }

@@ -5,7 +5,7 @@
 //! Every 2xx is success (PATCH may answer 204 with the new version only in `ETag`).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH};
@@ -20,6 +20,7 @@ use super::{CurrentGroup, CurrentState, CurrentUser, TargetError, TargetReader, 
 use crate::http::auth::Auth;
 use crate::http::body::mib;
 use crate::http::exchange::{Ended, Event, Policy, exchange};
+use crate::http::heartbeat::Heartbeat;
 use crate::http::pacing::Pacer;
 use crate::http::retry::{Backoff, Verdict, verdict};
 use crate::manifest::model::{ReadLimits, TargetConfig, TargetGroupRef};
@@ -71,6 +72,9 @@ pub struct ScimClient {
     concurrency: usize,
     /// The newest `meta.lastModified` of the users listed so far (the service's clock).
     newest_modified: Mutex<Option<jiff::Timestamp>>,
+    /// Started by the first request: each request's timeouts are then set without waking the
+    /// runtime's timer driver (`heartbeat`).
+    heartbeat: OnceLock<Heartbeat>,
 }
 
 impl ScimClient {
@@ -104,6 +108,7 @@ impl ScimClient {
             limits: config.limits,
             concurrency: config.concurrency.max(1),
             newest_modified: Mutex::new(None),
+            heartbeat: OnceLock::new(),
         })
     }
 
@@ -190,6 +195,7 @@ impl ScimClient {
         query: &[(&str, String)],
         if_match: bool,
     ) -> Result<ScimResponse, TargetError> {
+        self.heartbeat.get_or_init(Heartbeat::start);
         let label = request.to_string();
         let url = format!("{}{}", self.base_url, request.path);
         let method = match request.method {
@@ -199,7 +205,8 @@ impl ScimClient {
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
         };
-        let idempotency_key = request.is_write().then(|| request.idempotency_key());
+        let body = request.wire_body();
+        let idempotency_key = request.is_write().then(|| request.idempotency_key_for(body.as_deref()));
         let build = |authorization| {
             let mut builder =
                 self.http.request(method.clone(), &url).header(AUTHORIZATION, authorization).header(ACCEPT, SCIM_JSON);
@@ -212,8 +219,8 @@ impl ScimClient {
             if let Some(key) = &idempotency_key {
                 builder = builder.header("Idempotency-Key", key);
             }
-            if let Some(body) = &request.body {
-                builder = builder.header(CONTENT_TYPE, SCIM_JSON).body(body.to_string());
+            if let Some(body) = &body {
+                builder = builder.header(CONTENT_TYPE, SCIM_JSON).body(body.clone());
             }
             builder
         };
