@@ -108,9 +108,12 @@ where
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         pacer.learn(&headers);
-        let (method, path) = crate::logging::request_fields(label);
-        let duration_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
-        tracing::info!(method, path, status, attempt, duration_ms, "{label} -> {status}");
+        // The path's template is built only for a line that is written: this runs per request.
+        if tracing::enabled!(tracing::Level::INFO) {
+            let (method, path) = crate::logging::request_fields(label);
+            let duration_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+            tracing::info!(method, path, status, attempt, duration_ms, "{label} -> {status}");
+        }
         match verdict(status) {
             Verdict::Success => {
                 let body = read_limited(response, policy.max_body).await.map_err(|error| match error {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
 use tokio::time::Instant;
 
 use super::retry::{Backoff, retry_after};
@@ -71,9 +71,12 @@ impl Pacer {
     /// Learns from Genesys's rate-limit headers: when the window is nearly used up, pause until
     /// it resets rather than wait to be refused.
     pub fn learn(&self, headers: &HeaderMap) {
-        let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
-        if let (Some(count), Some(allowed), Some(reset)) =
-            (number("inin-ratelimit-count"), number("inin-ratelimit-allowed"), number("inin-ratelimit-reset"))
+        // Names made once, not parsed from a string on every answer.
+        const COUNT: HeaderName = HeaderName::from_static("inin-ratelimit-count");
+        const ALLOWED: HeaderName = HeaderName::from_static("inin-ratelimit-allowed");
+        const RESET: HeaderName = HeaderName::from_static("inin-ratelimit-reset");
+        let number = |name: &HeaderName| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        if let (Some(count), Some(allowed), Some(reset)) = (number(&COUNT), number(&ALLOWED), number(&RESET))
             && allowed.saturating_sub(count) <= LOW_WATER
         {
             self.pause(Duration::from_secs(reset.min(120)));
