@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderName, IF_MATCH};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -29,6 +29,8 @@ use crate::scim::resource::{ListResponse, ScimErrorBody, id_of};
 use crate::scim::{EqFilter, Method, ScimPath, ScimRequest, ScimResponse};
 
 const SCIM_JSON: &str = "application/scim+json";
+/// Made once, not parsed from a string on every write (as `pacing`'s rate-limit names).
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// What the service supports, from `/ServiceProviderConfig` (generic) or the profile (Genesys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +219,7 @@ impl ScimClient {
                 builder = builder.header(IF_MATCH, version);
             }
             if let Some(key) = &idempotency_key {
-                builder = builder.header("Idempotency-Key", key);
+                builder = builder.header(IDEMPOTENCY_KEY, key);
             }
             if let Some(body) = &body {
                 builder = builder.header(CONTENT_TYPE, SCIM_JSON).body(body.clone());
