@@ -2,12 +2,17 @@
 //! server and, when `SCIM2_SERVER_URL` is set (see `benches/apply.sh`), to scim2-server, and
 //! reports requests per second, the ratio to the sequential run, and the ratio to the service's
 //! own raw PATCH rate at the same concurrency (the same PATCHes sent by a bare HTTP client, in
-//! the same run). Each concurrency is measured `APPLY_ROUNDS` times (3 unless set), the raw
-//! client and scimform taking turns to go first, and the medians are reported: on a shared
-//! 2-core machine one pair alone swung between 60 % and 135 %. The median of the rounds' own
-//! ratios (each pair ran back to back) follows, with their range. Beside the rates, each client's
-//! CPU time per request (this process's, from `/proc/self/stat`; against the embedded server it
-//! includes the server's): the clients' own cost, apart from the time they wait.
+//! the same run).
+//!
+//! The two clients take turns in blocks of 500 PATCHes, `APPLY_ROUNDS` times over the 5,000
+//! users (3 unless set), the raw client going first in every other block. This 2-core VM's speed
+//! drifts by half within minutes (a whole run of 5,000 each, back to back, came out anywhere
+//! between 77 % and 143 % while scimform's CPU per request was within 10 µs of the bare
+//! client's): blocks of a second or two put both clients under the same drift. Each client's rate
+//! is its requests over its time in all its blocks; each block pair's own ratio follows (median
+//! and middle half). Beside the rates, each client's CPU time per request (this process's, from
+//! `/proc/self/stat`; against the embedded server it includes the server's): the clients' own
+//! cost, apart from the time they wait.
 // A benchmark program: it prints and stops at the first failure.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::cast_precision_loss, clippy::disallowed_methods)]
 
@@ -23,6 +28,8 @@ use scimform::service::{ScimClient, TargetReader, TargetWriter};
 use serde_json::json;
 
 const USERS: usize = 5000;
+/// PATCHes each client sends before the other takes its turn.
+const BLOCK: usize = 500;
 
 /// The binary's allocator (`src/main.rs`), so the bench measures scimform as it runs. With
 /// glibc's, scimform's apply (which keeps each answer for the state) made 78-81 % of the bare
@@ -97,17 +104,36 @@ fn cpu_seconds() -> Option<f64> {
     Some((user + system) / 100.0) // USER_HZ, fixed at 100 in the kernel's ABI
 }
 
-/// Requests per second and CPU microseconds per request of one client's run.
+/// Requests sent, the seconds they took and the CPU seconds spent: of one block, or summed.
+#[derive(Default)]
 struct Rate {
-    per_second: f64,
-    cpu_us: Option<f64>,
+    requests: usize,
+    seconds: f64,
+    cpu_seconds: Option<f64>,
 }
 
 impl Rate {
     fn measure(requests: usize, started: Instant, cpu_before: Option<f64>) -> Rate {
-        let per_second = requests as f64 / started.elapsed().as_secs_f64();
-        let cpu_us = cpu_before.zip(cpu_seconds()).map(|(before, after)| 1e6 * (after - before) / requests as f64);
-        Rate { per_second, cpu_us }
+        let seconds = started.elapsed().as_secs_f64();
+        Rate { requests, seconds, cpu_seconds: cpu_before.zip(cpu_seconds()).map(|(before, after)| after - before) }
+    }
+
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn cpu_us(&self) -> Option<f64> {
+        self.cpu_seconds.map(|cpu| 1e6 * cpu / self.requests as f64)
+    }
+
+    fn add(&mut self, other: &Rate) {
+        self.cpu_seconds = if self.requests == 0 {
+            other.cpu_seconds
+        } else {
+            self.cpu_seconds.zip(other.cpu_seconds).map(|(a, b)| a + b)
+        };
+        self.requests += other.requests;
+        self.seconds += other.seconds;
     }
 }
 
@@ -152,50 +178,53 @@ async fn apply_rate(base_url: &str, token: &str, ids: &[String], title: &str, co
     rate
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// The medians of a client's runs: requests per second, and CPU microseconds per request.
-fn medians(rates: &[Rate]) -> (f64, Option<f64>) {
-    let cpu: Option<Vec<f64>> = rates.iter().map(|r| r.cpu_us).collect();
-    (median(rates.iter().map(|r| r.per_second).collect()), cpu.map(median))
+/// The value `quarters` quarters of the way through `sorted` (2: the median).
+fn quartile(sorted: &[f64], quarters: usize) -> f64 {
+    sorted[(sorted.len() - 1) * quarters / 4]
 }
 
 async fn run(name: &str, base_url: &str, token: &str, rounds: usize) {
     let ids = seed(base_url, token).await;
     let mut sequential = None;
     for concurrency in [1, 4, 16] {
-        let (mut raws, mut rates) = (Vec::new(), Vec::new());
+        let (mut raw, mut applied, mut paired) = (Rate::default(), Rate::default(), Vec::new());
         for round in 0..rounds {
-            let title = format!("at {concurrency}, round {round}");
-            if round % 2 == 1 {
-                rates.push(apply_rate(base_url, token, &ids, &title, concurrency).await);
-            }
-            raws.push(raw_rate(base_url, token, &ids, &format!("raw {title}"), concurrency).await);
-            if round % 2 == 0 {
-                rates.push(apply_rate(base_url, token, &ids, &title, concurrency).await);
+            // The raw client goes first in every other block.
+            for (block, users) in ids.chunks(BLOCK).enumerate() {
+                let title = format!("at {concurrency}, round {round}, block {block}");
+                let mut raw_block = None;
+                if paired.len().is_multiple_of(2) {
+                    raw_block = Some(raw_rate(base_url, token, users, &format!("raw {title}"), concurrency).await);
+                }
+                let applied_block = apply_rate(base_url, token, users, &title, concurrency).await;
+                let raw_block = match raw_block {
+                    Some(block) => block,
+                    None => raw_rate(base_url, token, users, &format!("raw {title}"), concurrency).await,
+                };
+                paired.push(100.0 * applied_block.per_second() / raw_block.per_second());
+                raw.add(&raw_block);
+                applied.add(&applied_block);
             }
         }
-        let ((raw, raw_cpu), (rate, cpu)) = (medians(&raws), medians(&rates));
+        let rate = applied.per_second();
         let ratio = rate / *sequential.get_or_insert(rate);
         println!(
-            "{name:<10} concurrency {concurrency:>2}: {USERS} PATCH, median of {rounds}: {rate:>7.0} req/s ({ratio:.2}x sequential; raw {raw:>7.0} req/s, {:.0} % of it)",
-            100.0 * rate / raw
+            "{name:<10} concurrency {concurrency:>2}: {} PATCH each, in turns of {BLOCK}: {rate:>7.0} req/s ({ratio:.2}x sequential; raw {:>7.0} req/s, {:.0} % of it)",
+            applied.requests,
+            raw.per_second(),
+            100.0 * rate / raw.per_second()
         );
-        // Each round's pair ran back to back: its ratio is blurred less by the machine's drift.
-        let mut paired: Vec<f64> =
-            raws.iter().zip(&rates).map(|(raw, rate)| 100.0 * rate.per_second / raw.per_second).collect();
+        // Each block pair ran back to back: its ratio is blurred least by the machine's drift.
         paired.sort_by(f64::total_cmp);
         println!(
-            "{:<10} each round's pair: median {:.0} % ({:.0}-{:.0} %)",
+            "{:<10} each of {} block pairs: median {:.0} % (middle half {:.0}-{:.0} %)",
             "",
-            median(paired.clone()),
-            paired[0],
-            paired[paired.len() - 1]
+            paired.len(),
+            quartile(&paired, 2),
+            quartile(&paired, 1),
+            quartile(&paired, 3)
         );
-        if let (Some(raw_cpu), Some(cpu)) = (raw_cpu, cpu) {
+        if let (Some(raw_cpu), Some(cpu)) = (raw.cpu_us(), applied.cpu_us()) {
             println!("{:<10} CPU per request: {cpu:>5.0} µs, raw {raw_cpu:>5.0} µs", "");
         }
     }
