@@ -188,7 +188,8 @@ pub struct RawTarget {
     /// keeps sending more is stopped instead of filling memory.
     #[serde(default)]
     pub max_resources: Option<u32>,
-    /// Requests sent at once during apply (default 4).
+    /// Requests in flight at once: an apply's writes and a listing's pages (default 4). A service
+    /// that serves one request at a time does best at 1.
     #[serde(default)]
     pub concurrency: Option<u32>,
     #[serde(default)]
