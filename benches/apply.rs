@@ -7,8 +7,8 @@
 //! The two clients take turns in blocks of 500 PATCHes, `APPLY_ROUNDS` times over the 5,000
 //! users (3 unless set), the raw client going first in every other block. This 2-core VM's speed
 //! drifts by half within minutes (a whole run of 5,000 each, back to back, came out anywhere
-//! between 77 % and 143 % while scimform's CPU per request was within 10 µs of the bare
-//! client's): blocks of a second or two put both clients under the same drift. Each client's rate
+//! between 77 % and 143 %, while a profile put scimform's client about 10 µs a request above
+//! the bare one): blocks of a second or two put both clients under the same drift. Each client's rate
 //! is its requests over its time in all its blocks; each block pair's own ratio follows (median
 //! and middle half). Beside the rates, each client's CPU time per request (this process's, from
 //! `/proc/self/stat`; against the embedded server it includes the server's): the clients' own
