@@ -8,9 +8,9 @@
 //! users (3 unless set), the raw client going first in every other block. This 2-core VM's speed
 //! drifts by half within minutes (a whole run of 5,000 each, back to back, came out anywhere
 //! between 77 % and 143 %, while a profile put scimform's client about 10 µs a request above
-//! the bare one): blocks of a second or two put both clients under the same drift. Each client's rate
-//! is its requests over its time in all its blocks; each block pair's own ratio follows (median
-//! and middle half). Beside the rates, each client's CPU time per request (this process's, from
+//! the bare one): blocks of a second or two put both clients under the same drift. Each
+//! client's rate is its requests over its time in all its blocks; each block pair's own ratio
+//! follows (median and middle half). Beside the rates, each client's CPU time per request (this process's, from
 //! `/proc/self/stat`; against the embedded server it includes the server's): the clients' own
 //! cost, apart from the time they wait.
 // A benchmark program: it prints and stops at the first failure.
@@ -105,7 +105,6 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 /// Requests sent, the seconds they took and the CPU seconds spent: of one block, or summed.
-#[derive(Default)]
 struct Rate {
     requests: usize,
     seconds: f64,
@@ -113,6 +112,11 @@ struct Rate {
 }
 
 impl Rate {
+    /// Nothing sent yet: the start of a sum.
+    fn none() -> Rate {
+        Rate { requests: 0, seconds: 0.0, cpu_seconds: Some(0.0) }
+    }
+
     fn measure(requests: usize, started: Instant, cpu_before: Option<f64>) -> Rate {
         let seconds = started.elapsed().as_secs_f64();
         Rate { requests, seconds, cpu_seconds: cpu_before.zip(cpu_seconds()).map(|(before, after)| after - before) }
@@ -126,12 +130,9 @@ impl Rate {
         self.cpu_seconds.map(|cpu| 1e6 * cpu / self.requests as f64)
     }
 
+    /// Adds a block; the CPU is unknown once any block's is.
     fn add(&mut self, other: &Rate) {
-        self.cpu_seconds = if self.requests == 0 {
-            other.cpu_seconds
-        } else {
-            self.cpu_seconds.zip(other.cpu_seconds).map(|(a, b)| a + b)
-        };
+        self.cpu_seconds = self.cpu_seconds.zip(other.cpu_seconds).map(|(a, b)| a + b);
         self.requests += other.requests;
         self.seconds += other.seconds;
     }
@@ -187,19 +188,20 @@ async fn run(name: &str, base_url: &str, token: &str, rounds: usize) {
     let ids = seed(base_url, token).await;
     let mut sequential = None;
     for concurrency in [1, 4, 16] {
-        let (mut raw, mut applied, mut paired) = (Rate::default(), Rate::default(), Vec::new());
+        let (mut raw, mut applied, mut paired) = (Rate::none(), Rate::none(), Vec::new());
         for round in 0..rounds {
             // The raw client goes first in every other block.
             for (block, users) in ids.chunks(BLOCK).enumerate() {
                 let title = format!("at {concurrency}, round {round}, block {block}");
-                let mut raw_block = None;
-                if paired.len().is_multiple_of(2) {
-                    raw_block = Some(raw_rate(base_url, token, users, &format!("raw {title}"), concurrency).await);
-                }
-                let applied_block = apply_rate(base_url, token, users, &title, concurrency).await;
-                let raw_block = match raw_block {
-                    Some(block) => block,
-                    None => raw_rate(base_url, token, users, &format!("raw {title}"), concurrency).await,
+                // Each client writes a title of its own, so every PATCH changes the user.
+                let raw_title = format!("raw {title}");
+                let send_raw = || raw_rate(base_url, token, users, &raw_title, concurrency);
+                let (raw_block, applied_block) = if paired.len().is_multiple_of(2) {
+                    let raw_block = send_raw().await;
+                    (raw_block, apply_rate(base_url, token, users, &title, concurrency).await)
+                } else {
+                    let applied_block = apply_rate(base_url, token, users, &title, concurrency).await;
+                    (send_raw().await, applied_block)
                 };
                 paired.push(100.0 * applied_block.per_second() / raw_block.per_second());
                 raw.add(&raw_block);
